@@ -1,0 +1,1 @@
+"""The areamesh command line and the demo mesh; wires registry, connector and mesh."""

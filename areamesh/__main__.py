@@ -1,0 +1,3 @@
+from areamesh.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""Wiring of the connector process: build, start, stop. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from connector.config import ConnectorConfig
+from connector.grpc_service import SERVICE_NAME, PeerGrpcService
+from connector.http_api import build_http_app
+from connector.maintenance import Maintenance
+from connector.node_state import NodeState
+from connector.peers import PeerDirectory
+from connector.registry_client import RegistryClient
+from mesh.certs import load_pem_bundle
+from mesh.config import parse_hostport
+from mesh.errors import AreameshError
+from mesh.grpc_auth import PeerAuthInterceptor
+from mesh.grpc_server import MeshGrpcServer, start_server
+from mesh.http import start_site
+from mesh.keystore import NodeKeyStore
+from mesh.proto.areamesh.v1 import peer_pb2_grpc
+from mesh.revocation import CachedRevocationList
+from mesh.tls import dynamic_server_credentials
+
+log = logging.getLogger("areamesh.connector")
+
+
+class ConnectorApp:
+    def __init__(self, config: ConnectorConfig) -> None:
+        self.config = config
+        self.state = NodeState.load(config.data_dir)
+        self.keystore = NodeKeyStore(config.data_dir / "tls")
+        if not self.keystore.exists():
+            raise SystemExit(f"{config.data_dir / 'tls'} lacks node.key/node.crt/ca.crt; join "
+                             "the mesh first")
+        self.crl = CachedRevocationList(load_pem_bundle(self.keystore.trust_bundle_pem()),
+                                        config.data_dir / "tls" / "crl.der",
+                                        grace=config.crl_grace)
+        self.registry = RegistryClient(self.state, self.keystore,
+                                       config.registry or self.state.registry)
+        self.peers = PeerDirectory(self.keystore, self.state.identity_uri)
+        self.grpc: MeshGrpcServer | None = None
+        self.http: web.AppRunner | None = None
+        self._maintenance_task: asyncio.Task | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+        self.advertise = ""
+
+    async def start(self) -> None:
+        creds = dynamic_server_credentials(self.keystore.server_credentials_config,
+                                           require_client_auth=True)
+        self.grpc = await start_server(
+            [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
+            [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
+              PeerGrpcService(self.state.identity_uri), SERVICE_NAME)])
+        self.grpc_port = self.grpc.port
+        host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
+        self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
+        self.maintenance = Maintenance(self.config, self.keystore, self.registry, self.crl,
+                                       self.peers, self.advertise)
+        try:  # first contact before serving HTTP, so /healthz means "enrolled and reporting"
+            await self.maintenance.refresh_crl_once()
+            await self.maintenance.heartbeat_once()
+        except AreameshError as exc:
+            log.warning("registry not reachable at start-up (working on cached state): %s",
+                        exc.message)
+        self._maintenance_task = asyncio.create_task(self.maintenance.run(), name="maintenance")
+        self.http, self.http_port = await start_site(build_http_app(self), self.config.http_listen)
+        log.info("connector %s ready", self.state.identity_uri,
+                 extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
+                        "advertise": self.advertise})
+
+    def ready_info(self) -> dict[str, object]:
+        return {"grpc_port": self.grpc_port, "http_port": self.http_port,
+                "identity": self.state.identity_uri, "advertise": self.advertise}
+
+    async def stop(self, grace: float = 5.0) -> None:
+        log.info("stopping connector: gRPC (grace %.1fs)", grace)
+        if self.grpc:
+            await self.grpc.stop(grace)
+        log.info("stopping connector: HTTP")
+        if self.http:
+            await self.http.cleanup()
+        log.info("stopping connector: background loops")
+        if self._maintenance_task:
+            self._maintenance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._maintenance_task
+        await self.peers.reset()
+        await self.registry.close()
+        log.info("connector stopped")

@@ -1,0 +1,77 @@
+"""ConnectorConfig and the table of its settings (flags, environment, docs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from mesh.config import Setting, parse_hostport
+from mesh.durations import parse_duration
+from mesh.errors import InvalidRequest
+
+SERVE_SETTINGS = [
+    Setting("connector.data_dir", "--data-dir", None,
+            "Connector data directory (tls/, node.json).", required=True),
+    Setting("connector.grpc.listen", "--grpc", "127.0.0.1:7701",
+            "PeerService gRPC listen address HOST:PORT (mTLS). Port 0 = any free port."),
+    Setting("connector.http.listen", "--http", "127.0.0.1:7781",
+            "Admin HTTP listen address HOST:PORT (health, status, peers, metrics)."),
+    Setting("connector.advertise", "--advertise", None,
+            "HOST:PORT other connectors dial; default: the bound gRPC address."),
+    Setting("connector.registry", "--registry", None,
+            "Registry gRPC HOST:PORT; default: the one this node joined."),
+    Setting("connector.heartbeat.interval", "--heartbeat-interval", "30s",
+            "How often the node reports to the registry and checks its certificate."),
+    Setting("connector.crl.refresh", "--crl-refresh", "60s",
+            "How often the revocation list is refreshed (revoked peers are refused within it)."),
+    Setting("connector.crl.grace", "--crl-grace", "24h",
+            "How long past its next-update a cached revocation list is still used while the "
+            "registry is unreachable; after that, calls are refused."),
+    Setting("connector.renew.at", "--renew-at", "0.33",
+            "Renew the certificate when less than this fraction of its lifetime is left."),
+    Setting("connector.log.format", "--log-format", "text", "Log format: text or json."),
+]
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    data_dir: Path
+    grpc_listen: str = "127.0.0.1:7701"
+    http_listen: str = "127.0.0.1:7781"
+    advertise: str | None = None
+    registry: str | None = None
+    heartbeat_interval: timedelta = timedelta(seconds=30)
+    crl_refresh: timedelta = timedelta(seconds=60)
+    crl_grace: timedelta = timedelta(hours=24)
+    renew_at: float = 0.33
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        parse_hostport(self.grpc_listen, what="--grpc")
+        parse_hostport(self.http_listen, what="--http")
+        if self.advertise:
+            parse_hostport(self.advertise, what="--advertise")
+        if self.registry:
+            parse_hostport(self.registry, what="--registry")
+        if not 0.0 < self.renew_at < 1.0:
+            raise InvalidRequest("--renew-at must be a fraction between 0 and 1")
+        for name in ("heartbeat_interval", "crl_refresh"):
+            if getattr(self, name) < timedelta(milliseconds=100):
+                raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 100ms")
+        if self.log_format not in ("text", "json"):
+            raise InvalidRequest("--log-format must be text or json")
+
+    @classmethod
+    def from_options(cls, **kw: str | None) -> ConnectorConfig:
+        try:
+            renew_at = float(kw["renew_at"] or "0.33")
+        except ValueError:
+            raise InvalidRequest("--renew-at must be a number such as 0.33") from None
+        return cls(data_dir=Path(str(kw["data_dir"])), grpc_listen=str(kw["grpc"]),
+                   http_listen=str(kw["http"]), advertise=kw["advertise"] or None,
+                   registry=kw["registry"] or None,
+                   heartbeat_interval=parse_duration(str(kw["heartbeat_interval"])),
+                   crl_refresh=parse_duration(str(kw["crl_refresh"])),
+                   crl_grace=parse_duration(str(kw["crl_grace"])), renew_at=renew_at,
+                   log_format=str(kw["log_format"]))

@@ -1,0 +1,24 @@
+"""PeerService: what a connector serves to other connectors over mTLS."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mesh.grpc_auth import current_peer
+from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
+
+SERVICE_NAME = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
+
+
+class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
+    def __init__(self, own_uri: str) -> None:
+        self.own_uri = own_uri
+
+    async def Ping(self, request: peer_pb2.PingRequest, context: grpc.aio.ServicerContext
+                   ) -> peer_pb2.PingResponse:
+        now = Timestamp()
+        now.GetCurrentTime()
+        return peer_pb2.PingResponse(server_identity=self.own_uri,
+                                     caller_identity=current_peer().uri, server_time=now,
+                                     payload=request.payload)

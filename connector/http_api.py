@@ -1,0 +1,72 @@
+"""The connector's admin HTTP API: health, status, peers, metrics. Bind it to loopback or an
+admin network; it is not exposed to the mesh."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from mesh.certs import remaining_fraction
+from mesh.http import error_middleware, metrics
+
+if TYPE_CHECKING:
+    from connector.app import ConnectorApp
+
+NODE = web.AppKey("node", object)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    node: ConnectorApp = request.app[NODE]
+    return web.json_response({"status": "ok", "identity": node.state.identity_uri})
+
+
+async def status(request: web.Request) -> web.Response:
+    node: ConnectorApp = request.app[NODE]
+    cert = node.keystore.certificate()
+    m = node.maintenance
+    return web.json_response({
+        "identity": node.state.identity_uri,
+        "participant": {"id": node.state.participant_id, "name": node.state.participant_name},
+        "mesh_id": node.state.mesh_id,
+        "grpc_port": node.grpc_port,
+        "advertise": node.advertise,
+        "certificate": {"serial": format(cert.serial_number, "x"),
+                        "not_after": cert.not_valid_after_utc.isoformat(),
+                        "remaining_fraction": round(remaining_fraction(cert), 4),
+                        "renewals": m.renewals},
+        "registry": {"address": node.registry.address,
+                     "last_heartbeat": m.last_heartbeat.isoformat() if m.last_heartbeat else None,
+                     "last_error": m.last_error},
+        "revocation_list": {
+            "number": node.crl.number,
+            "next_update": node.crl.next_update.isoformat() if node.crl.next_update else None,
+            "usable_until": u.isoformat() if (u := node.crl.usable_until()) else None},
+    })
+
+
+async def peers(request: web.Request) -> web.Response:
+    """The mesh's nodes as the registry lists them; ``?ping=1`` also pings each online peer."""
+    node: ConnectorApp = request.app[NODE]
+    others = node.peers.others()
+    results = {}
+    if request.query.get("ping") in ("1", "true"):
+        pings = await asyncio.gather(*(node.peers.ping(n) for n in others if n.endpoint))
+        results = {p.identity_uri: asdict(p) for p in pings}
+    return web.json_response({"self": node.state.identity_uri, "peers": [
+        {"identity": n.identity_uri, "participant_id": n.participant_id,
+         "participant_name": n.participant_name, "node_name": n.node_name,
+         "endpoint": n.endpoint, "online": n.online, "ping": results.get(n.identity_uri)}
+        for n in others]})
+
+
+def build_http_app(node: ConnectorApp) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[NODE] = node
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/peers", peers)
+    return app

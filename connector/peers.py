@@ -1,0 +1,84 @@
+"""PeerDirectory: the other connectors as the registry lists them, and mTLS channels to them.
+
+A peer is dialled at its advertised endpoint with its certificate's DNS name as the TLS target
+name, so the handshake itself proves we reached the node the registry named.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from mesh.clock import utcnow
+from mesh.errors import NotFound, Unavailable, from_grpc
+from mesh.keystore import NodeKeyStore
+from mesh.proto.areamesh.v1 import common_pb2, peer_pb2, peer_pb2_grpc
+
+log = logging.getLogger("areamesh.connector.peers")
+
+
+@dataclass(frozen=True)
+class PingResult:
+    identity_uri: str
+    ok: bool
+    server_identity: str = ""
+    caller_identity: str = ""
+    latency_ms: float = 0.0
+    error: str = ""
+
+
+class PeerDirectory:
+    def __init__(self, keystore: NodeKeyStore, own_uri: str) -> None:
+        self.keystore = keystore
+        self.own_uri = own_uri
+        self.nodes: list[common_pb2.NodeInfo] = []
+        self.refreshed_at = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def update(self, nodes: list[common_pb2.NodeInfo]) -> None:
+        self.nodes = nodes
+        self.refreshed_at = utcnow()
+
+    def others(self) -> list[common_pb2.NodeInfo]:
+        return [n for n in self.nodes if n.identity_uri != self.own_uri]
+
+    def find(self, identity_uri: str) -> common_pb2.NodeInfo:
+        for n in self.nodes:
+            if n.identity_uri == identity_uri:
+                return n
+        raise NotFound(f"no node {identity_uri} in the registry's list")
+
+    def channel(self, node: common_pb2.NodeInfo) -> grpc.aio.Channel:
+        if not node.endpoint:
+            raise Unavailable(f"{node.identity_uri} has not reported an endpoint yet")
+        key = f"{node.identity_uri}@{node.endpoint}"
+        ch = self._channels.get(key)
+        if ch is None:
+            ch = grpc.aio.secure_channel(
+                node.endpoint, self.keystore.channel_credentials(),
+                options=[("grpc.ssl_target_name_override", node.tls_server_name)])
+            self._channels[key] = ch
+        return ch
+
+    async def ping(self, node: common_pb2.NodeInfo, *, timeout: float = 5.0) -> PingResult:
+        started = utcnow()
+        try:
+            reply = await peer_pb2_grpc.PeerServiceStub(self.channel(node)).Ping(
+                peer_pb2.PingRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            err = from_grpc(exc, what=f"ping {node.identity_uri}")
+            return PingResult(node.identity_uri, False, error=err.message)
+        except Unavailable as exc:
+            return PingResult(node.identity_uri, False, error=exc.message)
+        ms = (utcnow() - started).total_seconds() * 1000
+        ok = reply.server_identity == node.identity_uri and reply.caller_identity == self.own_uri
+        return PingResult(node.identity_uri, ok, reply.server_identity, reply.caller_identity,
+                          round(ms, 2), "" if ok else "identity mismatch")
+
+    async def reset(self) -> None:
+        """Close all channels (after a certificate renewal the next dial uses the new one)."""
+        channels, self._channels = self._channels, {}
+        for ch in channels.values():
+            await ch.close()

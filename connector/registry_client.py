@@ -1,0 +1,66 @@
+"""The connector's mTLS client for the registry: heartbeat, renewal, discovery, revocation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import grpc
+
+import mesh
+from connector.node_state import NodeState
+from mesh.errors import from_grpc
+from mesh.keystore import NodeKeyStore
+from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+
+log = logging.getLogger("areamesh.connector.registry")
+
+
+class RegistryClient:
+    """One mTLS channel to the registry, rebuilt after the node's certificate is renewed."""
+
+    def __init__(self, state: NodeState, keystore: NodeKeyStore, address: str,
+                 *, timeout: timedelta = timedelta(seconds=10)) -> None:
+        self.state = state
+        self.keystore = keystore
+        self.address = address
+        self.timeout = timeout.total_seconds()
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: registry_pb2_grpc.RegistryServiceStub | None = None
+
+    def _ensure(self) -> registry_pb2_grpc.RegistryServiceStub:
+        if self._stub is None:
+            self._channel = grpc.aio.secure_channel(
+                self.address, self.keystore.channel_credentials(),
+                options=[("grpc.ssl_target_name_override", self.state.registry_tls_name)])
+            self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        return self._stub
+
+    async def reconnect(self) -> None:
+        """Drop the channel so the next call uses the node's current certificate."""
+        await self.close()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = self._stub = None
+
+    async def _call(self, name: str, request):
+        try:
+            return await getattr(self._ensure(), name)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, what=f"registry {name} at {self.address}") from None
+
+    async def heartbeat(self, advertise: str) -> registry_pb2.HeartbeatResponse:
+        return await self._call("Heartbeat", registry_pb2.HeartbeatRequest(
+            advertise_endpoint=advertise, software_version=mesh.__version__))
+
+    async def renew(self, csr_pem: bytes) -> registry_pb2.RenewResponse:
+        return await self._call("Renew", registry_pb2.RenewRequest(csr_pem=csr_pem))
+
+    async def list_nodes(self) -> list[common_pb2.NodeInfo]:
+        reply = await self._call("ListNodes", registry_pb2.ListNodesRequest())
+        return list(reply.nodes)
+
+    async def revocation_list(self) -> registry_pb2.RevocationList:
+        return await self._call("GetRevocationList", registry_pb2.GetRevocationListRequest())

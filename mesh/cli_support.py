@@ -1,0 +1,61 @@
+"""What every areamesh CLI command shares: error reporting and the serve loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import click
+
+from mesh.errors import AreameshError, InvalidRequest
+
+log = logging.getLogger("areamesh.cli")
+
+
+def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ``AreameshError`` into a readable message (Japanese, then English) and exit 1/2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AreameshError as exc:
+            if exc.message_ja:
+                click.echo(f"エラー: {exc.message_ja}", err=True)
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sys.exit(2 if isinstance(exc, InvalidRequest) else 1)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+class Service(Protocol):
+    def ready_info(self) -> dict[str, Any]:
+        """Bound ports and identity, printed as the ``ready`` line."""
+
+    async def start(self) -> None: ...
+    async def stop(self, grace: float = ...) -> None: ...
+
+
+async def serve_until_signal(service: Service) -> None:
+    """Start, print one JSON ``ready`` line on stdout, run until SIGINT/SIGTERM, then stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    try:
+        click.echo(json.dumps({"event": "ready", **service.ready_info()}, ensure_ascii=False))
+        sys.stdout.flush()
+        await stop.wait()
+        log.info("signal received; shutting down")
+    finally:
+        await service.stop()

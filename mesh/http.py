@@ -1,0 +1,55 @@
+"""aiohttp pieces every node's HTTP side shares: JSON errors, /metrics, site start-up."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mesh.config import parse_hostport
+from mesh.errors import AreameshError, Unavailable
+
+log = logging.getLogger("areamesh.mesh.http")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Every error leaves as ``{"error": {"code", "message", ...}}`` with a 4xx/5xx status."""
+    try:
+        return await handler(request)
+    except AreameshError as exc:
+        log.warning("HTTP %s %s refused: %s", request.method, request.path, exc.message,
+                    extra={"code": exc.code})
+        return web.json_response(exc.to_json(), status=exc.http_status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"error": {"code": exc.reason.lower().replace(" ", "_"),
+                                            "message": exc.reason}}, status=exc.status)
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return web.json_response({"error": {"code": "internal",
+                                            "message": "internal error; see the server log"}},
+                                 status=500)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def start_site(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``listen`` (port 0 = any free port); return the runner and bound port."""
+    host, port = parse_hostport(listen, what="HTTP listen address")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise Unavailable(f"cannot bind HTTP to {listen}: {exc}",
+                          message_ja=f"HTTP を {listen} で待ち受けできません") from exc
+    bound = site._server.sockets[0].getsockname()[1]
+    log.info("HTTP listening on http://%s:%d", host, bound)
+    return runner, bound

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for the areamesh wire contract (see protos/)."""

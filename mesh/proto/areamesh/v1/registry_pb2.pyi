@@ -1,0 +1,111 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from mesh.proto.areamesh.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EnrolRequest(_message.Message):
+    __slots__ = ("token_id", "token_secret", "ca_fingerprint", "node_name", "csr_pem")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CA_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    token_secret: str
+    ca_fingerprint: str
+    node_name: str
+    csr_pem: bytes
+    def __init__(self, token_id: _Optional[str] = ..., token_secret: _Optional[str] = ..., ca_fingerprint: _Optional[str] = ..., node_name: _Optional[str] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
+
+class EnrolResponse(_message.Message):
+    __slots__ = ("certificate_pem", "trust_bundle", "participant_id", "participant_name", "not_after")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    TRUST_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_NAME_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: bytes
+    trust_bundle: TrustBundle
+    participant_id: str
+    participant_name: str
+    not_after: _timestamp_pb2.Timestamp
+    def __init__(self, certificate_pem: _Optional[bytes] = ..., trust_bundle: _Optional[_Union[TrustBundle, _Mapping]] = ..., participant_id: _Optional[str] = ..., participant_name: _Optional[str] = ..., not_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ("csr_pem",)
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    csr_pem: bytes
+    def __init__(self, csr_pem: _Optional[bytes] = ...) -> None: ...
+
+class RenewResponse(_message.Message):
+    __slots__ = ("certificate_pem", "trust_bundle", "not_after")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    TRUST_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: bytes
+    trust_bundle: TrustBundle
+    not_after: _timestamp_pb2.Timestamp
+    def __init__(self, certificate_pem: _Optional[bytes] = ..., trust_bundle: _Optional[_Union[TrustBundle, _Mapping]] = ..., not_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("advertise_endpoint", "software_version")
+    ADVERTISE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    advertise_endpoint: str
+    software_version: str
+    def __init__(self, advertise_endpoint: _Optional[str] = ..., software_version: _Optional[str] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("server_time", "revocation_list_number")
+    SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_LIST_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    server_time: _timestamp_pb2.Timestamp
+    revocation_list_number: int
+    def __init__(self, server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revocation_list_number: _Optional[int] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ("participant_id",)
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    participant_id: str
+    def __init__(self, participant_id: _Optional[str] = ...) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeInfo]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ...) -> None: ...
+
+class GetTrustBundleRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TrustBundle(_message.Message):
+    __slots__ = ("mesh_id", "ca_certificates_pem")
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    mesh_id: str
+    ca_certificates_pem: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, mesh_id: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetRevocationListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevocationList(_message.Message):
+    __slots__ = ("crl_der", "number", "this_update", "next_update")
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    THIS_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    crl_der: bytes
+    number: int
+    this_update: _timestamp_pb2.Timestamp
+    next_update: _timestamp_pb2.Timestamp
+    def __init__(self, crl_der: _Optional[bytes] = ..., number: _Optional[int] = ..., this_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

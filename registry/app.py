@@ -1,0 +1,73 @@
+"""Wiring of the registry process: build, start, stop. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from mesh.grpc_auth import PeerAuthInterceptor
+from mesh.grpc_server import MeshGrpcServer, start_server
+from mesh.http import start_site
+from mesh.proto.areamesh.v1 import registry_pb2_grpc
+from mesh.tls import dynamic_server_credentials
+from registry.ca.authority import CertificateAuthority
+from registry.config import RegistryConfig
+from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
+from registry.http_api import build_http_app
+from registry.store import RegistryStore, open_registry_db
+
+log = logging.getLogger("areamesh.registry")
+
+
+class RegistryApp:
+    def __init__(self, config: RegistryConfig) -> None:
+        self.config = config
+        self.grpc: MeshGrpcServer | None = None
+        self.http: web.AppRunner | None = None
+        self.grpc_port = 0
+        self.enrol_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        data_dir = self.config.data_dir
+        if not (data_dir / "registry.db").exists():
+            raise SystemExit(f"{data_dir} is not a registry data dir; run "
+                             f"'areamesh registry init --data-dir {data_dir} --name ...' first")
+        self.db = await open_registry_db(data_dir).open()
+        self.store = RegistryStore(self.db)
+        mesh_id = await self.store.meta("mesh_id")
+        self.ca = CertificateAuthority(data_dir / "ca", mesh_id or "default")
+        self.ca.ensure_registry_certificate()
+        mtls = dynamic_server_credentials(self.ca.registry_server_config,
+                                          require_client_auth=True)
+        enrol_tls = dynamic_server_credentials(self.ca.registry_server_config,
+                                               require_client_auth=False)
+        interceptor = PeerAuthInterceptor(RegistryDbChecker(self.store),
+                                          public_methods=frozenset({ENROL_METHOD}))
+        service = RegistryGrpcService(self.config, self.store, self.ca)
+        self.grpc = await start_server(
+            [(self.config.grpc_listen, mtls), (self.config.enrol_listen, enrol_tls)], interceptor,
+            [(registry_pb2_grpc.add_RegistryServiceServicer_to_server, service, SERVICE_NAME)])
+        self.grpc_port, self.enrol_port = self.grpc.ports
+        self.http, self.http_port = await start_site(
+            build_http_app(self.config, self.store, self.ca), self.config.http_listen)
+        log.info("registry of mesh %s ready (CA %s)", self.ca.mesh_id, self.ca.fingerprint,
+                 extra={"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
+                        "http_port": self.http_port})
+
+    def ready_info(self) -> dict[str, object]:
+        return {"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
+                "http_port": self.http_port, "mesh_id": self.ca.mesh_id,
+                "ca_fingerprint": self.ca.fingerprint}
+
+    async def stop(self, grace: float = 5.0) -> None:
+        log.info("stopping registry: gRPC")
+        if self.grpc:
+            await self.grpc.stop(grace)
+        log.info("stopping registry: HTTP")
+        if self.http:
+            await self.http.cleanup()
+        log.info("stopping registry: database")
+        await self.db.close()
+        log.info("registry stopped")

@@ -1,0 +1,1 @@
+"""The mesh certificate authority: root key, node certificates, revocation lists."""

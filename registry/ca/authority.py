@@ -1,0 +1,226 @@
+"""The mesh root CA. Only this module reads the CA private key (``ca/ca.key``, mode 0600).
+
+Files in ``DATA_DIR/ca/``: ``ca.key`` (0600), ``ca.crt``, ``registry.key`` (0600) and
+``registry.crt`` (the registry's own TLS server/client certificate, signed by the CA).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mesh.certs import fingerprint, identity_of, to_pem
+from mesh.errors import InvalidRequest, PermissionDenied
+from mesh.files import atomic_write, read_secret, write_secret
+from mesh.ids import node_dns_name, node_identity_uri, registry_dns_name
+from mesh.keystore import generate_key, key_to_pem
+
+log = logging.getLogger("areamesh.registry.ca")
+
+CA_LIFETIME = timedelta(days=3650)
+REGISTRY_CERT_LIFETIME = timedelta(days=365)
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_CSR_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: datetime
+
+
+class CertificateAuthority:
+    """Issues node certificates and signs revocation lists for one mesh."""
+
+    def __init__(self, ca_dir: Path, mesh_id: str) -> None:
+        self.ca_dir = ca_dir
+        self.mesh_id = mesh_id
+        self._key = serialization.load_pem_private_key(read_secret(ca_dir / "ca.key"), None)
+        self.certificate = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+
+    # ---- creation -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, ca_dir: Path, *, mesh_id: str, name: str) -> CertificateAuthority:
+        """Create the root key and certificate; refuses to overwrite an existing CA."""
+        if (ca_dir / "ca.key").exists():
+            raise FileExistsError(f"{ca_dir / 'ca.key'} exists: this data dir already has a CA")
+        ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = generate_key()
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"areamesh root CA ({mesh_id})"),
+        ])
+        now = datetime.now(UTC)
+        cert = (x509.CertificateBuilder()
+                .subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + CA_LIFETIME)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=True, key_cert_sign=True, crl_sign=True,
+                    content_commitment=False, key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        write_secret(ca_dir / "ca.key", key_to_pem(key))
+        atomic_write(ca_dir / "ca.crt", to_pem(cert))
+        ca = cls(ca_dir, mesh_id)
+        ca.ensure_registry_certificate()
+        log.info("created mesh CA %s for mesh %s", fingerprint(cert), mesh_id)
+        return ca
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.certificate)
+
+    def ca_pem(self) -> bytes:
+        return to_pem(self.certificate)
+
+    # ---- the registry's own certificate ----------------------------------------------------
+    def ensure_registry_certificate(self) -> None:
+        """(Re)issue the registry's TLS certificate when missing or within 30 days of expiry."""
+        crt = self.ca_dir / "registry.crt"
+        if crt.exists():
+            cert = x509.load_pem_x509_certificate(crt.read_bytes())
+            if cert.not_valid_after_utc - datetime.now(UTC) > timedelta(days=30):
+                return
+        key = generate_key()
+        uri = f"urn:areamesh:mesh:{self.mesh_id}:registry"
+        names = [x509.DNSName(registry_dns_name(self.mesh_id)), x509.DNSName("localhost"),
+                 x509.UniformResourceIdentifier(uri)]
+        cert = self._issue(key.public_key(), x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, f"areamesh registry ({self.mesh_id})")]),
+            names, datetime.now(UTC) + REGISTRY_CERT_LIFETIME)
+        write_secret(self.ca_dir / "registry.key", key_to_pem(key))
+        atomic_write(crt, to_pem(cert))
+
+    def registry_server_config(self) -> grpc.ServerCertificateConfiguration:
+        """Serve the registry leaf followed by the CA, so a joining node can find the CA it
+        pinned; trust client certificates from the mesh roots."""
+        chain = (self.ca_dir / "registry.crt").read_bytes() + self.ca_pem()
+        return grpc.ssl_server_certificate_configuration(
+            [(read_secret(self.ca_dir / "registry.key"), chain)],
+            root_certificates=self.ca_pem())
+
+    # ---- node certificates -----------------------------------------------------------------
+    def check_csr(self, csr_pem: bytes, *, participant_id: str, node_name: str
+                  ) -> x509.CertificateSigningRequest:
+        """Parse and check a CSR. Every name it claims must be this participant's node.
+
+        Raises ``InvalidRequest`` for a malformed CSR and ``PermissionDenied`` for one that
+        claims another identity.
+        """
+        if len(csr_pem) > MAX_CSR_BYTES:
+            raise InvalidRequest(f"CSR is {len(csr_pem)} bytes; the limit is {MAX_CSR_BYTES}",
+                                 code="malformed_csr")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise InvalidRequest(f"CSR is not a PEM certificate signing request: {exc}",
+                                 message_ja="CSRの形式が正しくありません",
+                                 code="malformed_csr") from None
+        try:
+            valid = csr.is_signature_valid
+        except (InvalidSignature, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise InvalidRequest("CSR signature does not verify with its own public key",
+                                 message_ja="CSRの署名を検証できません", code="malformed_csr")
+        pub = csr.public_key()
+        if not ((isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name == "secp256r1")
+                or isinstance(pub, ed25519.Ed25519PublicKey)):
+            raise InvalidRequest("CSR key must be ECDSA P-256 or Ed25519", code="malformed_csr")
+        expected_uri = node_identity_uri(participant_id, node_name)
+        for attr in csr.subject:
+            if attr.oid == NameOID.ORGANIZATION_NAME and attr.value != participant_id:
+                raise PermissionDenied(
+                    f"CSR subject claims organisation {attr.value!r}, but this token/certificate "
+                    f"belongs to participant {participant_id}",
+                    message_ja="CSRが別の参加者を名乗っています", code="csr_identity_mismatch")
+            if attr.oid == NameOID.COMMON_NAME and attr.value != node_name:
+                raise PermissionDenied(
+                    f"CSR subject claims node {attr.value!r}, expected {node_name!r}",
+                    message_ja="CSRが別のノードを名乗っています", code="csr_identity_mismatch")
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            san = None
+        if san is not None:
+            for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+                if uri != expected_uri:
+                    raise PermissionDenied(
+                        f"CSR claims identity {uri}, expected {expected_uri}",
+                        message_ja="CSRが別の参加者の識別子を名乗っています",
+                        code="csr_identity_mismatch")
+            if san.get_values_for_type(x509.DNSName) or san.get_values_for_type(x509.IPAddress):
+                raise PermissionDenied("CSR may not request DNS or IP names; the registry "
+                                       "assigns them", code="csr_identity_mismatch")
+        return csr
+
+    def issue_node_certificate(self, csr: x509.CertificateSigningRequest, *,
+                               participant_id: str, node_name: str, lifetime: timedelta,
+                               not_before: datetime | None = None) -> x509.Certificate:
+        """Sign a node certificate. The registry decides every name in it, not the CSR."""
+        uri = node_identity_uri(participant_id, node_name)
+        start = not_before or datetime.now(UTC) - CLOCK_SKEW
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, participant_id),
+                             x509.NameAttribute(NameOID.COMMON_NAME, node_name)])
+        names = [x509.UniformResourceIdentifier(uri),
+                 x509.DNSName(node_dns_name(participant_id, node_name, self.mesh_id))]
+        end = (not_before + lifetime) if not_before else datetime.now(UTC) + lifetime
+        return self._issue(csr.public_key(), subject, names, end, not_before=start)
+
+    def _issue(self, public_key, subject: x509.Name, names: list[x509.GeneralName],
+               not_after: datetime, *, not_before: datetime | None = None) -> x509.Certificate:
+        ca_pub = self.certificate.public_key()
+        builder = (x509.CertificateBuilder()
+                   .subject_name(subject).issuer_name(self.certificate.subject)
+                   .public_key(public_key)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(not_before or datetime.now(UTC) - CLOCK_SKEW)
+                   .not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(
+                       digital_signature=True, key_cert_sign=False, crl_sign=False,
+                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                       key_agreement=False, encipher_only=False, decipher_only=False),
+                       critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                         ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                  critical=False)
+                   .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_pub),
+                                  critical=False))
+        return builder.sign(self._key, hashes.SHA256())
+
+    # ---- revocation ------------------------------------------------------------------------
+    def sign_crl(self, revoked: list[RevokedEntry], *, number: int, this_update: datetime,
+                 next_update: datetime) -> x509.CertificateRevocationList:
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(self.certificate.subject)
+                   .last_update(this_update).next_update(next_update)
+                   .add_extension(x509.CRLNumber(number), critical=False))
+        for entry in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(entry.serial)
+                .revocation_date(entry.revoked_at).build())
+        return builder.sign(self._key, hashes.SHA256())
+
+
+def new_token_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+__all__ = ["CertificateAuthority", "RevokedEntry", "identity_of", "new_token_secret"]

@@ -1,0 +1,198 @@
+"""``areamesh registry …``: initialise, administer and serve the registry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from mesh.cli_support import report_errors, serve_until_signal
+from mesh.config import options
+from mesh.durations import parse_duration
+from mesh.errors import InvalidRequest
+from mesh.ids import MESH_ID, ParticipantType
+from mesh.log import setup_logging
+from registry.ca.authority import CertificateAuthority
+from registry.config import SERVE_SETTINGS, RegistryConfig
+from registry.store import RegistryStore, open_registry_db
+
+data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_REGISTRY_DATA_DIR",
+                               show_envvar=True, type=click.Path(path_type=Path),
+                               help="Registry data directory.")
+
+
+async def _with_store(data_dir: Path, fn):
+    if not (data_dir / "registry.db").exists():
+        raise InvalidRequest(f"{data_dir} is not a registry data dir (run 'areamesh registry "
+                             "init' first)", message_ja="レジストリのデータディレクトリではありません")
+    async with open_registry_db(data_dir) as db:
+        store = RegistryStore(db)
+        mesh_id = await store.meta("mesh_id") or "default"
+        return await fn(store, CertificateAuthority(data_dir / "ca", mesh_id))
+
+
+@click.group()
+def registry() -> None:
+    """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
+
+
+@registry.command()
+@data_dir_option
+@click.option("--name", required=True, help="Operating organisation's name, e.g. 兵庫県.")
+@click.option("--mesh-id", default="default", show_default=True,
+              help="This mesh's id (a DNS label); federation tells meshes apart by it.")
+@report_errors
+def init(data_dir: Path, name: str, mesh_id: str) -> None:
+    """Create the mesh root CA (key mode 0600) and the registry database."""
+    if not MESH_ID.match(mesh_id):
+        raise InvalidRequest("--mesh-id must be lowercase letters, digits and '-'")
+    if (data_dir / "registry.db").exists() or (data_dir / "ca" / "ca.key").exists():
+        raise InvalidRequest(f"{data_dir} is already initialised",
+                             message_ja="このデータディレクトリは初期化済みです")
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca = CertificateAuthority.create(data_dir / "ca", mesh_id=mesh_id, name=name)
+
+    async def run() -> None:
+        async with open_registry_db(data_dir) as db:
+            store = RegistryStore(db)
+            await store.set_meta("mesh_id", mesh_id)
+            await store.set_meta("name", name)
+
+    asyncio.run(run())
+    click.echo(f"レジストリを初期化しました / registry initialised: {data_dir}")
+    click.echo(f"mesh id: {mesh_id}")
+    click.echo(f"CA fingerprint: {ca.fingerprint}")
+
+
+@registry.group()
+def participant() -> None:
+    """Manage participants (参加者): local governments and companies."""
+
+
+@participant.command("add")
+@data_dir_option
+@click.option("--id", "pid", required=True,
+              help="全国地方公共団体コード (6 digits) or 法人番号 (13 digits), with check digit.")
+@click.option("--name", required=True, help="Participant name, e.g. 姫路市.")
+@click.option("--type", "kind", required=True,
+              type=click.Choice([t.value for t in ParticipantType]), help="Participant type.")
+@report_errors
+def participant_add(data_dir: Path, pid: str, name: str, kind: str) -> None:
+    """Register a participant after validating its id's length and check digit."""
+    p = asyncio.run(_with_store(data_dir, lambda s, ca: s.add_participant(pid, name, kind)))
+    click.echo(f"参加者を登録しました / participant added: {p.id} {p.name} ({p.type})")
+
+
+@participant.command("list")
+@data_dir_option
+@report_errors
+def participant_list(data_dir: Path) -> None:
+    """List participants and their status."""
+    for p in asyncio.run(_with_store(data_dir, lambda s, ca: s.participants())):
+        click.echo(f"{p.id}\t{p.type}\t{p.status}\t{p.name}")
+
+
+@participant.command("suspend")
+@data_dir_option
+@click.option("--id", "pid", required=True, help="Participant id.")
+@click.option("--reason", default="suspended by operator", show_default=True)
+@report_errors
+def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
+    """Suspend a participant: revoke all its node certificates and refuse new enrolment."""
+
+    async def run(store: RegistryStore, ca: CertificateAuthority):
+        serials = await store.suspend_participant(pid, reason)
+        crl = await store.current_crl(ca, await _crl_validity(store))
+        return serials, crl.number
+
+    serials, number = asyncio.run(_with_store(data_dir, run))
+    click.echo(f"参加者 {pid} を停止しました / suspended; {len(serials)} certificate(s) revoked; "
+               f"revocation list {number} published")
+
+
+@participant.command("reinstate")
+@data_dir_option
+@click.option("--id", "pid", required=True, help="Participant id.")
+@report_errors
+def participant_reinstate(data_dir: Path, pid: str) -> None:
+    """Lift a suspension. Revoked certificates stay revoked: nodes join again with new tokens."""
+    asyncio.run(_with_store(data_dir, lambda s, ca: s.reinstate_participant(pid)))
+    click.echo(f"参加者 {pid} の停止を解除しました / reinstated")
+
+
+async def _crl_validity(store: RegistryStore):
+    return parse_duration(await store.meta("crl_validity") or "1h")
+
+
+@registry.group()
+def node() -> None:
+    """Manage enrolled connector nodes."""
+
+
+@node.command("list")
+@data_dir_option
+@report_errors
+def node_list(data_dir: Path) -> None:
+    """List active nodes with their endpoint and last heartbeat."""
+    for n in asyncio.run(_with_store(data_dir, lambda s, ca: s.nodes())):
+        seen = n.last_seen.isoformat() if n.last_seen else "-"
+        click.echo(f"{n.participant_id}\t{n.name}\t{n.endpoint or '-'}\t{seen}\t{n.participant_name}")
+
+
+@node.command("revoke")
+@data_dir_option
+@click.option("--participant", required=True, help="Participant id of the node.")
+@click.option("--name", required=True, help="Node name.")
+@click.option("--reason", default="revoked by operator", show_default=True)
+@report_errors
+def node_revoke(data_dir: Path, participant: str, name: str, reason: str) -> None:
+    """Revoke every certificate of one node and publish a new revocation list."""
+
+    async def run(store: RegistryStore, ca: CertificateAuthority):
+        serials = await store.revoke_node(participant, name, reason)
+        crl = await store.current_crl(ca, await _crl_validity(store))
+        return serials, crl.number
+
+    serials, number = asyncio.run(_with_store(data_dir, run))
+    click.echo(f"ノード {participant}/{name} を失効しました / revoked {len(serials)} "
+               f"certificate(s); revocation list {number} published")
+
+
+@registry.group()
+def token() -> None:
+    """Join tokens for enrolling connector nodes."""
+
+
+@token.command("create")
+@data_dir_option
+@click.option("--participant", required=True, help="Participant the token enrols a node for.")
+@click.option("--ttl", default="24h", show_default=True, help="Validity, e.g. 30m, 24h, 7d.")
+@report_errors
+def token_create(data_dir: Path, participant: str, ttl: str) -> None:
+    """Print a one-time join token (it also pins this registry's CA)."""
+    lifetime = parse_duration(ttl)
+    t = asyncio.run(_with_store(
+        data_dir, lambda s, ca: s.create_token(participant, lifetime, ca.fingerprint)))
+    click.echo(str(t))
+
+
+@registry.command()
+@options(SERVE_SETTINGS)
+@report_errors
+def serve(**kw: str) -> None:
+    """Serve gRPC (enrolment, renewal, heartbeat, discovery, revocation) and HTTP."""
+    from registry.app import RegistryApp
+
+    config = RegistryConfig.from_options(**kw)
+    setup_logging(config.log_format)
+
+    async def run() -> None:
+        async with open_registry_db(config.data_dir) as db:
+            await RegistryStore(db).set_meta("crl_validity", kw["crl_validity"])
+        await serve_until_signal(RegistryApp(config))
+
+    if not (config.data_dir / "registry.db").exists():
+        raise InvalidRequest(f"{config.data_dir} is not a registry data dir (run 'areamesh "
+                             "registry init' first)")
+    asyncio.run(run())

@@ -1,0 +1,156 @@
+"""RegistryService over gRPC: enrolment, renewal, heartbeats, discovery, trust and revocation.
+
+Identity always comes from ``current_peer()`` (the verified client certificate); only
+``Enrol`` is public, and it is authorised by the join token instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mesh.certs import PeerIdentity, fingerprint, to_pem
+from mesh.clock import utcnow
+from mesh.config import parse_hostport
+from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.grpc_auth import current_peer
+from mesh.ids import node_dns_name, node_identity_uri, validate_node_name
+from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from registry.ca.authority import CertificateAuthority
+from registry.config import RegistryConfig
+from registry.store import RegistryStore
+
+log = logging.getLogger("areamesh.registry.grpc")
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+ENROL_METHOD = f"/{SERVICE_NAME}/Enrol"
+
+
+def _ts(dt) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+class RegistryDbChecker:
+    """Revocation for the registry itself: straight from its database, so a revocation made
+    with the CLI applies to the very next call."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+
+    async def check(self, identity: PeerIdentity) -> None:
+        state = await self.store.certificate_state(identity.serial_hex)
+        if state is None:
+            raise PermissionDenied(f"certificate {identity.serial_hex} was not issued by this "
+                                   "registry", code="certificate_unknown")
+        revoked_at, participant_status = state
+        if revoked_at is not None:
+            raise PermissionDenied(f"certificate {identity.serial_hex} of {identity.uri} is "
+                                   f"revoked", message_ja="この証明書は失効しています",
+                                   code="certificate_revoked")
+        if participant_status != "active":
+            raise PermissionDenied(f"participant {identity.participant_id} is "
+                                   f"{participant_status}", message_ja="参加者が停止中です",
+                                   code="participant_suspended")
+
+
+class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, config: RegistryConfig, store: RegistryStore,
+                 ca: CertificateAuthority) -> None:
+        self.config = config
+        self.store = store
+        self.ca = ca
+
+    def _bundle(self) -> registry_pb2.TrustBundle:
+        return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
+                                        ca_certificates_pem=[self.ca.ca_pem()])
+
+    async def Enrol(self, request: registry_pb2.EnrolRequest, context: grpc.aio.ServicerContext
+                    ) -> registry_pb2.EnrolResponse:
+        if request.ca_fingerprint != self.ca.fingerprint:
+            raise PermissionDenied(
+                f"the token pins CA {request.ca_fingerprint or '(none)'}, this registry's CA is "
+                f"{self.ca.fingerprint}", message_ja="参加トークンの認証局指紋が一致しません",
+                code="ca_fingerprint_mismatch")
+        validate_node_name(request.node_name)
+        participant = await self.store.check_token(request.token_id, request.token_secret)
+        csr = self.ca.check_csr(request.csr_pem, participant_id=participant.id,
+                                node_name=request.node_name)
+        cert = self.ca.issue_node_certificate(csr, participant_id=participant.id,
+                                              node_name=request.node_name,
+                                              lifetime=self.config.cert_lifetime)
+        await self.store.enrol(request.token_id, participant.id, request.node_name, cert)
+        log.info("node enrolled", extra={"participant": participant.id,
+                                         "node": request.node_name,
+                                         "serial": format(cert.serial_number, "x")})
+        return registry_pb2.EnrolResponse(
+            certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+            participant_id=participant.id, participant_name=participant.name,
+            not_after=_ts(cert.not_valid_after_utc))
+
+    async def Renew(self, request: registry_pb2.RenewRequest, context: grpc.aio.ServicerContext
+                    ) -> registry_pb2.RenewResponse:
+        peer = current_peer()
+        if await self.store.node_status(peer.participant_id, peer.node_name) != "active":
+            raise FailedPrecondition(f"node {peer.uri} is not active at this registry",
+                                     code="node_inactive")
+        csr = self.ca.check_csr(request.csr_pem, participant_id=peer.participant_id,
+                                node_name=peer.node_name)
+        cert = self.ca.issue_node_certificate(csr, participant_id=peer.participant_id,
+                                              node_name=peer.node_name,
+                                              lifetime=self.config.cert_lifetime)
+        await self.store.record_renewal(peer.participant_id, peer.node_name, cert)
+        log.info("certificate renewed", extra={"peer": peer.uri,
+                                               "serial": format(cert.serial_number, "x")})
+        return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+                                          not_after=_ts(cert.not_valid_after_utc))
+
+    async def Heartbeat(self, request: registry_pb2.HeartbeatRequest,
+                        context: grpc.aio.ServicerContext) -> registry_pb2.HeartbeatResponse:
+        peer = current_peer()
+        if len(request.advertise_endpoint) > 300:
+            raise InvalidRequest("advertise_endpoint is too long")
+        parse_hostport(request.advertise_endpoint, what="advertise_endpoint")
+        await self.store.heartbeat(peer.participant_id, peer.node_name,
+                                   request.advertise_endpoint, peer.serial_hex,
+                                   request.software_version[:64])
+        crl = await self.store.current_crl(self.ca, self.config.crl_validity)
+        return registry_pb2.HeartbeatResponse(server_time=_ts(utcnow()),
+                                              revocation_list_number=crl.number)
+
+    async def ListNodes(self, request: registry_pb2.ListNodesRequest,
+                        context: grpc.aio.ServicerContext) -> registry_pb2.ListNodesResponse:
+        current_peer()
+        horizon = utcnow() - 3 * self.config.heartbeat_interval
+        nodes = []
+        for n in await self.store.nodes(request.participant_id or None):
+            info = common_pb2.NodeInfo(
+                participant_id=n.participant_id, participant_name=n.participant_name,
+                participant_type=n.participant_type, node_name=n.name,
+                endpoint=n.endpoint or "",
+                tls_server_name=node_dns_name(n.participant_id, n.name, self.ca.mesh_id),
+                certificate_serial=n.cert_serial or "",
+                online=bool(n.last_seen and n.last_seen >= horizon),
+                identity_uri=node_identity_uri(n.participant_id, n.name))
+            if n.last_seen:
+                info.last_seen.CopyFrom(_ts(n.last_seen))
+            nodes.append(info)
+        return registry_pb2.ListNodesResponse(nodes=nodes)
+
+    async def GetTrustBundle(self, request: registry_pb2.GetTrustBundleRequest,
+                             context: grpc.aio.ServicerContext) -> registry_pb2.TrustBundle:
+        return self._bundle()
+
+    async def GetRevocationList(self, request: registry_pb2.GetRevocationListRequest,
+                                context: grpc.aio.ServicerContext) -> registry_pb2.RevocationList:
+        crl = await self.store.current_crl(self.ca, self.config.crl_validity)
+        return registry_pb2.RevocationList(crl_der=crl.crl_der, number=crl.number,
+                                           this_update=_ts(crl.this_update),
+                                           next_update=_ts(crl.next_update))
+
+
+__all__ = ["ENROL_METHOD", "SERVICE_NAME", "RegistryDbChecker", "RegistryGrpcService",
+           "fingerprint"]
