@@ -1,0 +1,171 @@
+"""Shared fixtures: a throwaway mesh of real processes on 127.0.0.1 with random ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from areamesh.processes import ManagedProcess, areamesh_command, run_cli
+from mesh.certs import to_pem
+from mesh.ids import node_dns_name, registry_dns_name
+from cryptography import x509
+
+from mesh.keystore import NodeKeyStore, build_csr, generate_key, key_to_pem
+from mesh.proto.areamesh.v1 import registry_pb2_grpc
+from registry.ca.authority import CertificateAuthority
+
+MESH_ID = "testmesh"
+PARTICIPANTS = [("270008", "大阪府", "prefecture"), ("282014", "姫路市", "municipality"),
+                ("282103", "加古川市", "municipality")]
+
+
+class MeshHarness:
+    """A registry data dir, its serving process, and connectors joined to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.registry_dir = root / "registry"
+        self.registry: ManagedProcess | None = None
+        self.processes: list[ManagedProcess] = []
+
+    async def cli(self, *args: str) -> tuple[int, str, str]:
+        return await run_cli(*args)
+
+    async def init_registry(self) -> None:
+        rc, out, err = await self.cli("registry", "init", "--data-dir", str(self.registry_dir),
+                                      "--name", "テスト運営組織", "--mesh-id", MESH_ID)
+        assert rc == 0, err
+        for pid, name, kind in PARTICIPANTS:
+            rc, out, err = await self.cli("registry", "participant", "add", "--data-dir",
+                                          str(self.registry_dir), "--id", pid, "--name", name,
+                                          "--type", kind)
+            assert rc == 0, err
+
+    async def start_registry(self, *extra: str) -> dict:
+        proc = ManagedProcess("registry", areamesh_command(
+            "registry", "serve", "--data-dir", str(self.registry_dir), "--grpc", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", *extra), log_path=self.root / "logs" / "registry.log")
+        ready = await proc.start()
+        self.registry = proc
+        self.processes.append(proc)
+        return ready
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.registry.ready['grpc_port']}"
+
+    @property
+    def enrol_address(self) -> str:
+        return f"127.0.0.1:{self.registry.ready['enrol_port']}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry.ready['http_port']}"
+
+    async def token(self, participant: str, ttl: str = "1h") -> str:
+        rc, out, err = await self.cli("registry", "token", "create", "--data-dir",
+                                      str(self.registry_dir), "--participant", participant,
+                                      "--ttl", ttl)
+        assert rc == 0, err
+        return out.strip()
+
+    async def join(self, name: str, token: str, node: str = "main") -> tuple[int, str, str]:
+        return await self.cli("connector", "join", "--data-dir", str(self.root / name),
+                              "--registry", self.grpc_address, "--enrol", self.enrol_address,
+                              "--token", token, "--name", node)
+
+    async def enrol(self, name: str, participant: str, node: str = "main") -> Path:
+        rc, out, err = await self.join(name, await self.token(participant), node)
+        assert rc == 0, err
+        return self.root / name
+
+    async def start_connector(self, name: str, *extra: str) -> ManagedProcess:
+        proc = ManagedProcess(name, areamesh_command(
+            "connector", "serve", "--data-dir", str(self.root / name), "--grpc", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", *extra), log_path=self.root / "logs" / f"{name}.log")
+        await proc.start()
+        self.processes.append(proc)
+        return proc
+
+    def ca(self) -> CertificateAuthority:
+        return CertificateAuthority(self.registry_dir / "ca", MESH_ID)
+
+    def registry_channel(self, creds: grpc.ChannelCredentials, *, enrol: bool = False
+                         ) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(
+            self.enrol_address if enrol else self.grpc_address, creds,
+            options=[("grpc.ssl_target_name_override", registry_dns_name(MESH_ID))])
+
+    def registry_stub(self, creds: grpc.ChannelCredentials, *, enrol: bool = False):
+        return registry_pb2_grpc.RegistryServiceStub(self.registry_channel(creds, enrol=enrol))
+
+    def node_credentials(self, name: str) -> grpc.ChannelCredentials:
+        return NodeKeyStore(self.root / name / "tls").channel_credentials()
+
+    async def stop_all(self) -> None:
+        for proc in reversed(self.processes):
+            await proc.stop()
+
+
+def node_target(proc: ManagedProcess, participant: str, node: str = "main") -> tuple[str, list]:
+    """(address, channel options) for dialling a connector process."""
+    return (f"127.0.0.1:{proc.ready['grpc_port']}",
+            [("grpc.ssl_target_name_override", node_dns_name(participant, node, MESH_ID))])
+
+
+def forged_credentials(ca: CertificateAuthority, participant: str, node: str, *,
+                       trust: bytes, not_before: datetime | None = None,
+                       lifetime: timedelta = timedelta(hours=1)) -> grpc.ChannelCredentials:
+    """Client credentials with a certificate issued by ``ca`` (any CA, any validity), trusting
+    ``trust`` (PEM) for the server."""
+    key = generate_key()
+    csr = x509.load_pem_x509_csr(build_csr(key, node_name=node))
+    cert = ca.issue_node_certificate(csr, participant_id=participant, node_name=node,
+                                     lifetime=lifetime, not_before=not_before)
+    return grpc.ssl_channel_credentials(root_certificates=trust, private_key=key_to_pem(key),
+                                        certificate_chain=to_pem(cert))
+
+
+async def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll an async predicate until it returns a truthy value (readiness, not sleeping)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def http_json(url: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return {"_status": r.status, **json.loads(await r.text())}
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[MeshHarness]:
+    h = MeshHarness(tmp_path)
+    await h.init_registry()
+    try:
+        yield h
+    finally:
+        with contextlib.suppress(Exception):
+            await h.stop_all()
+
+
+@pytest.fixture
+async def running(harness: MeshHarness) -> MeshHarness:
+    await harness.start_registry()
+    return harness
+
+
