@@ -79,7 +79,7 @@ class NodeKeyStore:
         if self._pending_key is None:
             raise RuntimeError("install() without new_csr()")
         cert = x509.load_pem_x509_certificate(cert_pem)
-        if cert.public_key().public_numbers() != self._pending_key.public_key().public_numbers():
+        if cert.public_key() != self._pending_key.public_key():
             raise ValueError("certificate does not match the key this node generated")
         self.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_secret(self.key_path, key_to_pem(self._pending_key))

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
 from areamesh.processes import ManagedProcess, areamesh_command, run_cli
 from mesh.certs import to_pem
 from mesh.ids import node_dns_name, registry_dns_name
-from cryptography import x509
-
 from mesh.keystore import NodeKeyStore, build_csr, generate_key, key_to_pem
 from mesh.proto.areamesh.v1 import registry_pb2_grpc
 from registry.ca.authority import CertificateAuthority
@@ -39,11 +38,11 @@ class MeshHarness:
         return await run_cli(*args)
 
     async def init_registry(self) -> None:
-        rc, out, err = await self.cli("registry", "init", "--data-dir", str(self.registry_dir),
+        rc, _, err = await self.cli("registry", "init", "--data-dir", str(self.registry_dir),
                                       "--name", "テスト運営組織", "--mesh-id", MESH_ID)
         assert rc == 0, err
         for pid, name, kind in PARTICIPANTS:
-            rc, out, err = await self.cli("registry", "participant", "add", "--data-dir",
+            rc, _out, err = await self.cli("registry", "participant", "add", "--data-dir",
                                           str(self.registry_dir), "--id", pid, "--name", name,
                                           "--type", kind)
             assert rc == 0, err
@@ -82,7 +81,7 @@ class MeshHarness:
                               "--token", token, "--name", node)
 
     async def enrol(self, name: str, participant: str, node: str = "main") -> Path:
-        rc, out, err = await self.join(name, await self.token(participant), node)
+        rc, _out, err = await self.join(name, await self.token(participant), node)
         assert rc == 0, err
         return self.root / name
 

@@ -134,7 +134,7 @@ async def test_csr_claiming_another_participant_refused(running: MeshHarness):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _enrol_directly(running, _enrol_request(token, only_uri))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    rc, out, _ = await running.cli("registry", "node", "list", "--data-dir",
+    _rc, out, _ = await running.cli("registry", "node", "list", "--data-dir",
                                    str(running.registry_dir))
     assert out.strip() == ""
 

@@ -39,7 +39,7 @@ async def mesh3(running: MeshHarness):
 async def test_revoked_node_refused_by_registry_at_once_and_by_peers_within_refresh(mesh3):
     h, himeji = mesh3
     assert await _ping_code(h, himeji, "kakogawa") == grpc.StatusCode.OK
-    rc, out, err = await h.cli("registry", "node", "revoke", "--data-dir", str(h.registry_dir),
+    rc, _out, err = await h.cli("registry", "node", "revoke", "--data-dir", str(h.registry_dir),
                                "--participant", "282103", "--name", "main")
     assert rc == 0, err
     revoked_at = time.monotonic()

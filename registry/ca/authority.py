@@ -157,6 +157,10 @@ class CertificateAuthority:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             san = None
+        except (ValueError, x509.DuplicateExtension) as exc:
+            raise InvalidRequest(f"CSR extensions cannot be parsed: {exc}",
+                                 message_ja="CSRの拡張領域を解析できません",
+                                 code="malformed_csr") from None
         if san is not None:
             for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
                 if uri != expected_uri:

@@ -1,0 +1,165 @@
+"""``areamesh demo``: a registry and three connectors on 127.0.0.1, enrolled and talking.
+
+Everything runs as real processes with fresh data directories: the registry creates its CA,
+registers 大阪府 (270008), 姫路市 (282014) and 加古川市 (282103), issues one join token each;
+each connector joins with its token and serves; then every connector lists the others through
+the registry and pings them over mTLS. Later capabilities add their steps here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
+
+MESH_ID = "kansai-demo"
+OPERATOR = "関西エリアデータ連携基盤 運営組織（デモ）"
+PARTICIPANTS = [
+    ("osaka", "270008", "大阪府", "prefecture"),
+    ("himeji", "282014", "姫路市", "municipality"),
+    ("kakogawa", "282103", "加古川市", "municipality"),
+]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+async def _cli(*args: str) -> str:
+    rc, out, err = await run_cli(*args)
+    if rc != 0:
+        raise ProcessFailed(f"areamesh {' '.join(args[:3])} failed:\n{err}")
+    return out.strip()
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> dict:
+    async with session.get(url) as r:
+        return await r.json()
+
+
+class DemoMesh:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.processes: list[ManagedProcess] = []
+        self.connectors: dict[str, ManagedProcess] = {}
+        self.registry: ManagedProcess | None = None
+
+    async def start(self) -> None:
+        reg_dir = self.root / "registry"
+        say(f"■ 作業ディレクトリ / work dir: {self.root}")
+        say("■ レジストリを初期化 / initialising the registry (mesh CA, database)")
+        out = await _cli("registry", "init", "--data-dir", str(reg_dir), "--name", OPERATOR,
+                         "--mesh-id", MESH_ID)
+        say("  " + out.splitlines()[-1])
+        for _, pid, name, kind in PARTICIPANTS:
+            await _cli("registry", "participant", "add", "--data-dir", str(reg_dir), "--id", pid,
+                       "--name", name, "--type", kind)
+            say(f"  参加者を登録 / participant: {pid} {name} ({kind})")
+        self.registry = ManagedProcess("registry", areamesh_command(
+            "registry", "serve", "--data-dir", str(reg_dir), "--grpc", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", "--heartbeat-interval", "2s"),
+            log_path=self.root / "logs" / "registry.log")
+        self.processes.append(self.registry)
+        ready = await self.registry.start()
+        grpc_addr = f"127.0.0.1:{ready['grpc_port']}"
+        enrol_addr = f"127.0.0.1:{ready['enrol_port']}"
+        say(f"■ レジストリ起動 / registry serving: gRPC (mTLS) {grpc_addr}, enrolment {enrol_addr},"
+            f" HTTP http://127.0.0.1:{ready['http_port']}")
+        for key, pid, name, _ in PARTICIPANTS:
+            token = await _cli("registry", "token", "create", "--data-dir", str(reg_dir),
+                               "--participant", pid, "--ttl", "15m")
+            await _cli("connector", "join", "--data-dir", str(self.root / key), "--registry",
+                       grpc_addr, "--enrol", enrol_addr, "--token", token, "--name", "main")
+            say(f"■ {name} が参加 / joined: urn:areamesh:org:{pid}:node:main "
+                f"(token {token[:14]}…, key 0600 in {self.root / key / 'tls'})")
+        for key, *_ in PARTICIPANTS:
+            proc = ManagedProcess(key, areamesh_command(
+                "connector", "serve", "--data-dir", str(self.root / key), "--grpc", "127.0.0.1:0",
+                "--http", "127.0.0.1:0", "--heartbeat-interval", "1s", "--crl-refresh", "10s"),
+                log_path=self.root / "logs" / f"{key}.log")
+            self.processes.append(proc)
+            self.connectors[key] = proc
+        await asyncio.gather(*(p.start() for p in self.connectors.values()))
+        for key, _pid, name, _ in PARTICIPANTS:
+            r = self.connectors[key].ready
+            say(f"■ {name} コネクタ起動 / connector serving: gRPC 127.0.0.1:{r['grpc_port']}, "
+                f"admin http://127.0.0.1:{r['http_port']}/api/v1/status")
+
+    async def check_discovery(self, timeout: float = 20.0) -> bool:
+        """Each connector must see the other two through the registry and ping them."""
+        say("■ 相互確認 / discovery through the registry and mTLS ping between connectors")
+        names = {pid: name for _, pid, name, _ in PARTICIPANTS}
+        ok_all = True
+        async with aiohttp.ClientSession() as session:
+            for key, _pid, name, _ in PARTICIPANTS:
+                base = f"http://127.0.0.1:{self.connectors[key].ready['http_port']}"
+                deadline = asyncio.get_running_loop().time() + timeout
+                while True:
+                    peers = (await _get_json(session, f"{base}/api/v1/peers?ping=1"))["peers"]
+                    good = [p for p in peers if p["ping"] and p["ping"]["ok"]]
+                    if len(good) == len(PARTICIPANTS) - 1:
+                        break
+                    if asyncio.get_running_loop().time() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+                for p in peers:
+                    ping = p["ping"] or {"ok": False, "error": "not reported yet"}
+                    mark = "OK " if ping["ok"] else "NG "
+                    detail = (f"{ping['latency_ms']} ms, 相手が認識した呼び出し元 / seen as "
+                              f"{ping['caller_identity']}" if ping["ok"] else ping["error"])
+                    say(f"  {mark}{name} → {names.get(p['participant_id'], '?')} "
+                        f"({p['endpoint']}): {detail}")
+                ok_all &= len(good) == len(PARTICIPANTS) - 1
+        return ok_all
+
+    async def stop(self) -> None:
+        for proc in reversed(self.processes):
+            await proc.stop()
+
+
+async def _run(once: bool, root: Path) -> int:
+    mesh = DemoMesh(root)
+    try:
+        await mesh.start()
+        ok = await mesh.check_discovery()
+        say()
+        say("■ 結果 / result: " + ("3つのコネクタが互いを認識しました / every connector sees "
+                                   "the other two" if ok else "失敗 / FAILED (see logs in "
+                                   f"{root / 'logs'})"))
+        if once or not ok:
+            return 0 if ok else 1
+        say("■ 実行中です。Ctrl-C で停止 / running; press Ctrl-C to stop")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        return 0
+    except ProcessFailed as exc:
+        say(f"エラー / error: {exc}")
+        return 1
+    finally:
+        say("■ 停止中 / stopping")
+        await mesh.stop()
+
+
+def run_demo(*, once: bool, workdir: str | None) -> int:
+    if workdir:
+        root = Path(workdir)
+        if root.exists() and any(root.iterdir()):
+            print(f"error: {root} is not empty; the demo needs fresh data directories",
+                  file=sys.stderr)
+            return 2
+        root.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(_run(once, root))
+    with tempfile.TemporaryDirectory(prefix="areamesh-demo-") as tmp:
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(_run(once, Path(tmp)))
+    return 0
