@@ -96,7 +96,8 @@ def participant_list(data_dir: Path) -> None:
 @participant.command("suspend")
 @data_dir_option
 @click.option("--id", "pid", required=True, help="Participant id.")
-@click.option("--reason", default="suspended by operator", show_default=True)
+@click.option("--reason", default="suspended by operator", show_default=True,
+              help="Recorded with each revoked certificate.")
 @report_errors
 def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
     """Suspend a participant: revoke all its node certificates and refuse new enrolment."""
@@ -144,7 +145,8 @@ def node_list(data_dir: Path) -> None:
 @data_dir_option
 @click.option("--participant", required=True, help="Participant id of the node.")
 @click.option("--name", required=True, help="Node name.")
-@click.option("--reason", default="revoked by operator", show_default=True)
+@click.option("--reason", default="revoked by operator", show_default=True,
+              help="Recorded with each revoked certificate.")
 @report_errors
 def node_revoke(data_dir: Path, participant: str, name: str, reason: str) -> None:
     """Revoke every certificate of one node and publish a new revocation list."""
