@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from mesh.certs import PeerIdentity, fingerprint, identity_from_pem
@@ -106,7 +107,7 @@ async def discover_pinned_ca(host: str, port: int, pinned: str, *,
             continue
         try:
             leaf.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature is not a ValueError
+        except (ValueError, TypeError, InvalidSignature) as exc:
             raise PermissionDenied(f"the pinned CA did not issue the registry's certificate: {exc}"
                                    ) from exc
         return ca

@@ -11,7 +11,7 @@ import logging
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mesh.certs import PeerIdentity, fingerprint, to_pem
+from mesh.certs import PeerIdentity, to_pem
 from mesh.clock import utcnow
 from mesh.config import parse_hostport
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
@@ -152,5 +152,3 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                            next_update=_ts(crl.next_update))
 
 
-__all__ = ["ENROL_METHOD", "SERVICE_NAME", "RegistryDbChecker", "RegistryGrpcService",
-           "fingerprint"]

@@ -7,7 +7,6 @@ Files in ``DATA_DIR/ca/``: ``ca.key`` (0600), ``ca.crt``, ``registry.key`` (0600
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mesh.certs import fingerprint, identity_of, to_pem
+from mesh.certs import fingerprint, to_pem
 from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.files import atomic_write, read_secret, write_secret
 from mesh.ids import node_dns_name, node_identity_uri, registry_dns_name
@@ -223,9 +222,3 @@ class CertificateAuthority:
                 .revocation_date(entry.revoked_at).build())
         return builder.sign(self._key, hashes.SHA256())
 
-
-def new_token_secret() -> str:
-    return secrets.token_urlsafe(24)
-
-
-__all__ = ["CertificateAuthority", "RevokedEntry", "identity_of", "new_token_secret"]
