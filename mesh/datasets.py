@@ -1,0 +1,347 @@
+"""Dataset descriptions (DESIGN §5): the one model the connector validates before publishing
+and the registry validates again on receipt.
+
+A description is a YAML or JSON document. Everything except ``source`` (the adapter's
+configuration, which may hold paths and credentials references) is published to the registry.
+``validate_description`` returns every problem at once, field by field, so a municipal operator
+can fix a file in one pass; ``parse_description`` raises ``InvalidRequest`` carrying that list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from mesh.errors import InvalidRequest, NotFound
+from mesh.ids import validate_corporate_number, validate_local_government_code
+
+MAX_FILE_BYTES = 1024 * 1024
+ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9._-]{2,99}\Z")
+THEMES = ("観光", "防災", "子育て", "医療・福祉", "交通", "教育", "環境", "行政", "産業・経済",
+          "文化・スポーツ", "都市計画・インフラ", "人口・統計", "農林水産", "健康", "防犯・安全")
+CLASSIFICATIONS = {
+    "personal": "個人情報",
+    "pseudonymised": "仮名加工情報",
+    "anonymised": "匿名加工情報",
+    "personally_related": "個人関連情報",
+    "non_personal": "非個人情報",
+}
+PERSONAL_CLASSES = {"personal", "pseudonymised", "personally_related"}
+MANAGEMENT_MODES = ("external", "internal")
+FREQUENCIES = ("realtime", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly",
+               "irregular")
+ACCESS = ("open", "contract")
+TABLE_SCHEMA_TYPES = {"string", "number", "integer", "boolean", "object", "array", "date",
+                      "time", "datetime", "year", "yearmonth", "duration", "geopoint",
+                      "geojson", "any"}
+LIMITS = {"title": 200, "description": 10_000, "keyword": 50, "keywords": 50, "license": 100,
+          "fields": 500, "spatial": 2000, "offers": 50}
+PUBLISHED_KEYS = ("id", "publisher", "title", "description", "themes", "keywords",
+                  "standard_type", "schema", "classification", "management",
+                  "update_frequency", "spatial", "license", "access", "offers")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+    message_ja: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "message_ja": self.message_ja}
+
+
+def load_document(data: bytes, *, name: str = "dataset file") -> Any:
+    """Parse YAML (a superset of JSON) safely; raise ``InvalidRequest`` with the line."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidRequest(f"{name} is {len(data)} bytes; the limit is {MAX_FILE_BYTES}",
+                             message_ja="データセット定義ファイルが大きすぎます（上限1MB）")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{name} is not UTF-8: {exc}",
+                             message_ja="データセット定義ファイルはUTF-8で保存してください") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidRequest(f"{name} is not valid YAML/JSON: {exc}",
+                             message_ja="定義ファイルのYAML/JSONの書式が正しくありません") from None
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def add(self, field: str, message: str, message_ja: str) -> None:
+        self.errors.append(FieldError(field, message, message_ja))
+
+    def text(self, doc: dict, key: str, *, required: bool, limit: int,
+             where: str | None = None) -> str | None:
+        where = where or key
+        value = doc.get(key)
+        if value is None:
+            if required:
+                self.add(where, "is required", "必須項目です")
+            return None
+        if not isinstance(value, str):
+            self.add(where, f"must be a string, not {type(value).__name__}", "文字列で指定してください")
+            return None
+        if required and not value.strip():
+            self.add(where, "must not be empty", "空にできません")
+        if len(value) > limit:
+            self.add(where, f"is {len(value)} characters; the limit is {limit}",
+                     f"{limit}文字以内にしてください（{len(value)}文字）")
+        return value
+
+    def multilingual(self, doc: dict, key: str, limit: int) -> dict[str, str] | None:
+        value = doc.get(key)
+        if isinstance(value, str):  # a bare string is Japanese
+            value = {"ja": value}
+        if not isinstance(value, dict):
+            self.add(key, "is required as {ja: ..., en: ...}" if value is None
+                     else f"must be a mapping {{ja, en}}, not {type(value).__name__}",
+                     "{ja: 日本語, en: 英語} の形式で指定してください")
+            return None
+        unknown = set(value) - {"ja", "en"}
+        if unknown:
+            self.add(key, f"unknown languages {sorted(unknown)}; use ja and en",
+                     "言語は ja と en のみ指定できます")
+        out = {}
+        for lang in ("ja", "en"):
+            text = self.text(value, lang, required=lang == "ja", limit=limit, where=f"{key}.{lang}")
+            if text is not None:
+                out[lang] = text
+        return out
+
+    def choice(self, doc: dict, key: str, options: tuple[str, ...] | dict, *, default=None):
+        value = doc.get(key, default)
+        if value not in options:
+            allowed = ", ".join(options)
+            self.add(key, f"must be one of {allowed}; got {value!r}",
+                     f"次のいずれかを指定してください: {allowed}")
+            return None
+        return value
+
+    def string_list(self, doc: dict, key: str, *, limit_items: int, limit_len: int) -> list[str]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.add(key, "must be a list of strings", "文字列のリストで指定してください")
+            return []
+        if len(value) > limit_items:
+            self.add(key, f"has {len(value)} items; the limit is {limit_items}",
+                     f"{limit_items}件以内にしてください")
+        for i, v in enumerate(value):
+            if len(v) > limit_len or not v.strip():
+                self.add(f"{key}[{i}]", f"must be 1-{limit_len} characters",
+                         f"1〜{limit_len}文字にしてください")
+        return value
+
+
+def check_table_schema(schema: Any, c: _Checker, prefix: str = "schema") -> None:
+    if not isinstance(schema, dict):
+        c.add(prefix, "must be a Table Schema mapping with 'fields'",
+              "Table Schema（fields を持つマッピング）で指定してください")
+        return
+    fields = schema.get("fields")
+    if not isinstance(fields, list) or not fields:
+        c.add(f"{prefix}.fields", "must be a non-empty list", "1件以上のリストにしてください")
+        return
+    if len(fields) > LIMITS["fields"]:
+        c.add(f"{prefix}.fields", f"has {len(fields)} fields; the limit is {LIMITS['fields']}",
+              "項目数が多すぎます")
+    names: set[str] = set()
+    for i, f in enumerate(fields):
+        where = f"{prefix}.fields[{i}]"
+        if not isinstance(f, dict):
+            c.add(where, "must be a mapping with name and type", "name と type を指定してください")
+            continue
+        name = f.get("name")
+        if not isinstance(name, str) or not name.strip():
+            c.add(f"{where}.name", "is required", "項目名は必須です")
+        elif name in names:
+            c.add(f"{where}.name", f"duplicate field name {name!r}", f"項目名 {name} が重複しています")
+        else:
+            names.add(name)
+        ftype = f.get("type", "string")
+        if ftype not in TABLE_SCHEMA_TYPES:
+            c.add(f"{where}.type", f"unknown Table Schema type {ftype!r}",
+                  f"不明な型です: {ftype}")
+        if "constraints" in f and not isinstance(f["constraints"], dict):
+            c.add(f"{where}.constraints", "must be a mapping", "マッピングで指定してください")
+    pk = schema.get("primaryKey")
+    if pk is not None:
+        keys = [pk] if isinstance(pk, str) else pk
+        if not isinstance(keys, list) or any(k not in names for k in keys):
+            c.add(f"{prefix}.primaryKey", "must name fields of the schema",
+                  "主キーはスキーマの項目名で指定してください")
+
+
+def _check_spatial(doc: dict, c: _Checker) -> list[str]:
+    codes = c.string_list(doc, "spatial", limit_items=LIMITS["spatial"], limit_len=6)
+    for i, code in enumerate(codes):
+        try:
+            validate_local_government_code(code)
+        except InvalidRequest as exc:
+            c.add(f"spatial[{i}]", exc.message, exc.message_ja or "")
+    return codes
+
+
+def _check_publisher(doc: dict, c: _Checker) -> None:
+    pid = doc.get("publisher")
+    if not isinstance(pid, str):
+        c.add("publisher", "is required (the publishing participant's id)",
+              "公開者（参加者ID）は必須です")
+        return
+    try:
+        if len(pid) == 6:
+            validate_local_government_code(pid)
+        else:
+            validate_corporate_number(pid)
+    except InvalidRequest as exc:
+        c.add("publisher", exc.message, exc.message_ja or "")
+
+
+def _check_offers(doc: dict, c: _Checker, access: str | None) -> None:
+    offers = doc.get("offers", [])
+    if not isinstance(offers, list):
+        c.add("offers", "must be a list", "リストで指定してください")
+        return
+    if len(offers) > LIMITS["offers"]:
+        c.add("offers", f"at most {LIMITS['offers']} offers", "オファーが多すぎます")
+    seen = set()
+    for i, offer in enumerate(offers):
+        if not isinstance(offer, dict) or not isinstance(offer.get("id"), str) \
+                or not ID_PATTERN.match(offer["id"]):
+            c.add(f"offers[{i}].id", "each offer needs an id (3-100 of a-z 0-9 . _ -)",
+                  "オファーには id（半角英小文字・数字等3〜100文字）が必要です")
+            continue
+        if offer["id"] in seen:
+            c.add(f"offers[{i}].id", f"duplicate offer id {offer['id']!r}", "オファーIDが重複しています")
+        seen.add(offer["id"])
+        if "policy" in offer and not isinstance(offer["policy"], dict):
+            c.add(f"offers[{i}].policy", "must be a mapping", "マッピングで指定してください")
+    if access == "contract" and not offers:
+        c.add("offers", "a contract dataset needs at least one offer",
+              "契約型のデータセットには1件以上のオファーが必要です")
+
+
+def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
+    """Every problem of a dataset description, field by field (empty list: valid).
+
+    ``standard_check(standard_type, schema) -> list[(column, message, message_ja)]`` lets the
+    caller compare the schema with a standard dataset type.
+    """
+    c = _Checker()
+    if not isinstance(doc, dict):
+        c.add("(document)", "must be a mapping of fields", "項目のマッピングで記述してください")
+        return c.errors
+    ident = doc.get("id")
+    if not isinstance(ident, str) or not ID_PATTERN.match(ident):
+        c.add("id", "is required: 3-100 characters of a-z 0-9 . _ - starting with a letter or "
+              "digit", "id は必須です（半角英小文字・数字・. _ - の3〜100文字）")
+    _check_publisher(doc, c)
+    c.multilingual(doc, "title", LIMITS["title"])
+    c.multilingual(doc, "description", LIMITS["description"])
+    themes = c.string_list(doc, "themes", limit_items=len(THEMES), limit_len=20)
+    if not themes:
+        c.add("themes", "at least one theme (分野) is required", "分野を1つ以上指定してください")
+    for i, theme in enumerate(themes):
+        if theme not in THEMES:
+            c.add(f"themes[{i}]", f"unknown theme {theme!r}; use one of {', '.join(THEMES)}",
+                  f"不明な分野です: {theme}（{'、'.join(THEMES)} から選んでください）")
+    c.string_list(doc, "keywords", limit_items=LIMITS["keywords"], limit_len=LIMITS["keyword"])
+    standard = doc.get("standard_type")
+    if standard is not None and not isinstance(standard, str):
+        c.add("standard_type", "must be a string", "文字列で指定してください")
+        standard = None
+    if "schema" in doc or standard is None:
+        check_table_schema(doc.get("schema"), c)
+    if standard and standard_check is not None and not any(e.field.startswith("schema")
+                                                           for e in c.errors):
+        for field, message, message_ja in standard_check(standard, doc.get("schema")):
+            c.add(field, message, message_ja)
+    c.choice(doc, "classification", CLASSIFICATIONS, default="non_personal")
+    c.choice(doc, "management", MANAGEMENT_MODES, default="external")
+    c.choice(doc, "update_frequency", FREQUENCIES, default="irregular")
+    _check_spatial(doc, c)
+    c.text(doc, "license", required=True, limit=LIMITS["license"])
+    access = c.choice(doc, "access", ACCESS, default="open")
+    _check_offers(doc, c, access)
+    if "source" in doc and not isinstance(doc["source"], dict):
+        c.add("source", "must be a mapping (adapter configuration)",
+              "アダプタ設定のマッピングで指定してください")
+    unknown = set(doc) - set(PUBLISHED_KEYS) - {"source"}
+    for key in sorted(unknown):
+        c.add(str(key), "unknown field", "不明な項目です")
+    return c.errors
+
+
+def parse_description(doc: Any, *, standard_check=None) -> dict[str, Any]:
+    """The normalised published form of a valid description; ``InvalidRequest`` listing every
+    field error otherwise."""
+    errors = validate_description(doc, standard_check=standard_check)
+    if errors:
+        lines = "; ".join(f"{e.field}: {e.message}" for e in errors[:20])
+        raise InvalidRequest(f"dataset description has {len(errors)} error(s): {lines}",
+                             message_ja=f"データセット定義に {len(errors)} 件の誤りがあります",
+                             code="invalid_dataset",
+                             details={"errors": [e.to_json() for e in errors]})
+    out = with_standard_schema({key: doc[key] for key in PUBLISHED_KEYS if key in doc})
+    for key in ("title", "description"):
+        if isinstance(out[key], str):
+            out[key] = {"ja": out[key]}
+    out.setdefault("classification", "non_personal")
+    out.setdefault("management", "external")
+    out.setdefault("update_frequency", "irregular")
+    out.setdefault("access", "open")
+    out.setdefault("keywords", [])
+    out.setdefault("spatial", [])
+    out.setdefault("offers", [])
+    out["personal"] = out["classification"] in PERSONAL_CLASSES
+    return out
+
+
+def standard_errors(standard_type: str, schema: dict | None) -> list[tuple[str, str, str]]:
+    """(field, message, message_ja) for a schema that does not fit its declared standard
+    dataset type. Only missing required columns, type clashes and duplicates are errors;
+    extra or missing optional columns and order are not. No schema means the standard's own."""
+    from mesh import standards
+
+    try:
+        standards.get_standard(standard_type)
+    except NotFound as exc:
+        return [("standard_type", exc.message, exc.message_ja or "")]
+    if schema is None:
+        return []
+    return [(f"schema[{m.column}]", m.message, m.message_ja)
+            for m in standards.check_table_schema(standard_type, schema) if m.is_error]
+
+
+def with_standard_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """Fill in the standard type's Table Schema when the description gives none."""
+    if doc.get("schema") is None and doc.get("standard_type"):
+        from mesh import standards
+
+        doc = {**doc, "schema": standards.get_standard(doc["standard_type"]).table_schema()}
+    return doc
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Stable bytes for a JSON document (sorted keys, no spaces, UTF-8, NFC strings)."""
+    def nfc(v: Any) -> Any:
+        if isinstance(v, str):
+            return unicodedata.normalize("NFC", v)
+        if isinstance(v, dict):
+            return {nfc(k): nfc(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [nfc(x) for x in v]
+        return v
+
+    return json.dumps(nfc(doc), ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode()
+
