@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import mesh
+from areamesh.catalog_cli import catalog
 from connector.cli import connector
 from registry.cli import registry
 
@@ -18,6 +19,7 @@ def cli() -> None:
 
 cli.add_command(registry)
 cli.add_command(connector)
+cli.add_command(catalog)
 
 
 @cli.command()

@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
+import yaml
 
+from areamesh.demo_catalog import DATASETS, TENANT
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
 MESH_ID = "kansai-demo"
@@ -26,6 +28,14 @@ PARTICIPANTS = [
     ("himeji", "282014", "姫路市", "municipality"),
     ("kakogawa", "282103", "加古川市", "municipality"),
 ]
+
+
+CRITERIA = """# 参加者認定基準（デモ）
+
+1. 個人情報の取扱いに関する規程を整備し、運営組織に提出していること。
+2. コネクタの運用責任者と連絡先を届け出ていること。
+3. 提供するデータの利用条件（ライセンス・利用目的）を明示していること。
+"""
 
 
 def say(text: str = "") -> None:
@@ -61,7 +71,19 @@ class DemoMesh:
         for _, pid, name, kind in PARTICIPANTS:
             await _cli("registry", "participant", "add", "--data-dir", str(reg_dir), "--id", pid,
                        "--name", name, "--type", kind)
-            say(f"  参加者を登録 / participant: {pid} {name} ({kind})")
+            await _cli("registry", "participant", "certify", "--data-dir", str(reg_dir), "--id", pid)
+            say(f"  参加者を登録・認定 / participant added and certified: {pid} {name} ({kind})")
+        tenant, tenant_name, tenant_kind, host = TENANT
+        await _cli("registry", "participant", "add", "--data-dir", str(reg_dir), "--id", tenant,
+                   "--name", tenant_name, "--type", tenant_kind)
+        await _cli("registry", "participant", "certify", "--data-dir", str(reg_dir), "--id", tenant)
+        await _cli("registry", "participant", "host", "--data-dir", str(reg_dir), "--tenant", tenant,
+                   "--host", host)
+        say(f"  共同利用 / shared use: {tenant} {tenant_name} はノードを持たず {host} 加古川市の"
+            f"コネクタに相乗り / hosted by {host}")
+        criteria = self.root / "criteria.md"
+        criteria.write_text(CRITERIA, encoding="utf-8")
+        await _cli("registry", "criteria", "set", "--data-dir", str(reg_dir), "--file", str(criteria))
         self.registry = ManagedProcess("registry", areamesh_command(
             "registry", "serve", "--data-dir", str(reg_dir), "--grpc", "127.0.0.1:0",
             "--http", "127.0.0.1:0", "--heartbeat-interval", "2s"),
@@ -91,6 +113,45 @@ class DemoMesh:
             r = self.connectors[key].ready
             say(f"■ {name} コネクタ起動 / connector serving: gRPC 127.0.0.1:{r['grpc_port']}, "
                 f"admin http://127.0.0.1:{r['http_port']}/api/v1/status")
+
+    async def publish_catalog(self) -> bool:
+        """Each connector publishes its datasets (加古川市 also 稲美町's); one refused attempt."""
+        say("■ データセットの公開 / publishing datasets to the registry catalog")
+        folder = self.root / "datasets"
+        folder.mkdir()
+        for key, doc in DATASETS:
+            path = folder / f"{doc['id']}.yaml"
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False),
+                            encoding="utf-8")
+            out = await _cli("connector", "dataset", "add", "--data-dir", str(self.root / key),
+                             "--file", str(path))
+            say(f"  {out}")
+        intruder = dict(DATASETS[-1][1], id="inami-by-himeji")
+        path = folder / "intruder.yaml"
+        path.write_text(yaml.safe_dump(intruder, allow_unicode=True), encoding="utf-8")
+        rc, _, err = await run_cli("connector", "dataset", "add", "--data-dir",
+                                   str(self.root / "himeji"), "--file", str(path))
+        refused = rc != 0 and "publisher_not_allowed" in err
+        say("  拒否を確認 / refused as expected: 姫路市は稲美町のデータを公開できない "
+            "(PERMISSION_DENIED)" if refused else f"  NG: 姫路市 could publish for 稲美町: {err}")
+        return refused
+
+    async def show_search(self) -> bool:
+        base = f"http://127.0.0.1:{self.registry.ready['http_port']}"
+        ok = True
+        async with aiohttp.ClientSession() as session:
+            for q in ("防災", "子育", "といれ"):
+                async with session.get(f"{base}/api/v1/datasets", params={"q": q}) as r:
+                    body = await r.json()
+                say(f"■ 検索 / search 「{q}」: {body['total']} 件")
+                for d in body["results"][:5]:
+                    say(f"  - {d['title']['ja']} ({d['id']}, {d['publisher_name']})")
+                themes = body["facets"].get("theme", [])
+                say("  分野 / facets: " + "  ".join(f"{f['value']}({f['count']})" for f in themes))
+                ok &= body["total"] > 0
+        say(f"  カタログ / catalog: {base}/api/v1/datasets  CKAN: {base}/api/3/action/"
+            f"package_search  DCAT: {base}/catalog.jsonld  OpenAPI: {base}/openapi.json")
+        return ok
 
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
@@ -129,9 +190,12 @@ async def _run(once: bool, root: Path) -> int:
     try:
         await mesh.start()
         ok = await mesh.check_discovery()
+        ok &= await mesh.publish_catalog()
+        ok &= await mesh.show_search()
         say()
-        say("■ 結果 / result: " + ("3つのコネクタが互いを認識しました / every connector sees "
-                                   "the other two" if ok else "失敗 / FAILED (see logs in "
+        say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログを公開・検索できました / every "
+                                   "connector sees the other two; the catalog is published and "
+                                   "searchable" if ok else "失敗 / FAILED (see logs in "
                                    f"{root / 'logs'})"))
         if once or not ok:
             return 0 if ok else 1

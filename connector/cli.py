@@ -70,3 +70,53 @@ def info(data_dir: Path) -> None:
                            "serial": format(cert.serial_number, "x"),
                            "not_after": cert.not_valid_after_utc.isoformat()},
                           ensure_ascii=False, indent=2))
+
+
+@connector.group()
+def dataset() -> None:
+    """Publish datasets (for this participant or a hosted tenant) to the registry."""
+
+
+data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_CONNECTOR_DATA_DIR",
+                               type=click.Path(path_type=Path), help="Connector data directory.")
+
+
+@dataset.command("add")
+@data_dir_option
+@click.option("--file", "path", required=True, type=click.Path(path_type=Path),
+              help="Dataset description, YAML or JSON (see docs/datasets.md).")
+@report_errors
+def dataset_add(data_dir: Path, path: Path) -> None:
+    """Validate a dataset description and publish it; publishing again bumps the version."""
+    from connector.datasets.publish import publish_file
+
+    setup_logging("text", "WARNING")
+    record = asyncio.run(publish_file(data_dir, path))
+    click.echo(f"公開しました / published {record.id} version {record.version} "
+               f"({record.publisher_name})")
+
+
+@dataset.command("withdraw")
+@data_dir_option
+@click.option("--id", "dataset_id", required=True, help="Dataset id.")
+@report_errors
+def dataset_withdraw(data_dir: Path, dataset_id: str) -> None:
+    """Remove a dataset from the catalog's search."""
+    from connector.datasets.publish import withdraw
+
+    setup_logging("text", "WARNING")
+    version = asyncio.run(withdraw(data_dir, dataset_id))
+    click.echo(f"公開を取り下げました / withdrawn {dataset_id} (version {version})")
+
+
+@dataset.command("list")
+@data_dir_option
+@report_errors
+def dataset_list(data_dir: Path) -> None:
+    """List the datasets this connector publishes, per publisher."""
+    from connector.datasets.store import PublisherStore, all_publishers
+
+    for pid in all_publishers(data_dir):
+        for doc in PublisherStore(data_dir, pid).list():
+            title = doc["title"]["ja"] if isinstance(doc["title"], dict) else doc["title"]
+            click.echo(f"{pid}\t{doc['id']}\t{title}")

@@ -49,7 +49,7 @@ class RegistryClient:
         try:
             return await getattr(self._ensure(), name)(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, what=f"registry {name} at {self.address}") from None
+            raise from_grpc(exc, what=f"registry {name}") from None
 
     async def heartbeat(self, advertise: str) -> registry_pb2.HeartbeatResponse:
         return await self._call("Heartbeat", registry_pb2.HeartbeatRequest(
@@ -64,3 +64,11 @@ class RegistryClient:
 
     async def revocation_list(self) -> registry_pb2.RevocationList:
         return await self._call("GetRevocationList", registry_pb2.GetRevocationListRequest())
+
+    async def publish_dataset(self, dataset_json: bytes) -> registry_pb2.DatasetRecord:
+        return await self._call("PublishDataset",
+                                registry_pb2.PublishDatasetRequest(dataset_json=dataset_json))
+
+    async def withdraw_dataset(self, dataset_id: str) -> registry_pb2.WithdrawDatasetResponse:
+        return await self._call("WithdrawDataset",
+                                registry_pb2.WithdrawDatasetRequest(id=dataset_id))

@@ -275,7 +275,7 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     if "source" in doc and not isinstance(doc["source"], dict):
         c.add("source", "must be a mapping (adapter configuration)",
               "アダプタ設定のマッピングで指定してください")
-    unknown = set(doc) - set(PUBLISHED_KEYS) - {"source"}
+    unknown = set(doc) - set(PUBLISHED_KEYS) - {"source", "personal"}  # personal is derived
     for key in sorted(unknown):
         c.add(str(key), "unknown field", "不明な項目です")
     return c.errors

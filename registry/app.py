@@ -12,6 +12,7 @@ from mesh.http import start_site
 from mesh.proto.areamesh.v1 import registry_pb2_grpc
 from mesh.tls import dynamic_server_credentials
 from registry.ca.authority import CertificateAuthority
+from registry.catalog.datasets import CatalogService
 from registry.config import RegistryConfig
 from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
 from registry.http_api import build_http_app
@@ -45,13 +46,14 @@ class RegistryApp:
                                                require_client_auth=False)
         interceptor = PeerAuthInterceptor(RegistryDbChecker(self.store),
                                           public_methods=frozenset({ENROL_METHOD}))
-        service = RegistryGrpcService(self.config, self.store, self.ca)
+        self.catalog = CatalogService(self.db, self.store)
+        service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
         self.grpc = await start_server(
             [(self.config.grpc_listen, mtls), (self.config.enrol_listen, enrol_tls)], interceptor,
             [(registry_pb2_grpc.add_RegistryServiceServicer_to_server, service, SERVICE_NAME)])
         self.grpc_port, self.enrol_port = self.grpc.ports
         self.http, self.http_port = await start_site(
-            build_http_app(self.config, self.store, self.ca), self.config.http_listen)
+            build_http_app(self.config, self.store, self.ca, self.catalog), self.config.http_listen)
         log.info("registry of mesh %s ready (CA %s)", self.ca.mesh_id, self.ca.fingerprint,
                  extra={"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
                         "http_port": self.http_port})

@@ -93,6 +93,38 @@ def participant_list(data_dir: Path) -> None:
         click.echo(f"{p.id}\t{p.type}\t{p.status}\t{p.name}")
 
 
+@participant.command("certify")
+@data_dir_option
+@click.option("--id", "pid", required=True, help="Participant id.")
+@report_errors
+def participant_certify(data_dir: Path, pid: str) -> None:
+    """Certify a participant against the criteria (5-1); only certified ones may publish."""
+    p = asyncio.run(_with_store(data_dir, lambda s, ca: s.certify_participant(pid)))
+    click.echo(f"参加者 {p.id} {p.name} を認定しました / certified")
+
+
+@participant.command("host")
+@data_dir_option
+@click.option("--tenant", required=True, help="Participant without a node of its own.")
+@click.option("--host", "host_id", required=True, help="Participant whose connector hosts it.")
+@report_errors
+def participant_host(data_dir: Path, tenant: str, host_id: str) -> None:
+    """Record a shared-use (共同利用) delegation: the host's connector publishes for the tenant."""
+    asyncio.run(_with_store(data_dir, lambda s, ca: s.add_hosting(tenant, host_id)))
+    click.echo(f"{host_id} が {tenant} を共同利用で受け入れます / {host_id} now hosts {tenant}")
+
+
+@participant.command("unhost")
+@data_dir_option
+@click.option("--tenant", required=True, help="Hosted participant.")
+@click.option("--host", "host_id", required=True, help="Participant that hosted it.")
+@report_errors
+def participant_unhost(data_dir: Path, tenant: str, host_id: str) -> None:
+    """Remove a shared-use delegation; the host may no longer publish for the tenant."""
+    asyncio.run(_with_store(data_dir, lambda s, ca: s.remove_hosting(tenant, host_id)))
+    click.echo(f"共同利用を解除しました / {host_id} no longer hosts {tenant}")
+
+
 @participant.command("suspend")
 @data_dir_option
 @click.option("--id", "pid", required=True, help="Participant id.")
@@ -124,6 +156,25 @@ def participant_reinstate(data_dir: Path, pid: str) -> None:
 
 async def _crl_validity(store: RegistryStore):
     return parse_duration(await store.meta("crl_validity") or "1h")
+
+
+@registry.group()
+def criteria() -> None:
+    """The certification criteria (認定基準) the operator publishes (5-1)."""
+
+
+@criteria.command("set")
+@data_dir_option
+@click.option("--file", "path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="UTF-8 text or Markdown with the criteria.")
+@report_errors
+def criteria_set(data_dir: Path, path: Path) -> None:
+    """Publish the certification criteria (served at /api/v1/participants)."""
+    text = path.read_text(encoding="utf-8")
+    if len(text) > 100_000:
+        raise InvalidRequest("criteria text is longer than 100,000 characters")
+    asyncio.run(_with_store(data_dir, lambda s, ca: s.set_meta("certification_criteria", text)))
+    click.echo("認定基準を更新しました / criteria updated")
 
 
 @registry.group()

@@ -14,11 +14,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mesh.certs import PeerIdentity, to_pem
 from mesh.clock import utcnow
 from mesh.config import parse_hostport
+from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
 from mesh.grpc_auth import current_peer
 from mesh.ids import node_dns_name, node_identity_uri, validate_node_name
 from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from registry.ca.authority import CertificateAuthority
+from registry.catalog.datasets import CatalogService, DatasetRecord
+from registry.catalog.query import search_query
 from registry.config import RegistryConfig
 from registry.store import RegistryStore
 
@@ -51,18 +54,27 @@ class RegistryDbChecker:
             raise PermissionDenied(f"certificate {identity.serial_hex} of {identity.uri} is "
                                    f"revoked", message_ja="この証明書は失効しています",
                                    code="certificate_revoked")
-        if participant_status != "active":
+        if participant_status == "suspended":
             raise PermissionDenied(f"participant {identity.participant_id} is "
                                    f"{participant_status}", message_ja="参加者が停止中です",
                                    code="participant_suspended")
 
 
+def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
+    return registry_pb2.DatasetRecord(
+        id=record.id, publisher_id=record.publisher_id, publisher_name=record.publisher_name,
+        version=record.version, dataset_json=canonical_json(record.doc),
+        served_by=node_identity_uri(record.node_participant_id, record.node_name),
+        created=_ts(record.created), modified=_ts(record.modified))
+
+
 class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, config: RegistryConfig, store: RegistryStore,
-                 ca: CertificateAuthority) -> None:
+                 ca: CertificateAuthority, catalog: CatalogService) -> None:
         self.config = config
         self.store = store
         self.ca = ca
+        self.catalog = catalog
 
     def _bundle(self) -> registry_pb2.TrustBundle:
         return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
@@ -151,4 +163,32 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                            this_update=_ts(crl.this_update),
                                            next_update=_ts(crl.next_update))
 
+    # ---- catalog ---------------------------------------------------------------------------
+    async def PublishDataset(self, request: registry_pb2.PublishDatasetRequest,
+                             context: grpc.aio.ServicerContext) -> registry_pb2.DatasetRecord:
+        return dataset_record(await self.catalog.publish(current_peer(), request.dataset_json))
 
+    async def WithdrawDataset(self, request: registry_pb2.WithdrawDatasetRequest,
+                              context: grpc.aio.ServicerContext
+                              ) -> registry_pb2.WithdrawDatasetResponse:
+        version = await self.catalog.withdraw(current_peer(), request.id)
+        return registry_pb2.WithdrawDatasetResponse(id=request.id, version=version)
+
+    async def GetDataset(self, request: registry_pb2.GetDatasetRequest,
+                         context: grpc.aio.ServicerContext) -> registry_pb2.DatasetRecord:
+        return dataset_record(await self.catalog.get(request.id))
+
+    async def SearchDatasets(self, request: registry_pb2.SearchDatasetsRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> registry_pb2.SearchDatasetsResponse:
+        query = search_query({"q": request.q, "theme": request.theme,
+                              "publisher": request.publisher, "prefecture": request.prefecture,
+                              "standard_type": request.standard_type,
+                              "personal": request.personal, "page": request.page,
+                              "per_page": request.per_page})
+        result, records = await self.catalog.search(query)
+        return registry_pb2.SearchDatasetsResponse(
+            total=result.total, results=[dataset_record(r) for r in records],
+            facets=[registry_pb2.Facet(name=name, counts=[
+                registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
+                for name, counts in result.facets.items()])

@@ -1,5 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
+from registry.catalog.search_index import SEARCH_MIGRATION
+
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
     """
@@ -51,4 +53,29 @@ MIGRATIONS = [
         revoked_serials TEXT NOT NULL
     )
     """,
+    # 2: certification status (pending → certified → suspended), shared-use hosting, datasets
+    """
+    ALTER TABLE participants ADD COLUMN certified_at TEXT;
+    UPDATE participants SET status = 'certified', certified_at = updated_at WHERE status = 'active';
+    CREATE TABLE hosting (
+        tenant_id TEXT PRIMARY KEY REFERENCES participants(id),
+        host_id TEXT NOT NULL REFERENCES participants(id),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX hosting_by_host ON hosting(host_id);
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        publisher_id TEXT NOT NULL REFERENCES participants(id),
+        node_participant_id TEXT NOT NULL,
+        node_name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL
+    );
+    CREATE INDEX datasets_by_publisher ON datasets(publisher_id, status)
+    """,
+    # 3: the catalog's Japanese full-text index (registry/catalog/search_index.py)
+    SEARCH_MIGRATION,
 ]

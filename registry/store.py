@@ -84,9 +84,9 @@ class RegistryStore:
                                message_ja=f"参加者 {pid} は登録済みです")
             await conn.execute(
                 "INSERT INTO participants(id, name, type, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'active', ?, ?)", (pid, name, ParticipantType(kind).value, now, now))
+                "VALUES (?, ?, ?, 'pending', ?, ?)", (pid, name, ParticipantType(kind).value, now, now))
         log.info("participant added", extra={"participant": pid, "type": kind})
-        return Participant(pid, name, kind, "active")
+        return Participant(pid, name, kind, "pending")
 
     async def participant(self, pid: str) -> Participant:
         row = await self.db.fetchone("SELECT * FROM participants WHERE id = ?", (pid,))
@@ -115,15 +115,65 @@ class RegistryStore:
         return serials
 
     async def reinstate_participant(self, pid: str) -> None:
+        """Lift a suspension: back to certified if it had been certified, else pending."""
         await self.participant(pid)
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE participants SET status = 'active', updated_at = ? "
-                               "WHERE id = ?", (iso(utcnow()), pid))
+            await conn.execute(
+                "UPDATE participants SET status = CASE WHEN certified_at IS NULL THEN 'pending' "
+                "ELSE 'certified' END, updated_at = ? WHERE id = ?", (iso(utcnow()), pid))
+
+    async def certify_participant(self, pid: str) -> Participant:
+        """Record that the operator certified the participant against its criteria (5-1)."""
+        participant = await self.participant(pid)
+        if participant.status == "suspended":
+            raise FailedPrecondition(f"participant {pid} is suspended; reinstate it first",
+                                     message_ja=f"参加者 {pid} は停止中です。先に停止を解除してください")
+        now = iso(utcnow())
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE participants SET status = 'certified', certified_at = ?, "
+                               "updated_at = ? WHERE id = ?", (now, now, pid))
+        log.info("participant certified", extra={"participant": pid})
+        return Participant(participant.id, participant.name, participant.type, "certified")
+
+    # ---- shared use (共同利用): hosting delegations ----------------------------------------
+    async def add_hosting(self, tenant: str, host: str) -> None:
+        """Let ``host``'s connector publish for ``tenant`` (a participant without a node)."""
+        if tenant == host:
+            raise InvalidRequest("a participant cannot host itself",
+                                 message_ja="自分自身を共同利用先にはできません")
+        await self.participant(tenant)
+        await self.participant(host)
+        async with self.db.transaction() as conn:
+            row = await (await conn.execute("SELECT host_id FROM hosting WHERE tenant_id = ?",
+                                            (tenant,))).fetchone()
+            if row is not None and row[0] != host:
+                raise Conflict(f"{tenant} is already hosted by {row[0]}; remove that first",
+                               message_ja=f"{tenant} は既に {row[0]} が共同利用で受け入れています")
+            await conn.execute("INSERT OR IGNORE INTO hosting(tenant_id, host_id, created_at) "
+                               "VALUES (?, ?, ?)", (tenant, host, iso(utcnow())))
+        log.info("hosting delegation added", extra={"tenant": tenant, "host": host})
+
+    async def remove_hosting(self, tenant: str, host: str) -> None:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM hosting WHERE tenant_id = ? AND host_id = ?",
+                                     (tenant, host))
+            if cur.rowcount != 1:
+                raise NotFound(f"{host} does not host {tenant}",
+                               message_ja=f"{host} は {tenant} を受け入れていません")
+
+    async def host_of(self, tenant: str) -> str | None:
+        row = await self.db.fetchone("SELECT host_id FROM hosting WHERE tenant_id = ?", (tenant,))
+        return row[0] if row else None
+
+    async def tenants_of(self, host: str) -> list[str]:
+        rows = await self.db.fetchall("SELECT tenant_id FROM hosting WHERE host_id = ? "
+                                      "ORDER BY tenant_id", (host,))
+        return [r[0] for r in rows]
 
     # ---- join tokens -----------------------------------------------------------------------
     async def create_token(self, pid: str, ttl: timedelta, ca_fingerprint: str) -> JoinToken:
         participant = await self.participant(pid)
-        if participant.status != "active":
+        if participant.status == "suspended":
             raise FailedPrecondition(f"participant {pid} is {participant.status}",
                                      message_ja=f"参加者 {pid} は停止中です")
         if ttl <= timedelta(0) or ttl > timedelta(days=30):
@@ -156,7 +206,7 @@ class RegistryStore:
                                    message_ja="参加トークンの有効期限が切れています",
                                    code="token_expired")
         participant = await self.participant(row["participant_id"])
-        if participant.status != "active":
+        if participant.status == "suspended":
             raise PermissionDenied(f"participant {participant.id} is {participant.status}",
                                    message_ja="参加者が停止中です", code="participant_suspended")
         return participant
@@ -245,7 +295,7 @@ class RegistryStore:
 
     async def nodes(self, participant_id: str | None = None) -> list[NodeRow]:
         sql = ("SELECT n.*, p.name AS pname, p.type AS ptype FROM nodes n JOIN participants p "
-               "ON p.id = n.participant_id WHERE n.status = 'active' AND p.status = 'active'")
+               "ON p.id = n.participant_id WHERE n.status = 'active' AND p.status <> 'suspended'")
         params: tuple = ()
         if participant_id:
             sql += " AND n.participant_id = ?"

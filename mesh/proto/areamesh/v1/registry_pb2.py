@@ -26,37 +26,55 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mesh.proto.areamesh.v1 import common_pb2 as areamesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61reamesh/v1/registry.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61reamesh/v1/common.proto\"r\n\x0c\x45nrolRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_secret\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61_fingerprint\x18\x03 \x01(\t\x12\x11\n\tnode_name\x18\x04 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x05 \x01(\x0c\"\xb9\x01\n\rEnrolResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12.\n\x0ctrust_bundle\x18\x02 \x01(\x0b\x32\x18.areamesh.v1.TrustBundle\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x18\n\x10participant_name\x18\x04 \x01(\t\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x0cRenewRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"\x87\x01\n\rRenewResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12.\n\x0ctrust_bundle\x18\x02 \x01(\x0b\x32\x18.areamesh.v1.TrustBundle\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x10HeartbeatRequest\x12\x1a\n\x12\x61\x64vertise_endpoint\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\"d\n\x11HeartbeatResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16revocation_list_number\x18\x02 \x01(\x03\"*\n\x10ListNodesRequest\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\"9\n\x11ListNodesResponse\x12$\n\x05nodes\x18\x01 \x03(\x0b\x32\x15.areamesh.v1.NodeInfo\"\x17\n\x15GetTrustBundleRequest\";\n\x0bTrustBundle\x12\x0f\n\x07mesh_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63\x61_certificates_pem\x18\x02 \x03(\x0c\"\x1a\n\x18GetRevocationListRequest\"\x93\x01\n\x0eRevocationList\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12/\n\x0bthis_update\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd2\x03\n\x0fRegistryService\x12>\n\x05\x45nrol\x12\x19.areamesh.v1.EnrolRequest\x1a\x1a.areamesh.v1.EnrolResponse\x12>\n\x05Renew\x12\x19.areamesh.v1.RenewRequest\x1a\x1a.areamesh.v1.RenewResponse\x12J\n\tHeartbeat\x12\x1d.areamesh.v1.HeartbeatRequest\x1a\x1e.areamesh.v1.HeartbeatResponse\x12J\n\tListNodes\x12\x1d.areamesh.v1.ListNodesRequest\x1a\x1e.areamesh.v1.ListNodesResponse\x12N\n\x0eGetTrustBundle\x12\".areamesh.v1.GetTrustBundleRequest\x1a\x18.areamesh.v1.TrustBundle\x12W\n\x11GetRevocationList\x12%.areamesh.v1.GetRevocationListRequest\x1a\x1b.areamesh.v1.RevocationListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61reamesh/v1/registry.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x61reamesh/v1/common.proto\"-\n\x15PublishDatasetRequest\x12\x14\n\x0c\x64\x61taset_json\x18\x01 \x01(\x0c\"\xde\x01\n\rDatasetRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cpublisher_id\x18\x02 \x01(\t\x12\x16\n\x0epublisher_name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x14\n\x0c\x64\x61taset_json\x18\x05 \x01(\x0c\x12\x11\n\tserved_by\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08modified\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x16WithdrawDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x17WithdrawDatasetResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa1\x01\n\x15SearchDatasetsRequest\x12\t\n\x01q\x18\x01 \x01(\t\x12\r\n\x05theme\x18\x02 \x01(\t\x12\x11\n\tpublisher\x18\x03 \x01(\t\x12\x12\n\nprefecture\x18\x04 \x01(\t\x12\x15\n\rstandard_type\x18\x05 \x01(\t\x12\x10\n\x08personal\x18\x06 \x01(\t\x12\x0c\n\x04page\x18\x07 \x01(\x05\x12\x10\n\x08per_page\x18\x08 \x01(\x05\"*\n\nFacetCount\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\">\n\x05\x46\x61\x63\x65t\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x17.areamesh.v1.FacetCount\"x\n\x16SearchDatasetsResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.areamesh.v1.DatasetRecord\x12\"\n\x06\x66\x61\x63\x65ts\x18\x03 \x03(\x0b\x32\x12.areamesh.v1.Facet\"r\n\x0c\x45nrolRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_secret\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61_fingerprint\x18\x03 \x01(\t\x12\x11\n\tnode_name\x18\x04 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x05 \x01(\x0c\"\xb9\x01\n\rEnrolResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12.\n\x0ctrust_bundle\x18\x02 \x01(\x0b\x32\x18.areamesh.v1.TrustBundle\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x18\n\x10participant_name\x18\x04 \x01(\t\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x0cRenewRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"\x87\x01\n\rRenewResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12.\n\x0ctrust_bundle\x18\x02 \x01(\x0b\x32\x18.areamesh.v1.TrustBundle\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x10HeartbeatRequest\x12\x1a\n\x12\x61\x64vertise_endpoint\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\"d\n\x11HeartbeatResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16revocation_list_number\x18\x02 \x01(\x03\"*\n\x10ListNodesRequest\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\"9\n\x11ListNodesResponse\x12$\n\x05nodes\x18\x01 \x03(\x0b\x32\x15.areamesh.v1.NodeInfo\"\x17\n\x15GetTrustBundleRequest\";\n\x0bTrustBundle\x12\x0f\n\x07mesh_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63\x61_certificates_pem\x18\x02 \x03(\x0c\"\x1a\n\x18GetRevocationListRequest\"\x93\x01\n\x0eRevocationList\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12/\n\x0bthis_update\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xa7\x06\n\x0fRegistryService\x12>\n\x05\x45nrol\x12\x19.areamesh.v1.EnrolRequest\x1a\x1a.areamesh.v1.EnrolResponse\x12>\n\x05Renew\x12\x19.areamesh.v1.RenewRequest\x1a\x1a.areamesh.v1.RenewResponse\x12J\n\tHeartbeat\x12\x1d.areamesh.v1.HeartbeatRequest\x1a\x1e.areamesh.v1.HeartbeatResponse\x12J\n\tListNodes\x12\x1d.areamesh.v1.ListNodesRequest\x1a\x1e.areamesh.v1.ListNodesResponse\x12N\n\x0eGetTrustBundle\x12\".areamesh.v1.GetTrustBundleRequest\x1a\x18.areamesh.v1.TrustBundle\x12W\n\x11GetRevocationList\x12%.areamesh.v1.GetRevocationListRequest\x1a\x1b.areamesh.v1.RevocationList\x12P\n\x0ePublishDataset\x12\".areamesh.v1.PublishDatasetRequest\x1a\x1a.areamesh.v1.DatasetRecord\x12\\\n\x0fWithdrawDataset\x12#.areamesh.v1.WithdrawDatasetRequest\x1a$.areamesh.v1.WithdrawDatasetResponse\x12H\n\nGetDataset\x12\x1e.areamesh.v1.GetDatasetRequest\x1a\x1a.areamesh.v1.DatasetRecord\x12Y\n\x0eSearchDatasets\x12\".areamesh.v1.SearchDatasetsRequest\x1a#.areamesh.v1.SearchDatasetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'areamesh.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENROLREQUEST']._serialized_start=102
-  _globals['_ENROLREQUEST']._serialized_end=216
-  _globals['_ENROLRESPONSE']._serialized_start=219
-  _globals['_ENROLRESPONSE']._serialized_end=404
-  _globals['_RENEWREQUEST']._serialized_start=406
-  _globals['_RENEWREQUEST']._serialized_end=437
-  _globals['_RENEWRESPONSE']._serialized_start=440
-  _globals['_RENEWRESPONSE']._serialized_end=575
-  _globals['_HEARTBEATREQUEST']._serialized_start=577
-  _globals['_HEARTBEATREQUEST']._serialized_end=649
-  _globals['_HEARTBEATRESPONSE']._serialized_start=651
-  _globals['_HEARTBEATRESPONSE']._serialized_end=751
-  _globals['_LISTNODESREQUEST']._serialized_start=753
-  _globals['_LISTNODESREQUEST']._serialized_end=795
-  _globals['_LISTNODESRESPONSE']._serialized_start=797
-  _globals['_LISTNODESRESPONSE']._serialized_end=854
-  _globals['_GETTRUSTBUNDLEREQUEST']._serialized_start=856
-  _globals['_GETTRUSTBUNDLEREQUEST']._serialized_end=879
-  _globals['_TRUSTBUNDLE']._serialized_start=881
-  _globals['_TRUSTBUNDLE']._serialized_end=940
-  _globals['_GETREVOCATIONLISTREQUEST']._serialized_start=942
-  _globals['_GETREVOCATIONLISTREQUEST']._serialized_end=968
-  _globals['_REVOCATIONLIST']._serialized_start=971
-  _globals['_REVOCATIONLIST']._serialized_end=1118
-  _globals['_REGISTRYSERVICE']._serialized_start=1121
-  _globals['_REGISTRYSERVICE']._serialized_end=1587
+  _globals['_PUBLISHDATASETREQUEST']._serialized_start=102
+  _globals['_PUBLISHDATASETREQUEST']._serialized_end=147
+  _globals['_DATASETRECORD']._serialized_start=150
+  _globals['_DATASETRECORD']._serialized_end=372
+  _globals['_WITHDRAWDATASETREQUEST']._serialized_start=374
+  _globals['_WITHDRAWDATASETREQUEST']._serialized_end=410
+  _globals['_WITHDRAWDATASETRESPONSE']._serialized_start=412
+  _globals['_WITHDRAWDATASETRESPONSE']._serialized_end=466
+  _globals['_GETDATASETREQUEST']._serialized_start=468
+  _globals['_GETDATASETREQUEST']._serialized_end=499
+  _globals['_SEARCHDATASETSREQUEST']._serialized_start=502
+  _globals['_SEARCHDATASETSREQUEST']._serialized_end=663
+  _globals['_FACETCOUNT']._serialized_start=665
+  _globals['_FACETCOUNT']._serialized_end=707
+  _globals['_FACET']._serialized_start=709
+  _globals['_FACET']._serialized_end=771
+  _globals['_SEARCHDATASETSRESPONSE']._serialized_start=773
+  _globals['_SEARCHDATASETSRESPONSE']._serialized_end=893
+  _globals['_ENROLREQUEST']._serialized_start=895
+  _globals['_ENROLREQUEST']._serialized_end=1009
+  _globals['_ENROLRESPONSE']._serialized_start=1012
+  _globals['_ENROLRESPONSE']._serialized_end=1197
+  _globals['_RENEWREQUEST']._serialized_start=1199
+  _globals['_RENEWREQUEST']._serialized_end=1230
+  _globals['_RENEWRESPONSE']._serialized_start=1233
+  _globals['_RENEWRESPONSE']._serialized_end=1368
+  _globals['_HEARTBEATREQUEST']._serialized_start=1370
+  _globals['_HEARTBEATREQUEST']._serialized_end=1442
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1444
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1544
+  _globals['_LISTNODESREQUEST']._serialized_start=1546
+  _globals['_LISTNODESREQUEST']._serialized_end=1588
+  _globals['_LISTNODESRESPONSE']._serialized_start=1590
+  _globals['_LISTNODESRESPONSE']._serialized_end=1647
+  _globals['_GETTRUSTBUNDLEREQUEST']._serialized_start=1649
+  _globals['_GETTRUSTBUNDLEREQUEST']._serialized_end=1672
+  _globals['_TRUSTBUNDLE']._serialized_start=1674
+  _globals['_TRUSTBUNDLE']._serialized_end=1733
+  _globals['_GETREVOCATIONLISTREQUEST']._serialized_start=1735
+  _globals['_GETREVOCATIONLISTREQUEST']._serialized_end=1761
+  _globals['_REVOCATIONLIST']._serialized_start=1764
+  _globals['_REVOCATIONLIST']._serialized_end=1911
+  _globals['_REGISTRYSERVICE']._serialized_start=1914
+  _globals['_REGISTRYSERVICE']._serialized_end=2721
 # @@protoc_insertion_point(module_scope)

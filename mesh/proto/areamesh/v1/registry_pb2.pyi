@@ -10,6 +10,98 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PublishDatasetRequest(_message.Message):
+    __slots__ = ("dataset_json",)
+    DATASET_JSON_FIELD_NUMBER: _ClassVar[int]
+    dataset_json: bytes
+    def __init__(self, dataset_json: _Optional[bytes] = ...) -> None: ...
+
+class DatasetRecord(_message.Message):
+    __slots__ = ("id", "publisher_id", "publisher_name", "version", "dataset_json", "served_by", "created", "modified")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERVED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    publisher_id: str
+    publisher_name: str
+    version: int
+    dataset_json: bytes
+    served_by: str
+    created: _timestamp_pb2.Timestamp
+    modified: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., publisher_name: _Optional[str] = ..., version: _Optional[int] = ..., dataset_json: _Optional[bytes] = ..., served_by: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WithdrawDatasetRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WithdrawDatasetResponse(_message.Message):
+    __slots__ = ("id", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class SearchDatasetsRequest(_message.Message):
+    __slots__ = ("q", "theme", "publisher", "prefecture", "standard_type", "personal", "page", "per_page")
+    Q_FIELD_NUMBER: _ClassVar[int]
+    THEME_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    PREFECTURE_FIELD_NUMBER: _ClassVar[int]
+    STANDARD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    PER_PAGE_FIELD_NUMBER: _ClassVar[int]
+    q: str
+    theme: str
+    publisher: str
+    prefecture: str
+    standard_type: str
+    personal: str
+    page: int
+    per_page: int
+    def __init__(self, q: _Optional[str] = ..., theme: _Optional[str] = ..., publisher: _Optional[str] = ..., prefecture: _Optional[str] = ..., standard_type: _Optional[str] = ..., personal: _Optional[str] = ..., page: _Optional[int] = ..., per_page: _Optional[int] = ...) -> None: ...
+
+class FacetCount(_message.Message):
+    __slots__ = ("value", "count")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    count: int
+    def __init__(self, value: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Facet(_message.Message):
+    __slots__ = ("name", "counts")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    counts: _containers.RepeatedCompositeFieldContainer[FacetCount]
+    def __init__(self, name: _Optional[str] = ..., counts: _Optional[_Iterable[_Union[FacetCount, _Mapping]]] = ...) -> None: ...
+
+class SearchDatasetsResponse(_message.Message):
+    __slots__ = ("total", "results", "facets")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    FACETS_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    results: _containers.RepeatedCompositeFieldContainer[DatasetRecord]
+    facets: _containers.RepeatedCompositeFieldContainer[Facet]
+    def __init__(self, total: _Optional[int] = ..., results: _Optional[_Iterable[_Union[DatasetRecord, _Mapping]]] = ..., facets: _Optional[_Iterable[_Union[Facet, _Mapping]]] = ...) -> None: ...
+
 class EnrolRequest(_message.Message):
     __slots__ = ("token_id", "token_secret", "ca_fingerprint", "node_name", "csr_pem")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]

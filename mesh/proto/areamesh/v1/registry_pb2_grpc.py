@@ -66,6 +66,26 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.GetRevocationListRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.RevocationList.FromString,
                 _registered_method=True)
+        self.PublishDataset = channel.unary_unary(
+                '/areamesh.v1.RegistryService/PublishDataset',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.PublishDatasetRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
+                _registered_method=True)
+        self.WithdrawDataset = channel.unary_unary(
+                '/areamesh.v1.RegistryService/WithdrawDataset',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetResponse.FromString,
+                _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/areamesh.v1.RegistryService/GetDataset',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
+                _registered_method=True)
+        self.SearchDatasets = channel.unary_unary(
+                '/areamesh.v1.RegistryService/SearchDatasets',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -115,6 +135,35 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishDataset(self, request, context):
+        """mTLS: publish or update a dataset description (for the caller's participant or a tenant it
+        hosts; the publisher must be certified). Updating bumps the version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawDataset(self, request, context):
+        """mTLS: remove a dataset from search; its id stays reserved for its publisher.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataset(self, request, context):
+        """mTLS: one published dataset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchDatasets(self, request, context):
+        """mTLS: Japanese full-text search with facets, as GET /api/v1/datasets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +196,26 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetRevocationList,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.GetRevocationListRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.RevocationList.SerializeToString,
+            ),
+            'PublishDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishDataset,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.PublishDatasetRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.SerializeToString,
+            ),
+            'WithdrawDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawDataset,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetResponse.SerializeToString,
+            ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.SerializeToString,
+            ),
+            'SearchDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchDatasets,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +382,114 @@ class RegistryService:
             '/areamesh.v1.RegistryService/GetRevocationList',
             areamesh_dot_v1_dot_registry__pb2.GetRevocationListRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.RevocationList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/PublishDataset',
+            areamesh_dot_v1_dot_registry__pb2.PublishDatasetRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/WithdrawDataset',
+            areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.WithdrawDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/GetDataset',
+            areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/SearchDatasets',
+            areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

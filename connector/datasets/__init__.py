@@ -1,0 +1,1 @@
+"""Datasets this connector publishes, for its own participant and for hosted tenants."""

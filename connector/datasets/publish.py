@@ -1,0 +1,61 @@
+"""Publishing from the connector: validate locally, publish over mTLS, then keep the file.
+
+Order matters for "nothing half-published": the registry accepts or refuses first (it checks
+the publisher against this node's certificate and its hosting delegations); only an accepted
+description is stored locally. A refused one leaves no trace on either side.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from connector.datasets.store import PublisherStore, find_dataset, reject_path_tricks
+from connector.node_state import NodeState
+from connector.registry_client import RegistryClient
+from mesh.datasets import canonical_json, load_document, parse_description, standard_errors
+from mesh.errors import InvalidRequest
+from mesh.keystore import NodeKeyStore
+from mesh.proto.areamesh.v1 import registry_pb2
+
+log = logging.getLogger("areamesh.connector.datasets")
+
+
+def read_description(path: Path, default_publisher: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(full description with source, published part) of a YAML/JSON dataset file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc.strerror}",
+                             message_ja=f"{path} を読めません") from None
+    doc = load_document(raw, name=str(path))
+    if isinstance(doc, dict):
+        doc.setdefault("publisher", default_publisher)
+    published = parse_description(doc, standard_check=standard_errors)
+    return doc, published
+
+
+async def publish_file(data_dir: Path, path: Path) -> registry_pb2.DatasetRecord:
+    state = NodeState.load(data_dir)
+    full, published = read_description(path, state.participant_id)
+    client = RegistryClient(state, NodeKeyStore(data_dir / "tls"), state.registry)
+    try:
+        record = await client.publish_dataset(canonical_json(published))
+    finally:
+        await client.close()
+    PublisherStore(data_dir, published["publisher"]).save(full)
+    log.info("published %s version %d", record.id, record.version)
+    return record
+
+
+async def withdraw(data_dir: Path, dataset_id: str) -> int:
+    state = NodeState.load(data_dir)
+    store, _ = find_dataset(data_dir, reject_path_tricks(dataset_id))
+    client = RegistryClient(state, NodeKeyStore(data_dir / "tls"), state.registry)
+    try:
+        reply = await client.withdraw_dataset(dataset_id)
+    finally:
+        await client.close()
+    store.withdraw(dataset_id)
+    return reply.version

@@ -1,0 +1,1 @@
+"""The registry's dataset catalog: Japanese full-text search over dataset metadata."""

@@ -1,0 +1,165 @@
+"""CatalogService: publishing, withdrawing, reading and searching datasets at the registry.
+
+Who may publish: the caller's certificate names a participant; it may publish for itself or
+for a tenant it hosts (共同利用), and the publisher must be certified. Every write stores the
+dataset row and its search entry in one transaction: nothing is half-published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mesh.certs import PeerIdentity
+from mesh.clock import from_iso, iso, utcnow
+from mesh.datasets import load_document, parse_description, standard_errors
+from mesh.db import Database
+from mesh.errors import Conflict, NotFound, PermissionDenied
+from registry.catalog.search_index import CatalogIndex, IndexedDataset, SearchQuery, SearchResult
+from registry.store import RegistryStore
+
+log = logging.getLogger("areamesh.registry.catalog")
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: str
+    publisher_id: str
+    publisher_name: str
+    version: int
+    doc: dict[str, Any]
+    node_participant_id: str
+    node_name: str
+    created: datetime
+    modified: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.doc, "publisher_name": self.publisher_name, "version": self.version,
+                "created": self.created.isoformat(), "modified": self.modified.isoformat(),
+                "served_by": f"urn:areamesh:org:{self.node_participant_id}:node:{self.node_name}"}
+
+
+def prefecture_of(publisher_id: str, spatial: list[str]) -> str:
+    """A local government's own prefecture; for a company, that of its first covered area."""
+    if len(publisher_id) == 6:
+        return publisher_id[:2]
+    return spatial[0][:2] if spatial else ""
+
+
+class CatalogService:
+    def __init__(self, db: Database, store: RegistryStore) -> None:
+        self.db = db
+        self.store = store
+        self.index = CatalogIndex(db)
+
+    async def _authorise_publisher(self, caller: PeerIdentity, publisher: str) -> str:
+        """The publisher's name, if ``caller`` may publish for it; else PermissionDenied."""
+        if publisher != caller.participant_id and \
+                await self.store.host_of(publisher) != caller.participant_id:
+            raise PermissionDenied(
+                f"{caller.uri} may publish for participant {caller.participant_id} and the "
+                f"tenants it hosts, not for {publisher}",
+                message_ja=f"このコネクタは参加者 {publisher} のデータセットを公開できません",
+                code="publisher_not_allowed")
+        participant = await self.store.participant(publisher)
+        if participant.status != "certified":
+            raise PermissionDenied(
+                f"publisher {publisher} is {participant.status}; only certified participants "
+                "may publish", message_ja=f"参加者 {publisher} は認定されていないため公開できません",
+                code="publisher_not_certified")
+        return participant.name
+
+    async def publish(self, caller: PeerIdentity, raw: bytes) -> DatasetRecord:
+        doc = parse_description(load_document(raw, name="dataset"), standard_check=standard_errors)
+        publisher_name = await self._authorise_publisher(caller, doc["publisher"])
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            row = await (await conn.execute("SELECT publisher_id, version, created_at FROM "
+                                            "datasets WHERE id = ?", (doc["id"],))).fetchone()
+            if row is not None and row[0] != doc["publisher"]:
+                raise Conflict(f"dataset id {doc['id']} belongs to publisher {row[0]}",
+                               message_ja=f"データセットID {doc['id']} は他の参加者が使用しています",
+                               code="dataset_id_taken")
+            version = (row[1] + 1) if row else 1
+            created = from_iso(row[2]) if row else now
+            await conn.execute(
+                "INSERT INTO datasets(id, publisher_id, node_participant_id, node_name, version, "
+                "status, doc, created_at, modified_at) VALUES (?, ?, ?, ?, ?, 'published', ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET node_participant_id = excluded.node_participant_id,"
+                " node_name = excluded.node_name, version = excluded.version, status = 'published',"
+                " doc = excluded.doc, modified_at = excluded.modified_at",
+                (doc["id"], doc["publisher"], caller.participant_id, caller.node_name, version,
+                 json.dumps(doc, ensure_ascii=False), iso(created), iso(now)))
+            await self.index.upsert(conn, self._indexed(doc, publisher_name, now))
+        log.info("dataset published", extra={"dataset": doc["id"], "version": version,
+                                             "publisher": doc["publisher"], "peer": caller.uri})
+        return DatasetRecord(doc["id"], doc["publisher"], publisher_name, version, doc,
+                             caller.participant_id, caller.node_name, created, now)
+
+    @staticmethod
+    def _indexed(doc: dict[str, Any], publisher_name: str, modified: datetime) -> IndexedDataset:
+        return IndexedDataset(
+            id=doc["id"], publisher_id=doc["publisher"], publisher_name=publisher_name,
+            prefecture=prefecture_of(doc["publisher"], doc["spatial"]),
+            title_ja=doc["title"]["ja"], title_en=doc["title"].get("en", ""),
+            description_ja=doc["description"]["ja"],
+            description_en=doc["description"].get("en", ""),
+            # Themes and the standard type are searchable words too: 防災 finds every
+            # dataset filed under 防災, not only those whose text says it.
+            keywords=(*doc["keywords"], *doc["themes"],
+                      *([doc["standard_type"]] if doc.get("standard_type") else [])),
+            themes=tuple(doc["themes"]),
+            standard_type=doc.get("standard_type"), personal=doc["personal"],
+            modified=iso(modified))
+
+    async def withdraw(self, caller: PeerIdentity, dataset_id: str) -> int:
+        record = await self.get(dataset_id)
+        await self._authorise_publisher(caller, record.publisher_id)
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE datasets SET status = 'withdrawn', version = version + 1, "
+                               "modified_at = ? WHERE id = ?", (iso(utcnow()), dataset_id))
+            await self.index.delete(conn, dataset_id)
+        log.info("dataset withdrawn", extra={"dataset": dataset_id, "peer": caller.uri})
+        return record.version + 1
+
+    async def get(self, dataset_id: str) -> DatasetRecord:
+        records = await self.load([dataset_id])
+        if not records:
+            raise NotFound(f"no published dataset {dataset_id!r}",
+                           message_ja=f"データセット {dataset_id} は公開されていません")
+        return records[0]
+
+    async def load(self, ids: list[str]) -> list[DatasetRecord]:
+        """Published records for ``ids``, in that order (unknown or withdrawn ids are left out)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = await self.db.fetchall(
+            "SELECT d.*, p.name AS publisher_name FROM datasets d JOIN participants p "
+            f"ON p.id = d.publisher_id WHERE d.status = 'published' AND d.id IN ({marks})", ids)
+        by_id = {r["id"]: DatasetRecord(
+            r["id"], r["publisher_id"], r["publisher_name"], r["version"], json.loads(r["doc"]),
+            r["node_participant_id"], r["node_name"], from_iso(r["created_at"]),
+            from_iso(r["modified_at"])) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def search(self, query: SearchQuery) -> tuple[SearchResult, list[DatasetRecord]]:
+        result = await self.index.search(query)
+        return result, await self.load(result.ids)
+
+    async def dataset_ids(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT id FROM datasets WHERE status = 'published' ORDER BY id LIMIT ? OFFSET ?",
+            (limit if limit is not None else -1, offset))
+        return [r[0] for r in rows]
+
+    async def publishers(self) -> list[tuple[str, str, int]]:
+        """(participant id, name, published dataset count) of every certified participant."""
+        rows = await self.db.fetchall(
+            "SELECT p.id, p.name, COUNT(d.id) FROM participants p LEFT JOIN datasets d "
+            "ON d.publisher_id = p.id AND d.status = 'published' WHERE p.status = 'certified' "
+            "GROUP BY p.id ORDER BY p.id")
+        return [(r[0], r[1], r[2]) for r in rows]

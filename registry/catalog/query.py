@@ -1,0 +1,53 @@
+"""One place that turns request parameters (HTTP query, gRPC fields) into a SearchQuery.
+
+Search strings are never rejected (any text is a valid query); paging and the personal flag
+are checked, with a 4xx-class ``InvalidRequest`` for values out of range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mesh.errors import InvalidRequest
+from registry.catalog.search_index import SearchQuery
+
+MAX_PER_PAGE = 100
+MAX_QUERY_CHARS = 10_000
+
+
+def _int(value: str | int | None, name: str, default: int, low: int, high: int) -> int:
+    if value in (None, "", 0):
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{name} must be an integer, got {value!r}",
+                             message_ja=f"{name} は整数で指定してください") from None
+    if not low <= number <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}, got {number}",
+                             message_ja=f"{name} は{low}〜{high}の範囲で指定してください")
+    return number
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip()[:200] if value and value.strip() else None
+
+
+def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
+    personal = params.get("personal") or None
+    if personal not in (None, "true", "false", "1", "0"):
+        raise InvalidRequest("personal must be true or false",
+                             message_ja="personal は true または false で指定してください")
+    sort = params.get("sort") or "relevance"
+    if sort not in ("relevance", "modified", "title"):
+        raise InvalidRequest("sort must be relevance, modified or title",
+                             message_ja="sort は relevance・modified・title のいずれかです")
+    return SearchQuery(
+        q=str(params.get("q") or "")[:MAX_QUERY_CHARS],
+        theme=_text(params.get("theme")), publisher=_text(params.get("publisher")),
+        prefecture=_text(params.get("prefecture")),
+        standard_type=_text(params.get("standard_type")),
+        personal=None if personal is None else personal in ("true", "1"),
+        page=_int(params.get("page"), "page", 1, 1, 100_000),
+        per_page=_int(params.get("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
+        sort=sort)

@@ -1,0 +1,139 @@
+"""The OpenAPI 3.1 document of the registry's HTTP API (served at /openapi.json).
+
+tests/test_openapi.py drives the running registry with schemathesis against this document,
+so it must say what the handlers really do.
+"""
+
+from __future__ import annotations
+
+from mesh import __version__
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+_json = "application/json"
+
+
+def _resp(description: str, schema: dict | None = None, ctype: str = _json) -> dict:
+    out: dict = {"description": description}
+    if schema is not None:
+        out["content"] = {ctype: {"schema": schema}}
+    return out
+
+
+_str_param = {"type": "string", "maxLength": 10000}
+SEARCH_PARAMS = [
+    {"name": "q", "in": "query", "schema": _str_param,
+     "description": "Japanese full-text query (2-character words, kana and width variants)"},
+    *[{"name": n, "in": "query", "schema": {"type": "string", "maxLength": 200}}
+      for n in ("theme", "publisher", "prefecture", "standard_type")],
+    {"name": "personal", "in": "query", "schema": {"type": "string",
+                                                   "enum": ["true", "false", "1", "0"]}},
+    {"name": "sort", "in": "query", "schema": {"type": "string",
+                                               "enum": ["relevance", "modified", "title"]}},
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": 100000}},
+    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                   "maximum": 100}},
+]
+
+OPENAPI: dict = {
+    "openapi": "3.1.0",
+    "info": {"title": "areamesh registry API", "version": __version__,
+             "description": "運営組織レジストリの公開API: 参加者、データセットカタログ（日本語全文検索、"
+                            "CKAN互換API、DCAT）、信頼の基点と失効リスト。"},
+    "paths": {
+        "/healthz": {"get": {"summary": "Liveness and database check", "responses": {
+            "200": _resp("ok", {"type": "object", "required": ["status"],
+                                "properties": {"status": {"const": "ok"},
+                                               "mesh_id": {"type": "string"}}})}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+            "200": _resp("exposition format", {"type": "string"}, "text/plain")}}},
+        "/api/v1/trust-bundle": {"get": {"summary": "The mesh root CA certificates (PEM)",
+                                         "responses": {"200": _resp("PEM bundle", {"type": "string"},
+                                                                    "application/x-pem-file")}}},
+        "/api/v1/crl": {"get": {
+            "summary": "The signed revocation list (DER, or PEM with format=pem)",
+            "parameters": [{"name": "format", "in": "query",
+                            "schema": {"type": "string", "enum": ["der", "pem"]}}],
+            "responses": {"200": {"description": "CRL", "content": {
+                "application/pkix-crl": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-pem-file": {"schema": {"type": "string"}}}}}}},
+        "/api/v1/participants": {"get": {
+            "summary": "Certified participants and the certification criteria (5-1)",
+            "responses": {"200": _resp("register", {
+                "type": "object", "required": ["criteria", "participants"],
+                "properties": {"criteria": {"type": "string"}, "participants": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}})}}},
+        "/api/v1/datasets": {"get": {
+            "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
+            "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
+                          "400": _resp("bad paging or filter value", ERROR)}}},
+        "/api/v1/datasets/{id}": {"get": {
+            "summary": "One published dataset",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _resp("the dataset", {"$ref": "#/components/schemas/Dataset"}),
+                          "404": _resp("not published", ERROR)}}},
+        "/catalog.jsonld": {"get": {"summary": "DCAT catalog as JSON-LD", "responses": {
+            "200": _resp("dcat:Catalog", {"type": "object", "required": ["@context", "@type"]},
+                         "application/ld+json")}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {
+            "200": _resp("OpenAPI 3.1", {"type": "object"})}}},
+        "/api/3/action/{action}": {
+            "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": ["package_search", "package_show", "package_list",
+                                           "organization_list", "organization_show",
+                                           "group_list", "status_show"]}}],
+            "get": {"summary": "CKAN Action API (read actions)",
+                    "parameters": [{"name": n, "in": "query", "schema": _str_param} for n in (
+                        "q", "fq", "sort", "id", "facet.field", "all_fields")] + [
+                        {"name": n, "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                              "maximum": 1000}}
+                        for n in ("rows", "start", "limit", "offset")],
+                    "responses": {
+                        "200": _resp("CKAN success", {"$ref": "#/components/schemas/CkanOk"}),
+                        "400": _resp("CKAN bad request", {"$ref": "#/components/schemas/CkanError"}),
+                        "404": _resp("CKAN not found", {"$ref": "#/components/schemas/CkanError"}),
+                        "409": _resp("CKAN validation error",
+                                     {"$ref": "#/components/schemas/CkanError"})}},
+        },
+    },
+    "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "message_ja": {"type": "string"}, "details": {"type": "object"}}}}},
+        "Participant": {"type": "object", "required": ["id", "name", "type", "status"],
+                        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                                       "type": {"type": "string"}, "status": {"type": "string"},
+                                       "hosted_by": {"type": ["string", "null"]}}},
+        "Dataset": {"type": "object",
+                    "required": ["id", "publisher", "title", "description", "themes", "version",
+                                 "served_by"],
+                    "properties": {"id": {"type": "string"}, "publisher": {"type": "string"},
+                                   "publisher_name": {"type": "string"},
+                                   "title": {"type": "object"}, "description": {"type": "object"},
+                                   "themes": {"type": "array", "items": {"type": "string"}},
+                                   "keywords": {"type": "array", "items": {"type": "string"}},
+                                   "version": {"type": "integer"},
+                                   "served_by": {"type": "string"}}},
+        "SearchResult": {"type": "object",
+                         "required": ["total", "results", "facets", "page", "per_page"],
+                         "properties": {
+                             "total": {"type": "integer", "minimum": 0},
+                             "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                             "results": {"type": "array",
+                                         "items": {"$ref": "#/components/schemas/Dataset"}},
+                             "facets": {"type": "object", "additionalProperties": {
+                                 "type": "array", "items": {
+                                     "type": "object", "required": ["value", "count"],
+                                     "properties": {"value": {"type": "string"},
+                                                    "count": {"type": "integer"}}}}}}},
+        "CkanOk": {"type": "object", "required": ["success", "result"],
+                   "properties": {"success": {"const": True}, "help": {"type": "string"},
+                                  "result": {}}},
+        "CkanError": {"type": "object", "required": ["success", "error"],
+                      "properties": {"success": {"const": False}, "help": {"type": "string"},
+                                     "error": {"type": "object",
+                                               "required": ["__type", "message"]}}},
+    }},
+}
