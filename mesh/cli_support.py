@@ -28,7 +28,13 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except AreameshError as exc:
             if exc.message_ja:
                 click.echo(f"エラー: {exc.message_ja}", err=True)
-            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            field_errors = exc.details.get("errors") if exc.details else None
+            if field_errors:
+                click.echo(f"error [{exc.code}]: {len(field_errors)} field error(s):", err=True)
+                for e in field_errors:
+                    click.echo(f"  - {e['field']}: {e['message_ja']} / {e['message']}", err=True)
+            else:
+                click.echo(f"error [{exc.code}]: {exc.message}", err=True)
             sys.exit(2 if isinstance(exc, InvalidRequest) else 1)
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -41,7 +41,9 @@ async def metrics(request: web.Request) -> web.Response:
 async def start_site(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``listen`` (port 0 = any free port); return the runner and bound port."""
     host, port = parse_hostport(listen, what="HTTP listen address")
-    runner = web.AppRunner(app, access_log=None)
+    # Long search strings (10 kB of Japanese is ~90 kB URL-encoded) must get an answer.
+    runner = web.AppRunner(app, access_log=None, max_line_size=128 * 1024,
+                           max_field_size=16 * 1024)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

@@ -35,6 +35,25 @@ SEARCH_PARAMS = [
                                                    "maximum": 100}},
 ]
 
+CKAN_PATH: dict = {
+    "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
+        "type": "string", "enum": ["package_search", "package_show", "package_list",
+                                   "organization_list", "organization_show",
+                                   "group_list", "status_show"]}}],
+    "get": {"summary": "CKAN Action API (read actions)",
+            "parameters": [{"name": n, "in": "query", "schema": _str_param} for n in (
+                "q", "fq", "sort", "id", "facet.field", "all_fields")] + [
+                {"name": n, "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                      "maximum": 1000}}
+                for n in ("rows", "start", "limit", "offset")],
+            "responses": {
+                "200": _resp("CKAN success", {"$ref": "#/components/schemas/CkanOk"}),
+                "400": _resp("CKAN bad request", {"$ref": "#/components/schemas/CkanError"}),
+                "404": _resp("CKAN not found", {"$ref": "#/components/schemas/CkanError"}),
+                "409": _resp("CKAN validation error",
+                             {"$ref": "#/components/schemas/CkanError"})}},
+}
+
 OPENAPI: dict = {
     "openapi": "3.1.0",
     "info": {"title": "areamesh registry API", "version": __version__,
@@ -78,25 +97,10 @@ OPENAPI: dict = {
                          "application/ld+json")}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {
             "200": _resp("OpenAPI 3.1", {"type": "object"})}}},
-        "/api/3/action/{action}": {
-            "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["package_search", "package_show", "package_list",
-                                           "organization_list", "organization_show",
-                                           "group_list", "status_show"]}}],
-            "get": {"summary": "CKAN Action API (read actions)",
-                    "parameters": [{"name": n, "in": "query", "schema": _str_param} for n in (
-                        "q", "fq", "sort", "id", "facet.field", "all_fields")] + [
-                        {"name": n, "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                              "maximum": 1000}}
-                        for n in ("rows", "start", "limit", "offset")],
-                    "responses": {
-                        "200": _resp("CKAN success", {"$ref": "#/components/schemas/CkanOk"}),
-                        "400": _resp("CKAN bad request", {"$ref": "#/components/schemas/CkanError"}),
-                        "404": _resp("CKAN not found", {"$ref": "#/components/schemas/CkanError"}),
-                        "409": _resp("CKAN validation error",
-                                     {"$ref": "#/components/schemas/CkanError"})}},
-        },
+        "/api/3/action/{action}": CKAN_PATH,
+        "/api/action/{action}": CKAN_PATH,
     },
+
     "components": {"schemas": {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],

@@ -233,8 +233,9 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         return web.json_response({"help": help_url, "success": True, "result": result},
                                  dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
-    app.router.add_route("GET", "/api/3/action/{action}", handle)
-    app.router.add_route("POST", "/api/3/action/{action}", handle)
+    for prefix in ("/api/3/action", "/api/action"):  # CKAN answers on both; ckanapi uses the latter
+        app.router.add_route("GET", prefix + "/{action}", handle)
+        app.router.add_route("POST", prefix + "/{action}", handle)
 
 
 def _error(status: int, help_url: str, kind: str, message: str) -> web.Response:
