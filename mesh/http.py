@@ -25,8 +25,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}  # keeps Allow on 405
         return web.json_response({"error": {"code": exc.reason.lower().replace(" ", "_"),
-                                            "message": exc.reason}}, status=exc.status)
+                                            "message": exc.reason}}, status=exc.status,
+                                 headers=headers)
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         return web.json_response({"error": {"code": "internal",

@@ -8,6 +8,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mesh.errors import InvalidRequest
 from mesh.http import error_middleware, metrics
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.ckan_api import add_ckan_routes
@@ -39,10 +40,13 @@ async def trust_bundle(request: web.Request) -> web.Response:
 
 async def revocation_list(request: web.Request) -> web.Response:
     """The signed CRL: DER by default, PEM with ``?format=pem``."""
+    fmt = request.query.get("format", "der")
+    if fmt not in ("der", "pem"):
+        raise InvalidRequest("format must be der or pem", message_ja="format は der か pem です")
     crl = await request.app[STORE].current_crl(request.app[CA], request.app[CONFIG].crl_validity)
     headers = {"X-Areamesh-CRL-Number": str(crl.number),
                "X-Areamesh-Next-Update": crl.next_update.isoformat()}
-    if request.query.get("format") == "pem":
+    if fmt == "pem":
         pem = x509.load_der_x509_crl(crl.crl_der).public_bytes(serialization.Encoding.PEM)
         return web.Response(body=pem, content_type="application/x-pem-file", headers=headers)
     return web.Response(body=crl.crl_der, content_type="application/pkix-crl", headers=headers)

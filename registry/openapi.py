@@ -19,14 +19,16 @@ def _resp(description: str, schema: dict | None = None, ctype: str = _json) -> d
     return out
 
 
-_str_param = {"type": "string", "maxLength": 10000}
+# Any text is a valid search: longer queries are read up to their first 10,000 characters.
+_str_param = {"type": "string"}
 SEARCH_PARAMS = [
     {"name": "q", "in": "query", "schema": _str_param,
      "description": "Japanese full-text query (2-character words, kana and width variants)"},
     *[{"name": n, "in": "query", "schema": {"type": "string", "maxLength": 200}}
       for n in ("theme", "publisher", "prefecture", "standard_type")],
     {"name": "personal", "in": "query", "schema": {"type": "string",
-                                                   "enum": ["true", "false", "1", "0"]}},
+                                                   "enum": ["", "true", "false", "1", "0"]},
+     "description": "empty means no filter"},
     {"name": "sort", "in": "query", "schema": {"type": "string",
                                                "enum": ["relevance", "modified", "title"]}},
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
@@ -44,14 +46,21 @@ CKAN_PATH: dict = {
             "parameters": [{"name": n, "in": "query", "schema": _str_param} for n in (
                 "q", "fq", "sort", "id", "facet.field", "all_fields")] + [
                 {"name": n, "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                      "maximum": 1000}}
-                for n in ("rows", "start", "limit", "offset")],
+                                                      "maximum": high}}
+                for n, high in (("rows", 1000), ("start", 10_000_000), ("limit", 1_000_000),
+                                ("offset", 10_000_000))],
             "responses": {
                 "200": _resp("CKAN success", {"$ref": "#/components/schemas/CkanOk"}),
                 "400": _resp("CKAN bad request", {"$ref": "#/components/schemas/CkanError"}),
                 "404": _resp("CKAN not found", {"$ref": "#/components/schemas/CkanError"}),
                 "409": _resp("CKAN validation error",
                              {"$ref": "#/components/schemas/CkanError"})}},
+}
+
+CKAN_PATH["post"] = {
+    "summary": "CKAN Action API (read actions), parameters as a JSON object (as ckanapi sends)",
+    "requestBody": {"required": False, "content": {_json: {"schema": {"type": "object"}}}},
+    "responses": CKAN_PATH["get"]["responses"],
 }
 
 OPENAPI: dict = {
@@ -75,7 +84,8 @@ OPENAPI: dict = {
                             "schema": {"type": "string", "enum": ["der", "pem"]}}],
             "responses": {"200": {"description": "CRL", "content": {
                 "application/pkix-crl": {"schema": {"type": "string", "format": "binary"}},
-                "application/x-pem-file": {"schema": {"type": "string"}}}}}}},
+                "application/x-pem-file": {"schema": {"type": "string"}}}},
+                          "400": _resp("unknown format", ERROR)}}},
         "/api/v1/participants": {"get": {
             "summary": "Certified participants and the certification criteria (5-1)",
             "responses": {"200": _resp("register", {

@@ -36,6 +36,7 @@ FACET_NAMES = {"organization": "publisher", "groups": "theme", "prefecture": "pr
                "standard_type": "standard_type", "personal": "personal"}
 _FQ_TERM = re.compile(r'(\w+):(?:"([^"]*)"|(\S+))')
 CKAN_VERSION = "2.10.4"
+INT_PARAMS = {"rows": 1000, "start": 10_000_000, "limit": 1_000_000, "offset": 10_000_000}
 
 
 class CkanError(Exception):
@@ -223,6 +224,8 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         if action is None:
             return _error(400, help_url, "Bad request", f"Action name not known: {name}")
         try:
+            for key, high in INT_PARAMS.items():  # checked whatever the action, as documented
+                _int(params.get(key), key, 0, high)
             result = await action(params, f"{request.scheme}://{request.host}")
         except CkanError as exc:
             return _error(exc.status, help_url, exc.kind, exc.message)

@@ -13,6 +13,7 @@ from registry.catalog.search_index import SearchQuery
 
 MAX_PER_PAGE = 100
 MAX_QUERY_CHARS = 10_000
+MAX_FILTER_CHARS = 200
 
 
 def _int(value: str | int | None, name: str, default: int, low: int, high: int) -> int:
@@ -29,8 +30,11 @@ def _int(value: str | int | None, name: str, default: int, low: int, high: int) 
     return number
 
 
-def _text(value: str | None) -> str | None:
-    return value.strip()[:200] if value and value.strip() else None
+def _text(value: str | None, name: str) -> str | None:
+    if value is not None and len(value) > MAX_FILTER_CHARS:
+        raise InvalidRequest(f"{name} is longer than {MAX_FILTER_CHARS} characters",
+                             message_ja=f"{name} は{MAX_FILTER_CHARS}文字以内で指定してください")
+    return value.strip() if value and value.strip() else None
 
 
 def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
@@ -44,9 +48,10 @@ def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
                              message_ja="sort は relevance・modified・title のいずれかです")
     return SearchQuery(
         q=str(params.get("q") or "")[:MAX_QUERY_CHARS],
-        theme=_text(params.get("theme")), publisher=_text(params.get("publisher")),
-        prefecture=_text(params.get("prefecture")),
-        standard_type=_text(params.get("standard_type")),
+        theme=_text(params.get("theme"), "theme"),
+        publisher=_text(params.get("publisher"), "publisher"),
+        prefecture=_text(params.get("prefecture"), "prefecture"),
+        standard_type=_text(params.get("standard_type"), "standard_type"),
         personal=None if personal is None else personal in ("true", "1"),
         page=_int(params.get("page"), "page", 1, 1, 100_000),
         per_page=_int(params.get("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
