@@ -7,6 +7,7 @@ import click
 import mesh
 from areamesh.catalog_cli import catalog
 from connector.cli import connector
+from connector.translate.cli import mapping
 from registry.cli import registry
 
 
@@ -20,6 +21,7 @@ def cli() -> None:
 cli.add_command(registry)
 cli.add_command(connector)
 cli.add_command(catalog)
+cli.add_command(mapping)
 
 
 @cli.command()

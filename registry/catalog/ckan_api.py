@@ -110,7 +110,7 @@ def _facet_fields(raw: Any) -> list[str]:
 
 
 def _int(raw: Any, name: str, default: int, high: int) -> int:
-    if raw in (None, ""):
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -160,7 +160,7 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
     async def package_list(p: dict[str, Any], base: str) -> list[str]:
         limit = p.get("limit")
         return await catalog.dataset_ids(
-            limit=_int(limit, "limit", 0, 1_000_000) if limit not in (None, "") else None,
+            limit=_int(limit, "limit", 0, 1_000_000) if limit is not None else None,
             offset=_int(p.get("offset"), "offset", 0, 10_000_000))
 
     def org_dict(pid: str, name: str, count: int) -> dict[str, Any]:

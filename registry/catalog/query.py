@@ -17,7 +17,7 @@ MAX_FILTER_CHARS = 200
 
 
 def _int(value: str | int | None, name: str, default: int, low: int, high: int) -> int:
-    if value in (None, "", 0):
+    if value is None or value == 0:  # absent (HTTP) or unset (gRPC)
         return default
     try:
         number = int(value)

@@ -1,0 +1,1 @@
+"""Contracts between connectors: the usage policies of dataset offers and their evaluation."""
