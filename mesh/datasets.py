@@ -19,6 +19,7 @@ import yaml
 
 from mesh.errors import InvalidRequest, NotFound
 from mesh.ids import validate_corporate_number, validate_local_government_code
+from mesh.policy import PolicyError, parse_policy
 
 MAX_FILE_BYTES = 1024 * 1024
 ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9._-]{2,99}\Z")
@@ -223,8 +224,15 @@ def _check_offers(doc: dict, c: _Checker, access: str | None) -> None:
         if offer["id"] in seen:
             c.add(f"offers[{i}].id", f"duplicate offer id {offer['id']!r}", "オファーIDが重複しています")
         seen.add(offer["id"])
-        if "policy" in offer and not isinstance(offer["policy"], dict):
-            c.add(f"offers[{i}].policy", "must be a mapping", "マッピングで指定してください")
+        if "policy" not in offer:
+            c.add(f"offers[{i}].policy", "each offer needs a policy (see docs/policies.md)",
+                  "オファーには利用ポリシーが必要です")
+            continue
+        try:
+            parse_policy(offer["policy"])
+        except PolicyError as exc:
+            c.add(f"offers[{i}].policy.{exc.path}", exc.message.split(": ", 1)[-1],
+                  (exc.message_ja or "").split(": ", 1)[-1])
     if access == "contract" and not offers:
         c.add("offers", "a contract dataset needs at least one offer",
               "契約型のデータセットには1件以上のオファーが必要です")

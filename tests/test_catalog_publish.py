@@ -142,6 +142,12 @@ BAD_FILES = {
     "oversized text": ({"id": "too-long", "title": "長" * 201, "description": "d" * 10_001,
                         "themes": ["観光"], "license": "CC-BY-4.0",
                         "schema": {"fields": [{"name": "a"}]}}, ["title.ja", "description.ja"]),
+    "policy with unknown operator": (
+        {"id": "bad-policy", "title": "t", "description": "d", "themes": ["観光"],
+         "license": "CC-BY-4.0", "schema": {"fields": [{"name": "a"}]}, "access": "contract",
+         "offers": [{"id": "o-1", "policy": {"permissions": [{"action": "use", "constraints": [
+             {"leftOperand": "purpose", "operator": "approximately", "rightOperand": "x"}]}]}}]},
+        ["offers[0].policy.permissions[0].constraints[0].operator"]),
     "standard mismatch": ({"id": "bad-aed", "title": "t", "description": "d", "themes": ["防災"],
                            "license": "CC-BY-4.0", "standard_type": "AED設置箇所一覧",
                            "schema": {"fields": [{"name": "名称", "type": "integer"}]}},

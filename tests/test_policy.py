@@ -1,4 +1,4 @@
-"""Tests for connector/contracts/policy.py: parsing, every constraint and operator, and evaluation."""
+"""Tests for mesh/policy.py: parsing, every constraint and operator, and evaluation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from areamesh import demo_catalog
-from connector.contracts.policy import (
+from mesh.errors import InvalidRequest, PermissionDenied
+from mesh.policy import (
     DUTY_OPERANDS,
     OPERATORS,
     PERMISSION_OPERANDS,
@@ -22,7 +23,6 @@ from connector.contracts.policy import (
     evaluate,
     parse_policy,
 )
-from mesh.errors import InvalidRequest, PermissionDenied
 
 try:  # hypothesis is not a dependency; its tests are skipped without it
     from hypothesis import given, settings

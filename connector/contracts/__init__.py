@@ -1,1 +1,1 @@
-"""Contracts between connectors: the usage policies of dataset offers and their evaluation."""
+"""Contracts on the connector: negotiation and agreements (the policy model is shared: mesh/policy.py)."""
