@@ -99,6 +99,11 @@ class NodeKeyStore:
     def _key_pem(self) -> bytes:
         return read_secret(self.key_path)
 
+    def sign(self, data: bytes) -> bytes:
+        """A signature over ``data`` with the node key (ECDSA P-256 / SHA-256, DER-encoded)."""
+        key = load_key(self.key_path)
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
     def server_credentials_config(self) -> grpc.ServerCertificateConfiguration:
         """The current server configuration; the same object until ``install`` replaces the
         certificate, so the dynamic credentials fetcher can tell when to switch."""
