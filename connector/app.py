@@ -9,6 +9,8 @@ import logging
 from aiohttp import web
 
 from connector.config import ConnectorConfig
+from connector.contracts.negotiation import ProviderNegotiator
+from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.grpc_service import SERVICE_NAME, PeerGrpcService
 from connector.http_api import build_http_app
 from connector.maintenance import Maintenance
@@ -51,12 +53,15 @@ class ConnectorApp:
         self.advertise = ""
 
     async def start(self) -> None:
+        self.contracts_db = await open_contracts_db(self.config.data_dir).open()
+        negotiator = ProviderNegotiator(self.config.data_dir, self.keystore, self.registry,
+                                        AgreementStore(self.contracts_db))
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
             [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
-              PeerGrpcService(self.state.identity_uri), SERVICE_NAME)])
+              PeerGrpcService(self.state.identity_uri, negotiator), SERVICE_NAME)])
         self.grpc_port = self.grpc.port
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
@@ -92,4 +97,6 @@ class ConnectorApp:
                 await self._maintenance_task
         await self.peers.reset()
         await self.registry.close()
+        log.info("stopping connector: databases")
+        await self.contracts_db.close()
         log.info("connector stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -120,3 +121,61 @@ def dataset_list(data_dir: Path) -> None:
         for doc in PublisherStore(data_dir, pid).list():
             title = doc["title"]["ja"] if isinstance(doc["title"], dict) else doc["title"]
             click.echo(f"{pid}\t{doc['id']}\t{title}")
+
+
+@connector.group()
+def contract() -> None:
+    """Negotiate and inspect usage agreements (利用契約)."""
+
+
+@contract.command("request")
+@data_dir_option
+@click.option("--dataset", "dataset_id", required=True, help="Dataset id in the catalog.")
+@click.option("--offer", "offer_id", required=True, help="Offer id of the dataset.")
+@click.option("--purpose", required=True, help="利用目的, e.g. 研究 or 防災.")
+@report_errors
+def contract_request(data_dir: Path, dataset_id: str, offer_id: str, purpose: str) -> None:
+    """Negotiate with the provider's connector; prints the agreement or the structured refusal."""
+    from connector.contracts.negotiation import request_contract
+
+    setup_logging("text", "WARNING")
+    row = asyncio.run(request_contract(data_dir, dataset_id, offer_id, purpose))
+    if row.state == "FINALIZED":
+        click.echo(f"合意が成立しました / agreement {row.id} FINALIZED (notarised {row.digest})")
+        return
+    click.echo(f"合意は成立しませんでした / agreement {row.id} {row.state}", err=True)
+    for failure in (row.reason or {}).get("decision", {}).get("failures", []):
+        click.echo(f"  - {failure['path']}: {failure['message_ja']} / {failure['message']}",
+                   err=True)
+    sys.exit(1)
+
+
+@contract.command("list")
+@data_dir_option
+@report_errors
+def contract_list(data_dir: Path) -> None:
+    """List agreements on this connector, as provider and as consumer."""
+    from connector.contracts.store import AgreementStore, open_contracts_db
+
+    async def run():
+        async with open_contracts_db(data_dir) as db:
+            return await AgreementStore(db).list()
+
+    for row in asyncio.run(run()):
+        click.echo(f"{row.id}\t{row.role}\t{row.state}\t{row.dataset_id}\t{row.offer_id}\t"
+                   f"{row.counterparty}\t{row.purpose}")
+
+
+@contract.command("show")
+@data_dir_option
+@click.argument("agreement_id")
+@report_errors
+def contract_show(data_dir: Path, agreement_id: str) -> None:
+    """Print one agreement (signed document, state, reason) as JSON."""
+    from connector.contracts.store import AgreementStore, open_contracts_db
+
+    async def run():
+        async with open_contracts_db(data_dir) as db:
+            return await AgreementStore(db).get(agreement_id)
+
+    click.echo(json.dumps(asyncio.run(run()).to_json(), ensure_ascii=False, indent=2))

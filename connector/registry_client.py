@@ -58,9 +58,17 @@ class RegistryClient:
     async def renew(self, csr_pem: bytes) -> registry_pb2.RenewResponse:
         return await self._call("Renew", registry_pb2.RenewRequest(csr_pem=csr_pem))
 
-    async def list_nodes(self) -> list[common_pb2.NodeInfo]:
-        reply = await self._call("ListNodes", registry_pb2.ListNodesRequest())
+    async def list_nodes(self, participant_id: str = "") -> list[common_pb2.NodeInfo]:
+        reply = await self._call("ListNodes",
+                                 registry_pb2.ListNodesRequest(participant_id=participant_id))
         return list(reply.nodes)
+
+    async def get_dataset(self, dataset_id: str) -> registry_pb2.DatasetRecord:
+        return await self._call("GetDataset", registry_pb2.GetDatasetRequest(id=dataset_id))
+
+    async def notarise(self, signed_json: bytes) -> registry_pb2.NotariseAgreementResponse:
+        return await self._call("NotariseAgreement", registry_pb2.NotariseAgreementRequest(
+            signed_agreement_json=signed_json))
 
     async def revocation_list(self) -> registry_pb2.RevocationList:
         return await self._call("GetRevocationList", registry_pb2.GetRevocationListRequest())

@@ -6,11 +6,13 @@ Identity always comes from ``current_peer()`` (the verified client certificate);
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mesh.agreements import SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, to_pem
 from mesh.clock import utcnow
 from mesh.config import parse_hostport
@@ -192,3 +194,25 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
             facets=[registry_pb2.Facet(name=name, counts=[
                 registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
                 for name, counts in result.facets.items()])
+
+    # ---- agreements ------------------------------------------------------------------------
+    async def NotariseAgreement(self, request: registry_pb2.NotariseAgreementRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> registry_pb2.NotariseAgreementResponse:
+        peer = current_peer()
+        try:
+            doc = json.loads(request.signed_agreement_json)
+        except ValueError:
+            raise InvalidRequest("signed_agreement_json is not JSON",
+                                 code="malformed_agreement") from None
+        signed = SignedAgreement.from_json(doc)
+        verify_signed(signed, [self.ca.certificate])
+        agreement = signed.agreement
+        if peer.uri not in (agreement.provider, agreement.consumer):
+            raise PermissionDenied(f"{peer.uri} is not a party to agreement {agreement.id}",
+                                   message_ja="合意の当事者ではありません", code="not_a_party")
+        at = await self.store.notarise(agreement.digest(), agreement.id, agreement.dataset_id,
+                                       agreement.provider, agreement.consumer, peer.uri)
+        log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
+        return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
+                                                      notarised_at=_ts(at))

@@ -78,4 +78,17 @@ MIGRATIONS = [
     """,
     # 3: the catalog's Japanese full-text index (registry/catalog/search_index.py)
     SEARCH_MIGRATION,
+    # 4: notarised usage agreements (digests of agreements signed by both connectors)
+    """
+    CREATE TABLE notarisations (
+        digest TEXT PRIMARY KEY,
+        agreement_id TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        notarised_by TEXT NOT NULL,
+        notarised_at TEXT NOT NULL
+    );
+    CREATE INDEX notarisations_by_dataset ON notarisations(dataset_id)
+    """,
 ]

@@ -305,6 +305,24 @@ class RegistryStore:
                         r["endpoint"], from_iso(r["last_seen"]) if r["last_seen"] else None,
                         r["cert_serial"]) for r in rows]
 
+    # ---- notarised agreements --------------------------------------------------------------
+    async def notarise(self, digest: str, agreement_id: str, dataset_id: str, provider: str,
+                       consumer: str, by: str) -> datetime:
+        """Record an agreement digest once; return when it was first notarised."""
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO notarisations(digest, agreement_id, dataset_id, provider, "
+                "consumer, notarised_by, notarised_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (digest, agreement_id, dataset_id, provider, consumer, by, iso(now)))
+            row = await (await conn.execute("SELECT notarised_at FROM notarisations "
+                                            "WHERE digest = ?", (digest,))).fetchone()
+        return from_iso(row[0])
+
+    async def notarisation(self, digest: str) -> dict | None:
+        row = await self.db.fetchone("SELECT * FROM notarisations WHERE digest = ?", (digest,))
+        return dict(row) if row else None
+
     # ---- revocation lists ------------------------------------------------------------------
     async def current_crl(self, ca: CertificateAuthority, validity: timedelta) -> StoredCrl:
         """The newest signed list, re-signed when the revoked set changed or half its validity

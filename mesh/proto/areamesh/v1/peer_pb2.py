@@ -25,17 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32J\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"d\n\x10NegotiateRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x19\n\x11records_requested\x18\x04 \x01(\x03\"l\n\x11NegotiateResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x1d\n\x15signed_agreement_json\x18\x02 \x01(\x0c\x12\x13\n\x0breason_json\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"3\n\x12\x43ountersignRequest\x12\x1d\n\x15signed_agreement_json\x18\x01 \x01(\x0c\"4\n\x13\x43ountersignResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32\xe8\x01\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponse\x12J\n\tNegotiate\x12\x1d.areamesh.v1.NegotiateRequest\x1a\x1e.areamesh.v1.NegotiateResponse\x12P\n\x0b\x43ountersign\x12\x1f.areamesh.v1.CountersignRequest\x1a .areamesh.v1.CountersignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'areamesh.v1.peer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PINGREQUEST']._serialized_start=72
-  _globals['_PINGREQUEST']._serialized_end=102
-  _globals['_PINGRESPONSE']._serialized_start=105
-  _globals['_PINGRESPONSE']._serialized_end=235
-  _globals['_PEERSERVICE']._serialized_start=237
-  _globals['_PEERSERVICE']._serialized_end=311
+  _globals['_NEGOTIATEREQUEST']._serialized_start=72
+  _globals['_NEGOTIATEREQUEST']._serialized_end=172
+  _globals['_NEGOTIATERESPONSE']._serialized_start=174
+  _globals['_NEGOTIATERESPONSE']._serialized_end=282
+  _globals['_COUNTERSIGNREQUEST']._serialized_start=284
+  _globals['_COUNTERSIGNREQUEST']._serialized_end=335
+  _globals['_COUNTERSIGNRESPONSE']._serialized_start=337
+  _globals['_COUNTERSIGNRESPONSE']._serialized_end=389
+  _globals['_PINGREQUEST']._serialized_start=391
+  _globals['_PINGREQUEST']._serialized_end=421
+  _globals['_PINGRESPONSE']._serialized_start=424
+  _globals['_PINGRESPONSE']._serialized_end=554
+  _globals['_PEERSERVICE']._serialized_start=557
+  _globals['_PEERSERVICE']._serialized_end=789
 # @@protoc_insertion_point(module_scope)

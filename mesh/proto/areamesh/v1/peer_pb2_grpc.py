@@ -41,6 +41,16 @@ class PeerServiceStub:
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.PingRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_peer__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.Negotiate = channel.unary_unary(
+                '/areamesh.v1.PeerService/Negotiate',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.NegotiateRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.NegotiateResponse.FromString,
+                _registered_method=True)
+        self.Countersign = channel.unary_unary(
+                '/areamesh.v1.PeerService/Countersign',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.CountersignRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.CountersignResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -55,6 +65,23 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Negotiate(self, request, context):
+        """Ask for an agreement on one offer of a dataset this connector serves. The provider judges
+        the offer's policy against the caller's certified identity and answers AGREED with an
+        agreement it signed, or TERMINATED with the structured reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Countersign(self, request, context):
+        """Hand back the agreement countersigned by the consumer. The provider verifies both
+        signatures, has the registry notarise the digest and answers FINALIZED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +89,16 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=areamesh_dot_v1_dot_peer__pb2.PingRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_peer__pb2.PingResponse.SerializeToString,
+            ),
+            'Negotiate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Negotiate,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.NegotiateRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.NegotiateResponse.SerializeToString,
+            ),
+            'Countersign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Countersign,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.CountersignRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.CountersignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +130,60 @@ class PeerService:
             '/areamesh.v1.PeerService/Ping',
             areamesh_dot_v1_dot_peer__pb2.PingRequest.SerializeToString,
             areamesh_dot_v1_dot_peer__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Negotiate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.PeerService/Negotiate',
+            areamesh_dot_v1_dot_peer__pb2.NegotiateRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.NegotiateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Countersign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.PeerService/Countersign',
+            areamesh_dot_v1_dot_peer__pb2.CountersignRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.CountersignResponse.FromString,
             options,
             channel_credentials,
             insecure,

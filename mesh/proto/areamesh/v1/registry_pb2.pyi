@@ -10,6 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class NotariseAgreementRequest(_message.Message):
+    __slots__ = ("signed_agreement_json",)
+    SIGNED_AGREEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    signed_agreement_json: bytes
+    def __init__(self, signed_agreement_json: _Optional[bytes] = ...) -> None: ...
+
+class NotariseAgreementResponse(_message.Message):
+    __slots__ = ("digest", "notarised_at")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NOTARISED_AT_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    notarised_at: _timestamp_pb2.Timestamp
+    def __init__(self, digest: _Optional[str] = ..., notarised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class PublishDatasetRequest(_message.Message):
     __slots__ = ("dataset_json",)
     DATASET_JSON_FIELD_NUMBER: _ClassVar[int]

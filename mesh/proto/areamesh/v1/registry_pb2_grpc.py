@@ -86,6 +86,11 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.FromString,
                 _registered_method=True)
+        self.NotariseAgreement = channel.unary_unary(
+                '/areamesh.v1.RegistryService/NotariseAgreement',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -164,6 +169,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NotariseAgreement(self, request, context):
+        """mTLS: record the digest of an agreement signed by both parties; the caller must be one of
+        them and both signatures must verify. Idempotent per digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +229,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.SearchDatasets,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.SerializeToString,
+            ),
+            'NotariseAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.NotariseAgreement,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -490,6 +508,33 @@ class RegistryService:
             '/areamesh.v1.RegistryService/SearchDatasets',
             areamesh_dot_v1_dot_registry__pb2.SearchDatasetsRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.SearchDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NotariseAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/NotariseAgreement',
+            areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.FromString,
             options,
             channel_credentials,
             insecure,

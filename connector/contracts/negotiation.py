@@ -1,0 +1,188 @@
+"""Contract negotiation over mTLS (DESIGN §6), both roles.
+
+Consumer: ``request_contract`` finds the dataset's serving connector through the registry,
+asks it to ``Negotiate`` (REQUESTED), checks the provider-signed agreement it gets back
+(AGREED), countersigns it (VERIFIED) and hands it back with ``Countersign``; the provider has
+the registry notarise the digest and answers FINALIZED. Every step is persisted, so states
+survive a restart; a refusal is stored as TERMINATED with its structured reason.
+
+Provider: ``ProviderNegotiator`` judges the offer's policy against the caller's identity from
+its certificate and its participant record at the registry, never against request fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import grpc
+
+from connector.contracts.store import AgreementRow, AgreementStore, open_contracts_db
+from connector.datasets.store import find_dataset
+from connector.node_state import NodeState
+from connector.registry_client import RegistryClient
+from mesh.agreements import Agreement, SignedAgreement, verify_signed
+from mesh.certs import PeerIdentity, identity_of, load_pem_bundle
+from mesh.clock import utcnow
+from mesh.datasets import canonical_json
+from mesh.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied, from_grpc
+from mesh.keystore import NodeKeyStore
+from mesh.policy import PolicyContext, evaluate, parse_policy
+from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
+
+log = logging.getLogger("areamesh.connector.contracts")
+MAX_PURPOSE = 200
+
+
+def _json(raw: bytes, what: str) -> dict:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest(f"{what} is not JSON", code="malformed_agreement") from None
+    return doc
+
+
+class ProviderNegotiator:
+    def __init__(self, data_dir: Path, keystore: NodeKeyStore, registry: RegistryClient,
+                 store: AgreementStore) -> None:
+        self.data_dir = data_dir
+        self.keystore = keystore
+        self.registry = registry
+        self.store = store
+
+    def roots(self):
+        return load_pem_bundle(self.keystore.trust_bundle_pem())
+
+    async def _consumer_type(self, participant_id: str) -> str:
+        for node in await self.registry.list_nodes(participant_id):
+            if node.participant_id == participant_id:
+                return node.participant_type
+        raise PermissionDenied(f"participant {participant_id} is not active at the registry",
+                               code="consumer_unknown")
+
+    async def negotiate(self, peer: PeerIdentity, req: peer_pb2.NegotiateRequest
+                        ) -> peer_pb2.NegotiateResponse:
+        if not req.purpose.strip() or len(req.purpose) > MAX_PURPOSE:
+            raise InvalidRequest(f"purpose must be 1-{MAX_PURPOSE} characters",
+                                 message_ja="利用目的を指定してください")
+        _, doc = find_dataset(self.data_dir, req.dataset_id)
+        offer = next((o for o in doc.get("offers", []) if o.get("id") == req.offer_id), None)
+        if offer is None:
+            known = ", ".join(o.get("id", "?") for o in doc.get("offers", [])) or "none"
+            raise NotFound(f"dataset {req.dataset_id} has no offer {req.offer_id!r} (offers: {known})",
+                           message_ja=f"オファー {req.offer_id} はありません")
+        policy = parse_policy(offer["policy"])
+        ctx = PolicyContext(consumer_id=peer.participant_id,
+                            consumer_type=await self._consumer_type(peer.participant_id),
+                            purpose=req.purpose, provider_id=doc["publisher"], now=utcnow(),
+                            records_requested=req.records_requested or None)
+        decision = evaluate(policy, ctx)
+        agreement = Agreement.new(dataset_id=req.dataset_id, offer_id=req.offer_id,
+                                  policy=offer["policy"], provider=self.keystore_uri(),
+                                  consumer=peer.uri, purpose=req.purpose)
+        common = {"id": agreement.id, "role": "provider", "dataset_id": req.dataset_id,
+                  "offer_id": req.offer_id, "counterparty": peer.uri, "purpose": req.purpose}
+        if not decision.allowed:
+            reason = {"reason": "policy", "decision": decision.to_json(),
+                      "counterparty": peer.uri, "transport": "grpc-mtls"}
+            await self.store.save(state="TERMINATED", reason=reason, **common)
+            log.info("negotiation refused", extra={"agreement": agreement.id, "peer": peer.uri})
+            return peer_pb2.NegotiateResponse(
+                state="TERMINATED", agreement_id=agreement.id,
+                reason_json=canonical_json(reason))
+        signed = SignedAgreement(agreement, {}).with_signature("provider", self.keystore)
+        await self.store.save(state="AGREED", signed=signed.to_json(), **common)
+        return peer_pb2.NegotiateResponse(state="AGREED", agreement_id=agreement.id,
+                                          signed_agreement_json=canonical_json(signed.to_json()))
+
+    def keystore_uri(self) -> str:
+        ident = identity_of(self.keystore.certificate())
+        if ident is None:
+            raise FailedPrecondition("this node's certificate names no node identity")
+        return ident.uri
+
+    async def countersign(self, peer: PeerIdentity, req: peer_pb2.CountersignRequest
+                          ) -> peer_pb2.CountersignResponse:
+        signed = SignedAgreement.from_json(_json(req.signed_agreement_json, "agreement"))
+        row = await self.store.get(signed.agreement.id, role="provider")
+        if row.counterparty != peer.uri:
+            raise PermissionDenied(f"agreement {row.id} was negotiated with {row.counterparty}, "
+                                   f"not {peer.uri}", code="not_a_party")
+        if row.state == "FINALIZED":
+            return peer_pb2.CountersignResponse(state="FINALIZED", digest=row.digest or "")
+        if row.state != "AGREED" or row.signed is None:
+            raise FailedPrecondition(f"agreement {row.id} is {row.state}, not AGREED")
+        ours = SignedAgreement.from_json(row.signed)
+        if signed.agreement != ours.agreement:
+            raise PermissionDenied("the countersigned agreement differs from the one this "
+                                   "provider signed", message_ja="合意文書が改ざんされています",
+                                   code="agreement_tampered")
+        verify_signed(signed, self.roots())
+        await self.store.save(state="VERIFIED", signed=signed.to_json(), **_keys(row))
+        reply = await self.registry.notarise(canonical_json(signed.to_json()))
+        await self.store.save(state="FINALIZED", digest=reply.digest, **_keys(row))
+        log.info("agreement finalized", extra={"agreement": row.id, "peer": peer.uri})
+        return peer_pb2.CountersignResponse(state="FINALIZED", digest=reply.digest)
+
+
+def _keys(row: AgreementRow) -> dict:
+    return {"id": row.id, "role": row.role, "dataset_id": row.dataset_id,
+            "offer_id": row.offer_id, "counterparty": row.counterparty, "purpose": row.purpose}
+
+
+async def request_contract(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,
+                           *, timeout: float = 15.0) -> AgreementRow:
+    """The consumer's side of a negotiation; returns the stored row (FINALIZED or TERMINATED)."""
+    state = NodeState.load(data_dir)
+    keystore = NodeKeyStore(data_dir / "tls")
+    registry = RegistryClient(state, keystore, state.registry)
+    db = await open_contracts_db(data_dir).open()
+    store = AgreementStore(db)
+    try:
+        record = await registry.get_dataset(dataset_id)
+        provider = next((n for n in await registry.list_nodes(record.served_by.split(":")[3])
+                         if n.identity_uri == record.served_by), None)
+        if provider is None or not provider.endpoint:
+            raise FailedPrecondition(f"the connector serving {dataset_id} ({record.served_by}) "
+                                     "is not reachable through the registry",
+                                     message_ja="提供元コネクタが見つかりません")
+        options = [("grpc.ssl_target_name_override", provider.tls_server_name)]
+        async with grpc.aio.secure_channel(provider.endpoint, keystore.channel_credentials(),
+                                           options=options) as channel:
+            stub = peer_pb2_grpc.PeerServiceStub(channel)
+            try:
+                reply = await stub.Negotiate(peer_pb2.NegotiateRequest(
+                    dataset_id=dataset_id, offer_id=offer_id, purpose=purpose), timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise from_grpc(exc, what=f"negotiation with {provider.identity_uri}") from None
+            common = {"id": reply.agreement_id, "role": "consumer", "dataset_id": dataset_id,
+                      "offer_id": offer_id, "counterparty": provider.identity_uri,
+                      "purpose": purpose}
+            await store.save(state="REQUESTED", **common)
+            if reply.state != "AGREED":
+                await store.save(state="TERMINATED", reason=_json(reply.reason_json, "reason"),
+                                 **common)
+                return await store.get(reply.agreement_id, role="consumer")
+            signed = SignedAgreement.from_json(_json(reply.signed_agreement_json, "agreement"))
+            a = signed.agreement
+            own = state.identity_uri
+            if (a.id, a.dataset_id, a.offer_id, a.purpose, a.consumer, a.provider) != (
+                    reply.agreement_id, dataset_id, offer_id, purpose, own, provider.identity_uri):
+                raise PermissionDenied("the provider's agreement does not match the request",
+                                       code="agreement_mismatch")
+            verify_signed(signed, load_pem_bundle(keystore.trust_bundle_pem()),
+                          require=("provider",))
+            await store.save(state="AGREED", signed=signed.to_json(), **common)
+            both = signed.with_signature("consumer", keystore)
+            await store.save(state="VERIFIED", signed=both.to_json(), **common)
+            try:
+                done = await stub.Countersign(peer_pb2.CountersignRequest(
+                    signed_agreement_json=canonical_json(both.to_json())), timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise from_grpc(exc, what=f"countersign with {provider.identity_uri}") from None
+            await store.save(state="FINALIZED", digest=done.digest, **common)
+            return await store.get(reply.agreement_id, role="consumer")
+    finally:
+        await registry.close()
+        await db.close()
