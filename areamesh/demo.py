@@ -153,6 +153,22 @@ class DemoMesh:
             f"package_search  DCAT: {base}/catalog.jsonld  OpenAPI: {base}/openapi.json")
         return ok
 
+    async def negotiate(self) -> bool:
+        """大阪府 agrees terms for 姫路市's AED list; 加古川市's 観光 request for a research-only
+        offer is refused with the constraint that failed."""
+        say("■ 利用契約の交渉 / contract negotiation over mTLS")
+        rc, out, err = await run_cli("connector", "contract", "request", "--data-dir",
+                                     str(self.root / "osaka"), "--dataset", "himeji-aed",
+                                     "--offer", "open-use", "--purpose", "防災")
+        agreed = rc == 0 and "FINALIZED" in out
+        say(f"  大阪府 → 姫路市 himeji-aed（目的: 防災）: {out.strip() or err.strip()}")
+        rc, out, err = await run_cli("connector", "contract", "request", "--data-dir",
+                                     str(self.root / "kakogawa"), "--dataset", "osaka-medical",
+                                     "--offer", "research-use", "--purpose", "観光")
+        refused = rc == 1 and "TERMINATED" in err
+        say("  加古川市 → 大阪府 osaka-medical（目的: 観光）: " + err.strip().replace("\n", "\n    "))
+        return agreed and refused
+
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
         say("■ 相互確認 / discovery through the registry and mTLS ping between connectors")
@@ -192,11 +208,12 @@ async def _run(once: bool, root: Path) -> int:
         ok = await mesh.check_discovery()
         ok &= await mesh.publish_catalog()
         ok &= await mesh.show_search()
+        ok &= await mesh.negotiate()
         say()
-        say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログを公開・検索できました / every "
-                                   "connector sees the other two; the catalog is published and "
-                                   "searchable" if ok else "失敗 / FAILED (see logs in "
-                                   f"{root / 'logs'})"))
+        say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログの公開・検索と利用契約の交渉が"
+                                   "できました / every connector sees the other two; the catalog "
+                                   "is published and searchable; contracts are negotiated"
+                                   if ok else f"失敗 / FAILED (see logs in {root / 'logs'})"))
         if once or not ok:
             return 0 if ok else 1
         say("■ 実行中です。Ctrl-C で停止 / running; press Ctrl-C to stop")

@@ -9,7 +9,7 @@ from areamesh.processes import run_cli
 pytestmark = pytest.mark.integration
 
 
-async def test_demo_once_enrols_three_connectors_that_see_each_other():
+async def test_demo_once_enrols_publishes_searches_and_negotiates():
     rc, out, err = await run_cli("demo", "--once", timeout=120)
     assert rc == 0, out + err
     for name in ("大阪府", "姫路市", "加古川市"):
@@ -18,3 +18,8 @@ async def test_demo_once_enrols_three_connectors_that_see_each_other():
     assert len(ok_lines) == 6, out
     assert not [line for line in out.splitlines() if line.strip().startswith("NG ")]
     assert "every connector sees the other two" in out
+    assert "published inami-ponds version 1 (稲美町)" in out          # hosted tenant
+    assert "refused as expected" in out                                # 姫路市 cannot publish for 稲美町
+    assert "「防災」: 3 件" in out
+    assert "himeji-aed（目的: 防災）: 合意が成立しました" in out and "FINALIZED" in out
+    assert "TERMINATED" in out and "purpose '観光' is not '研究'" in out
