@@ -19,7 +19,7 @@ def _resp(description: str, schema: dict | None = None, ctype: str = _json) -> d
     return out
 
 
-# Any text is a valid search: longer queries are read up to their first 10,000 characters.
+# Any text is a valid search: the index reads a query's first MAX_QUERY_CHARS (512) characters.
 _str_param = {"type": "string"}
 SEARCH_PARAMS = [
     {"name": "q", "in": "query", "schema": _str_param,

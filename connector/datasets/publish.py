@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from connector.datasets.store import PublisherStore, find_dataset, reject_path_tricks
+from connector.datasets.store import PublisherStore, find_dataset
 from connector.node_state import NodeState
 from connector.registry_client import RegistryClient
 from mesh.datasets import canonical_json, load_document, parse_description, standard_errors
@@ -51,7 +51,7 @@ async def publish_file(data_dir: Path, path: Path) -> registry_pb2.DatasetRecord
 
 async def withdraw(data_dir: Path, dataset_id: str) -> int:
     state = NodeState.load(data_dir)
-    store, _ = find_dataset(data_dir, reject_path_tricks(dataset_id))
+    store, _ = find_dataset(data_dir, dataset_id)
     client = RegistryClient(state, NodeKeyStore(data_dir / "tls"), state.registry)
     try:
         reply = await client.withdraw_dataset(dataset_id)

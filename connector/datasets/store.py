@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mesh.datasets import ID_PATTERN
 from mesh.errors import InvalidRequest, NotFound
 from mesh.files import atomic_write
 from mesh.ids import validate_corporate_number, validate_local_government_code
@@ -49,7 +50,7 @@ class PublisherStore:
         return path
 
     def load(self, dataset_id: str) -> dict[str, Any]:
-        path = self.root / "datasets" / f"{dataset_id}.json"
+        path = self.root / "datasets" / f"{checked_id(dataset_id)}.json"
         if not path.exists():
             raise NotFound(f"dataset {dataset_id} is not published by {self.publisher_id} on "
                            "this connector",
@@ -75,6 +76,7 @@ def all_publishers(data_dir: Path) -> list[str]:
 
 
 def find_dataset(data_dir: Path, dataset_id: str) -> tuple[PublisherStore, dict[str, Any]]:
+    checked_id(dataset_id)
     for pid in all_publishers(data_dir):
         store = PublisherStore(data_dir, pid)
         if (store.root / "datasets" / f"{dataset_id}.json").exists():
@@ -83,7 +85,11 @@ def find_dataset(data_dir: Path, dataset_id: str) -> tuple[PublisherStore, dict[
                    message_ja=f"このコネクタにデータセット {dataset_id} はありません")
 
 
-def reject_path_tricks(dataset_id: str) -> str:
-    if "/" in dataset_id or dataset_id.startswith("."):
-        raise InvalidRequest(f"invalid dataset id {dataset_id!r}")
+def checked_id(dataset_id: str) -> str:
+    """A dataset id safe to use as a file name: the published id rule, so no '/' or '..'.
+    Ids reach the store from peers (negotiation) and the CLI; every lookup goes through here."""
+    if not ID_PATTERN.match(dataset_id):
+        raise InvalidRequest(f"invalid dataset id {dataset_id!r}",
+                             message_ja=f"データセットID {dataset_id!r} が正しくありません",
+                             code="invalid_dataset_id")
     return dataset_id

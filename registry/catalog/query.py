@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mesh.errors import InvalidRequest
-from registry.catalog.search_index import SearchQuery
+from registry.catalog.search_index import MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery
 
-MAX_PER_PAGE = 100
-MAX_QUERY_CHARS = 10_000
 MAX_FILTER_CHARS = 200
 
 
