@@ -10,13 +10,19 @@ from aiohttp import web
 
 from connector.config import ConnectorConfig
 from connector.contracts.negotiation import ProviderNegotiator
+from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.grpc_service import SERVICE_NAME, PeerGrpcService
 from connector.http_api import build_http_app
 from connector.maintenance import Maintenance
+from connector.metering.reporter import UsageReporter
+from connector.metering.store import UsageStore, open_metering_db
 from connector.node_state import NodeState
 from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
+from connector.subscriptions.watcher import DatasetWatcher
+from connector.transfer.guard import AgreementGuard
+from connector.transfer.provider import TransferProvider
 from mesh.certs import load_pem_bundle
 from mesh.config import parse_hostport
 from mesh.errors import AreameshError
@@ -48,20 +54,31 @@ class ConnectorApp:
         self.grpc: MeshGrpcServer | None = None
         self.http: web.AppRunner | None = None
         self._maintenance_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
+        self._report_task: asyncio.Task | None = None
         self.grpc_port = 0
         self.http_port = 0
         self.advertise = ""
 
     async def start(self) -> None:
         self.contracts_db = await open_contracts_db(self.config.data_dir).open()
-        negotiator = ProviderNegotiator(self.config.data_dir, self.keystore, self.registry,
-                                        AgreementStore(self.contracts_db))
+        self.metering_db = await open_metering_db(self.config.data_dir).open()
+        agreements = AgreementStore(self.contracts_db)
+        usage = UsageStore(self.metering_db)
+        negotiator = ProviderNegotiator(self.config.data_dir, self.keystore, self.registry, agreements)
+        guard = AgreementGuard(self.config.data_dir, self.keystore, agreements, usage,
+                               ParticipantTypes(self.registry, ttl=30))
+        self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
+        transfers = TransferProvider(guard, usage, self.state.identity_uri)
+        self.usage_reporter = UsageReporter(usage, self.registry)
+        transfers.on_transfer_complete.append(self.usage_reporter.poke)
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
             [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
-              PeerGrpcService(self.state.identity_uri, negotiator), SERVICE_NAME)])
+              PeerGrpcService(self.state.identity_uri, negotiator, transfers, agreements, guard,
+                              self.watcher), SERVICE_NAME)])
         self.grpc_port = self.grpc.port
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
@@ -74,6 +91,9 @@ class ConnectorApp:
             log.warning("registry not reachable at start-up (working on cached state): %s",
                         exc.message)
         self._maintenance_task = asyncio.create_task(self.maintenance.run(), name="maintenance")
+        self._watch_task = asyncio.create_task(self.watcher.run(), name="dataset-watcher")
+        self._report_task = asyncio.create_task(
+            self.usage_reporter.run(self.config.heartbeat_interval.total_seconds()), name="usage-report")
         self.http, self.http_port = await start_site(build_http_app(self), self.config.http_listen)
         log.info("connector %s ready", self.state.identity_uri,
                  extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
@@ -91,12 +111,14 @@ class ConnectorApp:
         if self.http:
             await self.http.cleanup()
         log.info("stopping connector: background loops")
-        if self._maintenance_task:
-            self._maintenance_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._maintenance_task
+        for task in (self._maintenance_task, self._watch_task, self._report_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.peers.reset()
         await self.registry.close()
         log.info("stopping connector: databases")
         await self.contracts_db.close()
+        await self.metering_db.close()
         log.info("connector stopped")

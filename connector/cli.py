@@ -123,6 +123,24 @@ def dataset_list(data_dir: Path) -> None:
             click.echo(f"{pid}\t{doc['id']}\t{title}")
 
 
+@dataset.command("refresh")
+@data_dir_option
+@click.option("--id", "dataset_id", required=True, help="Dataset id.")
+@report_errors
+def dataset_refresh(data_dir: Path, dataset_id: str) -> None:
+    """Mark a dataset changed: new internal copy, or a new version of an external source.
+    Subscribers are notified by the running connector within its --watch-interval."""
+    from connector.datasets.publish import refresh
+
+    setup_logging("text", "WARNING")
+    info = asyncio.run(refresh(data_dir, dataset_id))
+    if info["mode"] == "internal":
+        click.echo(f"内部コピーを更新しました / new internal copy {info['version']} of {dataset_id} "
+                   f"({info['records']:,} records)")
+    else:
+        click.echo(f"更新を通知します / {dataset_id} marked changed (generation {info['generation']})")
+
+
 @connector.group()
 def contract() -> None:
     """Negotiate and inspect usage agreements (利用契約)."""
@@ -179,3 +197,111 @@ def contract_show(data_dir: Path, agreement_id: str) -> None:
             return await AgreementStore(db).get(agreement_id)
 
     click.echo(json.dumps(asyncio.run(run()).to_json(), ensure_ascii=False, indent=2))
+
+
+@contract.command("terminate")
+@data_dir_option
+@click.argument("agreement_id")
+@click.option("--reason", "code", required=True,
+              help="Reason code: no_longer_needed, purpose_fulfilled, policy_violation, "
+                   "duty_not_fulfilled, dataset_withdrawn, security_incident, consent_withdrawn, other.")
+@click.option("--message", default="", help="Free text for the counterparty (≤ 500 characters).")
+@report_errors
+def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: str) -> None:
+    """End an agreement (either side) and notify the counterparty; transfers stop at once."""
+    from connector.contracts.termination import terminate
+
+    setup_logging("text", "WARNING")
+    row = asyncio.run(terminate(data_dir, agreement_id, code, message))
+    reason = row.reason or {}
+    click.echo(f"合意を終了しました / agreement {row.id} TERMINATED ({reason.get('code')})")
+    if reason.get("counterparty_notified") is False:
+        click.echo(f"  相手方に通知できませんでした / counterparty not notified: "
+                   f"{reason.get('notify_error')}", err=True)
+
+
+@connector.command()
+@data_dir_option
+@click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file; it appears only when the transfer is complete and verified.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True)
+@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Translation mapping applied to every batch; rejects go to OUT.rejects.csv.")
+@click.option("--incremental", is_flag=True,
+              help="Only records added or changed since the last complete fetch of this agreement.")
+@click.option("--restart", is_flag=True, help="Discard an unfinished transfer to OUT and start over.")
+@click.option("--attempts", default=8, show_default=True, help="Stream attempts before giving up.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@report_errors
+def fetch(data_dir: Path, agreement_id: str, out: Path, fmt: str, mapping: Path | None,
+          incremental: bool, restart: bool, attempts: int, quiet: bool, as_json: bool) -> None:
+    """Receive an agreed dataset from the provider's connector (データ取得), resuming broken streams."""
+    from connector.transfer.fetch import fetch as run_fetch
+    from connector.transfer.progress import progress_for_terminal
+
+    setup_logging("text", "WARNING")
+    result = asyncio.run(run_fetch(data_dir, agreement_id, out, fmt=fmt, mapping_path=mapping,
+                                   incremental=incremental, restart=restart, attempts=attempts,
+                                   progress=progress_for_terminal(quiet)))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
+               f"{result.batches} batches) in {result.seconds:.2f}s → {result.out}")
+    click.echo(f"  digest {result.digest} (provider's summary matches)")
+    if result.mapping_rejects_note():
+        click.echo(result.mapping_rejects_note(), err=True)
+    if result.truncated:
+        click.echo("  合意のレコード数上限で打ち切られました / stopped at the agreement's record limit",
+                   err=True)
+
+
+@connector.command()
+@data_dir_option
+@click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
+@click.option("--fetch-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Fetch what changed into this folder on every notice.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True)
+@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--once", is_flag=True, help="Stop after the first notice (and its fetch).")
+@report_errors
+def subscribe(data_dir: Path, agreement_id: str, fetch_dir: Path | None, fmt: str,
+              mapping: Path | None, once: bool) -> None:
+    """Follow update notices (購読) for an agreement's dataset; Ctrl-C stops."""
+    from connector.subscriptions.follow import follow
+    from connector.transfer.progress import LineProgress
+
+    setup_logging("text", "WARNING")
+
+    def notice(n) -> None:
+        click.echo(f"更新通知 / change: {n.dataset_id} {n.previous_version or '-'} → {n.version} "
+                   f"({n.cause}, {n.changed_at.ToDatetime().isoformat()}Z)")
+
+    def fetched(r) -> None:
+        kind = "差分" if r.incremental else "全件"
+        click.echo(f"  {kind}取得 / fetched {r.records:,} records, {r.removed_records:,} removed → {r.out}")
+
+    try:
+        asyncio.run(follow(data_dir, agreement_id, on_notice=notice, fetch_dir=fetch_dir, fmt=fmt,
+                           mapping=mapping, on_fetched=fetched, once=once, progress=LineProgress()))
+    except KeyboardInterrupt:
+        pass
+
+
+@connector.command()
+@data_dir_option
+@click.option("--agreement", "agreement_id", default=None, help="Only this agreement.")
+@report_errors
+def transfers(data_dir: Path, agreement_id: str | None) -> None:
+    """List transfers metered on this connector (as provider and consumer)."""
+    from connector.metering.store import UsageStore, open_metering_db
+
+    async def run():
+        async with open_metering_db(data_dir) as db:
+            return await UsageStore(db).list(agreement_id)
+
+    for row in asyncio.run(run()):
+        click.echo(f"{row.id}\t{row.role}\t{row.status}\t{row.agreement_id}\t{row.dataset_id}\t"
+                   f"{row.records}\t{row.bytes}\t{row.started_at}\t{row.reported_at or '-'}")

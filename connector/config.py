@@ -30,6 +30,8 @@ SERVE_SETTINGS = [
             "registry is unreachable; after that, calls are refused."),
     Setting("connector.renew.at", "--renew-at", "0.33",
             "Renew the certificate when less than this fraction of its lifetime is left."),
+    Setting("connector.watch.interval", "--watch-interval", "10s",
+            "How often subscribed datasets are checked for changes (file modified, refresh)."),
     Setting("connector.log.format", "--log-format", "text", "Log format: text or json."),
 ]
 
@@ -46,6 +48,7 @@ class ConnectorConfig:
     crl_grace: timedelta = timedelta(hours=24)
     renew_at: float = 0.33
     log_format: str = "text"
+    watch_interval: timedelta = timedelta(seconds=10)
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -56,7 +59,7 @@ class ConnectorConfig:
             parse_hostport(self.registry, what="--registry")
         if not 0.0 < self.renew_at < 1.0:
             raise InvalidRequest("--renew-at must be a fraction between 0 and 1")
-        for name in ("heartbeat_interval", "crl_refresh"):
+        for name in ("heartbeat_interval", "crl_refresh", "watch_interval"):
             if getattr(self, name) < timedelta(milliseconds=100):
                 raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 100ms")
         if self.log_format not in ("text", "json"):
@@ -74,4 +77,5 @@ class ConnectorConfig:
                    heartbeat_interval=parse_duration(str(kw["heartbeat_interval"])),
                    crl_refresh=parse_duration(str(kw["crl_refresh"])),
                    crl_grace=parse_duration(str(kw["crl_grace"])), renew_at=renew_at,
-                   log_format=str(kw["log_format"]))
+                   log_format=str(kw["log_format"]),
+                   watch_interval=parse_duration(str(kw["watch_interval"] or "10s")))

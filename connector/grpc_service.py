@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from connector.contracts.negotiation import ProviderNegotiator
+from connector.contracts.store import AgreementStore
+from connector.contracts.termination import accept_termination
+from connector.subscriptions.watcher import DatasetWatcher
+from connector.transfer.guard import AgreementGuard
+from connector.transfer.provider import TransferProvider
 from mesh.grpc_auth import current_peer
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
@@ -13,9 +21,14 @@ SERVICE_NAME = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 
 
 class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
-    def __init__(self, own_uri: str, negotiator: ProviderNegotiator) -> None:
+    def __init__(self, own_uri: str, negotiator: ProviderNegotiator, transfers: TransferProvider,
+                 agreements: AgreementStore, guard: AgreementGuard, watcher: DatasetWatcher) -> None:
         self.own_uri = own_uri
         self.negotiator = negotiator
+        self.transfers = transfers
+        self.agreements = agreements
+        self.guard = guard
+        self.watcher = watcher
 
     async def Ping(self, request: peer_pb2.PingRequest, context: grpc.aio.ServicerContext
                    ) -> peer_pb2.PingResponse:
@@ -32,3 +45,44 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
     async def Countersign(self, request: peer_pb2.CountersignRequest,
                           context: grpc.aio.ServicerContext) -> peer_pb2.CountersignResponse:
         return await self.negotiator.countersign(current_peer(), request)
+
+    async def Transfer(self, request: peer_pb2.TransferRequest, context: grpc.aio.ServicerContext
+                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+        async for chunk in self.transfers.stream(current_peer(), request):
+            yield chunk
+
+    async def Terminate(self, request: peer_pb2.TerminateRequest,
+                        context: grpc.aio.ServicerContext) -> peer_pb2.TerminateResponse:
+        return await accept_termination(self.agreements, current_peer(), request)
+
+    async def Subscribe(self, request: peer_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+                        ) -> AsyncIterator[peer_pb2.ChangeNotice]:
+        """Notices until the caller hangs up; the agreement is checked again with each one and
+        at least every few watch intervals, so a termination ends the stream."""
+        peer = current_peer()
+        auth = await self.guard.check(peer, request.agreement_id, counting=False)
+        dataset_id = auth.agreement.dataset_id
+        queue, version = await self.watcher.subscribe(dataset_id)
+        try:
+            if request.since_version != version:
+                yield _notice(dataset_id, version, request.since_version, None, "subscribed")
+            while True:
+                try:
+                    change = await asyncio.wait_for(queue.get(), timeout=self.watcher.interval * 5)
+                except TimeoutError:
+                    await self.guard.check(peer, request.agreement_id, counting=False)
+                    continue
+                await self.guard.check(peer, request.agreement_id, counting=False)
+                yield _notice(dataset_id, change.version, change.previous, change.at, change.cause)
+        finally:
+            self.watcher.unsubscribe(dataset_id, queue)
+
+
+def _notice(dataset_id: str, version: str, previous: str, at, cause: str) -> peer_pb2.ChangeNotice:
+    ts = Timestamp()
+    if at is None:
+        ts.GetCurrentTime()
+    else:
+        ts.FromDatetime(at)
+    return peer_pb2.ChangeNotice(dataset_id=dataset_id, version=version, previous_version=previous,
+                                 changed_at=ts, cause=cause)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from connector.registry_client import RegistryClient
+from connector.transfer.batches import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
 from mesh.errors import NotFound, Unavailable, from_grpc
 from mesh.keystore import NodeKeyStore
@@ -82,3 +84,17 @@ class PeerDirectory:
         channels, self._channels = self._channels, {}
         for ch in channels.values():
             await ch.close()
+
+
+async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_uri: str
+                    ) -> grpc.aio.Channel:
+    """An mTLS channel to the connector ``provider_uri``, found through the registry."""
+    participant = provider_uri.split(":")[3] if provider_uri.count(":") >= 5 else ""
+    node = next((n for n in await registry.list_nodes(participant) if n.identity_uri == provider_uri),
+                None)
+    if node is None or not node.endpoint:
+        raise Unavailable(f"the provider's connector {provider_uri} is not reachable through the registry",
+                          message_ja="提供元コネクタが見つかりません", code="provider_unknown")
+    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(), options=[
+        ("grpc.ssl_target_name_override", node.tls_server_name),
+        ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT)])

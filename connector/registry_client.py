@@ -80,3 +80,7 @@ class RegistryClient:
     async def withdraw_dataset(self, dataset_id: str) -> registry_pb2.WithdrawDatasetResponse:
         return await self._call("WithdrawDataset",
                                 registry_pb2.WithdrawDatasetRequest(id=dataset_id))
+
+    async def report_usage(self, records: list[registry_pb2.UsageRecord]
+                           ) -> registry_pb2.ReportUsageResponse:
+        return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(records=records))

@@ -25,6 +25,7 @@ from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.metering.usage import UsageLedger
 from registry.store import RegistryStore
 
 log = logging.getLogger("areamesh.registry.grpc")
@@ -216,3 +217,13 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
         return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
                                                       notarised_at=_ts(at))
+
+    # ---- metering ----------------------------------------------------------------------------
+    async def ReportUsage(self, request: registry_pb2.ReportUsageRequest,
+                          context: grpc.aio.ServicerContext) -> registry_pb2.ReportUsageResponse:
+        peer = current_peer()
+        reply = await UsageLedger(self.store.db).record(peer, list(request.records))
+        for r in reply.rejected:
+            log.warning("usage record refused: %s", r.message,
+                        extra={"peer": peer.uri, "transfer": r.transfer_id, "code": r.code})
+        return reply

@@ -16,6 +16,7 @@ from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
 from registry.store import RegistryStore
 
@@ -61,6 +62,15 @@ async def participants(request: web.Request) -> web.Response:
         "criteria": await store.meta("certification_criteria") or "",
         "participants": [{"id": p.id, "name": p.name, "type": p.type, "status": p.status,
                           "hosted_by": hosting[p.id]} for p in rows]})
+
+
+async def usage(request: web.Request) -> web.Response:
+    """Metering per participant for a billing period (JST): provided and consumed transfers,
+    records and bytes, from the providers' reports (DESIGN §9)."""
+    store = request.app[STORE]
+    period = parse_period(request.query.get("period"))
+    names = {p.id: p.name for p in await store.participants()}
+    return web.json_response(await UsageLedger(store.db).summary(period, names), dumps=_dumps)
 
 
 def search_json(result, records) -> dict:
@@ -109,6 +119,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_get("/api/v1/trust-bundle", trust_bundle)
     app.router.add_get("/api/v1/crl", revocation_list)
     app.router.add_get("/api/v1/participants", participants)
+    app.router.add_get("/api/v1/usage", usage)
     app.router.add_get("/api/v1/datasets", datasets)
     app.router.add_get("/api/v1/datasets/{id}", dataset)
     app.router.add_get("/catalog.jsonld", catalog_jsonld)

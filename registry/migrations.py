@@ -91,4 +91,25 @@ MIGRATIONS = [
     );
     CREATE INDEX notarisations_by_dataset ON notarisations(dataset_id)
     """,
+    # 5: metering — transfers reported by providing connectors (registry/metering/usage.py)
+    """
+    CREATE TABLE usage_records (
+        transfer_id TEXT PRIMARY KEY,
+        agreement_id TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        provider_participant TEXT NOT NULL,
+        consumer_participant TEXT NOT NULL,
+        provider_node TEXT NOT NULL,
+        consumer_node TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        batches INTEGER NOT NULL,
+        incremental INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        reported_at TEXT NOT NULL
+    );
+    CREATE INDEX usage_by_end ON usage_records(ended_at);
+    CREATE INDEX usage_by_agreement ON usage_records(agreement_id)
+    """,
 ]

@@ -93,6 +93,13 @@ OPENAPI: dict = {
                 "type": "object", "required": ["criteria", "participants"],
                 "properties": {"criteria": {"type": "string"}, "participants": {
                     "type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}})}}},
+        "/api/v1/usage": {"get": {
+            "summary": "Metering per participant for a billing period (JST)",
+            "parameters": [{"name": "period", "in": "query", "description":
+                            "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (days)",
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _resp("usage summary", {"$ref": "#/components/schemas/Usage"}),
+                          "400": _resp("bad period", ERROR)}}},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
@@ -113,6 +120,19 @@ OPENAPI: dict = {
     },
 
     "components": {"schemas": {
+        "UsageCounts": {"type": "object", "required": ["transfers", "records", "bytes"],
+                        "properties": {"transfers": {"type": "integer"}, "records": {"type": "integer"},
+                                       "bytes": {"type": "integer"}, "agreements": {"type": "integer"}}},
+        "Usage": {"type": "object", "required": ["period", "participants", "totals"], "properties": {
+            "period": {"type": "object", "required": ["label", "from", "to"],
+                       "properties": {"label": {"type": "string"}, "from": {"type": "string"},
+                                      "to": {"type": "string"}}},
+            "participants": {"type": "array", "items": {
+                "type": "object", "required": ["id", "provided", "consumed"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                               "provided": {"$ref": "#/components/schemas/UsageCounts"},
+                               "consumed": {"$ref": "#/components/schemas/UsageCounts"}}}},
+            "totals": {"$ref": "#/components/schemas/UsageCounts"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},

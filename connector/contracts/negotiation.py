@@ -18,6 +18,8 @@ from pathlib import Path
 
 import grpc
 
+from connector.contracts.client import find_provider, negotiate
+from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore, open_contracts_db
 from connector.datasets.store import find_dataset
 from connector.node_state import NodeState
@@ -26,7 +28,7 @@ from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, identity_of, load_pem_bundle
 from mesh.clock import utcnow
 from mesh.datasets import canonical_json
-from mesh.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied, from_grpc
+from mesh.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 from mesh.keystore import NodeKeyStore
 from mesh.policy import PolicyContext, evaluate, parse_policy
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
@@ -50,16 +52,10 @@ class ProviderNegotiator:
         self.keystore = keystore
         self.registry = registry
         self.store = store
+        self.participants = ParticipantTypes(registry, ttl=0)
 
     def roots(self):
         return load_pem_bundle(self.keystore.trust_bundle_pem())
-
-    async def _consumer_type(self, participant_id: str) -> str:
-        for node in await self.registry.list_nodes(participant_id):
-            if node.participant_id == participant_id:
-                return node.participant_type
-        raise PermissionDenied(f"participant {participant_id} is not active at the registry",
-                               code="consumer_unknown")
 
     async def negotiate(self, peer: PeerIdentity, req: peer_pb2.NegotiateRequest
                         ) -> peer_pb2.NegotiateResponse:
@@ -74,7 +70,7 @@ class ProviderNegotiator:
                            message_ja=f"オファー {req.offer_id} はありません")
         policy = parse_policy(offer["policy"])
         ctx = PolicyContext(consumer_id=peer.participant_id,
-                            consumer_type=await self._consumer_type(peer.participant_id),
+                            consumer_type=await self.participants.type_of(peer.participant_id),
                             purpose=req.purpose, provider_id=doc["publisher"], now=utcnow(),
                             records_requested=req.records_requested or None)
         decision = evaluate(policy, ctx)
@@ -133,56 +129,25 @@ def _keys(row: AgreementRow) -> dict:
 
 async def request_contract(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,
                            *, timeout: float = 15.0) -> AgreementRow:
-    """The consumer's side of a negotiation; returns the stored row (FINALIZED or TERMINATED)."""
+    """The consumer's side of a negotiation; returns the stored row (FINALIZED or TERMINATED).
+
+    Finds the serving connector through the registry, opens an mTLS channel to it and runs
+    :func:`connector.contracts.client.negotiate` over it.
+    """
     state = NodeState.load(data_dir)
     keystore = NodeKeyStore(data_dir / "tls")
     registry = RegistryClient(state, keystore, state.registry)
     db = await open_contracts_db(data_dir).open()
     store = AgreementStore(db)
     try:
-        record = await registry.get_dataset(dataset_id)
-        provider = next((n for n in await registry.list_nodes(record.served_by.split(":")[3])
-                         if n.identity_uri == record.served_by), None)
-        if provider is None or not provider.endpoint:
-            raise FailedPrecondition(f"the connector serving {dataset_id} ({record.served_by}) "
-                                     "is not reachable through the registry",
-                                     message_ja="提供元コネクタが見つかりません")
+        provider = await find_provider(registry, dataset_id)
         options = [("grpc.ssl_target_name_override", provider.tls_server_name)]
         async with grpc.aio.secure_channel(provider.endpoint, keystore.channel_credentials(),
                                            options=options) as channel:
-            stub = peer_pb2_grpc.PeerServiceStub(channel)
-            try:
-                reply = await stub.Negotiate(peer_pb2.NegotiateRequest(
-                    dataset_id=dataset_id, offer_id=offer_id, purpose=purpose), timeout=timeout)
-            except grpc.aio.AioRpcError as exc:
-                raise from_grpc(exc, what=f"negotiation with {provider.identity_uri}") from None
-            common = {"id": reply.agreement_id, "role": "consumer", "dataset_id": dataset_id,
-                      "offer_id": offer_id, "counterparty": provider.identity_uri,
-                      "purpose": purpose}
-            await store.save(state="REQUESTED", **common)
-            if reply.state != "AGREED":
-                await store.save(state="TERMINATED", reason=_json(reply.reason_json, "reason"),
-                                 **common)
-                return await store.get(reply.agreement_id, role="consumer")
-            signed = SignedAgreement.from_json(_json(reply.signed_agreement_json, "agreement"))
-            a = signed.agreement
-            own = state.identity_uri
-            if (a.id, a.dataset_id, a.offer_id, a.purpose, a.consumer, a.provider) != (
-                    reply.agreement_id, dataset_id, offer_id, purpose, own, provider.identity_uri):
-                raise PermissionDenied("the provider's agreement does not match the request",
-                                       code="agreement_mismatch")
-            verify_signed(signed, load_pem_bundle(keystore.trust_bundle_pem()),
-                          require=("provider",))
-            await store.save(state="AGREED", signed=signed.to_json(), **common)
-            both = signed.with_signature("consumer", keystore)
-            await store.save(state="VERIFIED", signed=both.to_json(), **common)
-            try:
-                done = await stub.Countersign(peer_pb2.CountersignRequest(
-                    signed_agreement_json=canonical_json(both.to_json())), timeout=timeout)
-            except grpc.aio.AioRpcError as exc:
-                raise from_grpc(exc, what=f"countersign with {provider.identity_uri}") from None
-            await store.save(state="FINALIZED", digest=done.digest, **common)
-            return await store.get(reply.agreement_id, role="consumer")
+            return await negotiate(peer_pb2_grpc.PeerServiceStub(channel), store, keystore,
+                                   own_identity=state.identity_uri,
+                                   provider_identity=provider.identity_uri, dataset_id=dataset_id,
+                                   offer_id=offer_id, purpose=purpose, timeout=timeout)
     finally:
         await registry.close()
         await db.close()

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from connector.datasets.internal_copy import InternalCopies
+from connector.datasets.sources import adapter_source, bump_generation, is_internal
 from connector.datasets.store import PublisherStore, find_dataset
 from connector.node_state import NodeState
 from connector.registry_client import RegistryClient
@@ -33,18 +35,23 @@ def read_description(path: Path, default_publisher: str) -> tuple[dict[str, Any]
     if isinstance(doc, dict):
         doc.setdefault("publisher", default_publisher)
     published = parse_description(doc, standard_check=standard_errors)
+    doc["source_base"] = str(path.absolute().parent)  # relative source paths resolve here
     return doc, published
 
 
 async def publish_file(data_dir: Path, path: Path) -> registry_pb2.DatasetRecord:
     state = NodeState.load(data_dir)
     full, published = read_description(path, state.participant_id)
+    store = PublisherStore(data_dir, published["publisher"])
+    if is_internal(full):  # copy first: an unreadable source is refused before anything is published
+        meta = await InternalCopies(store).snapshot(full["id"], adapter_source(store, full))
+        log.info("internal copy %s of %s: %d records", meta["version"], full["id"], meta["records"])
     client = RegistryClient(state, NodeKeyStore(data_dir / "tls"), state.registry)
     try:
         record = await client.publish_dataset(canonical_json(published))
     finally:
         await client.close()
-    PublisherStore(data_dir, published["publisher"]).save(full)
+    store.save(full)
     log.info("published %s version %d", record.id, record.version)
     return record
 
@@ -59,3 +66,14 @@ async def withdraw(data_dir: Path, dataset_id: str) -> int:
         await client.close()
     store.withdraw(dataset_id)
     return reply.version
+
+
+async def refresh(data_dir: Path, dataset_id: str) -> dict[str, Any]:
+    """Mark a dataset changed: take a new internal copy, or bump an external one's generation.
+    A running connector notices within its watch interval and notifies subscribers."""
+    store, doc = find_dataset(data_dir, dataset_id)
+    if is_internal(doc):
+        meta = await InternalCopies(store).snapshot(dataset_id, adapter_source(store, doc))
+        return {"dataset": dataset_id, "mode": "internal", **meta}
+    return {"dataset": dataset_id, "mode": "external",
+            "generation": bump_generation(store, dataset_id)}

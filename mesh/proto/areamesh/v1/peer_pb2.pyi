@@ -8,6 +8,114 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TransferRequest(_message.Message):
+    __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    transfer_id: str
+    after_seq: int
+    since_version: str
+    batch_rows: int
+    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ...) -> None: ...
+
+class TransferChunk(_message.Message):
+    __slots__ = ("header", "batch", "summary")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    header: TransferHeader
+    batch: DataBatch
+    summary: TransferSummary
+    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ...) -> None: ...
+
+class TransferHeader(_message.Message):
+    __slots__ = ("transfer_id", "dataset_id", "version", "arrow_schema", "incremental", "max_records", "consent_filtered")
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FILTERED_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    dataset_id: str
+    version: str
+    arrow_schema: bytes
+    incremental: bool
+    max_records: int
+    consent_filtered: bool
+    def __init__(self, transfer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., version: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., incremental: _Optional[bool] = ..., max_records: _Optional[int] = ..., consent_filtered: _Optional[bool] = ...) -> None: ...
+
+class DataBatch(_message.Message):
+    __slots__ = ("seq", "first_record", "records", "arrow_ipc", "digest")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    FIRST_RECORD_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    first_record: int
+    records: int
+    arrow_ipc: bytes
+    digest: str
+    def __init__(self, seq: _Optional[int] = ..., first_record: _Optional[int] = ..., records: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class TransferSummary(_message.Message):
+    __slots__ = ("batches", "records", "bytes", "digest", "truncated", "removed_records")
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    batches: int
+    records: int
+    bytes: int
+    digest: str
+    truncated: bool
+    removed_records: int
+    def __init__(self, batches: _Optional[int] = ..., records: _Optional[int] = ..., bytes: _Optional[int] = ..., digest: _Optional[str] = ..., truncated: _Optional[bool] = ..., removed_records: _Optional[int] = ...) -> None: ...
+
+class TerminateRequest(_message.Message):
+    __slots__ = ("agreement_id", "reason_json")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_JSON_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    reason_json: bytes
+    def __init__(self, agreement_id: _Optional[str] = ..., reason_json: _Optional[bytes] = ...) -> None: ...
+
+class TerminateResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    def __init__(self, state: _Optional[str] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("agreement_id", "since_version")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    since_version: str
+    def __init__(self, agreement_id: _Optional[str] = ..., since_version: _Optional[str] = ...) -> None: ...
+
+class ChangeNotice(_message.Message):
+    __slots__ = ("dataset_id", "version", "previous_version", "changed_at", "cause")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    version: str
+    previous_version: str
+    changed_at: _timestamp_pb2.Timestamp
+    cause: str
+    def __init__(self, dataset_id: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cause: _Optional[str] = ...) -> None: ...
+
 class NegotiateRequest(_message.Message):
     __slots__ = ("dataset_id", "offer_id", "purpose", "records_requested")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]

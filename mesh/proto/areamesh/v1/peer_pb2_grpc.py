@@ -26,8 +26,7 @@ if _version_not_supported:
 
 
 class PeerServiceStub:
-    """Served by every connector over mutual TLS. Later capabilities (offers, negotiation,
-    transfer, subscriptions) are added here.
+    """Served by every connector over mutual TLS: negotiation, transfer, subscriptions, termination.
     """
 
     def __init__(self, channel):
@@ -51,11 +50,25 @@ class PeerServiceStub:
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.CountersignRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_peer__pb2.CountersignResponse.FromString,
                 _registered_method=True)
+        self.Transfer = channel.unary_stream(
+                '/areamesh.v1.PeerService/Transfer',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.TransferRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
+                _registered_method=True)
+        self.Terminate = channel.unary_unary(
+                '/areamesh.v1.PeerService/Terminate',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.TerminateRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.TerminateResponse.FromString,
+                _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/areamesh.v1.PeerService/Subscribe',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.ChangeNotice.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
-    """Served by every connector over mutual TLS. Later capabilities (offers, negotiation,
-    transfer, subscriptions) are added here.
+    """Served by every connector over mutual TLS: negotiation, transfer, subscriptions, termination.
     """
 
     def Ping(self, request, context):
@@ -82,6 +95,30 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transfer(self, request, context):
+        """Stream the dataset of a FINALIZED agreement to its consumer: a header, numbered batches
+        each with its digest, and a summary. A broken stream is resumed by asking again with the
+        transfer id and the last batch the consumer acknowledged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Terminate(self, request, context):
+        """End an agreement (either party), with a structured reason. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Subscribe(self, request, context):
+        """Change notices for an agreement's dataset: one at once when the caller's version is not the
+        current one, then one per change, until the caller hangs up or the agreement ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +137,21 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     request_deserializer=areamesh_dot_v1_dot_peer__pb2.CountersignRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_peer__pb2.CountersignResponse.SerializeToString,
             ),
+            'Transfer': grpc.unary_stream_rpc_method_handler(
+                    servicer.Transfer,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.SerializeToString,
+            ),
+            'Terminate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Terminate,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.TerminateRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.TerminateResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.ChangeNotice.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'areamesh.v1.PeerService', rpc_method_handlers)
@@ -109,8 +161,7 @@ def add_PeerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PeerService:
-    """Served by every connector over mutual TLS. Later capabilities (offers, negotiation,
-    transfer, subscriptions) are added here.
+    """Served by every connector over mutual TLS: negotiation, transfer, subscriptions, termination.
     """
 
     @staticmethod
@@ -184,6 +235,87 @@ class PeerService:
             '/areamesh.v1.PeerService/Countersign',
             areamesh_dot_v1_dot_peer__pb2.CountersignRequest.SerializeToString,
             areamesh_dot_v1_dot_peer__pb2.CountersignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/areamesh.v1.PeerService/Transfer',
+            areamesh_dot_v1_dot_peer__pb2.TransferRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Terminate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.PeerService/Terminate',
+            areamesh_dot_v1_dot_peer__pb2.TerminateRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.TerminateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/areamesh.v1.PeerService/Subscribe',
+            areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.ChangeNotice.FromString,
             options,
             channel_credentials,
             insecure,

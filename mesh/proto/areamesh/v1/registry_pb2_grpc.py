@@ -91,6 +91,11 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.FromString,
                 _registered_method=True)
+        self.ReportUsage = channel.unary_unary(
+                '/areamesh.v1.RegistryService/ReportUsage',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -177,6 +182,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportUsage(self, request, context):
+        """Metering: the providing connector reports finished transfers of notarised agreements.
+        Idempotent per transfer id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +247,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.NotariseAgreement,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.SerializeToString,
+            ),
+            'ReportUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUsage,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +553,33 @@ class RegistryService:
             '/areamesh.v1.RegistryService/NotariseAgreement',
             areamesh_dot_v1_dot_registry__pb2.NotariseAgreementRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.NotariseAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/ReportUsage',
+            areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

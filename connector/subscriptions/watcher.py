@@ -1,0 +1,110 @@
+"""DatasetWatcher: notices when a subscribed dataset changes, in the serving connector.
+
+Every ``interval`` it asks each watched dataset for its version (``datasets/sources.py``: the
+source's fingerprint and refresh generation, or the internal copy id) — cheap for files and
+copies. When the version moves, it first keeps the row-hash snapshot of the new version (so a
+later incremental fetch since it is possible), then puts a notice on every subscriber's queue.
+Only datasets somebody subscribes to are watched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connector.datasets.sources import dataset_version, open_dataset_source
+from connector.datasets.store import find_dataset
+from connector.transfer.snapshots import RowHashSnapshots
+from mesh.clock import utcnow
+from mesh.errors import AreameshError
+
+log = logging.getLogger("areamesh.connector.subscriptions")
+
+
+@dataclass(frozen=True)
+class Change:
+    dataset_id: str
+    version: str
+    previous: str
+    at: datetime
+    cause: str
+
+
+@dataclass
+class _Watched:
+    version: str
+    queues: set[asyncio.Queue] = field(default_factory=set)
+
+
+class DatasetWatcher:
+    def __init__(self, data_dir, interval: float) -> None:
+        self.data_dir = data_dir
+        self.interval = interval
+        self._watched: dict[str, _Watched] = {}
+        self._lock = asyncio.Lock()
+
+    async def current_version(self, dataset_id: str, *, snapshot: bool = True) -> str:
+        store, doc = find_dataset(self.data_dir, dataset_id)
+        source = open_dataset_source(store, doc)
+        try:
+            version = await dataset_version(store, doc, source)
+            snapshots = RowHashSnapshots(store, dataset_id)
+            if snapshot and not snapshots.has(version):
+                n = await snapshots.build(version, source)
+                log.info("row-hash snapshot of %s at %s: %d records", dataset_id, version, n)
+            return version
+        finally:
+            await source.close()
+
+    async def subscribe(self, dataset_id: str) -> tuple[asyncio.Queue, str]:
+        """A queue of ``Change`` for ``dataset_id`` and its current version."""
+        async with self._lock:
+            watched = self._watched.get(dataset_id)
+            if watched is None:
+                watched = self._watched[dataset_id] = _Watched(await self.current_version(dataset_id))
+            queue: asyncio.Queue = asyncio.Queue(maxsize=100)
+            watched.queues.add(queue)
+            return queue, watched.version
+
+    def unsubscribe(self, dataset_id: str, queue: asyncio.Queue) -> None:
+        watched = self._watched.get(dataset_id)
+        if watched is None:
+            return
+        watched.queues.discard(queue)
+        if not watched.queues:
+            del self._watched[dataset_id]
+
+    def subscriber_count(self) -> int:
+        return sum(len(w.queues) for w in self._watched.values())
+
+    async def check_once(self) -> list[Change]:
+        changes = []
+        async with self._lock:
+            for dataset_id, watched in list(self._watched.items()):
+                try:
+                    version = await self.current_version(dataset_id)
+                except AreameshError as exc:
+                    log.warning("cannot check %s for changes: %s", dataset_id, exc.message)
+                    continue
+                if version == watched.version:
+                    continue
+                change = Change(dataset_id, version, watched.version, utcnow(), "changed")
+                watched.version = version
+                changes.append(change)
+                for queue in list(watched.queues):
+                    with contextlib.suppress(asyncio.QueueFull):  # a stuck subscriber gets the next one
+                        queue.put_nowait(change)
+                log.info("dataset %s changed: %s → %s (%d subscribers)", dataset_id, change.previous,
+                         version, len(watched.queues))
+        return changes
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check_once()
+            except Exception:  # the loop must outlive one bad dataset
+                log.exception("change check failed")

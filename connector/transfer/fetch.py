@@ -1,0 +1,345 @@
+"""The consumer's side of a transfer: ``areamesh connector fetch``.
+
+Checks its own copy of the agreement first (FINALIZED, signatures, not expired), finds the
+provider's connector through the registry, and reads the stream: every batch's sequence number
+and digest are checked, the optional mapping is applied (rejected rows go to the rejects file
+with their row numbers), and progress is acknowledged in the journal (``journal.py``) at least
+once a second. A broken stream — provider restarted, network gone, a batch that fails its
+digest — is resumed from the last acknowledged batch, with backoff; if the provider stays away
+the command stops with the journal in place and the same command resumes later. The output file
+appears only when the summary's digest equals the one computed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from connector.contracts.store import AgreementRow, AgreementStore, open_contracts_db
+from connector.metering.store import UsageStore, open_metering_db
+from connector.node_state import NodeState
+from connector.peers import dial_peer
+from connector.registry_client import RegistryClient
+from connector.transfer.batches import (
+    DEFAULT_BATCH_ROWS,
+    batch_digest,
+    chain_next,
+    decode_batch,
+    read_schema,
+)
+from connector.transfer.journal import TransferJournal
+from connector.transfer.output import FORMATS, PartialOutput
+from connector.translate.mapping import Mapping, load_mapping
+from mesh.agreements import SignedAgreement, verify_signed
+from mesh.certs import load_pem_bundle
+from mesh.clock import from_iso, utcnow
+from mesh.errors import (
+    AreameshError,
+    FailedPrecondition,
+    InvalidRequest,
+    PermissionDenied,
+    Unavailable,
+    from_grpc,
+)
+from mesh.keystore import NodeKeyStore
+from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
+
+log = logging.getLogger("areamesh.connector.transfer")
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
+             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
+             grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
+ACK_EVERY_SECONDS = 1.0
+ACK_EVERY_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    agreement_id: str
+    transfer_id: str
+    out: Path
+    rejects_file: Path | None
+    version: str
+    incremental: bool
+    records: int
+    written: int
+    rejected_rows: int
+    bytes: int
+    batches: int
+    digest: str
+    truncated: bool
+    removed_records: int
+    resumed: int
+    resumed_after: list[int]
+    seconds: float
+
+    def mapping_rejects_note(self) -> str:
+        if not self.rejected_rows:
+            return ""
+        return (f"  変換できなかった行 {self.rejected_rows:,} 行は {self.rejects_file} に記録しました / "
+                f"{self.rejected_rows:,} rows rejected by the mapping, listed in {self.rejects_file}")
+
+    def to_json(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["out"], d["rejects_file"] = str(self.out), str(self.rejects_file) if self.rejects_file else None
+        return d
+
+
+class Progress:
+    """What the CLI shows; the default shows nothing."""
+
+    def start(self, header: peer_pb2.TransferHeader, journal: TransferJournal) -> None: ...
+    def advance(self, journal: TransferJournal) -> None: ...
+    def note(self, message: str) -> None: ...
+    def done(self) -> None: ...
+
+
+class _StreamBroken(Exception):
+    pass
+
+
+def check_consumer_agreement(row: AgreementRow, roots) -> None:
+    if row.state == "TERMINATED":
+        raise PermissionDenied(f"agreement {row.id} is terminated",
+                               message_ja=f"合意 {row.id} は終了しています", code="agreement_terminated",
+                               details={"reason": row.reason})
+    if row.state != "FINALIZED" or row.signed is None:
+        raise FailedPrecondition(f"agreement {row.id} is {row.state}, not FINALIZED",
+                                 message_ja=f"合意 {row.id} は確定していません（{row.state}）",
+                                 code="agreement_not_finalized")
+    signed = SignedAgreement.from_json(row.signed)
+    verify_signed(signed, roots)
+    if signed.agreement.expires and from_iso(signed.agreement.expires) <= utcnow():
+        raise PermissionDenied(f"agreement {row.id} expired at {signed.agreement.expires}",
+                               code="agreement_expired")
+
+
+class Fetcher:
+    def __init__(self, data_dir: Path, agreement_id: str, out: Path, *, fmt: str = "ndjson",
+                 mapping_path: Path | None = None, incremental: bool = False, restart: bool = False,
+                 progress: Progress | None = None, attempts: int = 8,
+                 batch_rows: int = DEFAULT_BATCH_ROWS,
+                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+        if fmt not in FORMATS:
+            raise InvalidRequest(f"--format must be one of {', '.join(FORMATS)}")
+        self.data_dir, self.agreement_id, self.out = data_dir, agreement_id, out
+        self.fmt, self.incremental, self.restart = fmt, incremental, restart
+        self.progress = progress or Progress()
+        self.attempts, self.batch_rows, self.sleep = attempts, batch_rows, sleep
+        self.mapping: Mapping | None = load_mapping(mapping_path) if mapping_path else None
+        self.mapping_digest = hashlib.sha256(mapping_path.read_bytes()).hexdigest() if mapping_path else ""
+        self.journal_path = TransferJournal.path_for(data_dir, agreement_id, out)
+        self._resumed_after: list[int] = []
+
+    async def run(self) -> FetchResult:
+        started = time.monotonic()
+        state = NodeState.load(self.data_dir)
+        keystore = NodeKeyStore(self.data_dir / "tls")
+        async with open_contracts_db(self.data_dir) as cdb, open_metering_db(self.data_dir) as mdb:
+            row = await AgreementStore(cdb).get(self.agreement_id, role="consumer")
+            check_consumer_agreement(row, load_pem_bundle(keystore.trust_bundle_pem()))
+            usage = UsageStore(mdb)
+            if self.restart:
+                self._discard()
+            journal = TransferJournal.load_or_new(self.journal_path, agreement_id=self.agreement_id,
+                                                  out=self.out, fmt=self.fmt,
+                                                  mapping_digest=self.mapping_digest)
+            if not journal.transfer_id and self.incremental:
+                last = await usage.last_complete(self.agreement_id)
+                journal.since_version = last.version if last else ""
+            self._dial = lambda: self._dial_provider(state, keystore, row.counterparty)
+            return await self._attempts(journal, usage, row, started)
+
+    async def _dial_provider(self, state: NodeState, keystore: NodeKeyStore, uri: str) -> grpc.aio.Channel:
+        """Asked again on every attempt: a restarted provider may listen somewhere else."""
+        registry = RegistryClient(state, keystore, state.registry)
+        try:
+            return await dial_peer(registry, keystore, uri)
+        finally:
+            await registry.close()
+
+    def _discard(self) -> None:
+        if self.journal_path.exists():
+            old = TransferJournal(**json.loads(self.journal_path.read_text()))
+            PartialOutput(self.out, old.fmt, old.transfer_id[:8], with_rejects=True).discard()
+            self.journal_path.unlink()
+
+    async def _attempts(self, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
+                        started: float) -> FetchResult:
+        resumed, delay, restarted = 0, 0.5, False
+        problem = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with await self._dial() as channel:
+                    stub = peer_pb2_grpc.PeerServiceStub(channel)
+                    return await self._stream(stub, journal, usage, row, started, resumed)
+            except Unavailable as exc:  # the registry does not know where the provider is (yet)
+                problem = exc.message
+            except grpc.aio.AioRpcError as exc:
+                err = from_grpc(exc, what=f"transfer from {row.counterparty}")
+                if err.code == "source_changed" and not restarted:
+                    self.progress.note("提供元のデータが更新されたため最初から取得し直します / "
+                                       "the data changed; starting over")
+                    self._discard()
+                    journal = TransferJournal(self.agreement_id, str(self.out.resolve()), self.fmt,
+                                              self.mapping_digest, since_version=journal.since_version)
+                    restarted = True
+                    continue
+                if exc.code() not in RETRYABLE:
+                    raise err from None
+                problem = err.message
+            except _StreamBroken as exc:
+                problem = str(exc)
+            journal = TransferJournal.load_or_new(self.journal_path, agreement_id=self.agreement_id,
+                                                  out=self.out, fmt=self.fmt,
+                                                  mapping_digest=self.mapping_digest) \
+                if self.journal_path.exists() else journal
+            if attempt == self.attempts:
+                break
+            resumed += 1
+            self._resumed_after.append(journal.acked_seq)
+            self.progress.note(f"転送が中断しました（{problem}）。{delay:.1f}秒後にバッチ "
+                               f"{journal.acked_seq} の次から再開します / stream broken, resuming after "
+                               f"batch {journal.acked_seq}")
+            log.warning("transfer broken, resuming", extra={"agreement": self.agreement_id,
+                                                            "after_seq": journal.acked_seq,
+                                                            "error": problem})
+            await self.sleep(delay)
+            delay = min(delay * 2, 8.0)
+        raise Unavailable(
+            f"transfer interrupted after {journal.acked_seq} batches ({journal.records:,} records) and "
+            f"{self.attempts} attempts: {problem}; run the same command again to resume",
+            message_ja=f"転送が中断しました（{journal.acked_seq} バッチ・{journal.records:,} 件まで"
+                       "受信済み）。同じコマンドを再実行すると続きから再開します",
+            code="transfer_interrupted",
+            details={"acked_seq": journal.acked_seq, "records": journal.records})
+
+    async def _stream(self, stub, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
+                      started: float, resumed: int) -> FetchResult:
+        request = peer_pb2.TransferRequest(
+            agreement_id=self.agreement_id, transfer_id=journal.transfer_id,
+            after_seq=journal.acked_seq, since_version=journal.since_version,
+            batch_rows=journal.batch_rows or self.batch_rows)
+        call = stub.Transfer(request)
+        output: PartialOutput | None = None
+        try:
+            schema = None
+            last_ack, unacked_bytes = time.monotonic(), 0
+            async for chunk in call:
+                kind = chunk.WhichOneof("body")
+                if kind == "header":
+                    output, schema = await self._begin(chunk.header, journal, usage, row)
+                elif kind == "batch":
+                    if output is None or schema is None:
+                        raise _StreamBroken("a batch arrived before the header")
+                    b = chunk.batch
+                    if b.seq != self._seq + 1:
+                        raise _StreamBroken(f"batch {b.seq} arrived where {self._seq + 1} was expected")
+                    if batch_digest(b.arrow_ipc) != b.digest:
+                        raise _StreamBroken(f"batch {b.seq} does not match its digest")
+                    self._receive(b, schema, output)
+                    unacked_bytes += len(b.arrow_ipc)
+                    if time.monotonic() - last_ack >= ACK_EVERY_SECONDS or unacked_bytes >= ACK_EVERY_BYTES:
+                        await self._ack(journal, output, usage)
+                        last_ack, unacked_bytes = time.monotonic(), 0
+                    self.progress.advance(self._live)
+                elif kind == "summary":
+                    if output is None:
+                        raise _StreamBroken("a summary arrived before the header")
+                    return await self._finish(chunk.summary, journal, output, usage, started, resumed)
+            raise _StreamBroken("the stream ended without a summary")
+        except (grpc.aio.AioRpcError, _StreamBroken):
+            # every batch written so far passed its digest: acknowledge them, resume after them
+            if output is not None:
+                await self._ack(journal, output, usage)
+            raise
+        finally:
+            call.cancel()  # no-op when the stream has ended; frees the provider otherwise
+            if output is not None:
+                output.close()
+
+    async def _begin(self, header, journal: TransferJournal, usage: UsageStore, row: AgreementRow):
+        if journal.transfer_id and header.transfer_id != journal.transfer_id:
+            raise _StreamBroken(f"the provider answered with transfer {header.transfer_id}, "
+                                f"not {journal.transfer_id}")
+        if not journal.transfer_id:
+            journal.transfer_id, journal.version = header.transfer_id, header.version
+            journal.incremental = header.incremental
+            journal.batch_rows = self.batch_rows
+            journal.save(self.journal_path)
+            await usage.start(id=header.transfer_id, role="consumer", agreement_id=self.agreement_id,
+                              dataset_id=header.dataset_id, provider=row.counterparty,
+                              consumer=NodeState.load(self.data_dir).identity_uri,
+                              version=header.version, incremental=header.incremental)
+        schema = read_schema(header.arrow_schema)
+        if self.mapping is not None:
+            self.mapping.check_input(schema.names)
+        output = PartialOutput(self.out, self.fmt, journal.transfer_id[:8],
+                               with_rejects=self.mapping is not None)
+        output.open(journal.data_offset, journal.rejects_offset)
+        self._seq = journal.acked_seq
+        self._live = dataclasses.replace(journal)
+        self.progress.start(header, self._live)
+        return output, schema
+
+    def _receive(self, b, schema, output: PartialOutput) -> None:
+        batch = decode_batch(b.arrow_ipc, schema)
+        live = self._live
+        if self.mapping is not None:
+            result = self.mapping.apply(batch, first_row=b.first_record)
+            output.write(result.batch)
+            output.write_rejects(result.rejects)
+            live.written += result.batch.num_rows
+            live.rejected_rows += len({r.row for r in result.rejects})
+        else:
+            output.write(batch)
+            live.written += batch.num_rows
+        live.records += b.records
+        live.bytes += len(b.arrow_ipc)
+        live.chain = chain_next(live.chain, b.digest)
+        live.acked_seq = self._seq = b.seq
+
+    async def _ack(self, journal: TransferJournal, output: PartialOutput, usage: UsageStore) -> None:
+        live = self._live
+        live.data_offset, live.rejects_offset = await asyncio.to_thread(output.sync)
+        journal.__dict__.update(live.__dict__)
+        journal.save(self.journal_path)
+        await usage.progress(journal.transfer_id, records=journal.records, bytes=journal.bytes,
+                             batches=journal.acked_seq)
+
+    async def _finish(self, summary, journal: TransferJournal, output: PartialOutput,
+                      usage: UsageStore, started: float, resumed: int) -> FetchResult:
+        live = self._live
+        if (summary.digest, summary.records, summary.batches) != (live.chain, live.records, live.acked_seq):
+            await usage.progress(journal.transfer_id, records=live.records, bytes=live.bytes,
+                                 batches=live.acked_seq, status="failed")
+            output.discard()
+            self.journal_path.unlink(missing_ok=True)
+            raise AreameshError(
+                f"the stream's digest {summary.digest} ({summary.records} records, {summary.batches} "
+                f"batches) differs from what arrived: {live.chain} ({live.records}, {live.acked_seq}); "
+                "nothing was written", message_ja="受信データのダイジェストが一致しません（出力しません）",
+                code="digest_mismatch")
+        rejects_file = await asyncio.to_thread(output.commit)
+        self.journal_path.unlink(missing_ok=True)
+        await usage.progress(journal.transfer_id, records=live.records, bytes=live.bytes,
+                             batches=live.acked_seq, status="complete")
+        self.progress.done()
+        log.info("transfer complete", extra={"agreement": self.agreement_id, "records": live.records})
+        return FetchResult(self.agreement_id, journal.transfer_id, self.out, rejects_file, journal.version,
+                           journal.incremental, live.records, live.written, live.rejected_rows,
+                           live.bytes, live.acked_seq, summary.digest, summary.truncated,
+                           summary.removed_records, resumed, list(self._resumed_after),
+                           round(time.monotonic() - started, 3))
+
+
+async def fetch(data_dir: Path, agreement_id: str, out: Path, **kw) -> FetchResult:
+    return await Fetcher(data_dir, agreement_id, out, **kw).run()

@@ -1,0 +1,101 @@
+"""AgreementGuard: may this caller use this agreement now? Asked at every transfer and subscription.
+
+The caller is the peer from the mTLS certificate; the agreement is this provider's own stored
+copy (a consumer only names it, so a forged document never enters). Refused, each with a code:
+unknown agreement (``not_found``), another consumer's agreement (``not_a_party``), not yet
+FINALIZED (``agreement_not_finalized``), TERMINATED (``agreement_terminated``, with the stored
+reason), past its ``expires`` (``agreement_expired``), a stored document whose signatures no
+longer verify (``agreement_signature_invalid`` ...), a withdrawn dataset, and whatever the
+offer's policy now refuses — validity window, transfer and record limits — with the usage so far
+counted from metering.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector.contracts.participants import ParticipantTypes
+from connector.contracts.store import AgreementRow, AgreementStore
+from connector.datasets.store import PublisherStore, find_dataset
+from connector.metering.store import UsageStore
+from mesh.agreements import Agreement, SignedAgreement, verify_signed
+from mesh.certs import PeerIdentity, load_pem_bundle
+from mesh.clock import from_iso, utcnow
+from mesh.errors import FailedPrecondition, NotFound, PermissionDenied
+from mesh.keystore import NodeKeyStore
+from mesh.policy import Decision, PolicyContext, evaluate, parse_policy
+
+log = logging.getLogger("areamesh.connector.transfer")
+
+
+@dataclass(frozen=True)
+class Authorised:
+    row: AgreementRow
+    agreement: Agreement
+    store: PublisherStore
+    doc: dict[str, Any]
+    decision: Decision
+
+
+class AgreementGuard:
+    def __init__(self, data_dir: Path, keystore: NodeKeyStore, agreements: AgreementStore,
+                 usage: UsageStore, participants: ParticipantTypes) -> None:
+        self.data_dir = data_dir
+        self.keystore = keystore
+        self.agreements = agreements
+        self.usage = usage
+        self.participants = participants
+
+    async def check(self, peer: PeerIdentity, agreement_id: str, *, resuming: str | None = None,
+                    counting: bool = True) -> Authorised:
+        """``resuming``: the transfer being continued is not counted again. ``counting=False``
+        (subscriptions) skips the transfer and record limits."""
+        try:
+            row = await self.agreements.get(agreement_id, role="provider")
+        except NotFound:
+            raise NotFound(f"this provider has no agreement {agreement_id}",
+                           message_ja=f"合意 {agreement_id} はこの提供者にありません",
+                           code="unknown_agreement") from None
+        if row.counterparty != peer.uri:
+            log.warning("agreement %s asked for by %s, a non-party", agreement_id, peer.uri)
+            raise PermissionDenied(f"agreement {agreement_id} is not {peer.uri}'s",
+                                   message_ja="この合意の当事者ではありません", code="not_a_party")
+        if row.state == "TERMINATED":
+            reason = row.reason or {}
+            raise PermissionDenied(f"agreement {agreement_id} was terminated "
+                                   f"({reason.get('code') or reason.get('reason') or 'no reason'})",
+                                   message_ja=f"合意 {agreement_id} は終了しています",
+                                   code="agreement_terminated", details={"reason": reason})
+        if row.state != "FINALIZED" or row.signed is None:
+            raise FailedPrecondition(f"agreement {agreement_id} is {row.state}, not FINALIZED",
+                                     message_ja=f"合意 {agreement_id} は確定していません（{row.state}）",
+                                     code="agreement_not_finalized")
+        signed = SignedAgreement.from_json(row.signed)
+        verify_signed(signed, load_pem_bundle(self.keystore.trust_bundle_pem()))
+        agreement = signed.agreement
+        now = utcnow()
+        if agreement.expires and from_iso(agreement.expires) <= now:
+            raise PermissionDenied(f"agreement {agreement_id} expired at {agreement.expires}",
+                                   message_ja=f"合意 {agreement_id} は有効期限"
+                                              f"（{agreement.expires}）を過ぎています",
+                                   code="agreement_expired")
+        try:
+            store, doc = find_dataset(self.data_dir, agreement.dataset_id)
+        except NotFound:
+            raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
+                                     message_ja=f"データセット {agreement.dataset_id} は提供されていません",
+                                     code="dataset_withdrawn") from None
+        transfers, records = await self.usage.so_far(agreement_id, exclude=resuming)
+        ctx = PolicyContext(consumer_id=peer.participant_id,
+                            consumer_type=await self.participants.type_of(peer.participant_id),
+                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now,
+                            transfers_so_far=transfers if counting else 0,
+                            records_so_far=records if counting else 0)
+        decision = evaluate(parse_policy(agreement.policy), ctx)
+        if not decision.allowed:
+            log.info("transfer refused by policy", extra={"agreement": agreement_id, "peer": peer.uri})
+            raise decision.denial()
+        return Authorised(row, agreement, store, doc, decision)

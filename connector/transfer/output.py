@@ -1,0 +1,141 @@
+"""PartialOutput: the consumer's output file, built in a hidden ``.part`` file beside it.
+
+Nothing appears at the output path until the whole stream is in and its digest checks: then the
+part file is fsynced and renamed over it (one ``rename``, atomic on POSIX). A resumed transfer
+reopens the part file and cuts it back to the length recorded at the last acknowledged batch,
+so whatever was written after that point (and not acknowledged) is written again exactly once.
+Rejected rows of a mapping go to ``<out>.rejects.csv`` the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from connector.translate.mapping import Reject
+from connector.translate.ndjson import encode_ndjson
+from connector.translate.report import CSV_HEADER
+
+FORMATS = ("ndjson", "csv")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _PartFile:
+    def __init__(self, final: Path, transfer_key: str) -> None:
+        self.final = final
+        self.part = final.with_name(f".{final.name}.{transfer_key}.part")
+        self._f = None
+
+    def open(self, offset: int) -> None:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o640)
+        self._f = os.fdopen(fd, "r+b")
+        size = self._f.seek(0, os.SEEK_END)
+        if size < offset:
+            raise OSError(f"{self.part} is shorter ({size} bytes) than its journal says ({offset})")
+        self._f.truncate(offset)
+        self._f.seek(offset)
+
+    @property
+    def offset(self) -> int:
+        assert self._f is not None
+        return self._f.tell()
+
+    def write(self, data: bytes) -> None:
+        assert self._f is not None
+        self._f.write(data)
+
+    def sync(self) -> int:
+        assert self._f is not None
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        return self._f.tell()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def commit(self) -> None:
+        self.sync()
+        self.close()
+        os.replace(self.part, self.final)
+        _fsync_dir(self.final.parent)
+
+    def discard(self) -> None:
+        self.close()
+        self.part.unlink(missing_ok=True)
+
+
+class PartialOutput:
+    def __init__(self, out: Path, fmt: str, transfer_key: str, *, with_rejects: bool) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}")
+        self.fmt = fmt
+        self.data = _PartFile(out, transfer_key)
+        self.rejects = _PartFile(out.with_name(out.name + ".rejects.csv"), transfer_key) \
+            if with_rejects else None
+
+    def open(self, data_offset: int = 0, rejects_offset: int = 0) -> None:
+        self.data.open(data_offset)
+        if self.rejects:
+            self.rejects.open(rejects_offset)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0 and not (self.fmt == "csv" and self.data.offset == 0):
+            return
+        if self.fmt == "ndjson":
+            self.data.write(encode_ndjson(batch))
+            return
+        buf = io.BytesIO()
+        pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=self.data.offset == 0))
+        self.data.write(buf.getvalue())
+
+    def write_rejects(self, rejects: list[Reject]) -> None:
+        if not rejects or self.rejects is None:
+            return
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        if self.rejects.offset == 0:
+            buf.write("\ufeff")  # Excel opens the UTF-8 file as such
+            writer.writerow(CSV_HEADER)
+        writer.writerows((r.row, r.column or "", "" if r.value is None else r.value, r.reason_ja,
+                          r.reason) for r in rejects)
+        self.rejects.write(buf.getvalue().encode())
+
+    def sync(self) -> tuple[int, int]:
+        return self.data.sync(), self.rejects.sync() if self.rejects else 0
+
+    def commit(self) -> Path | None:
+        """Publish the output (and the rejects file, when there were rejects)."""
+        self.data.commit()
+        if self.rejects is None:
+            return None
+        if self.rejects.offset == 0:  # no rejects: no file, and none left from an earlier run
+            self.rejects.discard()
+            self.rejects.final.unlink(missing_ok=True)
+            return None
+        self.rejects.commit()
+        return self.rejects.final
+
+    def close(self) -> None:
+        self.data.close()
+        if self.rejects:
+            self.rejects.close()
+
+    def discard(self) -> None:
+        self.data.discard()
+        if self.rejects:
+            self.rejects.discard()

@@ -1,0 +1,167 @@
+"""TransferProvider: the provider's side of ``PeerService.Transfer``.
+
+For an authorised agreement (``guard.py``) it opens the dataset's source (external adapter or
+internal copy), sends a header, then numbered batches — Arrow IPC messages with their digests —
+and a summary carrying the chained stream digest. To resume, the consumer names the transfer
+and the last batch it acknowledged: the provider re-reads the same version, cuts the same
+batches, recomputes the chain over the skipped ones and sends the rest. If the data changed in
+between, resuming is refused (``source_changed``) and the consumer starts over.
+
+Every transfer is metered (``UsageStore``): counts are saved as batches go out and once more
+when the stream ends for any reason; the agreement's record limit stops the stream
+(``truncated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connector.datasets.sources import dataset_version, open_dataset_source
+from connector.metering.store import UsageStore
+from connector.transfer.batches import (
+    CHAIN_START,
+    DEFAULT_BATCH_ROWS,
+    batch_digest,
+    chain_next,
+    row_hashes,
+    schema_bytes,
+    sized_pieces,
+)
+from connector.transfer.guard import AgreementGuard, Authorised
+from connector.transfer.snapshots import RowHashSnapshots
+from mesh.certs import PeerIdentity
+from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.proto.areamesh.v1 import peer_pb2
+
+log = logging.getLogger("areamesh.connector.transfer")
+MAX_BATCH_ROWS = 1_000_000
+PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
+
+
+class TransferProvider:
+    def __init__(self, guard: AgreementGuard, usage: UsageStore, own_uri: str) -> None:
+        self.guard = guard
+        self.usage = usage
+        self.own_uri = own_uri
+        self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
+
+    async def stream(self, peer: PeerIdentity, req: peer_pb2.TransferRequest
+                     ) -> AsyncIterator[peer_pb2.TransferChunk]:
+        batch_rows = req.batch_rows or DEFAULT_BATCH_ROWS
+        if not 0 < batch_rows <= MAX_BATCH_ROWS or req.after_seq < 0:
+            raise InvalidRequest(f"batch_rows must be 1–{MAX_BATCH_ROWS:,} and after_seq ≥ 0")
+        resuming = req.transfer_id or None
+        auth = await self.guard.check(peer, req.agreement_id, resuming=resuming)
+        if auth.decision.requires_consent:
+            raise FailedPrecondition("this offer requires residents' consent per record, and this "
+                                     "connector has no consent records to filter by",
+                                     message_ja="本人同意に基づく提供ですが、同意情報がありません",
+                                     code="consent_unavailable")
+        source = open_dataset_source(auth.store, auth.doc)
+        try:
+            version = await dataset_version(auth.store, auth.doc, source)
+            transfer_id, incremental, old = await self._open(peer, req, auth, version)
+            schema = await source.schema()
+            if schema is None:
+                raise FailedPrecondition("the source cannot state its schema", code="no_schema")
+            cap = auth.decision.max_records
+            yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
+                transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
+                arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0))
+            async for chunk in self._batches(source, transfer_id, req, batch_rows, cap, old):
+                yield chunk
+        finally:
+            await source.close()
+
+    async def _open(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
+                    version: str) -> tuple[str, bool, pa.UInt64Array | None]:
+        """(transfer id, incremental?, the since-version snapshot) — a new transfer or a resume."""
+        if req.transfer_id:
+            row = await self.usage.get(req.transfer_id)
+            if row.agreement_id != req.agreement_id or row.consumer != peer.uri:
+                raise PermissionDenied(f"transfer {req.transfer_id} does not belong to this "
+                                       "agreement and consumer", code="not_a_party")
+            if row.version != version:
+                raise FailedPrecondition(
+                    f"dataset {auth.agreement.dataset_id} changed since transfer {row.id} began "
+                    f"({row.version} → {version}); start the transfer again",
+                    message_ja="転送開始後にデータが更新されました。最初から取得し直してください",
+                    code="source_changed", details={"was": row.version, "now": version})
+            old = RowHashSnapshots(auth.store, auth.agreement.dataset_id).load(req.since_version) \
+                if row.incremental else None
+            if row.incremental and old is None:
+                raise FailedPrecondition("the snapshot this incremental transfer is based on is gone",
+                                         code="source_changed")
+            return row.id, row.incremental, old
+        old = None
+        if req.since_version:
+            old = RowHashSnapshots(auth.store, auth.agreement.dataset_id).load(req.since_version)
+        transfer_id = str(uuid.uuid4())
+        await self.usage.start(id=transfer_id, role="provider", agreement_id=req.agreement_id,
+                               dataset_id=auth.agreement.dataset_id, provider=self.own_uri,
+                               consumer=peer.uri, version=version, incremental=old is not None)
+        log.info("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
+                                            "peer": peer.uri, "version": version})
+        return transfer_id, old is not None, old
+
+    async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
+                       batch_rows: int, cap: int | None, old: pa.UInt64Array | None
+                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+        seq = records = sent = 0
+        chain = CHAIN_START
+        truncated = False
+        status = "interrupted"
+        seen_old = 0
+        last_save = time.monotonic()
+        try:
+            async for batch in source.read(batch_rows=batch_rows):
+                if old is not None:
+                    hashes = await asyncio.to_thread(row_hashes, batch)
+                    present = pc.is_in(hashes, value_set=old)
+                    seen_old += pc.sum(present).as_py() or 0
+                    batch = batch.filter(pc.invert(present))
+                    if batch.num_rows == 0:
+                        continue
+                if cap is not None and records + batch.num_rows > cap:
+                    batch, truncated = batch.slice(0, cap - records), True
+                for piece, data in await asyncio.to_thread(lambda b=batch: list(sized_pieces(b))):
+                    seq += 1
+                    digest = batch_digest(data)
+                    chain = chain_next(chain, digest)
+                    first = records + 1
+                    records += piece.num_rows
+                    sent += len(data)
+                    if seq <= req.after_seq:
+                        continue
+                    yield peer_pb2.TransferChunk(batch=peer_pb2.DataBatch(
+                        seq=seq, first_record=first, records=piece.num_rows, arrow_ipc=data,
+                        digest=digest))
+                    if time.monotonic() - last_save > PROGRESS_EVERY:
+                        last_save = time.monotonic()
+                        await self.usage.progress(transfer_id, records=records, bytes=sent, batches=seq)
+                if truncated:
+                    break
+            if req.after_seq > seq:
+                raise InvalidRequest(f"after_seq {req.after_seq} is past the stream's last batch {seq}")
+            removed = (len(old) - seen_old) if old is not None else 0
+            yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
+                batches=seq, records=records, bytes=sent, digest=chain, truncated=truncated,
+                removed_records=max(removed, 0)))
+            status = "complete"
+        finally:
+            # the consumer may be gone (cancelled stream): the counts must be saved regardless
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.usage.progress(
+                    transfer_id, records=records, bytes=sent, batches=seq, status=status))
+            log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
+                                                   "batches": seq})
+        for callback in self.on_transfer_complete:
+            callback()

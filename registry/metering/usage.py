@@ -1,0 +1,165 @@
+"""UsageLedger: transfers reported by providing connectors, and summaries per billing period.
+
+A report is accepted only from the connector that is the provider of a notarised agreement, for
+that agreement's dataset; each transfer id is recorded once (retries are counted as duplicates).
+Periods are calendar periods in Japan time (JST), as municipal billing is: ``2026-11`` (month),
+``2026`` (year), ``2026-11-24`` (day) or ``2026-11-01..2026-11-15`` (inclusive days).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from mesh.certs import PeerIdentity
+from mesh.clock import iso, utcnow
+from mesh.db import Database
+from mesh.errors import InvalidRequest
+from mesh.proto.areamesh.v1 import registry_pb2
+
+JST = timezone(timedelta(hours=9), "JST")
+_PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+MAX_RECORDS_PER_REPORT = 1000
+
+
+@dataclass(frozen=True)
+class Period:
+    label: str
+    start: datetime   # inclusive, JST
+    end: datetime     # exclusive, JST
+
+    def to_json(self) -> dict[str, str]:
+        return {"label": self.label, "from": self.start.isoformat(), "to": self.end.isoformat()}
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"period: {text!r} is not a date (YYYY-MM-DD)",
+                             message_ja=f"期間の日付 {text!r} が正しくありません",
+                             code="invalid_period") from None
+
+
+def parse_period(text: str | None, *, now: datetime | None = None) -> Period:
+    """``None`` or "" means the current month in JST."""
+    if not text:
+        today = (now or utcnow()).astimezone(JST)
+        text = f"{today:%Y-%m}"
+    if ".." in text:
+        first, _, last = text.partition("..")
+        a, b = _day(first), _day(last)
+        if b < a:
+            raise InvalidRequest(f"period {text!r} ends before it starts", code="invalid_period",
+                                 message_ja="期間の終わりが始まりより前です")
+        return Period(text, datetime.combine(a, datetime.min.time(), JST),
+                      datetime.combine(b + timedelta(days=1), datetime.min.time(), JST))
+    m = _PERIOD.match(text)
+    if not m:
+        raise InvalidRequest(f"period {text!r}: use YYYY, YYYY-MM, YYYY-MM-DD or FROM..TO",
+                             message_ja=f"期間 {text!r} は YYYY、YYYY-MM、YYYY-MM-DD、"
+                                        "FROM..TO で指定してください",
+                             code="invalid_period")
+    year, month, day = int(m[1]), m[2], m[3]
+    try:
+        if day:
+            start = datetime(year, int(month), int(day), tzinfo=JST)
+            return Period(text, start, start + timedelta(days=1))
+        if month:
+            start = datetime(year, int(month), 1, tzinfo=JST)
+            nxt = datetime(year + (int(month) == 12), int(month) % 12 + 1, 1, tzinfo=JST)
+            return Period(text, start, nxt)
+        return Period(text, datetime(year, 1, 1, tzinfo=JST), datetime(year + 1, 1, 1, tzinfo=JST))
+    except ValueError:
+        raise InvalidRequest(f"period {text!r} is not a real date", code="invalid_period",
+                             message_ja=f"期間 {text!r} は存在しない日付です") from None
+
+
+def _participant(uri: str) -> str:
+    parts = uri.split(":")
+    return parts[3] if len(parts) >= 6 else uri
+
+
+class UsageLedger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, peer: PeerIdentity, records: list[registry_pb2.UsageRecord]
+                     ) -> registry_pb2.ReportUsageResponse:
+        if len(records) > MAX_RECORDS_PER_REPORT:
+            raise InvalidRequest(f"at most {MAX_RECORDS_PER_REPORT} usage records per report",
+                                 code="too_many_records")
+        reply = registry_pb2.ReportUsageResponse()
+        now = iso(utcnow())
+        async with self.db.transaction() as conn:
+            for r in records:
+                rejected = await self._check(conn, peer, r)
+                if rejected:
+                    reply.rejected.append(registry_pb2.RejectedUsage(
+                        transfer_id=r.transfer_id, code=rejected[0], message=rejected[1]))
+                    continue
+                notarised = await (await conn.execute(
+                    "SELECT provider, consumer FROM notarisations WHERE agreement_id = ? LIMIT 1",
+                    (r.agreement_id,))).fetchone()
+                cur = await conn.execute(
+                    "INSERT OR IGNORE INTO usage_records(transfer_id, agreement_id, dataset_id, "
+                    "provider_participant, consumer_participant, provider_node, consumer_node, records, "
+                    "bytes, batches, incremental, started_at, ended_at, reported_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.transfer_id, r.agreement_id, r.dataset_id, _participant(notarised[0]),
+                     _participant(notarised[1]), notarised[0], notarised[1], r.records, r.bytes,
+                     r.batches, int(r.incremental), iso(r.started_at.ToDatetime(UTC)),
+                     iso(r.ended_at.ToDatetime(UTC)), now))
+                if cur.rowcount:
+                    reply.accepted += 1
+                else:
+                    reply.duplicates += 1
+        return reply
+
+    async def _check(self, conn, peer: PeerIdentity, r: registry_pb2.UsageRecord
+                     ) -> tuple[str, str] | None:
+        if not r.transfer_id or len(r.transfer_id) > 64:
+            return "invalid_counts", "transfer_id must be 1-64 characters"
+        if min(r.records, r.bytes, r.batches) < 0 or not r.ended_at.seconds:
+            return "invalid_counts", "counts must not be negative and ended_at is required"
+        row = await (await conn.execute(
+            "SELECT dataset_id, provider FROM notarisations WHERE agreement_id = ? LIMIT 1",
+            (r.agreement_id,))).fetchone()
+        if row is None:
+            return "unknown_agreement", f"agreement {r.agreement_id} was never notarised"
+        if row[1] != peer.uri:
+            return "not_the_provider", f"{peer.uri} is not the provider of agreement {r.agreement_id}"
+        if row[0] != r.dataset_id:
+            return "dataset_mismatch", f"agreement {r.agreement_id} is for {row[0]}, not {r.dataset_id}"
+        return None
+
+    async def summary(self, period: Period, names: dict[str, str]) -> dict[str, Any]:
+        start = iso(period.start.astimezone(UTC))
+        end = iso(period.end.astimezone(UTC))
+        per: dict[str, dict[str, Any]] = {}
+
+        def entry(pid: str) -> dict[str, Any]:
+            return per.setdefault(pid, {"id": pid, "name": names.get(pid, ""),
+                                        "provided": _zero(), "consumed": _zero()})
+
+        for side, column in (("provided", "provider_participant"), ("consumed", "consumer_participant")):
+            rows = await self.db.fetchall(
+                f"SELECT {column} AS pid, COUNT(*) AS t, SUM(records) AS r, SUM(bytes) AS b, "
+                "COUNT(DISTINCT agreement_id) AS a FROM usage_records "
+                f"WHERE ended_at >= ? AND ended_at < ? GROUP BY {column}", (start, end))
+            for row in rows:
+                entry(row["pid"])[side] = {"transfers": row["t"], "records": row["r"] or 0,
+                                           "bytes": row["b"] or 0, "agreements": row["a"]}
+        total = await self.db.fetchone(
+            "SELECT COUNT(*) AS t, COALESCE(SUM(records), 0) AS r, COALESCE(SUM(bytes), 0) AS b "
+            "FROM usage_records WHERE ended_at >= ? AND ended_at < ?", (start, end))
+        assert total is not None
+        return {"period": period.to_json(),
+                "participants": sorted(per.values(), key=lambda p: p["id"]),
+                "totals": {"transfers": total["t"], "records": total["r"], "bytes": total["b"]}}
+
+
+def _zero() -> dict[str, int]:
+    return {"transfers": 0, "records": 0, "bytes": 0, "agreements": 0}
