@@ -225,7 +225,8 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Output file; it appears only when the transfer is complete and verified.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "raw"]), default="ndjson",
+              show_default=True, help="raw: the provider's source file byte for byte (passthrough).")
 @click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Translation mapping applied to every batch; rejects go to OUT.rejects.csv.")
 @click.option("--incremental", is_flag=True,

@@ -200,6 +200,12 @@ class CsvSource:
         self._check_file()
         return file_fingerprint(self.path, KIND)
 
+    def passthrough_file(self) -> tuple[Path, str]:
+        """The file itself and its media type, for byte-for-byte passthrough transfers."""
+        self._check_file()
+        charset = self.declared_encoding if self.declared_encoding not in (None, "auto") else "detect"
+        return self.path, f"text/csv; charset={charset}"
+
     async def close(self) -> None:
         self._schema = None
 

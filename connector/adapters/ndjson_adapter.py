@@ -56,6 +56,12 @@ class NdjsonSource:
         self.infer_rows = get_int(config, "infer_rows", KIND, 1000)
         self._schema: pa.Schema | None = None
 
+    def passthrough_file(self) -> tuple[Path, str]:
+        """The file itself and its media type, for byte-for-byte passthrough transfers."""
+        if not self.path.is_file():
+            raise self._error(f"file not found: {self.path}", f"ファイルがありません: {self.path}")
+        return self.path, "application/x-ndjson" if self.format == "ndjson" else "application/json"
+
     def _error(self, message: str, message_ja: str, **details: Any) -> SourceError:
         return SourceError(f"{self.path.name}: {message}", message_ja=f"{self.path.name}: {message_ja}",
                            details=details)

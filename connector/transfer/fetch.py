@@ -130,6 +130,10 @@ class Fetcher:
                  sleep: Callable[[float], object] = asyncio.sleep) -> None:
         if fmt not in FORMATS:
             raise InvalidRequest(f"--format must be one of {', '.join(FORMATS)}")
+        if fmt == "raw" and (mapping_path or incremental):
+            raise InvalidRequest("--format raw passes the source file through as it is: it cannot be "
+                                 "combined with --mapping or --incremental",
+                                 message_ja="--format raw は --mapping・--incremental と併用できません")
         self.data_dir, self.agreement_id, self.out = data_dir, agreement_id, out
         self.fmt, self.incremental, self.restart = fmt, incremental, restart
         self.progress = progress or Progress()
@@ -227,7 +231,7 @@ class Fetcher:
         request = peer_pb2.TransferRequest(
             agreement_id=self.agreement_id, transfer_id=journal.transfer_id,
             after_seq=journal.acked_seq, since_version=journal.since_version,
-            batch_rows=journal.batch_rows or self.batch_rows)
+            batch_rows=journal.batch_rows or self.batch_rows, passthrough=self.fmt == "raw")
         call = stub.Transfer(request)
         output: PartialOutput | None = None
         try:
@@ -238,7 +242,7 @@ class Fetcher:
                 if kind == "header":
                     output, schema = await self._begin(chunk.header, journal, usage, row)
                 elif kind == "batch":
-                    if output is None or schema is None:
+                    if output is None:
                         raise _StreamBroken("a batch arrived before the header")
                     b = chunk.batch
                     if b.seq != self._seq + 1:
@@ -279,8 +283,8 @@ class Fetcher:
                               dataset_id=header.dataset_id, provider=row.counterparty,
                               consumer=NodeState.load(self.data_dir).identity_uri,
                               version=header.version, incremental=header.incremental)
-        schema = read_schema(header.arrow_schema)
-        if self.mapping is not None:
+        schema = None if header.passthrough else read_schema(header.arrow_schema)
+        if self.mapping is not None and schema is not None:
             self.mapping.check_input(schema.names)
         output = PartialOutput(self.out, self.fmt, journal.transfer_id[:8],
                                with_rejects=self.mapping is not None)
@@ -291,15 +295,19 @@ class Fetcher:
         return output, schema
 
     def _receive(self, b, schema, output: PartialOutput) -> None:
-        batch = decode_batch(b.arrow_ipc, schema)
         live = self._live
-        if self.mapping is not None:
+        if schema is None:  # passthrough: the file's bytes as they are
+            output.write_bytes(b.arrow_ipc)
+            live.written += b.records
+        elif self.mapping is not None:
+            batch = decode_batch(b.arrow_ipc, schema)
             result = self.mapping.apply(batch, first_row=b.first_record)
             output.write(result.batch)
             output.write_rejects(result.rejects)
             live.written += result.batch.num_rows
             live.rejected_rows += len({r.row for r in result.rejects})
         else:
+            batch = decode_batch(b.arrow_ipc, schema)
             output.write(batch)
             live.written += batch.num_rows
         live.records += b.records

@@ -21,7 +21,7 @@ from connector.translate.mapping import Reject
 from connector.translate.ndjson import encode_ndjson
 from connector.translate.report import CSV_HEADER
 
-FORMATS = ("ndjson", "csv")
+FORMATS = ("ndjson", "csv", "raw")  # raw: the source file as it is (passthrough)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,6 +102,9 @@ class PartialOutput:
         buf = io.BytesIO()
         pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=self.data.offset == 0))
         self.data.write(buf.getvalue())
+
+    def write_bytes(self, data: bytes) -> None:
+        self.data.write(data)
 
     def write_rejects(self, rejects: list[Reject]) -> None:
         if not rejects or self.rejects is None:

@@ -29,6 +29,7 @@ from connector.metering.store import UsageStore
 from connector.transfer.batches import (
     CHAIN_START,
     DEFAULT_BATCH_ROWS,
+    MAX_BATCH_BYTES,
     batch_digest,
     chain_next,
     row_hashes,
@@ -73,6 +74,14 @@ class TransferProvider:
             if schema is None:
                 raise FailedPrecondition("the source cannot state its schema", code="no_schema")
             cap = auth.decision.max_records
+            if req.passthrough:
+                path, media_type = self._passthrough_file(source, cap, req)
+                yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
+                    transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
+                    passthrough=True, media_type=media_type))
+                async for chunk in self._file_chunks(path, transfer_id, req):
+                    yield chunk
+                return
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
                 arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0))
@@ -80,6 +89,53 @@ class TransferProvider:
                 yield chunk
         finally:
             await source.close()
+
+    @staticmethod
+    def _passthrough_file(source, cap: int | None, req: peer_pb2.TransferRequest):
+        """Passthrough sends the file as it is: only for file sources, whole, without a record cap."""
+        if not hasattr(source, "passthrough_file"):
+            raise FailedPrecondition("this dataset's source is not a file; passthrough is not possible",
+                                     message_ja="このデータセットはファイルではないため、そのまま転送できません",
+                                     code="passthrough_unavailable")
+        if cap is not None or req.since_version:
+            raise FailedPrecondition("passthrough cannot apply a record limit or send only changes; "
+                                     "fetch as ndjson or csv", code="passthrough_unavailable",
+                                     message_ja="件数上限・差分取得のある転送はそのまま転送できません")
+        return source.passthrough_file()
+
+    async def _file_chunks(self, path, transfer_id: str, req: peer_pb2.TransferRequest
+                           ) -> AsyncIterator[peer_pb2.TransferChunk]:
+        """The file in fixed-size chunks: resuming skips whole chunks without reading them."""
+        seq = lines = size = 0
+        chain = CHAIN_START
+        status = "interrupted"
+        last_save = time.monotonic()
+        try:
+            with open(path, "rb") as f:  # noqa: ASYNC230 (reads go through to_thread below)
+                while data := await asyncio.to_thread(f.read, MAX_BATCH_BYTES):
+                    seq += 1
+                    digest = batch_digest(data)
+                    chain = chain_next(chain, digest)
+                    first = lines + 1
+                    lines += data.count(b"\n")
+                    size += len(data)
+                    if seq <= req.after_seq:
+                        continue
+                    yield peer_pb2.TransferChunk(batch=peer_pb2.DataBatch(
+                        seq=seq, first_record=first, records=lines - first + 1, arrow_ipc=data,
+                        digest=digest))
+                    if time.monotonic() - last_save > PROGRESS_EVERY:
+                        last_save = time.monotonic()
+                        await self.usage.progress(transfer_id, records=lines, bytes=size, batches=seq)
+            yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
+                batches=seq, records=lines, bytes=size, digest=chain))
+            status = "complete"
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.usage.progress(
+                    transfer_id, records=lines, bytes=size, batches=seq, status=status))
+        for callback in self.on_transfer_complete:
+            callback()
 
     async def _open(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
                     version: str) -> tuple[str, bool, pa.UInt64Array | None]:

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TransferRequest(_message.Message):
-    __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows")
+    __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows", "passthrough")
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    PASSTHROUGH_FIELD_NUMBER: _ClassVar[int]
     agreement_id: str
     transfer_id: str
     after_seq: int
     since_version: str
     batch_rows: int
-    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ...) -> None: ...
+    passthrough: bool
+    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ..., passthrough: _Optional[bool] = ...) -> None: ...
 
 class TransferChunk(_message.Message):
     __slots__ = ("header", "batch", "summary")
@@ -33,7 +35,7 @@ class TransferChunk(_message.Message):
     def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ...) -> None: ...
 
 class TransferHeader(_message.Message):
-    __slots__ = ("transfer_id", "dataset_id", "version", "arrow_schema", "incremental", "max_records", "consent_filtered")
+    __slots__ = ("transfer_id", "dataset_id", "version", "arrow_schema", "incremental", "max_records", "consent_filtered", "passthrough", "media_type")
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +43,8 @@ class TransferHeader(_message.Message):
     INCREMENTAL_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     CONSENT_FILTERED_FIELD_NUMBER: _ClassVar[int]
+    PASSTHROUGH_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     transfer_id: str
     dataset_id: str
     version: str
@@ -48,7 +52,9 @@ class TransferHeader(_message.Message):
     incremental: bool
     max_records: int
     consent_filtered: bool
-    def __init__(self, transfer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., version: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., incremental: _Optional[bool] = ..., max_records: _Optional[int] = ..., consent_filtered: _Optional[bool] = ...) -> None: ...
+    passthrough: bool
+    media_type: str
+    def __init__(self, transfer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., version: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., incremental: _Optional[bool] = ..., max_records: _Optional[int] = ..., consent_filtered: _Optional[bool] = ..., passthrough: _Optional[bool] = ..., media_type: _Optional[str] = ...) -> None: ...
 
 class DataBatch(_message.Message):
     __slots__ = ("seq", "first_record", "records", "arrow_ipc", "digest")
