@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import json
 import signal
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import aiohttp
 import yaml
 
 from areamesh.demo_catalog import DATASETS, TENANT
+from areamesh.demo_data.himeji_aed_2019 import HEADER_2019, write_himeji_aed_csv
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
 MESH_ID = "kansai-demo"
@@ -58,6 +62,7 @@ class DemoMesh:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.processes: list[ManagedProcess] = []
+        self.aed_agreement = ""
         self.connectors: dict[str, ManagedProcess] = {}
         self.registry: ManagedProcess | None = None
 
@@ -120,6 +125,8 @@ class DemoMesh:
         folder = self.root / "datasets"
         folder.mkdir()
         for key, doc in DATASETS:
+            if doc["id"] == "himeji-aed":
+                doc = self._himeji_aed(folder, doc)
             path = folder / f"{doc['id']}.yaml"
             path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False),
                             encoding="utf-8")
@@ -135,6 +142,17 @@ class DemoMesh:
         say("  拒否を確認 / refused as expected: 姫路市は稲美町のデータを公開できない "
             "(PERMISSION_DENIED)" if refused else f"  NG: 姫路市 could publish for 稲美町: {err}")
         return refused
+
+    @staticmethod
+    def _himeji_aed(folder: Path, doc: dict) -> dict:
+        """姫路市's AED list as its portal publishes it: the 2019 推奨データセット layout, Shift_JIS."""
+        csv_path = folder / "himeji_aed_2019.csv"
+        write_himeji_aed_csv(csv_path, rows=40)
+        doc = {k: v for k, v in doc.items() if k != "standard_type"}
+        doc["schema"] = {"fields": [{"name": h, "type": "string"} for h in HEADER_2019]}
+        doc["source"] = {"adapter": "csv", "path": csv_path.name, "encoding": "cp932",
+                         "types": {h: "string" for h in HEADER_2019}}
+        return doc
 
     async def show_search(self) -> bool:
         base = f"http://127.0.0.1:{self.registry.ready['http_port']}"
@@ -161,6 +179,7 @@ class DemoMesh:
                                      str(self.root / "osaka"), "--dataset", "himeji-aed",
                                      "--offer", "open-use", "--purpose", "防災")
         agreed = rc == 0 and "FINALIZED" in out
+        self.aed_agreement = out.split("agreement ")[1].split()[0] if agreed else ""
         say(f"  大阪府 → 姫路市 himeji-aed（目的: 防災）: {out.strip() or err.strip()}")
         rc, out, err = await run_cli("connector", "contract", "request", "--data-dir",
                                      str(self.root / "kakogawa"), "--dataset", "osaka-medical",
@@ -168,6 +187,40 @@ class DemoMesh:
         refused = rc == 1 and "TERMINATED" in err
         say("  加古川市 → 大阪府 osaka-medical（目的: 観光）: " + err.strip().replace("\n", "\n    "))
         return agreed and refused
+
+    async def fetch_aed(self) -> bool:
+        """大阪府 receives 姫路市's Shift_JIS AED list peer to peer and translates it on arrival
+        into the guideline AED model (2019 layout → 標準データモデル)."""
+        say("■ データ取得と翻訳 / transfer over mTLS, translated on arrival")
+        if not self.aed_agreement:
+            return False
+        osaka = str(self.root / "osaka")
+        shown = json.loads(await _cli("connector", "contract", "show", "--data-dir", osaka,
+                                      self.aed_agreement))
+        a = shown["signed"]["agreement"]
+        say(f"  合意 / agreement {a['id']}: {a['dataset_id']} / offer {a['offer_id']} / 目的 {a['purpose']}")
+        say(f"    提供者 / provider {a['provider']}  利用者 / consumer {a['consumer']}")
+        say(f"    公証 / notarised {shown['digest']}")
+        out = self.root / "osaka-received" / "himeji-aed.csv"
+        mapping = resources.files("areamesh.demo_data") / "aed_2019_to_guideline.yaml"
+        rc, stdout, err = await run_cli("connector", "fetch", "--data-dir", osaka, "--agreement",
+                                        self.aed_agreement, "--out", str(out), "--format", "csv",
+                                        "--mapping", str(mapping), "--json")
+        for line in err.strip().splitlines():
+            say(f"  {line.strip()}")
+        if rc != 0:
+            return False
+        result = json.loads(stdout)
+        say(f"  受信 / received {result['records']} 件 ({result['bytes']:,} bytes, "
+            f"{result['batches']} batches, digest {result['digest'][:16]}…) → {out}")
+        with out.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        say("  翻訳後の先頭3件 / first translated rows (標準データモデル):")
+        for row in rows[:3]:
+            say("    " + "  ".join(f"{k}={row.get(k, '')}" for k in
+                                   ("ID", "名称", "設置位置区分", "屋内／屋外区分", "緯度", "経度",
+                                    "小児対応設備の有無")))
+        return result["records"] == 40 and result["written"] == 40 and len(rows) == 40
 
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
@@ -209,10 +262,13 @@ async def _run(once: bool, root: Path) -> int:
         ok &= await mesh.publish_catalog()
         ok &= await mesh.show_search()
         ok &= await mesh.negotiate()
+        ok &= await mesh.fetch_aed()
         say()
         say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログの公開・検索と利用契約の交渉が"
-                                   "できました / every connector sees the other two; the catalog "
-                                   "is published and searchable; contracts are negotiated"
+                                   "でき、データが翻訳されて届きました / every connector sees the "
+                                   "other two; the "
+                                   "catalog is published and searchable; contracts are negotiated; "
+                                   "data arrives translated"
                                    if ok else f"失敗 / FAILED (see logs in {root / 'logs'})"))
         if once or not ok:
             return 0 if ok else 1

@@ -23,3 +23,7 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates():
     assert "「防災」: 3 件" in out
     assert "himeji-aed（目的: 防災）: 合意が成立しました" in out and "FINALIZED" in out
     assert "TERMINATED" in out and "purpose '観光' is not '研究'" in out
+    # 大阪府 fetches 姫路市's Shift_JIS 2019-layout AED list through the mapping
+    assert "受信完了 / received: 40 件" in out and "受信 / received 40 件" in out
+    assert "ID=2820141  名称=姫路市役所" in out and "屋内／屋外区分=屋内" in out
+    assert "data arrives translated" in out
