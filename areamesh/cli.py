@@ -6,6 +6,7 @@ import click
 
 import mesh
 from areamesh.catalog_cli import catalog
+from areamesh.identity_cli import identity
 from connector.cli import connector
 from connector.translate.cli import mapping
 from registry.cli import registry
@@ -22,6 +23,7 @@ cli.add_command(registry)
 cli.add_command(connector)
 cli.add_command(catalog)
 cli.add_command(mapping)
+cli.add_command(identity)
 
 
 @cli.command()

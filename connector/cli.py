@@ -264,8 +264,10 @@ def fetch(data_dir: Path, agreement_id: str, out: Path, fmt: str, mapping: Path 
 @click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
 @click.option("--fetch-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Fetch what changed into this folder on every notice.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True)
-@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True,
+              help="Format of the fetched files.")
+@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Translation mapping applied to each fetch.")
 @click.option("--once", is_flag=True, help="Stop after the first notice (and its fetch).")
 @report_errors
 def subscribe(data_dir: Path, agreement_id: str, fetch_dir: Path | None, fmt: str,

@@ -20,15 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mesh.certs import identity_of, to_pem
+from mesh.certs import PeerIdentity, identity_of, to_pem
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.keystore import NodeKeyStore
+from mesh.signatures import SignatureCheckError, verify_signature_by
 
 PARTIES = ("provider", "consumer")
 
@@ -122,18 +120,28 @@ class SignedAgreement:
             party: PartySignature(ident.uri, to_pem(cert).decode(), signature)})
 
 
-def _verify_signature(public_key, signature: bytes, data: bytes) -> None:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    elif isinstance(public_key, ed25519.Ed25519PublicKey):
-        public_key.verify(signature, data)
-    else:
-        raise InvalidSignature("unsupported key type")
+# What each failed check means for an agreement: (code, English, Japanese); "{party}" is filled in.
+_FAILURES = {
+    "malformed": ("agreement_signature_invalid", "the {party}'s signature entry is malformed", None),
+    "untrusted": ("agreement_signer_untrusted",
+                  "the {party}'s certificate was not issued by a trusted mesh CA",
+                  "署名者の証明書が信頼できる認証局のものではありません"),
+    "expired": ("agreement_signer_expired",
+                "the {party}'s certificate was not valid when the agreement was made ({created})",
+                None),
+    "invalid": ("agreement_signature_invalid",
+                "the {party}'s signature does not match agreement {id}: the document was changed "
+                "after signing or the signature is forged",
+                "署名が合意文書と一致しません（改ざんまたは偽造）"),
+}
 
 
 def verify_signed(signed: SignedAgreement, roots: list[x509.Certificate], *,
                   require: tuple[str, ...] = PARTIES) -> None:
-    """Check every required party's signature; raise ``PermissionDenied`` naming the failure."""
+    """Check every required party's signature; raise ``PermissionDenied`` naming the failure.
+
+    The checks (``mesh.signatures``) run in this order: readable, issued by a trusted root,
+    names exactly that party, valid when the agreement was made, signature matches."""
     agreement = signed.agreement
     made = from_iso(agreement.created)
     data = agreement.canonical()
@@ -145,38 +153,24 @@ def verify_signed(signed: SignedAgreement, roots: list[x509.Certificate], *,
                                    message_ja=f"合意 {agreement.id} に{party}の署名がありません",
                                    code="agreement_unsigned")
         try:
-            cert = x509.load_pem_x509_certificate(sig.certificate_pem.encode())
-            raw = base64.b64decode(sig.signature, validate=True)
-        except (ValueError, TypeError):
-            raise PermissionDenied(f"the {party}'s signature entry is malformed",
-                                   code="agreement_signature_invalid") from None
-        if not any(_issued_by(cert, root) for root in roots):
-            raise PermissionDenied(f"the {party}'s certificate was not issued by a trusted mesh CA",
-                                   message_ja="署名者の証明書が信頼できる認証局のものではありません",
-                                   code="agreement_signer_untrusted")
-        ident = identity_of(cert)
-        if ident is None or ident.uri != expected or sig.uri != expected:
-            raise PermissionDenied(
-                f"the {party} signature is by {ident.uri if ident else 'an unnamed certificate'}, "
-                f"but the {party} of agreement {agreement.id} is {expected}",
-                message_ja="署名者が合意の当事者と一致しません", code="agreement_signer_mismatch")
-        if not cert.not_valid_before_utc <= made <= cert.not_valid_after_utc:
-            raise PermissionDenied(f"the {party}'s certificate was not valid when the agreement "
-                                   f"was made ({agreement.created})",
-                                   code="agreement_signer_expired")
-        try:
-            _verify_signature(cert.public_key(), raw, data)
-        except InvalidSignature:
-            raise PermissionDenied(
-                f"the {party}'s signature does not match agreement {agreement.id}: the document "
-                "was changed after signing or the signature is forged",
-                message_ja="署名が合意文書と一致しません（改ざんまたは偽造）",
-                code="agreement_signature_invalid") from None
+            _cert, ident = verify_signature_by(sig.certificate_pem, sig.signature, data, roots,
+                                               expected_uri=expected, at=made)
+        except SignatureCheckError as exc:
+            # A wrong claimed URI outranks the checks that come after the name check.
+            if exc.check == "mismatch" or (exc.check in ("expired", "invalid")
+                                           and sig.uri != expected):
+                raise _mismatch(party, agreement, expected, exc.identity) from None
+            code, message, message_ja = _FAILURES[exc.check]
+            raise PermissionDenied(message.format(party=party, created=agreement.created,
+                                                  id=agreement.id),
+                                   message_ja=message_ja, code=code) from None
+        if sig.uri != expected:
+            raise _mismatch(party, agreement, expected, ident)
 
 
-def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+def _mismatch(party: str, agreement: Agreement, expected: str,
+              ident: PeerIdentity | None) -> PermissionDenied:
+    return PermissionDenied(
+        f"the {party} signature is by {ident.uri if ident else 'an unnamed certificate'}, "
+        f"but the {party} of agreement {agreement.id} is {expected}",
+        message_ja="署名者が合意の当事者と一致しません", code="agreement_signer_mismatch")

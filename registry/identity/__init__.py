@@ -1,0 +1,1 @@
+"""Identity service: Japanese normalisation of the 基本4情報 and record linkage between platforms."""
