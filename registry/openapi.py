@@ -96,8 +96,11 @@ OPENAPI: dict = {
         "/api/v1/usage": {"get": {
             "summary": "Metering per participant for a billing period (JST)",
             "parameters": [{"name": "period", "in": "query", "description":
-                            "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (days)",
-                            "schema": {"type": "string"}}],
+                            "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (days, "
+                            "inclusive). The pattern lists the always-valid forms; the server also "
+                            "takes days 29–31 where the month has them, and FROM..TO ranges.",
+                            "schema": {"type": "string", "pattern":
+                                       "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}],
             "responses": {"200": _resp("usage summary", {"$ref": "#/components/schemas/Usage"}),
                           "400": _resp("bad period", ERROR)}}},
         "/api/v1/datasets": {"get": {

@@ -44,8 +44,8 @@ def _day(text: str) -> date:
 
 
 def parse_period(text: str | None, *, now: datetime | None = None) -> Period:
-    """``None`` or "" means the current month in JST."""
-    if not text:
+    """``None`` (no parameter) means the current month in JST; an empty value is an error."""
+    if text is None:
         today = (now or utcnow()).astimezone(JST)
         text = f"{today:%Y-%m}"
     if ".." in text:
