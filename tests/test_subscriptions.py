@@ -68,18 +68,6 @@ async def test_subscriber_is_notified_of_a_change_and_fetches_only_what_changed(
     assert notices[-1].version != notice.version
 
 
-async def test_terminated_agreement_cannot_subscribe(harness: MeshHarness):
-    h = harness
-    await setup_transfer_mesh(h, rows=10)
-    agreement = await agree(h)
-    rc, _, err = await h.cli("connector", "contract", "terminate", "--data-dir", str(h.root / "osaka"),
-                             agreement, "--reason", "dataset_withdrawn")
-    assert rc == 0, err
-    rc, _, err = await h.cli("connector", "subscribe", "--data-dir", str(h.root / "kakogawa"),
-                             "--agreement", agreement, "--once")
-    assert rc != 0 and "agreement_terminated" in err  # the provider told the consumer
-
-
 async def test_internal_mode_serves_the_encrypted_copy_until_refreshed(harness: MeshHarness):
     h = harness
     _provider, source = await setup_transfer_mesh(h, rows=120, management="internal")

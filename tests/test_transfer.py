@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 
 import grpc
@@ -174,29 +175,31 @@ async def test_refusals_other_consumer_unknown_terminated_and_limits(harness: Me
                                   once, "--reason", "because")
     assert rc != 0 and "invalid_reason" in err_text
 
+    # a tampered agreement is refused on either side: the consumer's copy, then the provider's
+    edited = await agree(h)
+    _tamper(h, "kakogawa", edited)
+    rc, _, err_text = await fetch_cli(h, edited, h.root / "got" / "x.ndjson")
+    assert rc != 0 and "agreement_signature_invalid" in err_text
+    _tamper(h, "osaka", edited)
+    err = await _transfer_error(h, provider, "kakogawa", edited)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "agreement_signature_invalid" in err.details()
 
-async def test_tampered_agreements_are_refused_on_either_side(harness: MeshHarness):
-    h = harness
-    provider, _ = await setup_transfer_mesh(h, rows=50)
-    agreement = await agree(h)
-    import sqlite3
+    # a consumer cannot subscribe to a terminated agreement either
+    rc, _, err_text = await h.cli("connector", "subscribe", "--data-dir", str(h.root / "kakogawa"),
+                                  "--agreement", agreement, "--once")
+    assert rc != 0 and "agreement_terminated" in err_text
 
-    def tamper(node: str) -> None:
-        con = sqlite3.connect(h.root / node / "contracts.db")
-        doc = json.loads(con.execute("SELECT signed_json FROM agreements WHERE id = ?",
-                                     (agreement,)).fetchone()[0])
-        doc["agreement"]["purpose"] = "何にでも使う"
-        con.execute("UPDATE agreements SET signed_json = ? WHERE id = ?", (json.dumps(doc), agreement))
-        con.commit()
-        con.close()
 
-    tamper("kakogawa")
-    rc, _, err = await fetch_cli(h, agreement, h.root / "got" / "x.ndjson")
-    assert rc != 0 and "agreement_signature_invalid" in err
-    tamper("osaka")  # the provider's own copy edited behind its back
-    err2 = await _transfer_error(h, provider, "kakogawa", agreement)
-    assert err2.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "agreement_signature_invalid" in err2.details()
+def _tamper(h: MeshHarness, node: str, agreement: str) -> None:
+    """Edit the stored agreement's purpose behind the connector's back."""
+    con = sqlite3.connect(h.root / node / "contracts.db")
+    doc = json.loads(con.execute("SELECT signed_json FROM agreements WHERE id = ?",
+                                 (agreement,)).fetchone()[0])
+    doc["agreement"]["purpose"] = "何にでも使う"
+    con.execute("UPDATE agreements SET signed_json = ? WHERE id = ?", (json.dumps(doc), agreement))
+    con.commit()
+    con.close()
 
 
 async def test_usage_period_is_validated(running: MeshHarness):
