@@ -81,7 +81,9 @@ class CsvSource:
         self.delimiter = _get_delimiter(config)
         self.types = get_types(config, KIND)
         self.on_bad_row = get_choice(config, "on_bad_row", KIND, ("error", "skip_and_report"), "error")
-        self.block_size = get_int(config, "block_size", KIND, 16 << 20, minimum=1 << 16)
+        # 4 MiB: with 16 MiB blocks the reader's peak RSS grew with the file (419 → 763 MB for
+        # 250 MB → 1 GB, measured); at 4 MiB it stays flat (~275 MB) at the same speed
+        self.block_size = get_int(config, "block_size", KIND, 4 << 20, minimum=1 << 16)
         self.encoding: str | None = None  # what was used: declared or detected
         self.rejected: list[BadRow] = []
         self._schema: pa.Schema | None = None
