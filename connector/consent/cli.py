@@ -1,0 +1,208 @@
+"""``areamesh connector consent …``: record, withdraw and show residents' consents.
+
+A grant is refused for a resident who is not in the personal data: the dataset's description
+declares its subject-id column (``subject_field``), and the resident id must be one of that
+column's values in the dataset's records, read as a transfer reads them (with ``--dataset '*'``:
+in any dataset on this connector that declares one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from connector.consent.filter import SourceSubjects
+from connector.consent.store import ConsentStore, KnownSubject
+from mesh.cli_support import report_errors
+from mesh.clock import utcnow
+from mesh.durations import parse_duration
+from mesh.errors import InvalidRequest, NotFound
+
+T = TypeVar("T")
+JST = timezone(timedelta(hours=9), "JST")
+SUBJECT_FIELD = "subject_field"   # the dataset description's key naming its subject-id column
+
+data_dir_option = click.option(
+    "--data-dir", required=True, envvar="AREAMESH_CONNECTOR_DATA_DIR", show_envvar=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="コネクタのデータディレクトリ / Connector data directory.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="JSONで出力 / Print JSON instead of a table.")
+
+
+def subject_sources(data_dir: Path, dataset_id: str) -> list[tuple[Any, dict[str, Any]]]:
+    """(publisher store, description) of the personal datasets ``dataset_id`` names."""
+    from connector.datasets.store import PublisherStore, all_publishers, find_dataset
+
+    if dataset_id != "*":
+        store, doc = find_dataset(data_dir, dataset_id)
+        if not doc.get(SUBJECT_FIELD):
+            raise InvalidRequest(
+                f"dataset {dataset_id} declares no subject-id field ({SUBJECT_FIELD}), so consent "
+                "cannot be recorded for it",
+                message_ja=f"データセット {dataset_id} には本人を識別する列（{SUBJECT_FIELD}）の"
+                           "宣言がないため、同意を記録できません",
+                code="dataset_not_personal")
+        return [(store, doc)]
+    found = [(store, doc) for store in (PublisherStore(data_dir, pid)
+                                        for pid in all_publishers(data_dir))
+             for doc in store.list() if doc.get(SUBJECT_FIELD)]
+    if not found:
+        raise NotFound("no personal dataset on this connector declares a subject-id field",
+                       message_ja="このコネクタには本人を識別する列を宣言した個人データがありません",
+                       code="no_personal_dataset")
+    return found
+
+
+def known_in(data_dir: Path, dataset_id: str) -> KnownSubject:
+    """``known_subject`` for a grant: the resident is a subject of (one of) the dataset(s),
+    read through the same source a transfer reads (adapter or internal copy)."""
+    from connector.datasets.sources import open_dataset_source
+
+    datasets = subject_sources(data_dir, dataset_id)
+
+    async def known(resident: str) -> bool:
+        for store, doc in datasets:
+            source = open_dataset_source(store, doc)
+            try:
+                if await SourceSubjects(lambda s=source: s.read(), doc[SUBJECT_FIELD])(resident):
+                    return True
+            finally:
+                await source.close()
+        return False
+
+    return known
+
+
+def _expiry(text: str | None) -> datetime | None:
+    """A duration (30d) from now, a date (the end of that day, JST) or an ISO time (JST when it
+    names no offset)."""
+    if text is None:
+        return None
+    try:
+        return utcnow() + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"--expires {text!r}: give a date (2026-03-31, JST), an ISO time or a "
+                             "duration (30d)",
+                             message_ja=(f"--expires {text!r} は日付（2026-03-31）、日時、"
+                                         "期間（30d）で指定してください"),
+                             code="invalid_expiry") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=JST)
+    return value + timedelta(days=1) if len(text.strip()) == 10 else value
+
+
+async def _with_store(data_dir: Path, work: Callable[[ConsentStore], Awaitable[T]]) -> T:
+    store = await ConsentStore.open(data_dir)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@click.group("consent")
+def consent() -> None:
+    """住民の同意の記録・撤回・照会 / Residents' consent: grant, withdraw, list, history."""
+
+
+@consent.command("grant")
+@data_dir_option
+@click.option("--resident", required=True, help="住民ID（個人データの本人識別子）/ Local resident id.")
+@click.option("--participant", required=True,
+              help="提供先の団体コード（6桁）または法人番号（13桁）/ Receiving participant id.")
+@click.option("--purpose", required=True, help="利用目的 / Purpose, e.g. 防災.")
+@click.option("--dataset", "dataset_id", default="*", show_default=True,
+              help="データセットID（'*' は全ての個人データ）/ Dataset id, '*' for all.")
+@click.option("--service", "service_id", help="サービスID / Only this service of the participant.")
+@click.option("--component", "component_id", help="部品ID / Only this component of the service.")
+@click.option("--item", "items", multiple=True,
+              help="提供してよい項目（列名、複数可。省略時は全項目）/ Data item; repeat. Default: all.")
+@click.option("--expires", help="有効期限: 日付(JST)、日時、または期間 30d / Expiry: date, time or duration.")
+@click.option("--actor", help="記録者（窓口名など）/ Who records this (kept as evidence).")
+@report_errors
+def grant(data_dir: Path, resident: str, participant: str, purpose: str, dataset_id: str,
+          service_id: str | None, component_id: str | None, items: tuple[str, ...],
+          expires: str | None, actor: str | None) -> None:
+    """同意を記録する / Record a consent (refused for residents not in the personal data)."""
+    expires_at = _expiry(expires)
+
+    async def work(store: ConsentStore) -> str:
+        return await store.grant(resident, participant=participant, purpose=purpose,
+                                 dataset_id=dataset_id, service_id=service_id,
+                                 component_id=component_id, items=items or None,
+                                 expires_at=expires_at, known_subject=known_in(data_dir, dataset_id),
+                                 actor=actor)
+
+    consent_id = asyncio.run(_with_store(data_dir, work))
+    click.echo(f"同意を記録しました / consent recorded: {consent_id}")
+
+
+@consent.command("withdraw")
+@data_dir_option
+@click.option("--id", "consent_id", help="同意ID / Consent id.")
+@click.option("--resident", help="住民ID / Resident id (with --participant: all matching consents).")
+@click.option("--participant", help="提供先 / Receiving participant id.")
+@click.option("--purpose", help="利用目的で絞り込む / Only this purpose.")
+@click.option("--reason", default="", help="撤回理由 / Reason (kept as evidence).")
+@click.option("--actor", help="記録者 / Who records this.")
+@report_errors
+def withdraw(data_dir: Path, consent_id: str | None, resident: str | None,
+             participant: str | None, purpose: str | None, reason: str, actor: str | None) -> None:
+    """同意を撤回する（次のバッチから反映）/ Withdraw consent; effective from the next batch."""
+    ids = asyncio.run(_with_store(data_dir, lambda store: store.withdraw(
+        consent_id, reason=reason, resident=resident, participant=participant, purpose=purpose,
+        actor=actor)))
+    for cid in ids:
+        click.echo(f"撤回しました / withdrawn: {cid}")
+
+
+@consent.command("list")
+@data_dir_option
+@click.option("--resident", help="住民ID / Only this resident.")
+@click.option("--participant", help="提供先 / Only this receiving participant.")
+@click.option("--active", is_flag=True, help="有効な同意のみ / Only consents valid now.")
+@json_option
+@report_errors
+def list_(data_dir: Path, resident: str | None, participant: str | None, active: bool,
+          as_json: bool) -> None:
+    """同意の一覧 / List consents, newest first."""
+    rows = asyncio.run(_with_store(data_dir, lambda store: store.list(
+        resident=resident, participant=participant, active_only=active)))
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in rows], ensure_ascii=False, indent=2))
+        return
+    click.echo("状態/status\t住民/resident\t提供先/to\tサービス/service\t目的/purpose\t"
+               "データセット/dataset\t項目/items\t期限/expires\tID")
+    for c in rows:
+        click.echo(f"{c.status()}\t{c.resident}\t{c.participant}\t"
+                   f"{c.service_id or '-'}{'/' + c.component_id if c.component_id else ''}\t"
+                   f"{c.purpose}\t{c.dataset_id}\t{','.join(c.items) if c.items else '全項目/all'}\t"
+                   f"{c.expires_at or '-'}\t{c.id}")
+
+
+@consent.command("history")
+@data_dir_option
+@click.option("--resident", required=True, help="住民ID / Resident id.")
+@json_option
+@report_errors
+def history(data_dir: Path, resident: str, as_json: bool) -> None:
+    """同意の変更履歴（証跡）/ Every change to a resident's consents, oldest first."""
+    events = asyncio.run(_with_store(data_dir, lambda store: store.history(resident)))
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in events], ensure_ascii=False, indent=2))
+        return
+    if not events:
+        click.echo(f"住民 {resident} の同意の記録はありません / no consent events for {resident}")
+    for e in events:
+        detail = e.detail.get("reason") or e.detail.get("by") or e.detail.get("purpose") or ""
+        click.echo(f"{e.effective_at}\t{e.event}\t{e.consent_id}\t{e.actor or '-'}\t{detail}")

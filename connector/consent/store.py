@@ -1,0 +1,472 @@
+"""ConsentStore: residents' consents in ``DATA_DIR/consent.db`` (DESIGN §8; appendix 5-4…5-6).
+
+A consent says: resident R (the platform's local resident id — the value of the personal
+dataset's declared subject-id field) lets participant P receive R's records of dataset D
+(``"*"``: every personal dataset on this connector) for purpose U; optionally only P's service
+S, and of S only component (部品) C; optionally only the data items (列名) I (None: all items);
+until an optional expiry. A consent for S covers all of S's components; a consent without a
+service covers every service of P; a transfer naming a service or component needs a consent
+that is unscoped or scoped to exactly that.
+
+Tables: ``consents`` is the current state, one row per grant; a withdrawal only fills
+``withdrawn_at`` (a trigger refuses every other UPDATE and every DELETE). ``consent_events`` is
+the evidence: append-only (triggers refuse UPDATE and DELETE) — granted, superseded, withdrawn,
+expired — each with when it took effect, when it was recorded and who acted. The triggers are
+created after the numbered migrations (``mesh.db`` splits scripts on ';', which a trigger body
+contains), with ``IF NOT EXISTS``.
+
+Transfers ask :meth:`ConsentStore.scope` once per batch. The answer is cached per scope key and
+checked with one indexed query (the newest event's seq): unchanged and no expiry passed → the
+cached scope; otherwise only the residents touched since (events, expiries) are re-read, so a
+withdrawal reaches the next batch without re-reading a million consents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connector.consent.scope import ConsentScope, ScopeCache, ScopeKey
+from mesh.clock import iso, utcnow
+from mesh.datasets import ID_PATTERN
+from mesh.db import Database
+from mesh.errors import AreameshError, Conflict, InvalidRequest, NotFound
+from mesh.ids import validate_corporate_number, validate_local_government_code
+
+KnownSubject = Callable[[str], Awaitable[bool]]
+
+MIGRATIONS = [
+    """
+    CREATE TABLE consents (
+        id TEXT PRIMARY KEY,
+        resident TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        participant TEXT NOT NULL,
+        service_id TEXT NOT NULL DEFAULT '',
+        component_id TEXT NOT NULL DEFAULT '',
+        purpose TEXT NOT NULL,
+        items_json TEXT,
+        granted_at TEXT NOT NULL,
+        expires_at TEXT,
+        withdrawn_at TEXT,
+        withdraw_reason TEXT
+    );
+    CREATE INDEX consents_scope ON consents(participant, purpose, dataset_id, service_id,
+                                            component_id, resident);
+    CREATE INDEX consents_by_resident ON consents(resident, participant);
+    CREATE INDEX consents_expiry ON consents(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX consents_key_expiry ON consents(participant, purpose, expires_at)
+        WHERE expires_at IS NOT NULL;
+    CREATE TABLE consent_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        consent_id TEXT NOT NULL,
+        resident TEXT NOT NULL,
+        event TEXT NOT NULL,
+        effective_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        actor TEXT,
+        detail_json TEXT NOT NULL
+    );
+    CREATE INDEX consent_events_by_resident ON consent_events(resident, seq);
+    CREATE UNIQUE INDEX consent_events_expired_once ON consent_events(consent_id)
+        WHERE event = 'expired'
+    """,
+]
+TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS consent_events_no_update BEFORE UPDATE ON consent_events "
+    "BEGIN SELECT RAISE(ABORT, 'consent_events is append-only evidence'); END",
+    "CREATE TRIGGER IF NOT EXISTS consent_events_no_delete BEFORE DELETE ON consent_events "
+    "BEGIN SELECT RAISE(ABORT, 'consent_events is append-only evidence'); END",
+    "CREATE TRIGGER IF NOT EXISTS consents_no_delete BEFORE DELETE ON consents "
+    "BEGIN SELECT RAISE(ABORT, 'consents are never deleted; withdraw them'); END",
+    "CREATE TRIGGER IF NOT EXISTS consents_withdraw_only BEFORE UPDATE ON consents "
+    "WHEN OLD.withdrawn_at IS NOT NULL OR NEW.withdrawn_at IS NULL OR NEW.id != OLD.id "
+    "OR NEW.resident != OLD.resident OR NEW.dataset_id != OLD.dataset_id "
+    "OR NEW.participant != OLD.participant OR NEW.service_id != OLD.service_id "
+    "OR NEW.component_id != OLD.component_id OR NEW.purpose != OLD.purpose "
+    "OR NEW.items_json IS NOT OLD.items_json OR NEW.granted_at != OLD.granted_at "
+    "OR NEW.expires_at IS NOT OLD.expires_at "
+    "BEGIN SELECT RAISE(ABORT, 'a consent can only be withdrawn, once'); END",
+]
+_LOCAL_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
+_COLUMNS = ("id, resident, dataset_id, participant, service_id, component_id, purpose, items_json,"
+            " granted_at, expires_at, withdrawn_at, withdraw_reason")
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    """One consent to record (the input of :meth:`ConsentStore.grant_many`)."""
+
+    resident: str
+    participant: str
+    purpose: str
+    dataset_id: str = "*"
+    service_id: str | None = None
+    component_id: str | None = None
+    items: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
+
+    def key(self) -> tuple[str, ...]:
+        return (self.resident, self.dataset_id, self.participant, self.service_id or "",
+                self.component_id or "", self.purpose)
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: str
+    resident: str
+    dataset_id: str
+    participant: str
+    service_id: str | None
+    component_id: str | None
+    purpose: str
+    items: tuple[str, ...] | None
+    granted_at: str
+    expires_at: str | None
+    withdrawn_at: str | None
+    withdraw_reason: str | None
+
+    def status(self, at: str | None = None) -> str:
+        """``withdrawn``, ``expired`` or ``active`` at ``at`` (ISO UTC; default now)."""
+        at = at or iso(utcnow())
+        if self.withdrawn_at and self.withdrawn_at <= at:
+            return "withdrawn"
+        if self.expires_at and self.expires_at <= at:
+            return "expired"
+        return "active"
+
+    def to_json(self, at: str | None = None) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["items"] = list(self.items) if self.items is not None else None
+        doc["status"] = self.status(at)
+        return doc
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    seq: int
+    consent_id: str
+    resident: str
+    event: str           # granted | superseded | withdrawn | expired
+    effective_at: str
+    recorded_at: str
+    actor: str | None
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_consent_db(data_dir: Path) -> Database:
+    return Database(data_dir / "consent.db", MIGRATIONS, synchronous="FULL")
+
+
+class ConsentStore:
+    """Grant, withdraw, list and prove consents; answer "who may be sent" per batch."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache = ScopeCache(db)
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> ConsentStore:
+        db = open_consent_db(data_dir)
+        try:
+            if db.path.exists():
+                await asyncio.to_thread(_readable, db.path)
+            await db.open()
+            for statement in TRIGGERS:
+                await db.conn.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise AreameshError(f"{db.path} is not a readable consent database "
+                                f"({str(exc).splitlines()[0]}); restore it from a backup",
+                                message_ja=f"同意データベース {db.path} を読めません（破損の可能性）",
+                                code="consent_db_unreadable") from None
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def grant(self, resident: str, *, participant: str, purpose: str, dataset_id: str = "*",
+                    service_id: str | None = None, component_id: str | None = None,
+                    items: Iterable[str] | None = None, expires_at: datetime | None = None,
+                    known_subject: KnownSubject | None = None, actor: str | None = None) -> str:
+        """Record one consent and return its id. An active consent with the same key (resident,
+        dataset, participant, service, component, purpose) is returned as is when identical and
+        superseded otherwise. ``known_subject`` (when given) must confirm the resident exists in
+        the personal data, else ``NotFound`` ``unknown_resident``."""
+        g = ConsentGrant(resident, participant, purpose, dataset_id, service_id, component_id,
+                         tuple(items) if items is not None else None, expires_at)
+        return (await self.grant_many([g], known_subject=known_subject, actor=actor))[0]
+
+    async def grant_many(self, grants: Iterable[ConsentGrant], *,
+                         known_subject: KnownSubject | None = None,
+                         actor: str | None = None) -> list[str]:
+        """Record many consents in one transaction (all or none); ids in input order."""
+        now = iso(utcnow())
+        checked = [_checked(g, now) for g in grants]
+        if known_subject is not None:
+            for resident in dict.fromkeys(g.resident for g in checked):
+                if not await known_subject(resident):
+                    raise NotFound(
+                        f"resident {resident!r} is not in the personal data on this connector",
+                        message_ja=f"住民 {resident!r} はこのコネクタの個人データにありません",
+                        code="unknown_resident")
+        ids: list[str] = []
+        async with self.db.transaction() as conn:
+            active: dict[tuple[str, ...], Consent] = {}
+            residents = sorted({g.resident for g in checked})
+            for start in range(0, len(residents), 20_000):
+                async with conn.execute(
+                        f"SELECT {_COLUMNS} FROM consents WHERE withdrawn_at IS NULL AND "
+                        "(expires_at IS NULL OR expires_at > ?) AND resident IN "
+                        "(SELECT value FROM json_each(?))",
+                        (now, json.dumps(residents[start:start + 20_000]))) as cur:
+                    for row in await cur.fetchall():
+                        c = _consent(row)
+                        active[(c.resident, c.dataset_id, c.participant, c.service_id or "",
+                                c.component_id or "", c.purpose)] = c
+            inserts, superseded, events = [], [], []
+            for g in checked:
+                old = active.get(g.key())
+                expires = iso(g.expires_at) if g.expires_at else None
+                if old is not None and old.items == g.items and old.expires_at == expires:
+                    ids.append(old.id)
+                    continue
+                cid = str(uuid.uuid4())
+                if old is not None:
+                    superseded.append((now, f"superseded by {cid}", old.id))
+                    events.append((old.id, old.resident, "superseded", now, now, actor,
+                                   json.dumps({"by": cid}, ensure_ascii=False)))
+                new = Consent(cid, g.resident, g.dataset_id, g.participant, g.service_id,
+                              g.component_id, g.purpose, g.items, now, expires, None, None)
+                active[g.key()] = new
+                inserts.append((cid, g.resident, g.dataset_id, g.participant, g.service_id or "",
+                                g.component_id or "", g.purpose,
+                                json.dumps(list(g.items), ensure_ascii=False)
+                                if g.items is not None else None, now, expires))
+                detail = new.to_json(now)
+                del detail["status"], detail["withdrawn_at"], detail["withdraw_reason"]
+                events.append((cid, g.resident, "granted", now, now, actor,
+                               json.dumps(detail, ensure_ascii=False)))
+                ids.append(cid)
+            await conn.executemany(
+                "INSERT INTO consents(id, resident, dataset_id, participant, service_id, "
+                "component_id, purpose, items_json, granted_at, expires_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            await conn.executemany(  # after the inserts: a grant may supersede one of this call
+                "UPDATE consents SET withdrawn_at = ?, withdraw_reason = ? WHERE id = ?", superseded)
+            await conn.executemany(
+                "INSERT INTO consent_events(consent_id, resident, event, effective_at, recorded_at,"
+                " actor, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+        return ids
+
+    async def withdraw(self, consent_id: str | None = None, *, reason: str = "",
+                       resident: str | None = None, participant: str | None = None,
+                       purpose: str | None = None, dataset_id: str | None = None,
+                       service_id: str | None = None, component_id: str | None = None,
+                       actor: str | None = None) -> list[str]:
+        """Withdraw one consent by id, or every active consent of ``resident`` matching the given
+        key fields (``participant`` required; None = any). Returns the withdrawn ids. With an id
+        and ``resident``, a consent of another resident is reported as unknown."""
+        now = iso(utcnow())
+        if consent_id is not None:
+            consent = await self.get(consent_id)
+            if resident is not None and consent.resident != resident:
+                raise _unknown_consent(consent_id)
+            if consent.withdrawn_at is not None:
+                raise Conflict(f"consent {consent_id} was already withdrawn at "
+                               f"{consent.withdrawn_at}",
+                               message_ja=f"同意 {consent_id} は撤回済みです（{consent.withdrawn_at}）",
+                               code="consent_already_withdrawn")
+            targets = [consent]
+        else:
+            if resident is None or participant is None:
+                raise InvalidRequest("withdraw needs a consent id, or a resident and a participant",
+                                     message_ja="撤回には同意ID、または住民と提供先の指定が必要です",
+                                     code="withdraw_target_missing")
+            targets = [c for c in await self.list(resident=resident, participant=participant,
+                                                  active_only=True, at=now)
+                       if (purpose is None or c.purpose == purpose)
+                       and (dataset_id is None or c.dataset_id == dataset_id)
+                       and (service_id is None or c.service_id == service_id)
+                       and (component_id is None or c.component_id == component_id)]
+            if not targets:
+                raise NotFound(f"resident {resident!r} has no active consent for {participant} "
+                               "matching the request",
+                               message_ja=f"住民 {resident!r} には {participant} への有効な同意がありません",
+                               code="no_active_consent")
+        async with self.db.transaction() as conn:
+            for c in targets:
+                await conn.execute("UPDATE consents SET withdrawn_at = ?, withdraw_reason = ? "
+                                   "WHERE id = ? AND withdrawn_at IS NULL", (now, reason, c.id))
+                await conn.execute(
+                    "INSERT INTO consent_events(consent_id, resident, event, effective_at, "
+                    "recorded_at, actor, detail_json) VALUES (?, ?, 'withdrawn', ?, ?, ?, ?)",
+                    (c.id, c.resident, now, now, actor,
+                     json.dumps({"reason": reason}, ensure_ascii=False)))
+        return [c.id for c in targets]
+
+    async def get(self, consent_id: str) -> Consent:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM consents WHERE id = ?", (consent_id,))
+        if row is None:
+            raise _unknown_consent(consent_id)
+        return _consent(row)
+
+    async def list(self, *, resident: str | None = None, participant: str | None = None,
+                   dataset_id: str | None = None, active_only: bool = False,
+                   at: str | None = None) -> list[Consent]:
+        """Consents, newest first, filtered by resident, participant and dataset."""
+        at = at or iso(utcnow())
+        sql, params = f"SELECT {_COLUMNS} FROM consents WHERE 1 = 1", []
+        for column, value in (("resident", resident), ("participant", participant),
+                              ("dataset_id", dataset_id)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if active_only:
+            sql += (" AND (withdrawn_at IS NULL OR withdrawn_at > ?)"
+                    " AND (expires_at IS NULL OR expires_at > ?)")
+            params += [at, at]
+        rows = await self.db.fetchall(sql + " ORDER BY granted_at DESC, rowid DESC", params)
+        return [_consent(r) for r in rows]
+
+    async def history(self, resident: str) -> list[ConsentEvent]:
+        """Every change to ``resident``'s consents, oldest first (expiries recorded first)."""
+        await self.sweep_expired(resident=resident)
+        rows = await self.db.fetchall(
+            "SELECT * FROM consent_events WHERE resident = ? ORDER BY effective_at, seq",
+            (resident,))
+        return [ConsentEvent(r["seq"], r["consent_id"], r["resident"], r["event"],
+                             r["effective_at"], r["recorded_at"], r["actor"],
+                             json.loads(r["detail_json"])) for r in rows]
+
+    async def sweep_expired(self, *, resident: str | None = None, at: str | None = None) -> int:
+        """Append an ``expired`` event (effective at the expiry) for every consent that expired
+        unwithdrawn and has none yet; returns how many. Safe to call any time, from any process."""
+        at = at or iso(utcnow())
+        sql = ("SELECT id, resident, expires_at FROM consents WHERE expires_at <= ? AND "
+               "(withdrawn_at IS NULL OR withdrawn_at > expires_at) AND NOT EXISTS (SELECT 1 FROM "
+               "consent_events e WHERE e.consent_id = consents.id AND e.event = 'expired')")
+        params: list[Any] = [at]
+        if resident is not None:
+            sql += " AND resident = ?"
+            params.append(resident)
+        rows = await self.db.fetchall(sql, params)
+        if rows:
+            async with self.db.transaction() as conn:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO consent_events(consent_id, resident, event, effective_at,"
+                    " recorded_at, actor, detail_json) VALUES (?, ?, 'expired', ?, ?, NULL, '{}')",
+                    [(r["id"], r["resident"], r["expires_at"], at) for r in rows])
+        return len(rows)
+
+    async def scope(self, dataset_id: str, participant: str, purpose: str, *,
+                    service: str | None = None, component: str | None = None,
+                    at: datetime | None = None) -> ConsentScope:
+        """Who may be sent to ``participant`` (its ``service``/``component``) for ``purpose``,
+        with which items, at ``at`` (default now: cached, see the module docstring)."""
+        if component is not None and service is None:
+            raise _component_without_service()
+        key = ScopeKey(dataset_id, participant, purpose, service or "", component or "")
+        return await self._cache.get(key, iso(at) if at else None)
+
+    async def valid_subjects(self, dataset_id: str, participant: str, purpose: str,
+                             component: str | None = None, at: datetime | None = None, *,
+                             service: str | None = None,
+                             items: Iterable[str] | None = None) -> frozenset[str]:
+        """Residents whose consent is valid now (or at ``at``); with ``items``, only those whose
+        consent covers every one of them. Call once per batch."""
+        found = await self.scope(dataset_id, participant, purpose, service=service,
+                                 component=component, at=at)
+        return found.subjects if items is None else found.covering(frozenset(items))
+
+
+def _checked(g: ConsentGrant, now: str) -> ConsentGrant:
+    """Validate one grant (InvalidRequest with a stable code), returning it normalised."""
+    for name in ("participant", "dataset_id"):
+        if not isinstance(getattr(g, name), str):
+            raise InvalidRequest(f"{name} must be a string",
+                                 message_ja=f"{name} は文字列で指定してください",
+                                 code="invalid_participant_id" if name == "participant"
+                                 else "invalid_dataset_id")
+    if not isinstance(g.resident, str) or not _LOCAL_ID.match(g.resident):
+        raise InvalidRequest(f"resident id {g.resident!r} must be 1-128 letters, digits or ._:@/-",
+                             message_ja=f"住民ID {g.resident!r} は英数字と ._:@/- の1〜128文字にしてください",
+                             code="invalid_resident")
+    if len(g.participant) == 6:
+        validate_local_government_code(g.participant)
+    elif len(g.participant) == 13:
+        validate_corporate_number(g.participant)
+    else:
+        raise InvalidRequest(
+            f"participant id {g.participant!r} must be a 6-digit local government code or a "
+            "13-digit corporate number",
+            message_ja=(f"提供先ID {g.participant!r} は全国地方公共団体コード（6桁）"
+                        "か法人番号（13桁）にしてください"),
+            code="invalid_participant_id")
+    if g.dataset_id != "*" and not ID_PATTERN.match(g.dataset_id):
+        raise InvalidRequest(f"invalid dataset id {g.dataset_id!r} (or '*' for every dataset)",
+                             message_ja=(f"データセットID {g.dataset_id!r} が正しくありません"
+                                         "（全データセットは '*'）"),
+                             code="invalid_dataset_id")
+    for name, value in (("service", g.service_id), ("component", g.component_id)):
+        if value is not None and (not isinstance(value, str) or not _LOCAL_ID.match(value)):
+            label = "サービス" if name == "service" else "部品"
+            raise InvalidRequest(f"invalid {name} id {value!r}",
+                                 message_ja=f"{label}ID {value!r} が正しくありません",
+                                 code=f"invalid_{name}_id")
+    if g.component_id is not None and g.service_id is None:
+        raise _component_without_service()
+    purpose = g.purpose.strip() if isinstance(g.purpose, str) else ""
+    if not purpose or len(purpose) > 200:
+        raise InvalidRequest("purpose must be 1-200 characters", code="invalid_purpose",
+                             message_ja="利用目的は1〜200文字で指定してください")
+    items = g.items
+    if items is not None:
+        items = tuple(dict.fromkeys(i.strip() for i in items if isinstance(i, str)))
+        if not items or len(items) != len(g.items) or any(not i for i in items):
+            raise InvalidRequest("items must be a non-empty list of distinct column names "
+                                 "(omit it to consent to all items)", code="invalid_items",
+                                 message_ja="項目は重複のない列名のリストで指定してください（全項目なら省略）")
+    if g.expires_at is not None and iso(g.expires_at) <= now:
+        raise InvalidRequest(f"expiry {iso(g.expires_at)} is not in the future",
+                             message_ja=f"有効期限 {iso(g.expires_at)} が過去の日時です",
+                             code="invalid_expiry")
+    return ConsentGrant(g.resident, g.participant, purpose, g.dataset_id, g.service_id,
+                        g.component_id, items, g.expires_at)
+
+
+def _readable(path: Path) -> None:
+    """Raise ``sqlite3.DatabaseError`` unless ``path`` opens as SQLite (``Database.open`` cannot
+    close a connection whose first PRAGMA failed)."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA schema_version").fetchone()
+    finally:
+        con.close()
+
+
+def _component_without_service() -> InvalidRequest:
+    return InvalidRequest("a component is part of a service: give the service id too",
+                          message_ja="部品を指定するときはサービスIDも指定してください",
+                          code="component_without_service")
+
+
+def _unknown_consent(consent_id: str) -> NotFound:
+    return NotFound(f"no consent {consent_id}", message_ja=f"同意 {consent_id} はありません",
+                    code="unknown_consent")
+
+
+def _consent(r: Any) -> Consent:
+    return Consent(r[0], r[1], r[2], r[3], r[4] or None, r[5] or None, r[6],
+                   tuple(json.loads(r[7])) if r[7] is not None else None, r[8], r[9], r[10], r[11])
