@@ -9,11 +9,13 @@ import logging
 from aiohttp import web
 
 from connector.config import ConnectorConfig
+from connector.consent.store import ConsentStore
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.grpc_service import SERVICE_NAME, PeerGrpcService
 from connector.http_api import build_http_app
+from connector.ledger.chain import SqliteLedger
 from connector.maintenance import Maintenance
 from connector.metering.reporter import UsageReporter
 from connector.metering.store import UsageStore, open_metering_db
@@ -69,7 +71,10 @@ class ConnectorApp:
         guard = AgreementGuard(self.config.data_dir, self.keystore, agreements, usage,
                                ParticipantTypes(self.registry, ttl=30))
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
-        transfers = TransferProvider(guard, usage, self.state.identity_uri)
+        self.consents = await ConsentStore.open(self.config.data_dir)
+        self.ledger = await SqliteLedger.open(self.config.data_dir)
+        transfers = TransferProvider(guard, usage, self.state.identity_uri, consents=self.consents,
+                                     ledger=self.ledger)
         self.usage_reporter = UsageReporter(usage, self.registry)
         transfers.on_transfer_complete.append(self.usage_reporter.poke)
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
@@ -121,4 +126,6 @@ class ConnectorApp:
         log.info("stopping connector: databases")
         await self.contracts_db.close()
         await self.metering_db.close()
+        await self.consents.close()
+        await self.ledger.close()
         log.info("connector stopped")

@@ -141,6 +141,17 @@ def dataset_refresh(data_dir: Path, dataset_id: str) -> None:
         click.echo(f"更新を通知します / {dataset_id} marked changed (generation {info['generation']})")
 
 
+def _attach_personal_data_groups() -> None:
+    from connector.consent.cli import consent
+    from connector.ledger.cli import ledger
+
+    connector.add_command(consent)
+    connector.add_command(ledger)
+
+
+_attach_personal_data_groups()
+
+
 @connector.group()
 def contract() -> None:
     """Negotiate and inspect usage agreements (利用契約)."""

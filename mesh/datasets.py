@@ -44,7 +44,7 @@ LIMITS = {"title": 200, "description": 10_000, "keyword": 50, "keywords": 50, "l
           "fields": 500, "spatial": 2000, "offers": 50}
 PUBLISHED_KEYS = ("id", "publisher", "title", "description", "themes", "keywords",
                   "standard_type", "schema", "classification", "management",
-                  "update_frequency", "spatial", "license", "access", "offers")
+                  "update_frequency", "spatial", "license", "access", "offers", "subject_field")
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,7 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     c.text(doc, "license", required=True, limit=LIMITS["license"])
     access = c.choice(doc, "access", ACCESS, default="open")
     _check_offers(doc, c, access)
+    _check_personal(doc, c)
     if "source" in doc and not isinstance(doc["source"], dict):
         c.add("source", "must be a mapping (adapter configuration)",
               "アダプタ設定のマッピングで指定してください")
@@ -287,6 +288,34 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     for key in sorted(unknown):
         c.add(str(key), "unknown field", "不明な項目です")
     return c.errors
+
+
+def _check_personal(doc: dict[str, Any], c) -> None:
+    """A personal dataset (個人情報) names its subject-id column (the platform's local resident id)
+    and offers it only under consent: every permission of every offer carries ``consent eq true``."""
+    subject = doc.get("subject_field")
+    if subject is not None:
+        names = [f.get("name") for f in (doc.get("schema") or {}).get("fields", []) if isinstance(f, dict)]
+        if not isinstance(subject, str) or not subject:
+            c.add("subject_field", "must be a column name", "列名で指定してください")
+        elif names and subject not in names:
+            c.add("subject_field", f"{subject!r} is not a field of the schema",
+                  f"{subject} はスキーマにない列です")
+    if doc.get("classification") != "personal":
+        return
+    if subject is None:
+        c.add("subject_field", "a personal dataset must name its subject-id column (the local "
+              "resident id)", "個人情報のデータセットは本人を識別する列（住民ID）を指定してください")
+    for i, offer in enumerate(doc.get("offers") or []):
+        permissions = ((offer or {}).get("policy") or {}).get("permissions") or [] \
+            if isinstance(offer, dict) else []
+        for j, perm in enumerate(permissions):
+            constraints = (perm or {}).get("constraints") or [] if isinstance(perm, dict) else []
+            if not any(isinstance(k, dict) and k.get("leftOperand") == "consent"
+                       and k.get("rightOperand") is True for k in constraints):
+                c.add(f"offers[{i}].policy.permissions[{j}]",
+                      "offers of personal data must require consent (consent eq true)",
+                      "個人情報の提供条件には本人同意（consent eq true）が必要です")
 
 
 def parse_description(doc: Any, *, standard_check=None) -> dict[str, Any]:

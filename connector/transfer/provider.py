@@ -20,11 +20,15 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connector.consent.filter import ConsentFilter
+from connector.consent.store import ConsentStore
 from connector.datasets.sources import dataset_version, open_dataset_source
+from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.metering.store import UsageStore
 from connector.transfer.batches import (
     CHAIN_START,
@@ -47,12 +51,51 @@ MAX_BATCH_ROWS = 1_000_000
 PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
 
 
+@dataclass(frozen=True)
+class ConsentGate:
+    """Personal data: each batch keeps only consented residents' records, and the residents
+    sent are appended to the flow ledger before the batch goes out."""
+
+    consents: ConsentStore
+    ledger: SqliteLedger
+    filter: ConsentFilter
+    flow: FlowBatch
+    consumer_participant: str
+
+    async def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        scope = await self.consents.scope(self.flow.dataset, self.consumer_participant, self.flow.purpose)
+        return (await asyncio.to_thread(self.filter.apply, batch, scope)).batch
+
+    async def record(self, batch: pa.RecordBatch) -> None:
+        counts = pc.value_counts(batch.column(self.filter.subject_column).cast(pa.string()))
+        await self.ledger.append_batch(self.flow, counts.field("values").to_pylist(),
+                                       counts.field("counts").to_pylist())
+
+
 class TransferProvider:
-    def __init__(self, guard: AgreementGuard, usage: UsageStore, own_uri: str) -> None:
+    def __init__(self, guard: AgreementGuard, usage: UsageStore, own_uri: str, *,
+                 consents: ConsentStore | None = None, ledger: SqliteLedger | None = None) -> None:
         self.guard = guard
         self.usage = usage
         self.own_uri = own_uri
+        self.consents = consents
+        self.ledger = ledger
         self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
+
+    def _consent_gate(self, peer: PeerIdentity, auth: Authorised, req: peer_pb2.TransferRequest,
+                      transfer_id: str) -> ConsentGate:
+        subject = auth.doc.get("subject_field")
+        if not subject or self.consents is None or self.ledger is None:
+            raise FailedPrecondition("this offer requires residents' consent per record, but the "
+                                     "dataset names no subject-id column or consent is not set up",
+                                     message_ja="本人同意に基づく提供ですが、同意の確認ができません",
+                                     code="consent_unavailable")
+        provider = self.own_uri.split(":")
+        flow = FlowBatch(dataset=auth.agreement.dataset_id, from_participant=provider[3],
+                         from_node=self.own_uri, to_participant=peer.participant_id, to_node=peer.uri,
+                         purpose=auth.agreement.purpose, agreement=auth.agreement.id,
+                         transfer=transfer_id)
+        return ConsentGate(self.consents, self.ledger, ConsentFilter(subject), flow, peer.participant_id)
 
     async def stream(self, peer: PeerIdentity, req: peer_pb2.TransferRequest
                      ) -> AsyncIterator[peer_pb2.TransferChunk]:
@@ -61,11 +104,16 @@ class TransferProvider:
             raise InvalidRequest(f"batch_rows must be 1–{MAX_BATCH_ROWS:,} and after_seq ≥ 0")
         resuming = req.transfer_id or None
         auth = await self.guard.check(peer, req.agreement_id, resuming=resuming)
-        if auth.decision.requires_consent:
-            raise FailedPrecondition("this offer requires residents' consent per record, and this "
-                                     "connector has no consent records to filter by",
-                                     message_ja="本人同意に基づく提供ですが、同意情報がありません",
-                                     code="consent_unavailable")
+        if auth.decision.requires_consent and req.passthrough:
+            raise FailedPrecondition("personal data is filtered by consent record by record; it "
+                                     "cannot be passed through as a file",
+                                     message_ja="本人同意で絞り込むデータはそのまま転送できません",
+                                     code="passthrough_unavailable")
+        if auth.decision.requires_consent and req.transfer_id:
+            # consent may have changed since the first attempt, so the batches would differ
+            raise FailedPrecondition("a consent-filtered transfer is never resumed; start it again",
+                                     message_ja="本人同意で絞り込む転送は最初からやり直します",
+                                     code="source_changed")
         source = open_dataset_source(auth.store, auth.doc)
         try:
             version = await dataset_version(auth.store, auth.doc, source)
@@ -82,10 +130,13 @@ class TransferProvider:
                 async for chunk in self._file_chunks(path, transfer_id, req):
                     yield chunk
                 return
+            gate = self._consent_gate(peer, auth, req, transfer_id) \
+                if auth.decision.requires_consent else None
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0))
-            async for chunk in self._batches(source, transfer_id, req, batch_rows, cap, old):
+                arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0,
+                consent_filtered=gate is not None))
+            async for chunk in self._batches(source, transfer_id, req, batch_rows, cap, old, gate):
                 yield chunk
         finally:
             await source.close()
@@ -169,8 +220,8 @@ class TransferProvider:
         return transfer_id, old is not None, old
 
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
-                       batch_rows: int, cap: int | None, old: pa.UInt64Array | None
-                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+                       batch_rows: int, cap: int | None, old: pa.UInt64Array | None,
+                       gate: ConsentGate | None = None) -> AsyncIterator[peer_pb2.TransferChunk]:
         seq = records = sent = 0
         chain = CHAIN_START
         truncated = False
@@ -179,6 +230,10 @@ class TransferProvider:
         last_save = time.monotonic()
         try:
             async for batch in source.read(batch_rows=batch_rows):
+                if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
+                    batch = await gate.apply(batch)
+                    if batch.num_rows == 0:
+                        continue
                 if old is not None:
                     hashes = await asyncio.to_thread(row_hashes, batch)
                     present = pc.is_in(hashes, value_set=old)
@@ -188,6 +243,8 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
+                if gate is not None:  # the ledger says where the data went before it goes
+                    await gate.record(batch)
                 for piece, data in await asyncio.to_thread(lambda b=batch: list(sized_pieces(b))):
                     seq += 1
                     digest = batch_digest(data)
