@@ -5,25 +5,20 @@ from __future__ import annotations
 import click
 
 import mesh
-from areamesh.catalog_cli import catalog
-from areamesh.identity_cli import identity
-from connector.cli import connector
-from connector.translate.cli import mapping
-from registry.cli import registry
+from mesh.cli_support import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy_subcommands={"registry": "registry.cli:registry",
+                               "connector": "connector.cli:connector",
+                               "catalog": "areamesh.catalog_cli:catalog",
+                               "mapping": "connector.translate.cli:mapping",
+                               "identity": "areamesh.identity_cli:identity"})
 @click.version_option(mesh.__version__, prog_name="areamesh")
 def cli() -> None:
     """areamesh: エリアデータ連携基盤のための連携メッシュ / a data exchange mesh for Japan's
     regional data linkage platforms."""
 
-
-cli.add_command(registry)
-cli.add_command(connector)
-cli.add_command(catalog)
-cli.add_command(mapping)
-cli.add_command(identity)
 
 
 @cli.command()

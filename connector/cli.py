@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 
 from connector.config import SERVE_SETTINGS, ConnectorConfig
-from mesh.cli_support import report_errors, serve_until_signal
+from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
 from mesh.log import setup_logging
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_subcommands={"consent": "connector.consent.cli:consent",
+                                              "ledger": "connector.ledger.cli:ledger"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""
 
@@ -139,17 +140,6 @@ def dataset_refresh(data_dir: Path, dataset_id: str) -> None:
                    f"({info['records']:,} records)")
     else:
         click.echo(f"更新を通知します / {dataset_id} marked changed (generation {info['generation']})")
-
-
-def _attach_personal_data_groups() -> None:
-    from connector.consent.cli import consent
-    from connector.ledger.cli import ledger
-
-    connector.add_command(consent)
-    connector.add_command(ledger)
-
-
-_attach_personal_data_groups()
 
 
 @connector.group()

@@ -95,7 +95,7 @@ async def test_provider_killed_mid_stream_resumes_without_loss_or_duplicates(har
     assert result.resumed_after[0] >= 5  # resumed after what had arrived, not from the start
     rows = [as_text(r) for r in ndjson_rows(out)]
     assert len(rows) == 300_000 and rows == source_rows(source)  # nothing lost, nothing twice
-    assert result.batches == 60
+    assert result.batches >= 60  # 5,000-row batches, cut again where the reader's blocks end
 
 
 async def test_interrupted_fetch_leaves_no_output_and_the_same_command_resumes(harness: MeshHarness):
