@@ -9,13 +9,12 @@ import logging
 from aiohttp import web
 
 from connector.config import ConnectorConfig
-from connector.consent.store import ConsentStore
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
+from connector.data_plane import DataPlane
 from connector.grpc_service import SERVICE_NAME, PeerGrpcService
 from connector.http_api import build_http_app
-from connector.ledger.chain import SqliteLedger
 from connector.maintenance import Maintenance
 from connector.metering.reporter import UsageReporter
 from connector.metering.store import UsageStore, open_metering_db
@@ -24,7 +23,6 @@ from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from connector.subscriptions.watcher import DatasetWatcher
 from connector.transfer.guard import AgreementGuard
-from connector.transfer.provider import TransferProvider
 from mesh.certs import load_pem_bundle
 from mesh.config import parse_hostport
 from mesh.errors import AreameshError
@@ -71,19 +69,16 @@ class ConnectorApp:
         guard = AgreementGuard(self.config.data_dir, self.keystore, agreements, usage,
                                ParticipantTypes(self.registry, ttl=30))
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
-        self.consents = await ConsentStore.open(self.config.data_dir)
-        self.ledger = await SqliteLedger.open(self.config.data_dir)
-        transfers = TransferProvider(guard, usage, self.state.identity_uri, consents=self.consents,
-                                     ledger=self.ledger)
         self.usage_reporter = UsageReporter(usage, self.registry)
-        transfers.on_transfer_complete.append(self.usage_reporter.poke)
+        self.data_plane = DataPlane(self.config.data_dir, guard, usage, self.state.identity_uri,
+                                    self.usage_reporter.poke)
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
             [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
-              PeerGrpcService(self.state.identity_uri, negotiator, transfers, agreements, guard,
-                              self.watcher), SERVICE_NAME)])
+              PeerGrpcService(self.state.identity_uri, negotiator, self.data_plane, agreements,
+                              guard, self.watcher), SERVICE_NAME)])
         self.grpc_port = self.grpc.port
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
@@ -126,6 +121,5 @@ class ConnectorApp:
         log.info("stopping connector: databases")
         await self.contracts_db.close()
         await self.metering_db.close()
-        await self.consents.close()
-        await self.ledger.close()
+        await self.data_plane.close()
         log.info("connector stopped")

@@ -11,9 +11,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.store import AgreementStore
 from connector.contracts.termination import accept_termination
+from connector.data_plane import DataPlane
 from connector.subscriptions.watcher import DatasetWatcher
 from connector.transfer.guard import AgreementGuard
-from connector.transfer.provider import TransferProvider
 from mesh.grpc_auth import current_peer
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
@@ -21,11 +21,11 @@ SERVICE_NAME = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 
 
 class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
-    def __init__(self, own_uri: str, negotiator: ProviderNegotiator, transfers: TransferProvider,
+    def __init__(self, own_uri: str, negotiator: ProviderNegotiator, data_plane: DataPlane,
                  agreements: AgreementStore, guard: AgreementGuard, watcher: DatasetWatcher) -> None:
         self.own_uri = own_uri
         self.negotiator = negotiator
-        self.transfers = transfers
+        self.data_plane = data_plane
         self.agreements = agreements
         self.guard = guard
         self.watcher = watcher
@@ -48,7 +48,8 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
 
     async def Transfer(self, request: peer_pb2.TransferRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[peer_pb2.TransferChunk]:
-        async for chunk in self.transfers.stream(current_peer(), request):
+        transfers = await self.data_plane.transfers()
+        async for chunk in transfers.stream(current_peer(), request):
             yield chunk
 
     async def Terminate(self, request: peer_pb2.TerminateRequest,

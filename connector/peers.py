@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import grpc
 
 from connector.registry_client import RegistryClient
-from connector.transfer.batches import GRPC_MESSAGE_LIMIT
+from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
 from mesh.errors import NotFound, Unavailable, from_grpc
 from mesh.keystore import NodeKeyStore

@@ -15,9 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.datasets.store import find_dataset
-from connector.transfer.snapshots import RowHashSnapshots
 from mesh.clock import utcnow
 from mesh.errors import AreameshError
 
@@ -47,6 +45,10 @@ class DatasetWatcher:
         self._lock = asyncio.Lock()
 
     async def current_version(self, dataset_id: str, *, snapshot: bool = True) -> str:
+        # imported on first use: adapters and snapshots need pyarrow, which an idle connector skips
+        from connector.datasets.sources import dataset_version, open_dataset_source
+        from connector.transfer.snapshots import RowHashSnapshots
+
         store, doc = find_dataset(self.data_dir, dataset_id)
         source = open_dataset_source(store, doc)
         try:

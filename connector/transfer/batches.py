@@ -18,11 +18,12 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from connector.translate.ndjson import encode_ndjson
+from connector.transfer.limits import GRPC_MESSAGE_LIMIT, MAX_BATCH_BYTES
+
+__all__ = ["GRPC_MESSAGE_LIMIT", "MAX_BATCH_BYTES"]  # the limits, re-exported for callers here
 
 DEFAULT_BATCH_ROWS = 10_000
-MAX_BATCH_BYTES = 4 * 1024 * 1024      # one gRPC message stays well under the 8 MiB receive limit
-GRPC_MESSAGE_LIMIT = 8 * 1024 * 1024
+
 CHAIN_START = hashlib.sha256(b"areamesh-transfer-v1").hexdigest()
 
 
@@ -66,6 +67,8 @@ def sized_pieces(batch: pa.RecordBatch, limit: int = MAX_BATCH_BYTES
 
 def row_hashes(batch: pa.RecordBatch) -> pa.UInt64Array:
     """A 64-bit hash of each record (over its NDJSON form), for incremental change detection."""
+    from connector.translate.ndjson import encode_ndjson  # the translation package is heavy to import
+
     if batch.num_rows == 0:
         return pa.array([], pa.uint64())
     lines = encode_ndjson(batch).split(b"\n")
