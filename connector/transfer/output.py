@@ -63,6 +63,12 @@ class _PartFile:
         os.fsync(self._f.fileno())
         return self._f.tell()
 
+    def flush(self) -> tuple[int, int]:
+        """Hand buffered bytes to the OS; (file descriptor, length so far) for a later fsync."""
+        assert self._f is not None
+        self._f.flush()
+        return self._f.fileno(), self._f.tell()
+
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
@@ -120,6 +126,15 @@ class PartialOutput:
 
     def sync(self) -> tuple[int, int]:
         return self.data.sync(), self.rejects.sync() if self.rejects else 0
+
+    def flush(self) -> tuple[list[int], tuple[int, int]]:
+        """Flush both files: (descriptors to fsync, (data length, rejects length)) — the lengths a
+        journal may claim once those descriptors are fsynced (later writes do not matter)."""
+        fd, data_len = self.data.flush()
+        if self.rejects is None:
+            return [fd], (data_len, 0)
+        rfd, rejects_len = self.rejects.flush()
+        return [fd, rfd], (data_len, rejects_len)
 
     def commit(self) -> Path | None:
         """Publish the output (and the rejects file, when there were rejects)."""
