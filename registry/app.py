@@ -9,13 +9,16 @@ from aiohttp import web
 from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
-from mesh.proto.areamesh.v1 import registry_pb2_grpc
+from mesh.proto.areamesh.v1 import identity_pb2_grpc, registry_pb2_grpc
 from mesh.tls import dynamic_server_credentials
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService
 from registry.config import RegistryConfig
 from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
 from registry.http_api import build_http_app
+from registry.identity.grpc_service import SERVICE_NAME as IDENTITY_SERVICE_NAME
+from registry.identity.grpc_service import IdentityGrpcService
+from registry.identity.service import IdentityService
 from registry.store import RegistryStore, open_registry_db
 
 log = logging.getLogger("areamesh.registry")
@@ -25,6 +28,7 @@ class RegistryApp:
     def __init__(self, config: RegistryConfig) -> None:
         self.config = config
         self.grpc: MeshGrpcServer | None = None
+        self.identity: IdentityService | None = None
         self.http: web.AppRunner | None = None
         self.grpc_port = 0
         self.enrol_port = 0
@@ -44,13 +48,18 @@ class RegistryApp:
                                           require_client_auth=True)
         enrol_tls = dynamic_server_credentials(self.ca.registry_server_config,
                                                require_client_auth=False)
-        interceptor = PeerAuthInterceptor(RegistryDbChecker(self.store),
-                                          public_methods=frozenset({ENROL_METHOD}))
+        revocation = RegistryDbChecker(self.store)
+        interceptor = PeerAuthInterceptor(revocation, public_methods=frozenset({ENROL_METHOD}))
         self.catalog = CatalogService(self.db, self.store)
         service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
+        self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
+                                                   revocation=revocation)
+        identity = IdentityGrpcService(self.identity, self.store)
         self.grpc = await start_server(
             [(self.config.grpc_listen, mtls), (self.config.enrol_listen, enrol_tls)], interceptor,
-            [(registry_pb2_grpc.add_RegistryServiceServicer_to_server, service, SERVICE_NAME)])
+            [(registry_pb2_grpc.add_RegistryServiceServicer_to_server, service, SERVICE_NAME),
+             (identity_pb2_grpc.add_IdentityServiceServicer_to_server, identity,
+              IDENTITY_SERVICE_NAME)])
         self.grpc_port, self.enrol_port = self.grpc.ports
         self.http, self.http_port = await start_site(
             build_http_app(self.config, self.store, self.ca, self.catalog), self.config.http_listen)
@@ -70,6 +79,9 @@ class RegistryApp:
         log.info("stopping registry: HTTP")
         if self.http:
             await self.http.cleanup()
+        log.info("stopping registry: identity database")
+        if self.identity:
+            await self.identity.close()
         log.info("stopping registry: database")
         await self.db.close()
         log.info("registry stopped")

@@ -10,7 +10,7 @@ import click
 from mesh.cli_support import report_errors, serve_until_signal
 from mesh.config import options
 from mesh.durations import parse_duration
-from mesh.errors import InvalidRequest
+from mesh.errors import FailedPrecondition, InvalidRequest
 from mesh.ids import MESH_ID, ParticipantType
 from mesh.log import setup_logging
 from registry.ca.authority import CertificateAuthority
@@ -210,6 +210,70 @@ def node_revoke(data_dir: Path, participant: str, name: str, reason: str) -> Non
     serials, number = asyncio.run(_with_store(data_dir, run))
     click.echo(f"ノード {participant}/{name} を失効しました / revoked {len(serials)} "
                f"certificate(s); revocation list {number} published")
+
+
+@registry.group("identity-provider")
+def identity_provider() -> None:
+    """本人確認サービス（IdP）の登録 / identity providers whose nodes may sign identity assertions.
+
+    登録された参加者のノードだけが、その基盤の住民IDについて名寄せ・解除のアサーションに
+    署名できます。 Only a registered participant's nodes may sign link/unlink assertions about
+    its platform's ids (DATA_DIR/identity/identity.db).
+    """
+
+
+@identity_provider.command("add")
+@data_dir_option
+@click.option("--participant", required=True,
+              help="IdPとなる認定済み参加者のID / certified participant acting as the identity provider.")
+@click.option("--platform", "platform_name", required=True,
+              help="基盤（IDの発行元サービス）の名称 / platform name, e.g. はりまID.")
+@click.option("--max-ial", required=True, type=click.IntRange(1, 3),
+              help="表明できる身元確認レベルの上限 (1–3) / highest identity assurance level it may assert.")
+@click.option("--max-aal", required=True, type=click.IntRange(1, 3),
+              help="表明できる当人認証レベルの上限 (1–3) / highest authentication level it may assert.")
+@report_errors
+def identity_provider_add(data_dir: Path, participant: str, platform_name: str, max_ial: int,
+                          max_aal: int) -> None:
+    """認定済み参加者をIdPとして登録・更新する / register (or update) a certified participant as an IdP."""
+    from registry.identity.service import IdentityService
+
+    async def run(store: RegistryStore, ca: CertificateAuthority):
+        p = await store.participant(participant)
+        if p.status != "certified":
+            raise FailedPrecondition(
+                f"participant {p.id} ({p.name}) is {p.status}; certify it first "
+                "('areamesh registry participant certify')",
+                message_ja=(f"参加者 {p.id}（{p.name}）は認定されていません（{p.status}）。"
+                            "先に認定してください"),
+                code="participant_not_certified")
+        service = await IdentityService.open(data_dir / "identity", [ca.certificate])
+        try:
+            return await service.register_provider(p.id, platform_name, max_ial, max_aal)
+        finally:
+            await service.close()
+
+    provider = asyncio.run(_with_store(data_dir, run))
+    click.echo(f"IdPを登録しました / identity provider registered: {provider.participant_id} "
+               f"{provider.platform_name} (身元確認≤{provider.max_ial}, 当人認証≤{provider.max_aal})")
+
+
+@identity_provider.command("list")
+@data_dir_option
+@report_errors
+def identity_provider_list(data_dir: Path) -> None:
+    """登録済みのIdPを一覧表示する / list identity providers and their maximum levels."""
+    from registry.identity.store import IdentityStore, open_identity_db
+
+    async def run(store: RegistryStore, ca: CertificateAuthority):
+        if not (data_dir / "identity" / "identity.db").exists():
+            return []  # nothing registered yet; listing creates nothing
+        async with open_identity_db(data_dir / "identity") as db:
+            return await IdentityStore(db).providers()
+
+    for p in asyncio.run(_with_store(data_dir, run)):
+        click.echo(f"{p.participant_id}\tial<={p.max_ial}\taal<={p.max_aal}\t{p.registered_at}\t"
+                   f"{p.platform_name}")
 
 
 @registry.group()
