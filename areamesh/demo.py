@@ -23,6 +23,7 @@ import yaml
 
 from areamesh.demo_catalog import DATASETS, TENANT
 from areamesh.demo_data.himeji_aed_2019 import HEADER_2019, write_himeji_aed_csv
+from areamesh.demo_personal import PersonalDataDemo
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
 MESH_ID = "kansai-demo"
@@ -222,6 +223,15 @@ class DemoMesh:
                                     "小児対応設備の有無")))
         return result["records"] == 40 and result["written"] == 40 and len(rows) == 40
 
+    async def personal_data(self) -> bool:
+        demo = PersonalDataDemo(self.root, run_cli, say,
+                                f"127.0.0.1:{self.registry.ready['grpc_port']}")
+        try:
+            return await demo.run()
+        except RuntimeError as exc:
+            say(f"  NG: {exc}")
+            return False
+
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
         say("■ 相互確認 / discovery through the registry and mTLS ping between connectors")
@@ -263,12 +273,13 @@ async def _run(once: bool, root: Path) -> int:
         ok &= await mesh.show_search()
         ok &= await mesh.negotiate()
         ok &= await mesh.fetch_aed()
+        ok &= await mesh.personal_data()
         say()
         say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログの公開・検索と利用契約の交渉が"
                                    "でき、データが翻訳されて届きました / every connector sees the "
                                    "other two; the "
                                    "catalog is published and searchable; contracts are negotiated; "
-                                   "data arrives translated"
+                                   "data arrives translated; personal data flows only under consent"
                                    if ok else f"失敗 / FAILED (see logs in {root / 'logs'})"))
         if once or not ok:
             return 0 if ok else 1

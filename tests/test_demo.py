@@ -27,3 +27,11 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates():
     assert "受信完了 / received: 40 件" in out and "受信 / received 40 件" in out
     assert "ID=2820141  名称=姫路市役所" in out and "屋内／屋外区分=屋内" in out
     assert "data arrives translated" in out
+    # personal data: only consenting residents, the flow is visible, withdrawal, ID linkage
+    assert "大阪府が受信 / received: ['H-0001', 'H-0002']" in out
+    assert "where my data went: → 270008 himeji-health-checkups 目的 健康増進" in out
+    assert "ledger intact" in out and "次の取得 / next fetch: ['H-0002']" in out
+    assert "level raised: 270008 OSK-7731 ial 2→3" in out
+    pseudonyms = [line.rsplit(": ", 1)[1] for line in out.splitlines() if "pairwise pseudonym for" in line]
+    assert len(pseudonyms) == 2 and len(set(pseudonyms)) == 2
+    assert "personal data flows only under consent" in out
