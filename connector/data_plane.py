@@ -35,15 +35,29 @@ class DataPlane:
         self._provider: TransferProvider | None = None
         self._lock = asyncio.Lock()
 
+    async def personal(self) -> tuple[ConsentStore, SqliteLedger]:
+        """The consent store and the flow ledger, opened on first use."""
+        async with self._lock:
+            await self._open_personal()
+        assert self.consents is not None and self.ledger is not None
+        return self.consents, self.ledger
+
+    async def _open_personal(self) -> None:
+        if self.consents is None:
+            from connector.consent.store import ConsentStore
+
+            self.consents = await ConsentStore.open(self.data_dir)
+        if self.ledger is None:
+            from connector.ledger.chain import SqliteLedger
+
+            self.ledger = await SqliteLedger.open(self.data_dir)
+
     async def transfers(self) -> TransferProvider:
         async with self._lock:
             if self._provider is None:
-                from connector.consent.store import ConsentStore
-                from connector.ledger.chain import SqliteLedger
                 from connector.transfer.provider import TransferProvider
 
-                self.consents = await ConsentStore.open(self.data_dir)
-                self.ledger = await SqliteLedger.open(self.data_dir)
+                await self._open_personal()
                 provider = TransferProvider(self.guard, self.usage, self.own_uri,
                                             consents=self.consents, ledger=self.ledger)
                 provider.on_transfer_complete.append(self.on_transfer_complete)

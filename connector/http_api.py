@@ -1,5 +1,6 @@
-"""The connector's admin HTTP API: health, status, peers, metrics. Bind it to loopback or an
-admin network; it is not exposed to the mesh."""
+"""The connector's admin HTTP API: health, status, peers, metrics, and the resident portal's
+routes (token-protected, ``connector/consent/portal_api.py``). Bind it to loopback or an admin
+network; it is not exposed to the mesh."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.consent.portal_api import ResidentPortalApi
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
 
@@ -69,4 +71,5 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)
+    ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
     return app

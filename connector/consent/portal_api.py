@@ -1,0 +1,125 @@
+"""The resident portal's HTTP API on the connector (5-4, 5-5, 5-6): consent and "where did my data go".
+
+The municipality's resident portal authenticates the resident (with its own identity provider)
+and then calls these routes for that resident. The connector trusts the portal, not the
+browser: every route needs ``Authorization: Bearer <token>`` with the token in
+``DATA_DIR/portal.token`` (created 0600 at first start; give it to the portal only).
+
+- ``GET  /api/v1/residents/{resident}/consents``: every consent, with its status now.
+- ``POST /api/v1/residents/{resident}/consents``: grant; JSON ``{participant, purpose,
+  dataset?, service?, component?, items?, expires?}``; 201 with the consent. A resident who is
+  not in the named personal dataset is refused (404 ``unknown_resident``).
+- ``POST /api/v1/residents/{resident}/consents/{id}/withdraw``: JSON ``{reason?}``.
+- ``GET  /api/v1/residents/{resident}/consent-history``: the evidence, every change timestamped.
+- ``GET  /api/v1/residents/{resident}/flows``: where the resident's data went (the flow ledger).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mesh.errors import InvalidRequest, Unauthenticated
+from mesh.files import atomic_write
+
+if TYPE_CHECKING:
+    from connector.data_plane import DataPlane
+
+PORTAL = web.AppKey("portal", object)
+GRANT_KEYS = {"participant", "purpose", "dataset", "service", "component", "items", "expires"}
+
+
+def portal_token(data_dir: Path) -> str:
+    """The portal's bearer token, created (0600) on first use."""
+    path = data_dir / "portal.token"
+    if not path.exists():
+        atomic_write(path, secrets.token_urlsafe(32).encode(), mode=0o600)
+    return path.read_text().strip()
+
+
+class ResidentPortalApi:
+    def __init__(self, data_dir: Path, data_plane: DataPlane) -> None:
+        self.data_dir = data_dir
+        self.data_plane = data_plane
+        self.token = portal_token(data_dir)
+
+    def _authorise(self, request: web.Request) -> None:
+        given = request.headers.get("Authorization", "")
+        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token.encode())):
+            raise Unauthenticated("the resident portal API needs the portal's bearer token",
+                                  message_ja="住民ポータルのトークンが必要です", code="portal_token_required")
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidRequest("the body must be a JSON object", message_ja="本文はJSONで送ってください",
+                                 code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("the body must be a JSON object", code="invalid_json")
+        return body
+
+    async def consents(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        store, _ = await self.data_plane.personal()
+        found = await store.list(resident=request.match_info["resident"])
+        return web.json_response({"consents": [c.to_json() for c in found]})
+
+    async def grant(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        from connector.consent.cli import _expiry, known_in
+
+        body = await self._body(request)
+        unknown = sorted(set(body) - GRANT_KEYS)
+        if unknown:
+            raise InvalidRequest(f"unknown fields {unknown}; use {sorted(GRANT_KEYS)}",
+                                 message_ja=f"不明な項目です: {unknown}", code="invalid_consent")
+        for key in ("participant", "purpose"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise InvalidRequest(f"'{key}' is required", message_ja=f"{key} は必須です",
+                                     code="invalid_consent", details={"field": key})
+        items = body.get("items")
+        if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
+            raise InvalidRequest("'items' must be a list of column names", code="invalid_items")
+        dataset = body.get("dataset") or "*"
+        store, _ = await self.data_plane.personal()
+        consent_id = await store.grant(
+            request.match_info["resident"], participant=body["participant"], purpose=body["purpose"],
+            dataset_id=dataset, service_id=body.get("service"), component_id=body.get("component"),
+            items=items, expires_at=_expiry(body.get("expires")),
+            known_subject=known_in(self.data_dir, dataset), actor="resident-portal")
+        return web.json_response((await store.get(consent_id)).to_json(), status=201)
+
+    async def withdraw(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        body = await self._body(request) if request.can_read_body else {}
+        store, _ = await self.data_plane.personal()
+        ids = await store.withdraw(request.match_info["consent_id"], resident=request.match_info["resident"],
+                                   reason=str(body.get("reason", ""))[:500], actor="resident-portal")
+        return web.json_response({"withdrawn": ids})
+
+    async def history(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        store, _ = await self.data_plane.personal()
+        events = await store.history(request.match_info["resident"])
+        return web.json_response({"events": [e.to_json() for e in events]})
+
+    async def flows(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        _, ledger = await self.data_plane.personal()
+        found = await ledger.flows_for(request.match_info["resident"])
+        return web.json_response({"resident": request.match_info["resident"],
+                                  "flows": [f.to_json() for f in found]})
+
+    def add_routes(self, app: web.Application) -> None:
+        base = "/api/v1/residents/{resident}"
+        app.router.add_get(f"{base}/consents", self.consents)
+        app.router.add_post(f"{base}/consents", self.grant)
+        app.router.add_post(f"{base}/consents/{{consent_id}}/withdraw", self.withdraw)
+        app.router.add_get(f"{base}/consent-history", self.history)
+        app.router.add_get(f"{base}/flows", self.flows)
