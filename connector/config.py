@@ -32,6 +32,9 @@ SERVE_SETTINGS = [
             "Renew the certificate when less than this fraction of its lifetime is left."),
     Setting("connector.watch.interval", "--watch-interval", "10s",
             "How often subscribed datasets are checked for changes (file modified, refresh)."),
+    Setting("connector.ledger.checkpoint_interval", "--ledger-checkpoint-interval", "5m",
+            "How often the flow ledger's head is signed (when entries were added) and the "
+            "checkpoints the registry does not hold yet are sent to it for audit."),
     Setting("connector.log.format", "--log-format", "text", "Log format: text or json."),
 ]
 
@@ -49,6 +52,7 @@ class ConnectorConfig:
     renew_at: float = 0.33
     log_format: str = "text"
     watch_interval: timedelta = timedelta(seconds=10)
+    ledger_checkpoint_interval: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -59,7 +63,8 @@ class ConnectorConfig:
             parse_hostport(self.registry, what="--registry")
         if not 0.0 < self.renew_at < 1.0:
             raise InvalidRequest("--renew-at must be a fraction between 0 and 1")
-        for name in ("heartbeat_interval", "crl_refresh", "watch_interval"):
+        for name in ("heartbeat_interval", "crl_refresh", "watch_interval",
+                     "ledger_checkpoint_interval"):
             if getattr(self, name) < timedelta(milliseconds=100):
                 raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 100ms")
         if self.log_format not in ("text", "json"):
@@ -78,4 +83,6 @@ class ConnectorConfig:
                    crl_refresh=parse_duration(str(kw["crl_refresh"])),
                    crl_grace=parse_duration(str(kw["crl_grace"])), renew_at=renew_at,
                    log_format=str(kw["log_format"]),
-                   watch_interval=parse_duration(str(kw["watch_interval"] or "10s")))
+                   watch_interval=parse_duration(str(kw["watch_interval"] or "10s")),
+                   ledger_checkpoint_interval=parse_duration(
+                       str(kw.get("ledger_checkpoint_interval") or "5m")))

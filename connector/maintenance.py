@@ -1,5 +1,17 @@
-"""The connector's background duties: heartbeat, certificate renewal, revocation refresh and
-peer discovery. Each loop logs and retries on failure; none of them stops the node."""
+"""The connector's background duties: heartbeat, certificate renewal, revocation refresh, peer
+discovery and flow-ledger checkpoints. Each loop logs and retries on failure; none of them stops
+the node.
+
+Ledger checkpoints (DESIGN §8, 5-2): every ``connector.ledger.checkpoint_interval``, when the
+ledger file exists, the head is signed with the node key if entries were added since the last
+checkpoint, and every checkpoint the registry does not hold yet is sent to it, oldest first.
+The ledger is opened for that step and closed again (a second connection beside the data
+plane's; SQLite serialises the writers), so a node that never transferred personal data does not
+load it. A checkpoint is marked published once the registry holds it: accepted, already held, or
+recorded as a fork (``checkpoint_conflict``: kept there for audit, logged here as an error;
+sending it again would change nothing). Other refusals leave it pending and are logged; the
+registry being unreachable only defers the step.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +24,16 @@ from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from mesh.certs import remaining_fraction
 from mesh.clock import utcnow
+from mesh.datasets import canonical_json
 from mesh.errors import AreameshError
 from mesh.keystore import NodeKeyStore
 from mesh.revocation import CachedRevocationList
 
 log = logging.getLogger("areamesh.connector.maintenance")
+ledger_log = logging.getLogger("areamesh.connector.ledger")
+
+CHECKPOINTS_PER_CALL = 100   # the registry takes at most this many per SubmitLedgerCheckpoints
+CONFLICT = "checkpoint_conflict"
 
 
 class Maintenance:
@@ -31,12 +48,14 @@ class Maintenance:
         self.last_heartbeat: datetime | None = None
         self.last_error: str | None = None
         self.renewals = 0
+        self.checkpoints_pending = 0
         self._crl_wakeup = asyncio.Event()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._heartbeat_loop(), name="heartbeat")
             tg.create_task(self._crl_loop(), name="crl-refresh")
+            tg.create_task(self._ledger_loop(), name="ledger-checkpoints")
 
     async def heartbeat_once(self) -> None:
         await self.renew_if_due()
@@ -68,6 +87,54 @@ class Maintenance:
     async def refresh_crl_once(self) -> bool:
         reply = await self.registry.revocation_list()
         return self.crl.update(reply.crl_der)
+
+    async def checkpoint_ledger_once(self) -> int:
+        """Sign the ledger's head if it moved and send the checkpoints the registry lacks; returns
+        how many were sent. Nothing to do (0) without a ledger file."""
+        data_dir = self.config.data_dir
+        if not (data_dir / "ledger.db").exists():
+            return 0
+        from connector.ledger.chain import SqliteLedger  # loaded only where a ledger exists
+
+        ledger = await SqliteLedger.open(data_dir, create=False)
+        try:
+            made = await ledger.checkpoint_if_changed(self.keystore)
+            if made is not None:
+                ledger_log.info("ledger checkpoint signed at seq %d", made.checkpoint.seq,
+                                extra={"seq": made.checkpoint.seq, "head": made.checkpoint.head})
+            pending = await ledger.checkpoints(unpublished=True)
+            self.checkpoints_pending = len(pending)
+            for start in range(0, len(pending), CHECKPOINTS_PER_CALL):
+                chunk = pending[start:start + CHECKPOINTS_PER_CALL]
+                reply = await self.registry.submit_ledger_checkpoints(
+                    [canonical_json(s.to_json()) for s in chunk])
+                refused = {r.index: r for r in reply.rejected}
+                for index, signed in enumerate(chunk):
+                    r = refused.get(index)
+                    if r is None or r.code == CONFLICT:
+                        await ledger.mark_published(signed)
+                        self.checkpoints_pending -= 1
+                    if r is not None:
+                        (ledger_log.error if r.code == CONFLICT else ledger_log.warning)(
+                            "the registry refused the ledger checkpoint at seq %d: %s",
+                            signed.checkpoint.seq, r.message,
+                            extra={"code": r.code, "seq": signed.checkpoint.seq})
+            return len(pending)
+        finally:
+            await ledger.close()
+
+    async def _ledger_loop(self) -> None:
+        interval = self.config.ledger_checkpoint_interval.total_seconds()
+        while True:
+            try:
+                await self.checkpoint_ledger_once()
+            except AreameshError as exc:
+                (ledger_log.error if exc.code == "ledger_unreadable" else ledger_log.warning)(
+                    "ledger checkpoints not sent (%d pending, retried in %.0fs): %s",
+                    self.checkpoints_pending, interval, exc.message, extra={"code": exc.code})
+            except Exception:
+                ledger_log.exception("ledger checkpoint step failed")
+            await asyncio.sleep(interval)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.heartbeat_interval.total_seconds()

@@ -1,4 +1,5 @@
-"""The connector's mTLS client for the registry: heartbeat, renewal, discovery, revocation."""
+"""The connector's mTLS client for the registry: heartbeat, renewal, discovery, revocation,
+catalog, agreements, usage and flow-ledger checkpoints."""
 
 from __future__ import annotations
 
@@ -84,3 +85,9 @@ class RegistryClient:
     async def report_usage(self, records: list[registry_pb2.UsageRecord]
                            ) -> registry_pb2.ReportUsageResponse:
         return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(records=records))
+
+    async def submit_ledger_checkpoints(self, signed_json: list[bytes]
+                                        ) -> registry_pb2.SubmitLedgerCheckpointsResponse:
+        """Hand signed flow-ledger checkpoints (canonical JSON each, oldest first) to the registry."""
+        return await self._call("SubmitLedgerCheckpoints", registry_pb2.SubmitLedgerCheckpointsRequest(
+            signed_checkpoint_json=signed_json))

@@ -1,4 +1,5 @@
-"""RegistryService over gRPC: enrolment, renewal, heartbeats, discovery, trust and revocation.
+"""RegistryService over gRPC: enrolment, renewal, heartbeats, discovery, trust and revocation,
+catalog, agreements, metering and flow-ledger checkpoints.
 
 Identity always comes from ``current_peer()`` (the verified client certificate); only
 ``Enrol`` is public, and it is authorised by the join token instead.
@@ -21,6 +22,7 @@ from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
 from mesh.grpc_auth import current_peer
 from mesh.ids import node_dns_name, node_identity_uri, validate_node_name
 from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from registry.audit.checkpoints import LedgerCheckpointStore
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
@@ -78,6 +80,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         self.store = store
         self.ca = ca
         self.catalog = catalog
+        self.checkpoints = LedgerCheckpointStore(store.db, [ca.certificate])
 
     def _bundle(self) -> registry_pb2.TrustBundle:
         return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
@@ -227,3 +230,9 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
             log.warning("usage record refused: %s", r.message,
                         extra={"peer": peer.uri, "transfer": r.transfer_id, "code": r.code})
         return reply
+
+    # ---- audit of personal-data flows (5-2) --------------------------------------------------
+    async def SubmitLedgerCheckpoints(self, request: registry_pb2.SubmitLedgerCheckpointsRequest,
+                                      context: grpc.aio.ServicerContext
+                                      ) -> registry_pb2.SubmitLedgerCheckpointsResponse:
+        return await self.checkpoints.submit(current_peer(), list(request.signed_checkpoint_json))

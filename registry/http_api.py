@@ -1,15 +1,23 @@
-"""The registry's HTTP side: health, trust bundle, revocation list, participants, metrics."""
+"""The registry's HTTP side: health, trust bundle, revocation list, participants, metrics,
+catalog, usage, and the operator's audit of flow ledgers (checkpoints held, export check)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mesh.errors import InvalidRequest
+from mesh.errors import AreameshError, InvalidRequest, Unavailable
 from mesh.http import error_middleware, metrics
+from registry.audit.checkpoints import LedgerCheckpointStore, require_node_uri
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.ckan_api import add_ckan_routes
 from registry.catalog.datasets import CatalogService
@@ -24,6 +32,21 @@ STORE = web.AppKey("store", RegistryStore)
 CA = web.AppKey("ca", CertificateAuthority)
 CONFIG = web.AppKey("config", RegistryConfig)
 CATALOG = web.AppKey("catalog", CatalogService)
+CHECKPOINTS = web.AppKey("ledger_checkpoints", LedgerCheckpointStore)
+AUDITS = web.AppKey("ledger_audits", asyncio.Semaphore)
+
+# An export is ~400 bytes per entry: 1 GiB holds a ledger of some 2.5 million entries. Larger
+# ledgers are audited offline: ``areamesh connector ledger verify-export`` with the checkpoint
+# from GET /api/v1/ledger/checkpoints. One entry is well under a kilobyte.
+MAX_EXPORT_BYTES = 1 << 30
+MAX_EXPORT_LINE = 1 << 20
+CONCURRENT_AUDITS = 2
+AUDIT_QUEUE_SECONDS = 30
+
+
+class PayloadTooLarge(AreameshError):
+    code = "payload_too_large"
+    http_status = 413
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -99,6 +122,96 @@ async def catalog_jsonld(request: web.Request) -> web.Response:
     return web.Response(text=_dumps(doc), content_type="application/ld+json")
 
 
+async def ledger_checkpoints(request: web.Request) -> web.Response:
+    """GET /api/v1/ledger/checkpoints?node=URI&limit=: the checkpoints held for a node, forks
+    included, most recently received first (an unknown node has none)."""
+    node = require_node_uri(request.query.get("node"))
+    limit = _int_param(request.query.get("limit"), "limit", default=100, low=1, high=1000)
+    held = await request.app[CHECKPOINTS].held(node, limit=limit)
+    return web.json_response({"node": node, "checkpoints": [h.to_json() for h in held]},
+                             dumps=_dumps)
+
+
+async def ledger_audit(request: web.Request) -> web.Response:
+    """POST /api/v1/ledger/audit?node=URI with the NDJSON file ``areamesh connector ledger
+    export`` wrote as the body: is it an intact chain matching the checkpoints held?"""
+    node = require_node_uri(request.query.get("node"))
+    store = request.app[CHECKPOINTS]
+    await store.reference(node)            # 404 before reading a large body for nothing
+    if request.content_length is not None and request.content_length > MAX_EXPORT_BYTES:
+        raise _too_large()
+    slots = request.app[AUDITS]
+    try:
+        await asyncio.wait_for(slots.acquire(), AUDIT_QUEUE_SECONDS)
+    except TimeoutError:
+        raise Unavailable(f"{CONCURRENT_AUDITS} audits are running; try again in a minute",
+                          message_ja="他の監査を実行中です。しばらくしてから再度お試しください",
+                          code="audit_busy") from None
+    try:
+        async with _spooled(request, request.app[CONFIG].data_dir) as path:
+            body = await store.audit(node, path)
+    finally:
+        slots.release()
+    return web.json_response(body, dumps=_dumps)
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"the export is larger than {MAX_EXPORT_BYTES} bytes; audit it offline "
+                           "with 'areamesh connector ledger verify-export' and the checkpoint "
+                           "from GET /api/v1/ledger/checkpoints",
+                           message_ja="台帳の写しが大きすぎます（上限 1 GiB）。"
+                                      "verify-export コマンドで照合してください",
+                           details={"limit": MAX_EXPORT_BYTES})
+
+
+@contextlib.asynccontextmanager
+async def _spooled(request: web.Request, data_dir: Path) -> AsyncIterator[Path]:
+    """The request body in a temporary file under the registry's data directory (an export
+    names residents: it stays with the registry's other files), removed afterwards."""
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="ledger-audit-", suffix=".ndjson",
+                                       dir=data_dir)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            size, line, number = 0, 0, 1
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                if size > MAX_EXPORT_BYTES:
+                    raise _too_large()
+                line, number = _check_lines(chunk, line, number)
+                await asyncio.to_thread(f.write, chunk)
+        yield path
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def _check_lines(chunk: bytes, line: int, number: int) -> tuple[int, int]:
+    """Refuse a line longer than MAX_EXPORT_LINE while the body streams in (checking reads a
+    line at a time). ``line``: bytes of the current line so far; ``number``: its number."""
+    pos = 0
+    while (nl := chunk.find(b"\n", pos)) >= 0:
+        if line + nl - pos > MAX_EXPORT_LINE:
+            break
+        line, pos, number = 0, nl + 1, number + 1
+    else:
+        line += len(chunk) - pos
+        if line <= MAX_EXPORT_LINE:
+            return line, number
+    raise InvalidRequest(f"the uploaded export line {number}: longer than {MAX_EXPORT_LINE} "
+                         "bytes, not a ledger entry", code="ledger_export_malformed",
+                         message_ja=f"アップロードされた台帳の {number} 行目が長すぎます"
+                                    "（台帳の記録ではありません）", details={"line": number})
+
+
+def _int_param(text: str | None, name: str, *, default: int, low: int, high: int) -> int:
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidRequest(f"{name} must be an integer from {low} to {high}",
+                             message_ja=f"{name} は {low}〜{high} の整数で指定してください")
+    return int(text)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI, dumps=_dumps)
 
@@ -114,6 +227,8 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app[CA] = ca
     app[CONFIG] = config
     app[CATALOG] = catalog
+    app[CHECKPOINTS] = LedgerCheckpointStore(store.db, [ca.certificate])
+    app[AUDITS] = asyncio.Semaphore(CONCURRENT_AUDITS)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/trust-bundle", trust_bundle)
@@ -122,6 +237,8 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_get("/api/v1/usage", usage)
     app.router.add_get("/api/v1/datasets", datasets)
     app.router.add_get("/api/v1/datasets/{id}", dataset)
+    app.router.add_get("/api/v1/ledger/checkpoints", ledger_checkpoints)
+    app.router.add_post("/api/v1/ledger/audit", ledger_audit)
     app.router.add_get("/catalog.jsonld", catalog_jsonld)
     app.router.add_get("/openapi.json", openapi)
     add_ckan_routes(app, catalog, store)

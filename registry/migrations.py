@@ -112,4 +112,25 @@ MIGRATIONS = [
     CREATE INDEX usage_by_end ON usage_records(ended_at);
     CREATE INDEX usage_by_agreement ON usage_records(agreement_id)
     """,
+    # 6: flow-ledger checkpoints signed by connectors (registry/audit/checkpoints.py, 5-2).
+    # status 'accepted': one per (node, seq); 'fork': contradicts the accepted ones (conflict says
+    # how), kept for audit, one per distinct signed checkpoint.
+    """
+    CREATE TABLE ledger_checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        time TEXT NOT NULL,
+        signed_json TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'fork')),
+        conflict TEXT
+    );
+    CREATE UNIQUE INDEX ledger_checkpoints_by_seq ON ledger_checkpoints(node, seq)
+        WHERE status = 'accepted';
+    CREATE UNIQUE INDEX ledger_checkpoints_forks ON ledger_checkpoints(node, seq, head, time)
+        WHERE status = 'fork';
+    CREATE INDEX ledger_checkpoints_by_head ON ledger_checkpoints(node, head)
+    """,
 ]

@@ -38,6 +38,11 @@ SEARCH_PARAMS = [
                                                    "maximum": 100}},
 ]
 
+NODE_PARAM = {"name": "node", "in": "query", "required": True,
+              "description": "node identity URI, e.g. urn:areamesh:org:282014:node:main",
+              "schema": {"type": "string", "pattern": "^urn:areamesh:org:([0-9]{6}|[0-9]{13})"
+                                                      ":node:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}
+
 CKAN_PATH: dict = {
     "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
         "type": "string", "enum": ["package_search", "package_show", "package_list",
@@ -68,7 +73,8 @@ OPENAPI: dict = {
     "openapi": "3.1.0",
     "info": {"title": "areamesh registry API", "version": __version__,
              "description": "運営組織レジストリの公開API: 参加者、データセットカタログ（日本語全文検索、"
-                            "CKAN互換API、DCAT）、信頼の基点と失効リスト。"},
+                            "CKAN互換API、DCAT）、信頼の基点と失効リスト、"
+                            "個人データ提供記録（台帳）の監査。"},
     "paths": {
         "/healthz": {"get": {"summary": "Liveness and database check", "responses": {
             "200": _resp("ok", {"type": "object", "required": ["status"],
@@ -113,6 +119,35 @@ OPENAPI: dict = {
                             "schema": {"type": "string"}}],
             "responses": {"200": _resp("the dataset", {"$ref": "#/components/schemas/Dataset"}),
                           "404": _resp("not published", ERROR)}}},
+        "/api/v1/ledger/checkpoints": {"get": {
+            "summary": "Flow-ledger checkpoints a node submitted, forks included, most recently "
+                       "received first (5-2). A node that submitted none has an empty list.",
+            "parameters": [NODE_PARAM, {"name": "limit", "in": "query", "schema": {
+                "type": "integer", "minimum": 1, "maximum": 1000}, "description": "default 100"}],
+            "responses": {"200": _resp("checkpoints held", {
+                "type": "object", "required": ["node", "checkpoints"],
+                "properties": {"node": {"type": "string"}, "checkpoints": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/LedgerCheckpoint"}}}}),
+                          "400": _resp("node is not a node identity URI, or a bad limit", ERROR)}}},
+        "/api/v1/ledger/audit": {"post": {
+            "summary": "Audit a connector's ledger export against the checkpoints held for it",
+            "description": "The body is the NDJSON file `areamesh connector ledger export` wrote "
+                           "(at most 1 GiB). The answer says whether it is an intact chain that "
+                           "matches the newest checkpoint held for the node (all accepted ones "
+                           "once a fork was recorded), or the first bad entry and why "
+                           "(modified, deleted, reordered, rewritten, truncated).",
+            "parameters": [NODE_PARAM],
+            "requestBody": {"required": True, "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {
+                "200": _resp("the audit ran; ok says whether the export is intact",
+                             {"$ref": "#/components/schemas/LedgerAudit"}),
+                "400": _resp("node is not a node identity URI, or the body is not a ledger "
+                             "export (the line is named)", ERROR),
+                "404": _resp("no checkpoint of this node is held", ERROR),
+                "413": _resp("the export is larger than 1 GiB", ERROR),
+                "503": _resp("other audits are running; try again", ERROR)}}},
         "/catalog.jsonld": {"get": {"summary": "DCAT catalog as JSON-LD", "responses": {
             "200": _resp("dcat:Catalog", {"type": "object", "required": ["@context", "@type"]},
                          "application/ld+json")}}},
@@ -166,6 +201,34 @@ OPENAPI: dict = {
                                      "type": "object", "required": ["value", "count"],
                                      "properties": {"value": {"type": "string"},
                                                     "count": {"type": "integer"}}}}}}},
+        "LedgerCheckpoint": {
+            "type": "object",
+            "required": ["node", "seq", "head", "time", "received_at", "status", "signed"],
+            "properties": {"node": {"type": "string"}, "seq": {"type": "integer", "minimum": 0},
+                           "head": {"type": "string"}, "time": {"type": "string"},
+                           "received_at": {"type": "string"},
+                           "status": {"enum": ["accepted", "fork"]},
+                           "conflict": {"type": ["string", "null"],
+                                        "description": "for a fork: what it contradicts"},
+                           "signed": {"type": "object", "description":
+                                      "the signed checkpoint as submitted; save it for "
+                                      "'areamesh connector ledger verify-export --checkpoint'"}}},
+        "LedgerAudit": {
+            "type": "object",
+            "required": ["ok", "node", "entries", "first_bad_seq", "reason", "message",
+                         "message_ja", "checkpoint", "forks"],
+            "properties": {
+                "ok": {"type": "boolean"}, "node": {"type": "string"},
+                "entries": {"type": "integer", "description": "entries read before the verdict"},
+                "head_seq": {"type": "integer"}, "head": {"type": "string"},
+                "checkpoints": {"type": "integer", "description": "checkpoints compared"},
+                "first_bad_seq": {"type": ["integer", "null"]},
+                "reason": {"enum": [None, "modified", "reordered", "deleted", "rewritten",
+                                    "truncated", "checkpoint_invalid"]},
+                "message": {"type": "string"}, "message_ja": {"type": "string"},
+                "forks": {"type": "integer", "description": "forks recorded for the node"},
+                "checkpoint": {"type": "object", "description": "the newest checkpoint held",
+                               "required": ["seq", "head", "time"]}}},
         "CkanOk": {"type": "object", "required": ["success", "result"],
                    "properties": {"success": {"const": True}, "help": {"type": "string"},
                                   "result": {}}},

@@ -263,3 +263,31 @@ class RejectedUsage(_message.Message):
     code: str
     message: str
     def __init__(self, transfer_id: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SubmitLedgerCheckpointsRequest(_message.Message):
+    __slots__ = ("signed_checkpoint_json",)
+    SIGNED_CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    signed_checkpoint_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, signed_checkpoint_json: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SubmitLedgerCheckpointsResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates", "rejected")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedCheckpoint]
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedCheckpoint, _Mapping]]] = ...) -> None: ...
+
+class RejectedCheckpoint(_message.Message):
+    __slots__ = ("index", "seq", "code", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    seq: int
+    code: str
+    message: str
+    def __init__(self, index: _Optional[int] = ..., seq: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...

@@ -96,6 +96,11 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.FromString,
                 _registered_method=True)
+        self.SubmitLedgerCheckpoints = channel.unary_unary(
+                '/areamesh.v1.RegistryService/SubmitLedgerCheckpoints',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -190,6 +195,17 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitLedgerCheckpoints(self, request, context):
+        """Audit (5-2): the calling node hands in signed checkpoints of its personal-data flow ledger.
+        Only checkpoints of the caller's own node, signed with a certificate of the mesh CA, are
+        held. One that contradicts a checkpoint already held (same seq with another head, or a lower
+        seq than one held) is kept for audit as a fork and rejected with checkpoint_conflict.
+        Idempotent: a checkpoint already held counts as a duplicate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +268,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReportUsage,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.SerializeToString,
+            ),
+            'SubmitLedgerCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitLedgerCheckpoints,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -580,6 +601,33 @@ class RegistryService:
             '/areamesh.v1.RegistryService/ReportUsage',
             areamesh_dot_v1_dot_registry__pb2.ReportUsageRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.ReportUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitLedgerCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/SubmitLedgerCheckpoints',
+            areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
