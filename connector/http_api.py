@@ -1,5 +1,5 @@
 """The connector's admin HTTP API: health, status, peers, metrics, and the resident portal's
-routes (token-protected, ``connector/consent/portal_api.py``). Bind it to loopback or an admin
+routes (token-protected, ``connector/portal_api.py``). Bind it to loopback or an admin
 network; it is not exposed to the mesh."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from connector.consent.portal_api import ResidentPortalApi
+from connector.portal_api import ResidentPortalApi
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
 
