@@ -23,10 +23,11 @@ from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied, fr
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
-__all__ = ["find_provider", "negotiate"]
+__all__ = ["find_provider", "load_json_document", "negotiate"]
 
 
-def _json(raw: bytes, what: str) -> dict:
+def load_json_document(raw: bytes, what: str) -> dict:
+    """A JSON document received from the peer; ``malformed_agreement`` if it is not JSON."""
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -70,9 +71,9 @@ async def negotiate(stub: peer_pb2_grpc.PeerServiceStub, store: AgreementStore, 
               "offer_id": offer_id, "counterparty": provider_identity, "purpose": purpose}
     await store.save(state="REQUESTED", **common)
     if reply.state != "AGREED":
-        await store.save(state="TERMINATED", reason=_json(reply.reason_json, "reason"), **common)
+        await store.save(state="TERMINATED", reason=load_json_document(reply.reason_json, "reason"), **common)
         return await store.get(reply.agreement_id, role="consumer")
-    signed = SignedAgreement.from_json(_json(reply.signed_agreement_json, "agreement"))
+    signed = SignedAgreement.from_json(load_json_document(reply.signed_agreement_json, "agreement"))
     a = signed.agreement
     if (a.id, a.dataset_id, a.offer_id, a.purpose, a.consumer, a.provider) != (
             reply.agreement_id, dataset_id, offer_id, purpose, own_identity, provider_identity):

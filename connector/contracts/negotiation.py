@@ -12,13 +12,12 @@ its certificate and its participant record at the registry, never against reques
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import grpc
 
-from connector.contracts.client import find_provider, negotiate
+from connector.contracts.client import find_provider, load_json_document, negotiate
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore, open_contracts_db
 from connector.datasets.store import find_dataset
@@ -36,13 +35,6 @@ from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 log = logging.getLogger("areamesh.connector.contracts")
 MAX_PURPOSE = 200
 
-
-def _json(raw: bytes, what: str) -> dict:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidRequest(f"{what} is not JSON", code="malformed_agreement") from None
-    return doc
 
 
 class ProviderNegotiator:
@@ -100,7 +92,7 @@ class ProviderNegotiator:
 
     async def countersign(self, peer: PeerIdentity, req: peer_pb2.CountersignRequest
                           ) -> peer_pb2.CountersignResponse:
-        signed = SignedAgreement.from_json(_json(req.signed_agreement_json, "agreement"))
+        signed = SignedAgreement.from_json(load_json_document(req.signed_agreement_json, "agreement"))
         row = await self.store.get(signed.agreement.id, role="provider")
         if row.counterparty != peer.uri:
             raise PermissionDenied(f"agreement {row.id} was negotiated with {row.counterparty}, "
@@ -115,16 +107,12 @@ class ProviderNegotiator:
                                    "provider signed", message_ja="合意文書が改ざんされています",
                                    code="agreement_tampered")
         verify_signed(signed, self.roots())
-        await self.store.save(state="VERIFIED", signed=signed.to_json(), **_keys(row))
+        await self.store.save(state="VERIFIED", signed=signed.to_json(), **row.key_fields())
         reply = await self.registry.notarise(canonical_json(signed.to_json()))
-        await self.store.save(state="FINALIZED", digest=reply.digest, **_keys(row))
+        await self.store.save(state="FINALIZED", digest=reply.digest, **row.key_fields())
         log.info("agreement finalized", extra={"agreement": row.id, "peer": peer.uri})
         return peer_pb2.CountersignResponse(state="FINALIZED", digest=reply.digest)
 
-
-def _keys(row: AgreementRow) -> dict:
-    return {"id": row.id, "role": row.role, "dataset_id": row.dataset_id,
-            "offer_id": row.offer_id, "counterparty": row.counterparty, "purpose": row.purpose}
 
 
 async def request_contract(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,

@@ -56,6 +56,11 @@ class AgreementRow:
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def key_fields(self) -> dict[str, str]:
+        """The fields ``AgreementStore.save`` needs besides the state: save it again with them."""
+        return {"id": self.id, "role": self.role, "dataset_id": self.dataset_id,
+                "offer_id": self.offer_id, "counterparty": self.counterparty, "purpose": self.purpose}
+
 
 def open_contracts_db(data_dir: Path) -> Database:
     return Database(data_dir / "contracts.db", MIGRATIONS, synchronous="FULL")

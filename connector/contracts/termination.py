@@ -52,10 +52,6 @@ def termination_reason(code: str, message: str, *, by: str) -> dict[str, Any]:
             "by": by, "at": iso(utcnow()), "transport": "grpc-mtls"}
 
 
-def _keys(row: AgreementRow) -> dict[str, Any]:
-    return {"id": row.id, "role": row.role, "dataset_id": row.dataset_id, "offer_id": row.offer_id,
-            "counterparty": row.counterparty, "purpose": row.purpose}
-
 
 async def accept_termination(store: AgreementStore, peer: PeerIdentity,
                              req: peer_pb2.TerminateRequest) -> peer_pb2.TerminateResponse:
@@ -73,7 +69,7 @@ async def accept_termination(store: AgreementStore, peer: PeerIdentity,
             raise InvalidRequest("reason_json must be an object", code="invalid_reason")
         reason = termination_reason(str(given.get("code", "other")), str(given.get("message", "")),
                                     by=peer.uri)
-        await store.save(state="TERMINATED", reason=reason, **_keys(row))
+        await store.save(state="TERMINATED", reason=reason, **row.key_fields())
         log.info("agreement terminated by counterparty", extra={"agreement": row.id, "peer": peer.uri})
     return peer_pb2.TerminateResponse(state="TERMINATED")
 
@@ -88,7 +84,7 @@ async def terminate(data_dir: Path, agreement_id: str, code: str, message: str, 
         row = await store.get(agreement_id)
         if row.state == "TERMINATED":
             return row
-        await store.save(state="TERMINATED", reason=reason, **_keys(row))
+        await store.save(state="TERMINATED", reason=reason, **row.key_fields())
         keystore = NodeKeyStore(data_dir / "tls")
         registry = RegistryClient(state, keystore, state.registry)
         try:
@@ -105,5 +101,5 @@ async def terminate(data_dir: Path, agreement_id: str, code: str, message: str, 
             reason["notify_error"] = exc.message
         finally:
             await registry.close()
-        await store.save(state="TERMINATED", reason=reason, **_keys(row))
+        await store.save(state="TERMINATED", reason=reason, **row.key_fields())
         return await store.get(agreement_id)
