@@ -15,6 +15,7 @@ from connector.registry_client import RegistryClient
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
 from mesh.errors import NotFound, Unavailable, from_grpc
+from mesh.ids import parse_node_identity_uri
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import common_pb2, peer_pb2, peer_pb2_grpc
 
@@ -86,12 +87,18 @@ class PeerDirectory:
             await ch.close()
 
 
+async def find_node(registry: RegistryClient, node_uri: str) -> common_pb2.NodeInfo | None:
+    """The registry's record of the node ``node_uri`` (None when it lists no such node)."""
+    parsed = parse_node_identity_uri(node_uri)
+    if parsed is None:
+        return None
+    return next((n for n in await registry.list_nodes(parsed[0]) if n.identity_uri == node_uri), None)
+
+
 async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_uri: str
                     ) -> grpc.aio.Channel:
     """An mTLS channel to the connector ``provider_uri``, found through the registry."""
-    participant = provider_uri.split(":")[3] if provider_uri.count(":") >= 5 else ""
-    node = next((n for n in await registry.list_nodes(participant) if n.identity_uri == provider_uri),
-                None)
+    node = await find_node(registry, provider_uri)
     if node is None or not node.endpoint:
         raise Unavailable(f"the provider's connector {provider_uri} is not reachable through the registry",
                           message_ja="提供元コネクタが見つかりません", code="provider_unknown")

@@ -15,6 +15,7 @@ import json
 import grpc
 
 from connector.contracts.store import AgreementRow, AgreementStore
+from connector.peers import find_node
 from connector.registry_client import RegistryClient
 from mesh.agreements import SignedAgreement, verify_signed
 from mesh.certs import load_pem_bundle
@@ -42,8 +43,7 @@ async def find_provider(registry: RegistryClient, dataset_id: str):
     connector has no reachable endpoint at the registry.
     """
     record = await registry.get_dataset(dataset_id)
-    provider = next((n for n in await registry.list_nodes(record.served_by.split(":")[3])
-                     if n.identity_uri == record.served_by), None)
+    provider = await find_node(registry, record.served_by)
     if provider is None or not provider.endpoint:
         raise FailedPrecondition(f"the connector serving {dataset_id} ({record.served_by}) "
                                  "is not reachable through the registry",

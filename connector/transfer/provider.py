@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connector.consent.filter import ConsentFilter
+from connector.consent.filter import ConsentFilter, FilteredBatch
 from connector.consent.store import ConsentStore
 from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
@@ -44,6 +44,7 @@ from connector.transfer.guard import AgreementGuard, Authorised
 from connector.transfer.snapshots import RowHashSnapshots
 from mesh.certs import PeerIdentity
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import peer_pb2
 
 log = logging.getLogger("areamesh.connector.transfer")
@@ -62,14 +63,19 @@ class ConsentGate:
     flow: FlowBatch
     consumer_participant: str
 
-    async def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    async def apply(self, batch: pa.RecordBatch) -> FilteredBatch:
         scope = await self.consents.scope(self.flow.dataset, self.consumer_participant, self.flow.purpose)
-        return (await asyncio.to_thread(self.filter.apply, batch, scope)).batch
+        return await asyncio.to_thread(self.filter.apply, batch, scope)
 
-    async def record(self, batch: pa.RecordBatch) -> None:
-        counts = pc.value_counts(batch.column(self.filter.subject_column).cast(pa.string()))
-        await self.ledger.append_batch(self.flow, counts.field("values").to_pylist(),
-                                       counts.field("counts").to_pylist())
+    async def record(self, batch: pa.RecordBatch, filtered: FilteredBatch) -> None:
+        """Ledger entries for ``batch``: the filter's own per-resident counts, unless the batch
+        was narrowed after filtering (changes only, or cut at the record limit)."""
+        if batch is filtered.batch:
+            subjects, records = filtered.subjects, filtered.records
+        else:
+            counts = pc.value_counts(batch.column(self.filter.subject_column).cast(pa.string()))
+            subjects, records = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+        await self.ledger.append_batch(self.flow, subjects, records)
 
 
 class TransferProvider:
@@ -90,8 +96,9 @@ class TransferProvider:
                                      "dataset names no subject-id column or consent is not set up",
                                      message_ja="本人同意に基づく提供ですが、同意の確認ができません",
                                      code="consent_unavailable")
-        provider = self.own_uri.split(":")
-        flow = FlowBatch(dataset=auth.agreement.dataset_id, from_participant=provider[3],
+        own = parse_node_identity_uri(self.own_uri)
+        assert own is not None, "a serving connector's own identity is a node URI"
+        flow = FlowBatch(dataset=auth.agreement.dataset_id, from_participant=own[0],
                          from_node=self.own_uri, to_participant=peer.participant_id, to_node=peer.uri,
                          purpose=auth.agreement.purpose, agreement=auth.agreement.id,
                          transfer=transfer_id)
@@ -231,7 +238,8 @@ class TransferProvider:
         try:
             async for batch in source.read(batch_rows=batch_rows):
                 if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
-                    batch = await gate.apply(batch)
+                    filtered = await gate.apply(batch)
+                    batch = filtered.batch
                     if batch.num_rows == 0:
                         continue
                 if old is not None:
@@ -244,7 +252,7 @@ class TransferProvider:
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
                 if gate is not None:  # the ledger says where the data went before it goes
-                    await gate.record(batch)
+                    await gate.record(batch, filtered)
                 for piece, data in await asyncio.to_thread(lambda b=batch: list(sized_pieces(b))):
                     seq += 1
                     digest = batch_digest(data)

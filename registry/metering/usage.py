@@ -17,6 +17,7 @@ from mesh.certs import PeerIdentity
 from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import InvalidRequest
+from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import registry_pb2
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -78,8 +79,8 @@ def parse_period(text: str | None, *, now: datetime | None = None) -> Period:
 
 
 def _participant(uri: str) -> str:
-    parts = uri.split(":")
-    return parts[3] if len(parts) >= 6 else uri
+    parsed = parse_node_identity_uri(uri)
+    return parsed[0] if parsed else uri
 
 
 class UsageLedger:
@@ -95,21 +96,19 @@ class UsageLedger:
         now = iso(utcnow())
         async with self.db.transaction() as conn:
             for r in records:
-                rejected = await self._check(conn, peer, r)
+                notarised, rejected = await self._check(conn, peer, r)
                 if rejected:
                     reply.rejected.append(registry_pb2.RejectedUsage(
                         transfer_id=r.transfer_id, code=rejected[0], message=rejected[1]))
                     continue
-                notarised = await (await conn.execute(
-                    "SELECT provider, consumer FROM notarisations WHERE agreement_id = ? LIMIT 1",
-                    (r.agreement_id,))).fetchone()
                 cur = await conn.execute(
                     "INSERT OR IGNORE INTO usage_records(transfer_id, agreement_id, dataset_id, "
                     "provider_participant, consumer_participant, provider_node, consumer_node, records, "
                     "bytes, batches, incremental, started_at, ended_at, reported_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (r.transfer_id, r.agreement_id, r.dataset_id, _participant(notarised[0]),
-                     _participant(notarised[1]), notarised[0], notarised[1], r.records, r.bytes,
+                    (r.transfer_id, r.agreement_id, r.dataset_id, _participant(notarised["provider"]),
+                     _participant(notarised["consumer"]), notarised["provider"], notarised["consumer"],
+                     r.records, r.bytes,
                      r.batches, int(r.incremental), iso(r.started_at.ToDatetime(UTC)),
                      iso(r.ended_at.ToDatetime(UTC)), now))
                 if cur.rowcount:
@@ -118,22 +117,24 @@ class UsageLedger:
                     reply.duplicates += 1
         return reply
 
-    async def _check(self, conn, peer: PeerIdentity, r: registry_pb2.UsageRecord
-                     ) -> tuple[str, str] | None:
+    async def _check(self, conn, peer: PeerIdentity, r: registry_pb2.UsageRecord):
+        """(the agreement's notarisation row, None) when ``r`` may be recorded, else (None,
+        (code, message))."""
         if not r.transfer_id or len(r.transfer_id) > 64:
-            return "invalid_counts", "transfer_id must be 1-64 characters"
+            return None, ("invalid_counts", "transfer_id must be 1-64 characters")
         if min(r.records, r.bytes, r.batches) < 0 or not r.ended_at.seconds:
-            return "invalid_counts", "counts must not be negative and ended_at is required"
+            return None, ("invalid_counts", "counts must not be negative and ended_at is required")
         row = await (await conn.execute(
-            "SELECT dataset_id, provider FROM notarisations WHERE agreement_id = ? LIMIT 1",
+            "SELECT dataset_id, provider, consumer FROM notarisations WHERE agreement_id = ? LIMIT 1",
             (r.agreement_id,))).fetchone()
         if row is None:
-            return "unknown_agreement", f"agreement {r.agreement_id} was never notarised"
-        if row[1] != peer.uri:
-            return "not_the_provider", f"{peer.uri} is not the provider of agreement {r.agreement_id}"
-        if row[0] != r.dataset_id:
-            return "dataset_mismatch", f"agreement {r.agreement_id} is for {row[0]}, not {r.dataset_id}"
-        return None
+            return None, ("unknown_agreement", f"agreement {r.agreement_id} was never notarised")
+        if row["provider"] != peer.uri:
+            return None, ("not_the_provider", f"{peer.uri} is not the provider of agreement {r.agreement_id}")
+        if row["dataset_id"] != r.dataset_id:
+            return None, ("dataset_mismatch",
+                          f"agreement {r.agreement_id} is for {row['dataset_id']}, not {r.dataset_id}")
+        return row, None
 
     async def summary(self, period: Period, names: dict[str, str]) -> dict[str, Any]:
         start = iso(period.start.astimezone(UTC))
