@@ -19,7 +19,7 @@ import yaml
 
 from mesh.errors import InvalidRequest, NotFound
 from mesh.ids import validate_corporate_number, validate_local_government_code
-from mesh.policy import PolicyError, parse_policy
+from mesh.policy import Policy, PolicyError, parse_policy
 
 MAX_FILE_BYTES = 1024 * 1024
 ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9._-]{2,99}\Z")
@@ -207,11 +207,13 @@ def _check_publisher(doc: dict, c: _Checker) -> None:
         c.add("publisher", exc.message, exc.message_ja or "")
 
 
-def _check_offers(doc: dict, c: _Checker, access: str | None) -> None:
+def _check_offers(doc: dict, c: _Checker, access: str | None) -> dict[int, Policy]:
+    """Checks every offer; returns the valid offers' parsed policies by position."""
+    policies: dict[int, Policy] = {}
     offers = doc.get("offers", [])
     if not isinstance(offers, list):
         c.add("offers", "must be a list", "リストで指定してください")
-        return
+        return policies
     if len(offers) > LIMITS["offers"]:
         c.add("offers", f"at most {LIMITS['offers']} offers", "オファーが多すぎます")
     seen = set()
@@ -229,13 +231,14 @@ def _check_offers(doc: dict, c: _Checker, access: str | None) -> None:
                   "オファーには利用ポリシーが必要です")
             continue
         try:
-            parse_policy(offer["policy"])
+            policies[i] = parse_policy(offer["policy"])
         except PolicyError as exc:
             c.add(f"offers[{i}].policy.{exc.path}", exc.message.split(": ", 1)[-1],
                   (exc.message_ja or "").split(": ", 1)[-1])
     if access == "contract" and not offers:
         c.add("offers", "a contract dataset needs at least one offer",
               "契約型のデータセットには1件以上のオファーが必要です")
+    return policies
 
 
 def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
@@ -279,8 +282,8 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     _check_spatial(doc, c)
     c.text(doc, "license", required=True, limit=LIMITS["license"])
     access = c.choice(doc, "access", ACCESS, default="open")
-    _check_offers(doc, c, access)
-    _check_personal(doc, c)
+    policies = _check_offers(doc, c, access)
+    _check_personal(doc, c, policies)
     if "source" in doc and not isinstance(doc["source"], dict):
         c.add("source", "must be a mapping (adapter configuration)",
               "アダプタ設定のマッピングで指定してください")
@@ -290,7 +293,7 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     return c.errors
 
 
-def _check_personal(doc: dict[str, Any], c) -> None:
+def _check_personal(doc: dict[str, Any], c: _Checker, policies: dict[int, Policy]) -> None:
     """A personal dataset (個人情報) names its subject-id column (the platform's local resident id)
     and offers it only under consent: every permission of every offer carries ``consent eq true``."""
     subject = doc.get("subject_field")
@@ -306,13 +309,9 @@ def _check_personal(doc: dict[str, Any], c) -> None:
     if subject is None:
         c.add("subject_field", "a personal dataset must name its subject-id column (the local "
               "resident id)", "個人情報のデータセットは本人を識別する列（住民ID）を指定してください")
-    for i, offer in enumerate(doc.get("offers") or []):
-        permissions = ((offer or {}).get("policy") or {}).get("permissions") or [] \
-            if isinstance(offer, dict) else []
-        for j, perm in enumerate(permissions):
-            constraints = (perm or {}).get("constraints") or [] if isinstance(perm, dict) else []
-            if not any(isinstance(k, dict) and k.get("leftOperand") == "consent"
-                       and k.get("rightOperand") is True for k in constraints):
+    for i, policy in policies.items():  # invalid policies are already reported
+        for j, permission in enumerate(policy.permissions):
+            if not permission.requires_consent:
                 c.add(f"offers[{i}].policy.permissions[{j}]",
                       "offers of personal data must require consent (consent eq true)",
                       "個人情報の提供条件には本人同意（consent eq true）が必要です")

@@ -84,6 +84,11 @@ class Permission:
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "constraints": [c.to_json() for c in self.constraints]}
 
+    @property
+    def requires_consent(self) -> bool:
+        """``consent eq true``: records leave only for residents who consented (personal data)."""
+        return any(c.left_operand == "consent" and c.right_operand is True for c in self.constraints)
+
 
 @dataclass(frozen=True)
 class Duty:
@@ -411,11 +416,10 @@ def evaluate(policy: Policy, ctx: PolicyContext) -> Decision:
     for i, permission in enumerate(policy.permissions):
         failures = [f for c in permission.constraints if (f := _CHECKS[c.left_operand](c, ctx))]
         if not failures:
-            consent = any(c.left_operand == "consent" and c.right_operand is True
-                          for c in permission.constraints)
             caps = [_remaining_records(c, ctx) for c in permission.constraints
                     if c.left_operand == "recordCount"]
-            return Decision(True, i, [], list(policy.duties), consent, min(caps) if caps else None)
+            return Decision(True, i, [], list(policy.duties), permission.requires_consent,
+                            min(caps) if caps else None)
         if closest is None or len(failures) < len(closest[1]):
             closest = (i, failures)
     assert closest is not None
