@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.store import AgreementStore
@@ -14,6 +13,7 @@ from connector.contracts.termination import accept_termination
 from connector.data_plane import DataPlane
 from connector.subscriptions.watcher import DatasetWatcher
 from connector.transfer.guard import AgreementGuard
+from mesh.clock import timestamp
 from mesh.grpc_auth import current_peer
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
@@ -32,10 +32,8 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
 
     async def Ping(self, request: peer_pb2.PingRequest, context: grpc.aio.ServicerContext
                    ) -> peer_pb2.PingResponse:
-        now = Timestamp()
-        now.GetCurrentTime()
         return peer_pb2.PingResponse(server_identity=self.own_uri,
-                                     caller_identity=current_peer().uri, server_time=now,
+                                     caller_identity=current_peer().uri, server_time=timestamp(),
                                      payload=request.payload)
 
     async def Negotiate(self, request: peer_pb2.NegotiateRequest,
@@ -80,10 +78,5 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
 
 
 def _notice(dataset_id: str, version: str, previous: str, at, cause: str) -> peer_pb2.ChangeNotice:
-    ts = Timestamp()
-    if at is None:
-        ts.GetCurrentTime()
-    else:
-        ts.FromDatetime(at)
     return peer_pb2.ChangeNotice(dataset_id=dataset_id, version=version, previous_version=previous,
-                                 changed_at=ts, cause=cause)
+                                 changed_at=timestamp(at), cause=cause)

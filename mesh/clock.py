@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -15,3 +17,10 @@ def iso(dt: datetime) -> str:
 
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def timestamp(dt: datetime | None = None) -> Timestamp:
+    """A protobuf ``Timestamp`` of ``dt`` (default: now)."""
+    ts = Timestamp()
+    ts.FromDatetime(dt or utcnow())
+    return ts

@@ -11,11 +11,10 @@ import json
 import logging
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mesh.agreements import SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, to_pem
-from mesh.clock import utcnow
+from mesh.clock import timestamp, utcnow
 from mesh.config import parse_hostport
 from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
@@ -34,12 +33,6 @@ log = logging.getLogger("areamesh.registry.grpc")
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 ENROL_METHOD = f"/{SERVICE_NAME}/Enrol"
-
-
-def _ts(dt) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
 
 
 class RegistryDbChecker:
@@ -70,7 +63,7 @@ def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
         id=record.id, publisher_id=record.publisher_id, publisher_name=record.publisher_name,
         version=record.version, dataset_json=canonical_json(record.doc),
         served_by=node_identity_uri(record.node_participant_id, record.node_name),
-        created=_ts(record.created), modified=_ts(record.modified))
+        created=timestamp(record.created), modified=timestamp(record.modified))
 
 
 class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
@@ -107,7 +100,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         return registry_pb2.EnrolResponse(
             certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
             participant_id=participant.id, participant_name=participant.name,
-            not_after=_ts(cert.not_valid_after_utc))
+            not_after=timestamp(cert.not_valid_after_utc))
 
     async def Renew(self, request: registry_pb2.RenewRequest, context: grpc.aio.ServicerContext
                     ) -> registry_pb2.RenewResponse:
@@ -124,7 +117,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         log.info("certificate renewed", extra={"peer": peer.uri,
                                                "serial": format(cert.serial_number, "x")})
         return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
-                                          not_after=_ts(cert.not_valid_after_utc))
+                                          not_after=timestamp(cert.not_valid_after_utc))
 
     async def Heartbeat(self, request: registry_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> registry_pb2.HeartbeatResponse:
@@ -136,7 +129,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                    request.advertise_endpoint, peer.serial_hex,
                                    request.software_version[:64])
         crl = await self.store.current_crl(self.ca, self.config.crl_validity)
-        return registry_pb2.HeartbeatResponse(server_time=_ts(utcnow()),
+        return registry_pb2.HeartbeatResponse(server_time=timestamp(utcnow()),
                                               revocation_list_number=crl.number)
 
     async def ListNodes(self, request: registry_pb2.ListNodesRequest,
@@ -154,7 +147,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                 online=bool(n.last_seen and n.last_seen >= horizon),
                 identity_uri=node_identity_uri(n.participant_id, n.name))
             if n.last_seen:
-                info.last_seen.CopyFrom(_ts(n.last_seen))
+                info.last_seen.CopyFrom(timestamp(n.last_seen))
             nodes.append(info)
         return registry_pb2.ListNodesResponse(nodes=nodes)
 
@@ -166,8 +159,8 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                 context: grpc.aio.ServicerContext) -> registry_pb2.RevocationList:
         crl = await self.store.current_crl(self.ca, self.config.crl_validity)
         return registry_pb2.RevocationList(crl_der=crl.crl_der, number=crl.number,
-                                           this_update=_ts(crl.this_update),
-                                           next_update=_ts(crl.next_update))
+                                           this_update=timestamp(crl.this_update),
+                                           next_update=timestamp(crl.next_update))
 
     # ---- catalog ---------------------------------------------------------------------------
     async def PublishDataset(self, request: registry_pb2.PublishDatasetRequest,
@@ -219,7 +212,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                        agreement.provider, agreement.consumer, peer.uri)
         log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
         return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
-                                                      notarised_at=_ts(at))
+                                                      notarised_at=timestamp(at))
 
     # ---- metering ----------------------------------------------------------------------------
     async def ReportUsage(self, request: registry_pb2.ReportUsageRequest,

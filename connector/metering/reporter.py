@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from connector.metering.store import TransferRow, UsageStore
 from connector.registry_client import RegistryClient
-from mesh.clock import from_iso
+from mesh.clock import from_iso, timestamp
 from mesh.errors import AreameshError
 from mesh.proto.areamesh.v1 import registry_pb2
 
@@ -22,10 +22,7 @@ log = logging.getLogger("areamesh.connector.metering")
 
 
 def _ts(text: str | None) -> Timestamp:
-    ts = Timestamp()
-    if text:
-        ts.FromDatetime(from_iso(text))
-    return ts
+    return timestamp(from_iso(text)) if text else Timestamp()  # unset when there is no time
 
 
 def usage_record(row: TransferRow) -> registry_pb2.UsageRecord:
