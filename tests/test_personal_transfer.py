@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from connector.consent.filter import ConsentFilter
+from connector.consent.gate import ConsentGate
 from connector.consent.store import ConsentStore
 from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.metering.store import UsageStore, open_metering_db
-from connector.transfer.provider import ConsentGate, TransferProvider
+from connector.transfer.provider import TransferProvider
 from mesh.datasets import parse_description
 from mesh.errors import InvalidRequest
 from mesh.proto.areamesh.v1 import peer_pb2
