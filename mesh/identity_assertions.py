@@ -5,12 +5,15 @@ short-lived statement: "on platform <participant id>, local id <x> belongs to a 
 identified at 身元確認レベル (IAL) n and who just authenticated at 当人認証レベル (AAL) m",
 optionally with the resident's 基本4情報 (name, kana, birth date, sex, address). The registry's
 identity service verifies two such assertions to link a resident's ids across platforms (DESIGN
-§8, appendix 5-9/5-10) and one to unlink.
+§8, appendix 5-9/5-10) and one to unlink; the platform's own connector verifies one with
+purpose ``consent`` before it records a consent relayed over the mesh.
 
 The document is JSON; its signed bytes are ``canonical_json`` of the document. The wire form is
 ``{"assertion": {...}, "certificate_pem": "...", "signature": "<base64>"}``. This module is on
-the connector side too (the IdP issues here); verification *policy* (registered providers,
-freshness, replay) lives in ``registry.identity``.
+the connector side too (the IdP issues here), with ``check_signed_assertion``: the checks every
+verifier makes (freshness, signature, revocation, platform). The rest of the policy lives with
+each verifier: registered providers and level limits in ``registry.identity``, replay there and
+in the connector's consent store.
 """
 
 from __future__ import annotations
@@ -22,17 +25,21 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mesh.certs import identity_of, to_pem
+from cryptography import x509
+
+from mesh.certs import PeerIdentity, identity_of, to_pem
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import canonical_json
-from mesh.errors import InvalidRequest
+from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.keystore import NodeKeyStore
+from mesh.revocation import RevocationChecker
+from mesh.signatures import SignatureCheckError, verify_signature_by
 
 ASSERTION_TYPE = "areamesh.identity-assertion/v1"
 DEFAULT_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(minutes=10)
 LEVELS = (1, 2, 3)
-PURPOSES = ("link", "unlink")
+PURPOSES = ("link", "unlink", "consent")
 BASIC4_FIELDS = ("name", "name_kana", "birth_date", "sex", "address")
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_LOCAL_ID = 256
@@ -189,3 +196,75 @@ def issue_assertion(keystore: NodeKeyStore, *, local_id: str, ial: int, aal: int
         jti=secrets.token_urlsafe(18), issued_at=iso(issued), expires_at=iso(issued + lifetime),
         purpose=purpose, basic4=dict(basic4) if basic4 is not None else None)
     return sign_assertion(assertion, keystore)
+
+
+CLOCK_SKEW = timedelta(seconds=60)
+
+# check → (error class, code, English, Japanese)
+_SIGNATURE_FAILURES: dict[str, tuple[type[InvalidRequest | PermissionDenied], str, str, str]] = {
+    "malformed": (InvalidRequest, "malformed_assertion",
+                  "the assertion's certificate or signature cannot be read",
+                  "アサーションの証明書または署名を読み取れません"),
+    "untrusted": (PermissionDenied, "assertion_signer_untrusted",
+                  "the assertion was signed with a certificate not issued by a trusted mesh CA",
+                  "アサーションの署名者の証明書が信頼できる認証局のものではありません"),
+    "mismatch": (PermissionDenied, "assertion_issuer_mismatch",
+                 "the assertion's signer is not the node named as its issuer",
+                 "アサーションの署名者が発行者として記載されたノードと一致しません"),
+    "expired": (PermissionDenied, "assertion_signer_expired",
+                "the signer's certificate was not valid when the assertion was issued",
+                "アサーション発行時に署名者の証明書が有効ではありませんでした"),
+    "invalid": (PermissionDenied, "assertion_signature_invalid",
+                "the assertion's signature does not match it: the assertion was changed after "
+                "signing or the signature is forged",
+                "アサーションの署名が内容と一致しません（改ざんまたは偽造）"),
+}
+
+
+async def check_signed_assertion(signed: SignedAssertion, *, roots: list[x509.Certificate],
+                                 now: datetime, revocation: RevocationChecker | None = None
+                                 ) -> PeerIdentity:
+    """The checks every verifier makes, in this order: fresh (lifetime, not yet valid,
+    expired), signed by a node certificate of a trusted mesh root naming ``issuer`` and valid
+    when issued, not revoked, and speaking for the signer's own platform. Returns the signer.
+    What else must hold (a registered provider, purpose, level limits, replay) is the caller's."""
+    a = signed.assertion
+    about = {"platform": a.platform, "local_id": a.local_id, "jti": a.jti}
+    _check_freshness(a, now, about)
+    try:
+        _cert, signer = verify_signature_by(signed.certificate_pem, signed.signature, a.canonical(),
+                                            roots, expected_uri=a.issuer, at=a.issued)
+    except SignatureCheckError as exc:
+        cls, code, message, message_ja = _SIGNATURE_FAILURES[exc.check]
+        raise cls(f"{message} ({exc.message})", message_ja=message_ja, code=code,
+                  details=about) from None
+    if revocation is not None:
+        await revocation.check(signer)
+    if a.platform != signer.participant_id:
+        raise PermissionDenied(
+            f"the assertion speaks for platform {a.platform}, but it was signed by participant "
+            f"{signer.participant_id}; a provider may only assert its own platform's ids",
+            message_ja="アサーションの基盤が署名者の参加者と一致しません（自らの基盤のIDのみ表明できます）",
+            code="assertion_platform_mismatch", details=about)
+    return signer
+
+
+def _check_freshness(a: IdentityAssertion, now: datetime, about: dict[str, str]) -> None:
+    issued, expires = a.issued, a.expires
+    if not timedelta(0) < expires - issued <= MAX_LIFETIME:
+        raise InvalidRequest(
+            f"the assertion's lifetime ({issued.isoformat()} to {expires.isoformat()}) must be "
+            f"positive and at most {int(MAX_LIFETIME.total_seconds() // 60)} minutes",
+            message_ja="アサーションの有効期間は10分以内でなければなりません",
+            code="assertion_lifetime_invalid", details=about)
+    if issued > now + CLOCK_SKEW:
+        raise PermissionDenied(
+            f"the assertion is issued in the future ({a.issued_at}); check the provider's clock",
+            message_ja="アサーションの発行時刻が未来です（IdPの時刻設定を確認してください）",
+            code="assertion_not_yet_valid", details=about)
+    if now >= expires:
+        raise PermissionDenied(
+            f"the assertion expired at {a.expires_at}; ask the resident to sign in again at "
+            "the identity provider",
+            message_ja="アサーションの有効期限が切れています。IdPで再度ログインしてください",
+            code="assertion_expired", details={**about, "expires_at": a.expires_at})
