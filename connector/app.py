@@ -9,6 +9,8 @@ import logging
 from aiohttp import web
 
 from connector.config import ConnectorConfig
+from connector.consent_grpc import SERVICE_NAME as CONSENT_SERVICE_NAME
+from connector.consent_grpc import ConsentGrpcService
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
@@ -30,7 +32,7 @@ from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
 from mesh.keystore import NodeKeyStore
-from mesh.proto.areamesh.v1 import peer_pb2_grpc
+from mesh.proto.areamesh.v1 import consent_pb2_grpc, peer_pb2_grpc
 from mesh.revocation import CachedRevocationList
 from mesh.tls import dynamic_server_credentials
 
@@ -78,7 +80,11 @@ class ConnectorApp:
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
             [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
               PeerGrpcService(self.state.identity_uri, negotiator, self.data_plane, agreements,
-                              guard, self.watcher), SERVICE_NAME)])
+                              guard, self.watcher), SERVICE_NAME),
+             (consent_pb2_grpc.add_ConsentServiceServicer_to_server,
+              ConsentGrpcService(self.config.data_dir, self.data_plane, self.state.identity_uri,
+                                 lambda: load_pem_bundle(self.keystore.trust_bundle_pem()),
+                                 self.crl), CONSENT_SERVICE_NAME)])
         self.grpc_port = self.grpc.port
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"

@@ -79,6 +79,15 @@ MIGRATIONS = [
     CREATE UNIQUE INDEX consent_events_expired_once ON consent_events(consent_id)
         WHERE event = 'expired'
     """,
+    # resident assertions spent by consents relayed over the mesh (replay protection)
+    """
+    CREATE TABLE spent_assertions (
+        jti TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL,
+        consent_id TEXT NOT NULL
+    );
+    CREATE INDEX spent_assertions_expiry ON spent_assertions(expires_at)
+    """,
 ]
 TRIGGERS = [
     "CREATE TRIGGER IF NOT EXISTS consent_events_no_update BEFORE UPDATE ON consent_events "
@@ -151,6 +160,16 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class ConsentProof:
+    """What proved that the resident themself asked: a single-use identity assertion (its id and
+    expiry) and the evidence kept with the consent's ``granted`` event."""
+
+    jti: str
+    expires_at: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ConsentEvent:
     seq: int
     consent_id: str
@@ -199,18 +218,21 @@ class ConsentStore:
     async def grant(self, resident: str, *, participant: str, purpose: str, dataset_id: str = "*",
                     service_id: str | None = None, component_id: str | None = None,
                     items: Iterable[str] | None = None, expires_at: datetime | None = None,
-                    known_subject: KnownSubject | None = None, actor: str | None = None) -> str:
+                    known_subject: KnownSubject | None = None, actor: str | None = None,
+                    proof: ConsentProof | None = None) -> str:
         """Record one consent and return its id. An active consent with the same key (resident,
         dataset, participant, service, component, purpose) is returned as is when identical and
         superseded otherwise. ``known_subject`` (when given) must confirm the resident exists in
-        the personal data, else ``NotFound`` ``unknown_resident``."""
+        the personal data, else ``NotFound`` ``unknown_resident``. ``proof`` (when given) is
+        spent in the same transaction: a second use is ``Conflict`` ``assertion_replayed``."""
         g = ConsentGrant(resident, participant, purpose, dataset_id, service_id, component_id,
                          tuple(items) if items is not None else None, expires_at)
-        return (await self.grant_many([g], known_subject=known_subject, actor=actor))[0]
+        return (await self.grant_many([g], known_subject=known_subject, actor=actor,
+                                      proof=proof))[0]
 
     async def grant_many(self, grants: Iterable[ConsentGrant], *,
                          known_subject: KnownSubject | None = None,
-                         actor: str | None = None) -> list[str]:
+                         actor: str | None = None, proof: ConsentProof | None = None) -> list[str]:
         """Record many consents in one transaction (all or none); ids in input order."""
         now = iso(utcnow())
         checked = [_checked(g, now) for g in grants]
@@ -256,6 +278,8 @@ class ConsentStore:
                                 if g.items is not None else None, now, expires))
                 detail = new.to_json(now)
                 del detail["status"], detail["withdrawn_at"], detail["withdraw_reason"]
+                if proof is not None:
+                    detail["proof"] = proof.evidence
                 events.append((cid, g.resident, "granted", now, now, actor,
                                json.dumps(detail, ensure_ascii=False)))
                 ids.append(cid)
@@ -268,6 +292,8 @@ class ConsentStore:
             await conn.executemany(
                 "INSERT INTO consent_events(consent_id, resident, event, effective_at, recorded_at,"
                 " actor, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+            if proof is not None:
+                await _spend(conn, proof, ids[0] if ids else "", now)
         return ids
 
     async def withdraw(self, consent_id: str | None = None, *, reason: str = "",
@@ -454,6 +480,20 @@ def _readable(path: Path) -> None:
         con.execute("PRAGMA schema_version").fetchone()
     finally:
         con.close()
+
+
+async def _spend(conn: Any, proof: ConsentProof, consent_id: str, now: str) -> None:
+    """Mark ``proof``'s assertion used (and forget those long expired): a replay fails the
+    whole grant, so nothing is recorded twice from one sign-in."""
+    await conn.execute("DELETE FROM spent_assertions WHERE expires_at < ?", (now,))
+    try:
+        await conn.execute("INSERT INTO spent_assertions(jti, expires_at, consent_id) "
+                           "VALUES (?, ?, ?)", (proof.jti, proof.expires_at, consent_id))
+    except sqlite3.IntegrityError:
+        raise Conflict("this resident assertion was already used; the resident signs in again "
+                       "to give another consent",
+                       message_ja="この本人確認アサーションは使用済みです。再度ログインしてください",
+                       code="assertion_replayed", details={"jti": proof.jti}) from None
 
 
 def _component_without_service() -> InvalidRequest:
