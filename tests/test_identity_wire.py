@@ -278,3 +278,33 @@ async def test_identity_provider_cli(mesh: IdentityMesh):
     assert rc == 2 and "--max-ial" in err
     rc, out, _ = await m.cli("identity-provider", "list")
     assert KAKOGAWA not in out and TATSUNO not in out and len(out.splitlines()) == 2
+
+
+async def test_transfer_levels_per_record_name_no_target_id(mesh: IdentityMesh):
+    """5-10: 姫路市 asks, for each resident of a batch, their levels at home and those of the same
+    person's id at 大阪府; ids never linked, or linked nowhere in 大阪府, say so."""
+    m = mesh
+    await m.stubs[HIMEJI].Link(identity_pb2.LinkRequest(
+        assertion_a=m.issue(HIMEJI, "h-lv", ial=2, aal=3),
+        assertion_b=m.issue(OSAKA, "o-lv", ial=1, aal=2, basic4=TAKAHASHI_B)), timeout=10)
+    reply = await m.stubs[HIMEJI].CheckTransferLevels(identity_pb2.CheckTransferLevelsRequest(
+        target_platform=OSAKA, local_ids=["h-lv", "h-never", "h-lv"]), timeout=10)
+    first, never, again = reply.levels
+    # 大阪府's id was raised to IAL 2 by 姫路市 vouching at link time; AAL stays its own
+    assert (first.source_known, first.source_ial, first.source_aal) == (True, 2, 3)
+    assert (first.linked, first.target_ial, first.target_aal) == (True, 2, 2)
+    assert (never.source_known, never.linked) == (False, False) and again == first
+    assert "local_id" not in {f.name for f in identity_pb2.TransferLevels.DESCRIPTOR.fields}
+    # asked the other way, 大阪府 learns about its own ids only
+    back = await m.stubs[OSAKA].CheckTransferLevels(identity_pb2.CheckTransferLevelsRequest(
+        target_platform=HIMEJI, local_ids=["o-lv", "h-lv"]), timeout=10)
+    assert [lv.source_known for lv in back.levels] == [True, False]
+    # a receiver that is not a platform, a missing target, too many ids, an uncertified caller
+    await refused(m.stubs[HIMEJI].CheckTransferLevels, identity_pb2.CheckTransferLevelsRequest(
+        target_platform=KAKOGAWA, local_ids=["h-lv"]), NOT_FOUND, "target_not_a_platform")
+    await refused(m.stubs[HIMEJI].CheckTransferLevels, identity_pb2.CheckTransferLevelsRequest(
+        local_ids=["h-lv"]), INVALID, "missing_field")
+    await refused(m.stubs[HIMEJI].CheckTransferLevels, identity_pb2.CheckTransferLevelsRequest(
+        target_platform=OSAKA, local_ids=[f"h-{i}" for i in range(100_001)]), INVALID, "too_many_ids")
+    await refused(m.stubs[KAKOGAWA].CheckTransferLevels, identity_pb2.CheckTransferLevelsRequest(
+        target_platform=OSAKA, local_ids=["h-lv"]), DENIED, "participant_not_certified")

@@ -155,3 +155,16 @@ class IdentityGrpcService(identity_pb2_grpc.IdentityServiceServicer):
             reply.decision.CopyFrom(identity_pb2.LevelDecision(
                 allowed=d.allowed, code=d.code, message=d.message, message_ja=d.message_ja))
         return reply
+
+    async def CheckTransferLevels(self, request: identity_pb2.CheckTransferLevelsRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> identity_pb2.CheckTransferLevelsResponse:
+        peer = await self._caller()
+        target = _required(request.target_platform, "target_platform")
+        found = await self.service.transfer_levels(peer.participant_id, target,
+                                                   list(request.local_ids))
+        return identity_pb2.CheckTransferLevelsResponse(levels=[
+            identity_pb2.TransferLevels() if t is None else identity_pb2.TransferLevels(
+                source_known=True, source_ial=t.source_ial, source_aal=t.source_aal,
+                linked=t.target_ial is not None, target_ial=t.target_ial or 0,
+                target_aal=t.target_aal or 0) for t in found])

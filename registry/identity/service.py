@@ -14,6 +14,8 @@
 - **Unlink**: a fresh unlink assertion from that platform; elevations it vouched for are undone.
 - **Pseudonyms**: receivers get pairwise pseudonyms (``registry.identity.pseudonyms``); a platform
   can resolve a pseudonym it received to its own local id of that person, nothing else.
+- **Per record** (5-10): ``transfer_levels`` answers, for each id of a personal-data transfer, its
+  levels and those of the same person's id on the receiving platform (never that id itself).
 - **Authorisation** (5-10): ``meets_minimum`` / ``authorise_transfer`` compare levels on record
   with a policy's minimum, as a decision with a reason.
 
@@ -41,12 +43,20 @@ from mesh.revocation import RevocationChecker
 from registry.identity.assertions import VerifiedAssertion, verify_assertion
 from registry.identity.normalise import compare_basic4, normalise_basic4
 from registry.identity.pseudonyms import PseudonymKey
-from registry.identity.store import IdentityStore, IdentityTx, LinkedId, Provider, open_identity_db
+from registry.identity.store import (
+    IdentityStore,
+    IdentityTx,
+    LinkedId,
+    Provider,
+    TransferLevels,
+    open_identity_db,
+)
 
 log = logging.getLogger("areamesh.registry.identity")
 
 LINK_REQUIRED = ("name", "birth_date")     # known on both sides, always compared
 LINK_ONE_OF = ("sex", "address")           # at least one known on both sides
+MAX_TRANSFER_IDS = 100_000                 # ids per CheckTransferLevels call
 
 
 @dataclass(frozen=True)
@@ -360,6 +370,23 @@ class IdentityService:
         return LevelDecision(True, "allowed", "both sides meet the minimum levels",
                              "提供元・提供先とも必要なレベルを満たしています",
                              {"source": decisions[0].details, "target": decisions[1].details})
+
+    async def transfer_levels(self, source: str, target: str, local_ids: list[str]
+                              ) -> list[TransferLevels | None]:
+        """5-10, per record: for each of ``source``'s ids (None: no levels on record), its
+        levels and those of the same person's id on ``target``. The target must be a registered
+        identity provider's platform; the target ids themselves are never returned."""
+        if len(local_ids) > MAX_TRANSFER_IDS:
+            raise InvalidRequest(f"at most {MAX_TRANSFER_IDS:,} ids per call, got {len(local_ids):,}",
+                                 message_ja=f"1回に問い合わせできるIDは{MAX_TRANSFER_IDS:,}件までです",
+                                 code="too_many_ids")
+        if await self.store.provider(target) is None:
+            raise NotFound(f"{target} is not a registered identity provider's platform, so no "
+                           "resident has levels there",
+                           message_ja=f"{target} は登録された基盤（IdP）ではありません",
+                           code="target_not_a_platform", details={"platform": target})
+        found = await self.store.transfer_levels(source, target, local_ids)
+        return [found.get(i) for i in local_ids]
 
 
 def _decide(platform: str, local_id: str, record: LinkedId | None, min_ial: int,

@@ -110,6 +110,16 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class TransferLevels:
+    """One source id's levels and its person's levels on the target platform (None: no id there)."""
+
+    source_ial: int
+    source_aal: int
+    target_ial: int | None
+    target_aal: int | None
+
+
+@dataclass(frozen=True)
 class LinkedId:
     platform: str
     local_id: str
@@ -177,6 +187,25 @@ class _Reads:
         return [_linked(r) for r in await self._all(
             "SELECT * FROM linked_ids WHERE person_id = ? ORDER BY linked_at, platform",
             (person_id,))]
+
+    async def transfer_levels(self, source: str, target: str, local_ids: list[str]
+                              ) -> dict[str, TransferLevels]:
+        """For each of ``source``'s ``local_ids`` on record: its levels and, when the same
+        person has an id on ``target``, that id's levels (the best, if they have several)."""
+        found: dict[str, TransferLevels] = {}
+        for start in range(0, len(local_ids), 20_000):
+            rows = await self._all(
+                "SELECT s.local_id, s.ial, s.aal, t.ial AS t_ial, t.aal AS t_aal "
+                "FROM json_each(?) j JOIN linked_ids s ON s.platform = ? AND s.local_id = j.value "
+                "LEFT JOIN linked_ids t ON t.person_id = s.person_id AND t.platform = ? "
+                "ORDER BY MIN(t.ial, t.aal)",
+                (json.dumps(local_ids[start:start + 20_000]), source, target))
+            for r in rows:  # ascending: the best target id comes last and wins
+                linked = r["t_ial"] is not None
+                found[r["local_id"]] = TransferLevels(
+                    r["ial"], r["aal"], r["t_ial"] if linked else None,
+                    r["t_aal"] if linked else None)
+        return found
 
 
 class IdentityTx(_Reads):

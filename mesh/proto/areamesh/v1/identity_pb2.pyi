@@ -149,3 +149,33 @@ class GetLevelsResponse(_message.Message):
     levels: LinkedIdLevels
     decision: LevelDecision
     def __init__(self, levels: _Optional[_Union[LinkedIdLevels, _Mapping]] = ..., decision: _Optional[_Union[LevelDecision, _Mapping]] = ...) -> None: ...
+
+class CheckTransferLevelsRequest(_message.Message):
+    __slots__ = ("target_platform", "local_ids")
+    TARGET_PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_IDS_FIELD_NUMBER: _ClassVar[int]
+    target_platform: str
+    local_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, target_platform: _Optional[str] = ..., local_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TransferLevels(_message.Message):
+    __slots__ = ("source_known", "source_ial", "source_aal", "linked", "target_ial", "target_aal")
+    SOURCE_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IAL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_AAL_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_IAL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_AAL_FIELD_NUMBER: _ClassVar[int]
+    source_known: bool
+    source_ial: int
+    source_aal: int
+    linked: bool
+    target_ial: int
+    target_aal: int
+    def __init__(self, source_known: _Optional[bool] = ..., source_ial: _Optional[int] = ..., source_aal: _Optional[int] = ..., linked: _Optional[bool] = ..., target_ial: _Optional[int] = ..., target_aal: _Optional[int] = ...) -> None: ...
+
+class CheckTransferLevelsResponse(_message.Message):
+    __slots__ = ("levels",)
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    levels: _containers.RepeatedCompositeFieldContainer[TransferLevels]
+    def __init__(self, levels: _Optional[_Iterable[_Union[TransferLevels, _Mapping]]] = ...) -> None: ...

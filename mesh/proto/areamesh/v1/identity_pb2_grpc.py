@@ -64,6 +64,11 @@ class IdentityServiceStub:
                 request_serializer=areamesh_dot_v1_dot_identity__pb2.GetLevelsRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_identity__pb2.GetLevelsResponse.FromString,
                 _registered_method=True)
+        self.CheckTransferLevels = channel.unary_unary(
+                '/areamesh.v1.IdentityService/CheckTransferLevels',
+                request_serializer=areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -114,6 +119,16 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckTransferLevels(self, request, context):
+        """5-10, per record of a personal-data transfer from the caller's platform to another: for
+        each of the caller's local ids, the levels on record there and, when the same person has an
+        id on the target platform, the levels of that id (never the id itself). The caller decides
+        against its policy; ids without a link on the target platform come back with linked = false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +156,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetLevels,
                     request_deserializer=areamesh_dot_v1_dot_identity__pb2.GetLevelsRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_identity__pb2.GetLevelsResponse.SerializeToString,
+            ),
+            'CheckTransferLevels': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckTransferLevels,
+                    request_deserializer=areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -283,6 +303,33 @@ class IdentityService:
             '/areamesh.v1.IdentityService/GetLevels',
             areamesh_dot_v1_dot_identity__pb2.GetLevelsRequest.SerializeToString,
             areamesh_dot_v1_dot_identity__pb2.GetLevelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckTransferLevels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.IdentityService/CheckTransferLevels',
+            areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsRequest.SerializeToString,
+            areamesh_dot_v1_dot_identity__pb2.CheckTransferLevelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
