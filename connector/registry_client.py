@@ -1,5 +1,6 @@
 """The connector's mTLS client for the registry: heartbeat, renewal, discovery, revocation,
-catalog, agreements, usage and flow-ledger checkpoints."""
+catalog, agreements, usage, flow-ledger checkpoints and, from the identity service on the same
+port, residents' levels for personal-data transfers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import mesh
 from connector.node_state import NodeState
 from mesh.errors import from_grpc
 from mesh.keystore import NodeKeyStore
-from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from mesh.proto.areamesh.v1 import (
+    common_pb2,
+    identity_pb2,
+    identity_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
 
 log = logging.getLogger("areamesh.connector.registry")
 
@@ -28,6 +35,7 @@ class RegistryClient:
         self.timeout = timeout.total_seconds()
         self._channel: grpc.aio.Channel | None = None
         self._stub: registry_pb2_grpc.RegistryServiceStub | None = None
+        self._identity: identity_pb2_grpc.IdentityServiceStub | None = None
 
     def _ensure(self) -> registry_pb2_grpc.RegistryServiceStub:
         if self._stub is None:
@@ -35,6 +43,7 @@ class RegistryClient:
                 self.address, self.keystore.channel_credentials(),
                 options=[("grpc.ssl_target_name_override", self.state.registry_tls_name)])
             self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
+            self._identity = identity_pb2_grpc.IdentityServiceStub(self._channel)
         return self._stub
 
     async def reconnect(self) -> None:
@@ -44,7 +53,7 @@ class RegistryClient:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
-        self._channel = self._stub = None
+        self._channel = self._stub = self._identity = None
 
     async def _call(self, name: str, request):
         try:
@@ -91,3 +100,16 @@ class RegistryClient:
         """Hand signed flow-ledger checkpoints (canonical JSON each, oldest first) to the registry."""
         return await self._call("SubmitLedgerCheckpoints", registry_pb2.SubmitLedgerCheckpointsRequest(
             signed_checkpoint_json=signed_json))
+
+    async def transfer_levels(self, target_platform: str, local_ids: list[str]
+                              ) -> list[identity_pb2.TransferLevels]:
+        """Per id of this platform: its levels and those of the same person on ``target_platform``
+        (parallel to ``local_ids``; the identity service takes up to 100,000 per call)."""
+        self._ensure()
+        assert self._identity is not None
+        try:
+            reply = await self._identity.CheckTransferLevels(identity_pb2.CheckTransferLevelsRequest(
+                target_platform=target_platform, local_ids=local_ids), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, what="registry CheckTransferLevels") from None
+        return list(reply.levels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -376,7 +376,9 @@ class ConstraintFailure:
 class Decision:
     """``permission_index`` is the permission that allowed the request or, when refused, the
     closest one (fewest failures), whose failures are listed. ``max_records`` caps the transfer
-    when the permission limits recordCount; ``requires_consent`` routes it through the consent filter."""
+    when the permission limits recordCount; ``requires_consent`` routes it through the consent filter.
+    ``record_assurance``: on personal data, the permission's identityAssurance constraints, which
+    apply to each resident's record at transfer time (``residents_levels_meet``), not to the request."""
 
     allowed: bool
     permission_index: int | None
@@ -384,6 +386,7 @@ class Decision:
     duties: list[Duty]
     requires_consent: bool
     max_records: int | None = None
+    record_assurance: tuple[Constraint, ...] = ()
 
     @property
     def message(self) -> str:
@@ -397,7 +400,8 @@ class Decision:
         return {"allowed": self.allowed, "permission_index": self.permission_index,
                 "failures": [f.to_json() for f in self.failures],
                 "duties": [d.to_json() for d in self.duties],
-                "requires_consent": self.requires_consent, "max_records": self.max_records}
+                "requires_consent": self.requires_consent, "max_records": self.max_records,
+                "record_assurance": [c.to_json() for c in self.record_assurance]}
 
     def denial(self) -> PermissionDenied:
         """The error to send the consumer when the request is refused."""
@@ -414,12 +418,15 @@ def evaluate(policy: Policy, ctx: PolicyContext) -> Decision:
         return Decision(False, None, [failure], [], False)
     closest: tuple[int, list[ConstraintFailure]] | None = None
     for i, permission in enumerate(policy.permissions):
-        failures = [f for c in permission.constraints if (f := _CHECKS[c.left_operand](c, ctx))]
+        per_record = tuple(c for c in permission.constraints if c.left_operand == "identityAssurance"
+                           ) if permission.requires_consent else ()
+        failures = [f for c in permission.constraints
+                    if c not in per_record and (f := _CHECKS[c.left_operand](c, ctx))]
         if not failures:
             caps = [_remaining_records(c, ctx) for c in permission.constraints
                     if c.left_operand == "recordCount"]
             return Decision(True, i, [], list(policy.duties), permission.requires_consent,
-                            min(caps) if caps else None)
+                            min(caps) if caps else None, per_record)
         if closest is None or len(failures) < len(closest[1]):
             closest = (i, failures)
     assert closest is not None
@@ -580,6 +587,13 @@ def _check_assurance(c: Constraint, ctx: PolicyContext) -> ConstraintFailure | N
                  f"{authentication}) does not meet the required level {need}",
                  f"本人確認のレベル{level}（身元確認レベル{proofing}・当人認証レベル{authentication}の低い方）は"
                  f"必要なレベル（{need_ja}）を満たしません")
+
+
+def residents_levels_meet(constraints: Iterable[Constraint], levels: tuple[int, int]) -> bool:
+    """A personal record's identityAssurance (``Decision.record_assurance``): the lower of the
+    resident's 身元確認 and 当人認証 levels ``levels`` on one platform satisfies every constraint.
+    A transfer between platforms asks it for both platforms' ids of the resident (5-10)."""
+    return all(_COMPARE[c.operator](min(levels), c.right_operand) for c in constraints)
 
 
 def _check_consent(c: Constraint, ctx: PolicyContext) -> None:

@@ -22,6 +22,7 @@ from mesh.policy import (
     PolicyError,
     evaluate,
     parse_policy,
+    residents_levels_meet,
 )
 
 try:  # hypothesis is not a dependency; its tests are skipped without it
@@ -348,9 +349,29 @@ def test_and_within_a_permission_reports_every_failing_constraint():
     d = evaluate(parse_policy(FULL), ctx(consumer_id=COMPANY, consumer_type="private", purpose="観光",
                                          identity_levels=(1, 3)))
     assert not d.allowed and d.duties == [] and not d.requires_consent
-    assert [f.path for f in d.failures] == [f"permissions[0].constraints[{i}]" for i in (0, 1, 2, 3, 7)]
-    assert [f.left_operand for f in d.failures] == ["purpose", "consumerType", "consumerId", "spatial",
-                                                    "identityAssurance"]
+    # identityAssurance beside consent eq true applies to each resident's record, not the request
+    assert [f.path for f in d.failures] == [f"permissions[0].constraints[{i}]" for i in (0, 1, 2, 3)]
+    assert [f.left_operand for f in d.failures] == ["purpose", "consumerType", "consumerId", "spatial"]
+
+
+def test_identity_assurance_on_personal_data_is_left_to_each_record():
+    d = evaluate(parse_policy(FULL), ctx(identity_levels=None))
+    assert d.allowed and d.requires_consent
+    assert [(c.operator, c.right_operand) for c in d.record_assurance] == [("gteq", 2)]
+    assert d.to_json()["record_assurance"][0]["leftOperand"] == "identityAssurance"
+    for levels, ok in (((2, 2), True), ((3, 2), True), ((1, 3), False), ((3, 1), False)):
+        assert residents_levels_meet(d.record_assurance, levels) is ok
+    strict = parse_policy({"permissions": [{"action": "use", "constraints": [
+        {"leftOperand": "identityAssurance", "operator": "gt", "rightOperand": 2},
+        {"leftOperand": "consent", "operator": "eq", "rightOperand": True}]}]})
+    d = evaluate(strict, ctx(identity_levels=None))
+    assert not residents_levels_meet(d.record_assurance, (2, 3))
+    assert residents_levels_meet(d.record_assurance, (3, 3))
+    # without consent the request itself must state levels, as before
+    plain = parse_policy({"permissions": [{"action": "use", "constraints": [
+        {"leftOperand": "identityAssurance", "operator": "gteq", "rightOperand": 2}]}]})
+    assert not evaluate(plain, ctx(identity_levels=None)).allowed
+    assert evaluate(plain, ctx(identity_levels=(2, 2))).record_assurance == ()
 
 
 def test_one_failing_constraint_refuses_the_whole_permission():
