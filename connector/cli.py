@@ -16,6 +16,7 @@ from mesh.log import setup_logging
 
 
 @click.group(cls=LazyGroup, lazy_subcommands={"consent": "connector.consent.cli:consent",
+                                              "identity": "connector.identity_cli:identity",
                                               "ledger": "connector.ledger.cli:ledger"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""

@@ -200,3 +200,46 @@ async def test_bad_assertions_record_nothing(mesh):
     rc, out, err = await h.cli("connector", "consent", "list", "--data-dir", str(h.root / "himeji"),
                                "--resident", "R0006", "--json")
     assert rc == 0 and json.loads(out) == []
+
+
+async def test_the_cli_issues_an_assertion_and_relays_consent(mesh):
+    """姫路市's IdP issues a consent assertion (0600 file); 加古川市's operator relays it with the
+    CLI, naming 姫路市 by participant id; lists and withdraws it the same way."""
+    h = mesh.harness
+    himeji, kakogawa = str(h.root / "himeji"), str(h.root / "kakogawa")
+    token = h.root / "r0007.assertion.json"
+    rc, out, err = await h.cli("connector", "identity", "assert", "--data-dir", himeji, "--local-id",
+                               "R0007", "--ial", "2", "--aal", "2", "--purpose", "consent",
+                               "--out", str(token))
+    assert rc == 0, err
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert json.loads(token.read_text())["assertion"]["purpose"] == "consent"
+    rc, out, err = await h.cli("connector", "consent", "relay", "grant", "--data-dir", kakogawa,
+                               "--provider", HIMEJI, "--assertion", str(token), "--purpose", "研究",
+                               "--dataset", DATASET, "--item", "受診日", "--expires", "30d", "--json")
+    assert rc == 0, err
+    record = json.loads(out)
+    assert (record["resident"], record["participant"], record["items"]) == ("R0007", KAKOGAWA, ["受診日"])
+    rc, out, err = await h.cli("connector", "consent", "relay", "list", "--data-dir", kakogawa,
+                               "--provider", HIMEJI, "--resident", "R0007", "--json")
+    assert rc == 0 and [c["id"] for c in json.loads(out)] == [record["id"]], err
+    # the same file again is a replay
+    rc, _, err = await h.cli("connector", "consent", "relay", "grant", "--data-dir", kakogawa,
+                             "--provider", HIMEJI, "--assertion", str(token), "--purpose", "研究")
+    assert rc != 0 and "assertion_replayed" in err
+    rc, out, err = await h.cli("connector", "consent", "relay", "withdraw", "--data-dir", kakogawa,
+                               "--provider", HIMEJI, "--id", record["id"], "--reason", "本人の申出")
+    assert rc == 0 and record["id"] in out, err
+    rc, out, err = await h.cli("connector", "consent", "relay", "list", "--data-dir", kakogawa,
+                               "--provider", HIMEJI, "--resident", "R0007", "--active", "--json")
+    assert rc == 0 and json.loads(out) == [], err
+    # bad requests: a level out of range, a lifetime over ten minutes, a connector not in the mesh
+    rc, _, err = await h.cli("connector", "identity", "assert", "--data-dir", himeji, "--local-id",
+                             "R0007", "--ial", "4", "--aal", "2")
+    assert rc != 0 and "level_out_of_range" in err
+    rc, _, err = await h.cli("connector", "identity", "assert", "--data-dir", himeji, "--local-id",
+                             "R0007", "--ial", "2", "--aal", "2", "--lifetime", "1h")
+    assert rc != 0 and "invalid_assertion_request" in err
+    rc, _, err = await h.cli("connector", "consent", "relay", "list", "--data-dir", kakogawa,
+                             "--provider", "282294")
+    assert rc != 0 and "provider_unknown" in err

@@ -206,3 +206,108 @@ def history(data_dir: Path, resident: str, as_json: bool) -> None:
     for e in events:
         detail = e.detail.get("reason") or e.detail.get("by") or e.detail.get("purpose") or ""
         click.echo(f"{e.effective_at}\t{e.event}\t{e.consent_id}\t{e.actor or '-'}\t{detail}")
+
+
+@consent.group("relay")
+def relay() -> None:
+    """他団体の住民の同意をその基盤のコネクタに記録する / Consent given to this node, recorded at the
+    resident's home connector over the mesh (ConsentService)."""
+
+
+provider_option = click.option(
+    "--provider", required=True,
+    help="住民の所属する基盤のコネクタ（ノードURNまたは団体コード）/ The resident's home connector: "
+         "node URN or participant id.")
+
+
+def _record_json(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "resident": r.resident, "dataset_id": r.dataset_id,
+            "participant": r.participant, "service_id": r.service_id or None,
+            "component_id": r.component_id or None, "purpose": r.purpose,
+            "items": None if r.all_items else list(r.items), "granted_at": r.granted_at,
+            "expires_at": r.expires_at or None, "withdrawn_at": r.withdrawn_at or None,
+            "status": r.status}
+
+
+@relay.command("grant")
+@data_dir_option
+@provider_option
+@click.option("--assertion", "assertion_file", required=True, type=click.File("rb"),
+              help="住民の本人確認アサーション（用途 consent、JSON、'-' は標準入力）/ The resident's "
+                   "consent assertion from their home platform ('-': stdin).")
+@click.option("--purpose", required=True, help="利用目的 / Purpose.")
+@click.option("--dataset", "dataset_id", default="", help="データセットID（省略時は全て）/ Dataset id.")
+@click.option("--service", "service_id", default="", help="サービスID / Only this service of ours.")
+@click.option("--component", "component_id", default="", help="部品ID / Only this component.")
+@click.option("--item", "items", multiple=True, help="項目（複数可）/ Data item; repeat. Default: all.")
+@click.option("--expires", help="有効期限: 日付(JST)、日時、または期間 30d / Expiry.")
+@json_option
+@report_errors
+def relay_grant(data_dir: Path, provider: str, assertion_file: Any, purpose: str, dataset_id: str,
+                service_id: str, component_id: str, items: tuple[str, ...], expires: str | None,
+                as_json: bool) -> None:
+    """同意を住民の基盤に記録する / Record a consent to us at the resident's home connector."""
+    from connector.consent.relay import ConsentRelay
+
+    assertion, expires_at = assertion_file.read(), _expiry(expires)
+
+    async def work():
+        async with ConsentRelay(data_dir, provider) as r:
+            return await r.grant(assertion, purpose=purpose, dataset_id=dataset_id,
+                                 service_id=service_id, component_id=component_id, items=items,
+                                 expires_at=expires_at)
+
+    record = asyncio.run(work())
+    if as_json:
+        click.echo(json.dumps(_record_json(record), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"同意を記録しました / consent recorded at {provider}: {record.id} "
+                   f"(住民 {record.resident}, 目的 {record.purpose})")
+
+
+@relay.command("withdraw")
+@data_dir_option
+@provider_option
+@click.option("--id", "consent_id", default="", help="同意ID / Consent id.")
+@click.option("--resident", default="", help="住民ID（その住民の当団体への同意すべて）/ Resident id.")
+@click.option("--purpose", default="", help="利用目的で絞り込む / Only this purpose.")
+@click.option("--reason", default="", help="撤回理由 / Reason (kept as evidence).")
+@report_errors
+def relay_withdraw(data_dir: Path, provider: str, consent_id: str, resident: str, purpose: str,
+                   reason: str) -> None:
+    """当団体への同意を撤回する / Withdraw consents given to us, at the resident's home connector."""
+    from connector.consent.relay import ConsentRelay
+
+    async def work() -> list[str]:
+        async with ConsentRelay(data_dir, provider) as r:
+            return await r.withdraw(consent_id=consent_id, resident=resident, purpose=purpose,
+                                    reason=reason)
+
+    for cid in asyncio.run(work()):
+        click.echo(f"撤回しました / withdrawn: {cid}")
+
+
+@relay.command("list")
+@data_dir_option
+@provider_option
+@click.option("--resident", default="", help="住民ID / Only this resident.")
+@click.option("--active", is_flag=True, help="有効な同意のみ / Only consents valid now.")
+@json_option
+@report_errors
+def relay_list(data_dir: Path, provider: str, resident: str, active: bool, as_json: bool) -> None:
+    """当団体が受けた同意の一覧 / Consents given to us, as the resident's home connector holds them."""
+    from connector.consent.relay import ConsentRelay
+
+    async def work():
+        async with ConsentRelay(data_dir, provider) as r:
+            return await r.list(resident=resident, active_only=active)
+
+    rows = [_record_json(r) for r in asyncio.run(work())]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    click.echo("状態/status\t住民/resident\tサービス/service\t目的/purpose\tデータセット/dataset\t"
+               "期限/expires\tID")
+    for c in rows:
+        click.echo(f"{c['status']}\t{c['resident']}\t{c['service_id'] or '-'}\t{c['purpose']}\t"
+                   f"{c['dataset_id']}\t{c['expires_at'] or '-'}\t{c['id']}")
