@@ -9,20 +9,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TransferRequest(_message.Message):
-    __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows", "passthrough")
+    __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows", "passthrough", "service_id", "component_id")
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     PASSTHROUGH_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_ID_FIELD_NUMBER: _ClassVar[int]
     agreement_id: str
     transfer_id: str
     after_seq: int
     since_version: str
     batch_rows: int
     passthrough: bool
-    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ..., passthrough: _Optional[bool] = ...) -> None: ...
+    service_id: str
+    component_id: str
+    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ..., passthrough: _Optional[bool] = ..., service_id: _Optional[str] = ..., component_id: _Optional[str] = ...) -> None: ...
 
 class TransferChunk(_message.Message):
     __slots__ = ("header", "batch", "summary")
