@@ -1,7 +1,9 @@
 """The personal-data part of ``areamesh demo`` (DESIGN §8): consent, flows, withdrawal, ID linkage.
 
 姫路市 publishes health check-up results keyed by its local resident id, offered to 大阪府 only
-under residents' consent for 健康増進. Two residents consent; 大阪府 negotiates and fetches and
+under residents' consent for 健康増進. Two residents consent: one at 姫路市's resident portal, one
+at 大阪府's service, which relays the consent, vouched for by 姫路市's identity provider, to
+姫路市's connector over the mesh (ConsentService). 大阪府 negotiates and fetches and
 receives only their records; resident H-0001 looks up where their data went (the flow ledger)
 and withdraws; the next fetch leaves them out. Then the resident links their 姫路市 id with the
 id 大阪府's platform issued them: each platform's identity provider signs an assertion (with
@@ -73,11 +75,21 @@ class PersonalDataDemo:
                         encoding="utf-8")
         self.say("  " + await self._ok("connector", "dataset", "add", "--data-dir", himeji,
                                        "--file", str(desc)))
-        for rid in ("H-0001", "H-0002"):
-            await self._ok("connector", "consent", "grant", "--data-dir", himeji, "--resident", rid,
-                           "--participant", "270008", "--purpose", PURPOSE, "--dataset", DATASET,
-                           "--actor", "住民ポータル")
-            self.say(f"  住民 {rid} が大阪府への提供（目的: {PURPOSE}）に同意 / consent granted")
+        await self._ok("connector", "consent", "grant", "--data-dir", himeji, "--resident", "H-0001",
+                       "--participant", "270008", "--purpose", PURPOSE, "--dataset", DATASET,
+                       "--actor", "住民ポータル")
+        self.say(f"  住民 H-0001 が姫路市の住民ポータルで大阪府への提供（目的: {PURPOSE}）に同意 / "
+                 "consent granted at 姫路市's resident portal")
+        # H-0002 consents at 大阪府's service instead: 姫路市's IdP vouches for the sign-in, and
+        # 大阪府 records the consent at 姫路市's connector over the mesh (ConsentService)
+        proof = self.root / "h-0002-consent.json"
+        await self._ok("connector", "identity", "assert", "--data-dir", himeji, "--local-id", "H-0002",
+                       "--ial", "2", "--aal", "2", "--purpose", "consent", "--out", str(proof))
+        relayed = json.loads(await self._ok(
+            "connector", "consent", "relay", "grant", "--data-dir", osaka, "--provider", "282014",
+            "--assertion", str(proof), "--purpose", PURPOSE, "--dataset", DATASET, "--json"))
+        self.say(f"  住民 {relayed['resident']} が大阪府のサービスで同意、姫路市のIdPが本人確認し、大阪府が"
+                 f"メッシュ経由で姫路市のコネクタに記録 / consent relayed over the mesh: {relayed['id']}")
         out = await self._ok("connector", "contract", "request", "--data-dir", osaka, "--dataset", DATASET,
                              "--offer", "health-with-consent", "--purpose", PURPOSE)
         agreement = out.split("agreement ")[1].split()[0]

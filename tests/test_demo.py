@@ -28,6 +28,7 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates():
     assert "ID=2820141  名称=姫路市役所" in out and "屋内／屋外区分=屋内" in out
     assert "data arrives translated" in out
     # personal data: only consenting residents, the flow is visible, withdrawal, ID linkage
+    assert "consent relayed over the mesh: " in out   # H-0002's, through ConsentService
     assert "大阪府が受信 / received: ['H-0001', 'H-0002']" in out
     assert "where my data went: → 270008 himeji-health-checkups 目的 健康増進" in out
     assert "ledger intact" in out and "次の取得 / next fetch: ['H-0002']" in out
