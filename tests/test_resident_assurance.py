@@ -62,3 +62,21 @@ async def test_a_short_answer_fails_closed():
 
     with pytest.raises(RuntimeError, match="answered 1 of 2"):
         await ResidentAssurance(constraints("gteq", 1), "270008", lookup).allowed(["R1", "R2"])
+
+
+async def test_narrow_drops_the_records_and_ledger_counts_of_residents_who_fall_short():
+    import pyarrow as pa
+
+    from connector.consent.filter import FilteredBatch
+
+    async def lookup(target: str, ids: list[str]):
+        return [level((2, 2), (2, 2)) if i != "B" else level((2, 2), (1, 1)) for i in ids]
+
+    batch = pa.record_batch({"id": ["A", "B", "A", "C", "B"], "v": [1, 2, 3, 4, 5]})
+    filtered = FilteredBatch(batch, ["A", "B", "C"], [2, 2, 1], dropped=3)
+    check = ResidentAssurance(constraints("gteq", 2), "270008", lookup)
+    out = await check.narrow(filtered, "id")
+    assert out.batch.to_pydict() == {"id": ["A", "A", "C"], "v": [1, 3, 4]}
+    assert (out.subjects, out.records, out.dropped) == (["A", "C"], [2, 1], 5)
+    everyone = ResidentAssurance(constraints("gteq", 1), "270008", lookup)
+    assert await everyone.narrow(filtered, "id") is filtered

@@ -18,6 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connector.consent.filter import FilteredBatch
 from mesh.policy import Constraint, residents_levels_meet
 
 MAX_PER_CALL = 100_000   # what the identity service accepts per CheckTransferLevels call
@@ -49,3 +53,19 @@ class ResidentAssurance:
         return (a.source_known and a.linked
                 and residents_levels_meet(self.constraints, (a.source_ial, a.source_aal))
                 and residents_levels_meet(self.constraints, (a.target_ial, a.target_aal)))
+
+    async def narrow(self, filtered: FilteredBatch, subject_column: str) -> FilteredBatch:
+        """``filtered`` (the consent filter's output) without the residents who fall short."""
+        if filtered.batch.num_rows == 0:
+            return filtered
+        subjects = list(filtered.subjects)
+        allowed = await self.allowed(subjects)
+        if len(allowed) == len(subjects):
+            return filtered
+        column = filtered.batch.column(subject_column)
+        keep = pc.fill_null(pc.is_in(column.cast(pa.string()),
+                                     value_set=pa.array(sorted(allowed), pa.string())), False)
+        batch = filtered.batch.filter(keep)
+        kept = [(s, n) for s, n in zip(subjects, filtered.records, strict=True) if s in allowed]
+        return FilteredBatch(batch, [s for s, _ in kept], [n for _, n in kept],
+                             filtered.dropped + filtered.batch.num_rows - batch.num_rows)
