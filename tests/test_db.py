@@ -1,0 +1,55 @@
+"""mesh.db.Database: migrations are atomic, and a failed open leaves no connection behind."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from mesh.db import Database
+
+V1 = "CREATE TABLE a (x INTEGER)"
+V2 = "CREATE TABLE b (y INTEGER); INSERT INTO b VALUES (1)"
+
+
+async def test_migrations_run_in_order_and_once(tmp_path):
+    async with Database(tmp_path / "t.db", [V1]) as db:
+        assert await db.version() == 1
+    async with Database(tmp_path / "t.db", [V1, V2]) as db:
+        assert await db.version() == 2
+        assert (await db.fetchone("SELECT y FROM b"))[0] == 1
+        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+
+
+async def test_a_failing_migration_keeps_the_previous_version(tmp_path):
+    async with Database(tmp_path / "t.db", [V1]):
+        pass
+    broken = Database(tmp_path / "t.db", [V1, "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (1)"])
+    with pytest.raises(sqlite3.OperationalError):
+        await broken.open()
+    async with Database(tmp_path / "t.db", [V1]) as db:
+        assert await db.version() == 1
+        assert await db.fetchone("SELECT name FROM sqlite_master WHERE name = 'c'") is None
+
+
+async def test_a_file_that_is_not_a_database_fails_without_leaking_its_connection(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not SQLite " * 100)
+    before = threading.active_count()
+    for _ in range(3):
+        db = Database(path, [V1])
+        with pytest.raises(sqlite3.DatabaseError):
+            await db.open()
+        with pytest.raises(RuntimeError, match="not open"):
+            db.conn  # noqa: B018
+    assert threading.active_count() == before   # each aiosqlite connection is a thread
+
+
+async def test_a_newer_schema_is_refused_and_closed(tmp_path):
+    async with Database(tmp_path / "t.db", [V1, V2]):
+        pass
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="newer than this program knows"):
+        await Database(tmp_path / "t.db", [V1]).open()
+    assert threading.active_count() == before
