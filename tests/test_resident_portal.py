@@ -62,6 +62,15 @@ async def test_resident_grants_sees_flows_and_withdraws_through_the_portal_api(h
         async with s.get(f"{base}/flows", headers=auth) as r:
             [flow] = (await r.json())["flows"]
             assert (flow["to_participant"], flow["agreement"], flow["records"]) == ("282103", agreement, 2)
+        # where the resident's data is: the personal dataset holding their two check-ups
+        async with s.get(f"{base}/datasets", headers=auth) as r:
+            body = await r.json()
+            assert [(d["dataset"], d["records"]) for d in body["datasets"]] == \
+                [("himeji-health-checkups", 2)]
+        async with s.get(f"{unknown}/datasets", headers=auth) as r:
+            assert r.status == 200 and (await r.json())["datasets"] == []
+        async with s.get(f"{base}/datasets") as r:
+            assert r.status == 401
 
         async with s.post(f"{base}/consents/{consent['id']}/withdraw", headers=auth,
                           json={"reason": "もう提供したくない"}) as r:
