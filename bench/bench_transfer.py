@@ -4,9 +4,11 @@ Run: ``python bench/bench_transfer.py [--size-mb 1024] [--quick]``
 
 A registry and the providing connector (大阪府) run as real processes on 127.0.0.1; the provider
 serves a CSV source of ``--size-mb`` through the contract dataset ``bench-feed``. The consumer
-(加古川市) negotiates and runs ``areamesh connector fetch --format csv`` as its own process: a
-passthrough (no mapping) transfer over mTLS gRPC — the provider parses the CSV into Arrow
-batches, the consumer verifies each batch's digest and writes CSV.
+(加古川市) negotiates and runs ``areamesh connector fetch`` as its own process over mTLS gRPC,
+twice: ``--format raw`` is the passthrough (the source file's bytes in 4 MiB chunks; P1 is about
+this one), ``--format csv`` the parsed path (the provider parses the CSV into Arrow batches, the
+consumer writes CSV). Either way the consumer verifies each batch's digest and writes the output
+file under the work folder (``TMPDIR``: on a disk, or on tmpfs), fsynced before it appears.
 
 Baseline in the same run: raw TLS socket goodput on loopback between two processes (one sends
 the same number of bytes in 1 MiB writes, the other reads them), after the transfers.

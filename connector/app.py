@@ -15,7 +15,7 @@ from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.data_plane import DataPlane
-from connector.grpc_service import SERVICE_NAME, PeerGrpcService
+from connector.grpc_service import SERVICE_NAME, PeerGrpcService, add_peer_service
 from connector.http_api import build_http_app
 from connector.maintenance import Maintenance
 from connector.metering.reporter import UsageReporter
@@ -32,7 +32,7 @@ from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
 from mesh.keystore import NodeKeyStore
-from mesh.proto.areamesh.v1 import consent_pb2_grpc, peer_pb2_grpc
+from mesh.proto.areamesh.v1 import consent_pb2_grpc
 from mesh.revocation import CachedRevocationList
 from mesh.tls import dynamic_server_credentials
 
@@ -78,7 +78,7 @@ class ConnectorApp:
                                            require_client_auth=True)
         self.grpc = await start_server(
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
-            [(peer_pb2_grpc.add_PeerServiceServicer_to_server,
+            [(add_peer_service,
               PeerGrpcService(self.state.identity_uri, negotiator, self.data_plane, agreements,
                               guard, self.watcher), SERVICE_NAME),
              (consent_pb2_grpc.add_ConsentServiceServicer_to_server,

@@ -13,6 +13,7 @@ from connector.contracts.termination import accept_termination
 from connector.data_plane import DataPlane
 from connector.subscriptions.watcher import DatasetWatcher
 from connector.transfer.guard import AgreementGuard
+from connector.transfer.wire import serialize_chunk
 from mesh.clock import timestamp
 from mesh.grpc_auth import current_peer
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
@@ -29,6 +30,7 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
         self.agreements = agreements
         self.guard = guard
         self.watcher = watcher
+        self.transfer_bytes = False  # add_peer_service: Transfer's serializer passes bytes through
 
     async def Ping(self, request: peer_pb2.PingRequest, context: grpc.aio.ServicerContext
                    ) -> peer_pb2.PingResponse:
@@ -45,9 +47,13 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
         return await self.negotiator.countersign(current_peer(), request)
 
     async def Transfer(self, request: peer_pb2.TransferRequest, context: grpc.aio.ServicerContext
-                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+                       ) -> AsyncIterator[peer_pb2.TransferChunk | bytes]:
+        """Chunks as the provider makes them: messages, or batches already serialized
+        (``connector/transfer/wire.py``), which the generated serializer would not take."""
         transfers = await self.data_plane.transfers()
         async for chunk in transfers.stream(current_peer(), request):
+            if isinstance(chunk, bytes) and not self.transfer_bytes:
+                chunk = peer_pb2.TransferChunk.FromString(chunk)
             yield chunk
 
     async def Terminate(self, request: peer_pb2.TerminateRequest,
@@ -75,6 +81,17 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
                 yield _notice(dataset_id, change.version, change.previous, change.at, change.cause)
         finally:
             self.watcher.unsubscribe(dataset_id, queue)
+
+
+def add_peer_service(servicer: PeerGrpcService, server: grpc.aio.Server) -> None:
+    """Register ``servicer`` as the generated code does, but with a Transfer serializer that
+    sends pre-encoded batches as they are (saves two copies of every batch)."""
+    peer_pb2_grpc.add_PeerServiceServicer_to_server(servicer, server)
+    server.add_registered_method_handlers(SERVICE_NAME, {
+        "Transfer": grpc.unary_stream_rpc_method_handler(
+            servicer.Transfer, request_deserializer=peer_pb2.TransferRequest.FromString,
+            response_serializer=serialize_chunk)})
+    servicer.transfer_bytes = True
 
 
 def _notice(dataset_id: str, version: str, previous: str, at, cause: str) -> peer_pb2.ChangeNotice:

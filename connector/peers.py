@@ -95,13 +95,19 @@ async def find_node(registry: RegistryClient, node_uri: str) -> common_pb2.NodeI
     return next((n for n in await registry.list_nodes(parsed[0]) if n.identity_uri == node_uri), None)
 
 
-async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_uri: str
-                    ) -> grpc.aio.Channel:
-    """An mTLS channel to the connector ``provider_uri``, found through the registry."""
+async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_uri: str, *,
+                    receive_window: int | None = None) -> grpc.aio.Channel:
+    """An mTLS channel to the connector ``provider_uri``, found through the registry.
+
+    ``receive_window`` fixes each stream's HTTP/2 window (no BDP probing): the most the channel
+    reads ahead of a slower reader. Without it the window grows with the stream, and so does the
+    memory of a consumer that writes slower than the provider sends."""
     node = await find_node(registry, provider_uri)
     if node is None or not node.endpoint:
         raise Unavailable(f"the provider's connector {provider_uri} is not reachable through the registry",
                           message_ja="提供元コネクタが見つかりません", code="provider_unknown")
-    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(), options=[
-        ("grpc.ssl_target_name_override", node.tls_server_name),
-        ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT)])
+    options = [("grpc.ssl_target_name_override", node.tls_server_name),
+               ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT)]
+    if receive_window:
+        options += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", receive_window)]
+    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(), options=options)

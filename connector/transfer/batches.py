@@ -27,7 +27,7 @@ DEFAULT_BATCH_ROWS = 10_000
 CHAIN_START = hashlib.sha256(b"areamesh-transfer-v1").hexdigest()
 
 
-def batch_digest(data: bytes) -> str:
+def batch_digest(data: bytes | memoryview) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
