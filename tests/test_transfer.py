@@ -154,6 +154,33 @@ async def test_interrupted_fetch_leaves_no_output_and_the_same_command_resumes(h
     assert result["records"] == 300_000
     assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
     assert not journal_path.exists()
+    assert not list(out.parent.glob(".*.part"))
+
+
+@pytest.mark.integration
+async def test_a_journal_from_an_older_digest_algorithm_starts_over(harness: MeshHarness):
+    """A journal an older version wrote (SHA-256 batch digests, no ``digest_algorithm``) cannot
+    be continued with XXH3-128 digests: the fetch discards it and its part file, and starts over."""
+    h = harness
+    provider, source = await setup_transfer_mesh(h, rows=100_000)
+    agreement = await agree(h)
+    out = h.root / "got" / "population.ndjson"
+    with pytest.raises(Unavailable):
+        await Fetcher(h.root / "kakogawa", agreement, out, progress=_KillAfter(provider, batches=3),
+                      batch_rows=5000, attempts=1).run()
+    journal_path = TransferJournal.path_for(h.root / "kakogawa", agreement, out)
+    old = json.loads(journal_path.read_text())
+    assert old.pop("digest_algorithm") == "xxh3-128" and old["acked_seq"] >= 3
+    journal_path.write_text(json.dumps(old))
+    assert TransferJournal.stale(journal_path)
+    [part] = out.parent.glob(".*.part")
+    await provider.proc.wait()
+    await provider.start()
+    rc, result, err = await fetch_cli(h, agreement, out)
+    assert rc == 0, err
+    assert result["transfer_id"] != old["transfer_id"]   # a new transfer, not a resumed one
+    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
+    assert not part.exists() and not journal_path.exists()
 
 
 async def _transfer_error(h: MeshHarness, provider, caller: str, agreement: str) -> grpc.aio.AioRpcError:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connector.datasets.store import checked_id
-from connector.transfer.batches import CHAIN_START
+from connector.transfer.batches import CHAIN_START, DIGEST_ALGORITHM
 from mesh.errors import Conflict
 from mesh.files import atomic_write
 
@@ -39,6 +39,7 @@ class TransferJournal:
     bytes: int = 0
     data_offset: int = 0
     rejects_offset: int = 0
+    digest_algorithm: str = DIGEST_ALGORITHM   # journals written before it existed: sha256
 
     @staticmethod
     def path_for(data_dir: Path, agreement_id: str, out: Path) -> Path:
@@ -51,7 +52,7 @@ class TransferJournal:
         fresh = cls(agreement_id, str(out.resolve()), fmt, mapping_digest)
         if not path.exists():
             return fresh
-        found = cls(**json.loads(path.read_text()))
+        found = cls(**{"digest_algorithm": "sha256", **json.loads(path.read_text())})
         if (found.fmt, found.mapping_digest) != (fmt, mapping_digest):
             raise Conflict(
                 f"an unfinished transfer to {out} used --format {found.fmt} and another mapping; "
@@ -60,6 +61,14 @@ class TransferJournal:
                            "（同じ指定で再実行するか --restart を指定してください）",
                 code="transfer_options_changed")
         return found
+
+    @staticmethod
+    def stale(path: Path) -> bool:
+        """A journal whose stream digest another digest algorithm built (an older version's):
+        its transfer cannot be continued, only started over."""
+        if not path.exists():
+            return False
+        return json.loads(path.read_text()).get("digest_algorithm", "sha256") != DIGEST_ALGORITHM
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), ensure_ascii=False).encode(), mode=0o600)
