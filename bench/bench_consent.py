@@ -7,31 +7,38 @@ A synthetic personal dataset of 1,000,000 rows (``--quick`` 100,000) in 10,000-r
 postcode, address, phone, household, care level, disability grade, support class, updated),
 generated column-wise from a fixed seed, rows in random resident order, written once to a UTF-8
 CSV file. Consents live in a real ``ConsentStore`` (``consent.db``, synchronous=FULL): 90 % of
-residents consent to all items, 5 % to three items only, 5 % not at all.
+residents consent to all items, 5 % to three items only, 5 % not at all. They are recorded with
+``ConsentStore.grant_many`` (transactions of 50,000), not one CLI call per resident.
 
 What the provider does per batch in a non-personal transfer (the baseline): read the batch from
 the source through the project's CSV adapter, cut and encode it (``connector.transfer.batches
 .sized_pieces``: Arrow IPC), digest it and carry the stream chain (``batch_digest``,
-``chain_next``). A personal transfer adds, per batch, ``ConsentStore.scope`` (what the transfer
-calls once per batch) and ``ConsentFilter.apply`` (keep consented rows, null the items of the
-partial consents, count records per resident) before the same encoding. Network, TLS and the
-consumer are left out of both, which makes the ratio larger than the one a full transfer shows.
+``chain_next``). A personal transfer adds, per batch, what the provider's ``ConsentGate`` does:
+``apply`` — ``ConsentStore.scope`` (one query: did any consent change?), then ``ConsentFilter
+.apply`` in a thread (keep consented rows, null the items of the partial consents, count records
+per resident) — and, in the ledger runs, ``record`` before the same encoding.
+Network, TLS and the consumer are left out of both, which makes the ratio larger than the one a
+full transfer shows (``bench_consent_transfer.py`` measures that).
 
-After one warm-up run of each, baseline and personal runs alternate (5 pairs; ``--quick`` 3)
-and medians are compared:
+After one warm-up run of each, runs alternate (5 rounds; ``--quick`` 3) and medians are
+compared:
 
 - ``consent_filter_ratio`` — personal ÷ baseline with the source read (goal ≤ 1.5);
-- ``consent_filter_ratio_in_memory`` — the same with batches already in memory (no source
+- ``personal_with_ledger_ratio`` — the same with the flow ledger as a transfer writes it:
+  ``SqliteLedger.append_batch`` of every batch's residents, one batch entry (a SHA-256 over the
+  encoded ``(subject, records)`` list, one row, ``synchronous=FULL``) straight from the filter's
+  Arrow arrays, as ``ConsentGate.record`` does (goal ≤ 1.5; the ledger runs alternate with the
+  others, in a third column of each round, and keep appending to one ``ledger.db``);
+- ``consent_filter_ratio_in_memory`` — filter only, with batches already in memory (no source
   read), the strictest bound: consent work against encoding alone;
+- ``ledger_append_ms_per_batch`` — median (with ledger − without) per batch;
 - ``consent_scope_cold_s`` — the first scope read of a key (all its consents, the lookup index),
   a one-off per key that the serving process caches;
 - ``consent_withdraw_next_batch_ms`` — the next batch's scope call after a withdrawal made
   through a second store (as the CLI or another process would); the run checks the resident is
   absent from that very batch;
-- with the ledger (default), ``ledger_append_entries_per_s`` and
-  ``personal_with_ledger_ratio``: ``SqliteLedger.append_batch`` of every batch's residents,
-  which a personal transfer also does; then ``ledger_index_subjects_s`` (the residents' index
-  filled in bulk) and ``ledger_verify_entries_per_s``.
+- ``ledger_index_subjects_s`` (the residents' index filled in bulk, off the transfer path) and
+  ``ledger_verify_s`` (chain, resident-list digests and the index, for all the runs' entries).
 
 Prints one JSON object per figure on stdout (progress goes to stderr).
 """
@@ -58,6 +65,7 @@ import pyarrow.csv as pcsv
 from connector.adapters.base import Source
 from connector.adapters.registry import open_source
 from connector.consent import ConsentFilter, ConsentGrant, ConsentStore
+from connector.consent.gate import ConsentGate
 from connector.ledger import FlowBatch, SqliteLedger
 from connector.transfer.batches import CHAIN_START, batch_digest, chain_next, sized_pieces
 
@@ -153,19 +161,35 @@ async def run_baseline(source: Source | None, batches: list[pa.RecordBatch]) -> 
 
 
 async def run_personal(source: Source | None, batches: list[pa.RecordBatch], store: ConsentStore,
-                       ledger: SqliteLedger | None = None) -> tuple[float, int]:
-    filt = ConsentFilter("住民ID")
+                       ledger: SqliteLedger, record: bool = False) -> tuple[float, int]:
+    """What a personal transfer does per batch: ``ConsentGate.apply`` (the scope, then
+    ``ConsentFilter.apply`` in a thread), with ``record`` its ``ConsentGate.record`` (the
+    flow-ledger entry, before the batch goes out), then encoding."""
     meta = FlowBatch(DATASET, "282014", "main", CONSUMER, "main", PURPOSE, "agr-bench",
                      transfer="bench")
+    gate = ConsentGate(store, ledger, ConsentFilter("住民ID"), meta, CONSUMER)
     kept, chain = 0, CHAIN_START
     start = time.perf_counter()
     async for b in batches_of(source, batches):
-        out = filt.apply(b, await store.scope(DATASET, CONSUMER, PURPOSE))
+        out = await gate.apply(b)
+        if record:
+            await gate.record(out.batch, out)
         chain = encode(out.batch, chain)
         kept += out.batch.num_rows
-        if ledger is not None:
-            await ledger.append_batch(meta, out.subjects, out.records)
     return time.perf_counter() - start, kept
+
+
+async def rounds(label: str, runs: dict[str, Any], pairs: int) -> dict[str, list[float]]:
+    """One warm-up of each run, then ``pairs`` rounds of all of them in turn."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for run_once in runs.values():
+        await run_once()
+    for i in range(pairs):
+        for name, run_once in runs.items():
+            seconds[name].append(await run_once())
+        log(f"  {label} round {i + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s"
+                                                     for k, v in seconds.items()))
+    return seconds
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -177,6 +201,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     pcsv.write_csv(table, work / "residents.csv")
     source = open_source({"adapter": "csv", "path": "residents.csv", "encoding": "utf-8"}, work)
     store = await ConsentStore.open(work)
+    ledger = await SqliteLedger.open(work)
     try:
         log("recording consents …")
         start = time.perf_counter()
@@ -189,26 +214,49 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         emit("consent_scope_cold_s", round(time.perf_counter() - start, 3), "s", None, granted,
              note="first scope read of the key + lookup index, once per key and process")
         kept = 0
-        for label, src in (("", source), ("_in_memory", None)):
-            base, pers = [], []
-            await run_baseline(src, batches)          # warm-up: page cache, code paths
-            await run_personal(src, batches, store)
-            for i in range(pairs):
-                base.append(await run_baseline(src, batches))
-                seconds, kept = await run_personal(src, batches, store)
-                pers.append(seconds)
-                log(f"  {label or 'source'} pair {i + 1}: baseline {base[-1]:.3f} s, "
-                    f"personal {pers[-1]:.3f} s")
-            b, p = statistics.median(base), statistics.median(pers)
-            if not label:
-                with_source = b
-            emit(f"baseline_transfer_work{label}_s", round(b, 3), "s", None, rows, samples=base,
-                 note=("CSV adapter read + " if not label else "") + "IPC pieces + digests")
-            emit(f"personal_transfer_work{label}_s", round(p, 3), "s", None, rows, samples=pers,
-                 kept=kept, partial_items_residents=partial)
-            emit(f"consent_filter_ratio{label}", round(p / b, 3), "x",
-                 None if label else f"<= {GOAL_RATIO:g}", rows,
-                 paired=[round(x / y, 3) for x, y in zip(pers, base, strict=True)])
+
+        async def personal(src: Source | None, record: bool = False) -> float:
+            nonlocal kept
+            seconds, kept = await run_personal(src, batches, store, ledger, record)
+            return seconds
+
+        runs: dict[str, Any] = {"baseline": lambda: run_baseline(source, batches),
+                                "personal": lambda: personal(source)}
+        if not args.no_ledger:
+            runs["with_ledger"] = lambda: personal(source, record=True)
+        got = await rounds("source", runs, pairs)
+        base, pers = statistics.median(got["baseline"]), statistics.median(got["personal"])
+        emit("baseline_transfer_work_s", round(base, 3), "s", None, rows, samples=got["baseline"],
+             note="CSV adapter read + IPC pieces + digests")
+        emit("personal_transfer_work_s", round(pers, 3), "s", None, rows, samples=got["personal"],
+             kept=kept, partial_items_residents=partial)
+        emit("consent_filter_ratio", round(pers / base, 3), "x", f"<= {GOAL_RATIO:g}", rows,
+             paired=[round(x / y, 3) for x, y in zip(got["personal"], got["baseline"],
+                                                     strict=True)])
+        if not args.no_ledger:
+            led = statistics.median(got["with_ledger"])
+            emit("personal_with_ledger_work_s", round(led, 3), "s", None, rows,
+                 samples=got["with_ledger"], entries=(await ledger.head())[0])
+            emit("personal_with_ledger_ratio", round(led / base, 3), "x", f"<= {GOAL_RATIO:g}",
+                 rows, paired=[round(x / y, 3) for x, y in zip(got["with_ledger"],
+                                                               got["baseline"], strict=True)])
+            read = sum([1 async for _ in source.read(batch_rows=BATCH)])   # the CSV's batches
+            per_batch = [(x - y) / read * 1000
+                         for x, y in zip(got["with_ledger"], got["personal"], strict=True)]
+            emit("ledger_append_ms_per_batch", round(statistics.median(per_batch), 3), "ms",
+                 None, read, note="(with ledger - without) per batch read from the CSV, median "
+                                  "of rounds")
+
+        got = await rounds("in memory", {"baseline": lambda: run_baseline(None, batches),
+                                         "personal": lambda: personal(None)}, pairs)
+        b, p = statistics.median(got["baseline"]), statistics.median(got["personal"])
+        emit("baseline_transfer_work_in_memory_s", round(b, 3), "s", None, rows,
+             samples=got["baseline"], note="IPC pieces + digests")
+        emit("personal_transfer_work_in_memory_s", round(p, 3), "s", None, rows,
+             samples=got["personal"], kept=kept)
+        emit("consent_filter_ratio_in_memory", round(p / b, 3), "x", None, rows,
+             paired=[round(x / y, 3) for x, y in zip(got["personal"], got["baseline"],
+                                                     strict=True)])
 
         victim = table.column("住民ID")[BATCH + 5].as_py()
         other = await ConsentStore.open(work)
@@ -225,28 +273,21 @@ async def run(args: argparse.Namespace, work: Path) -> None:
              note="scope call after a withdrawal by another store; the resident is gone")
 
         if not args.no_ledger:
-            ledger = await SqliteLedger.open(work)
-            try:
-                seconds, _ = await run_personal(source, batches, store, ledger)
-                entries = (await ledger.head())[0]
-                start = time.perf_counter()
-                await ledger.index_subjects()
-                indexed = time.perf_counter() - start
-                start = time.perf_counter()
-                assert (await ledger.verify()).ok
-                verified = time.perf_counter() - start
-            finally:
-                await ledger.close()
-            emit("ledger_append_entries_per_s", round(entries / max(seconds - p, 1e-9)),
-                 "entries/s", None, entries,
-                 note="personal run with the ledger minus the median run without")
-            emit("personal_with_ledger_ratio", round(seconds / with_source, 3), "x", None, rows,
-                 note="against the baseline with the source read")
-            emit("ledger_index_subjects_s", round(indexed, 2), "s", None, entries,
-                 note="residents' index filled in bulk after the transfer")
-            emit("ledger_verify_entries_per_s", round(entries / verified), "entries/s", None,
-                 entries)
+            entries, flows = (await ledger.head())[0], kept * (pairs + 1)
+            start = time.perf_counter()
+            indexed = await ledger.index_subjects()
+            emit("ledger_index_subjects_s", round(time.perf_counter() - start, 2), "s", None,
+                 indexed, note="residents' index filled in bulk after the transfers, off the "
+                               "transfer path")
+            start = time.perf_counter()
+            assert (await ledger.verify()).ok
+            verified = time.perf_counter() - start
+            emit("ledger_verify_s", round(verified, 2), "s", None, entries,
+                 residents_per_s=round(indexed / verified), residents=indexed,
+                 note=f"{entries} batch entries listing {flows} residents' flows: chain, "
+                      "digests and the residents' index")
     finally:
+        await ledger.close()
         await store.close()
         await source.close()
 

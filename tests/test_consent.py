@@ -381,3 +381,53 @@ async def test_damaged_consent_db_is_a_clear_error(tmp_path: Path):
     with pytest.raises(AreameshError) as exc:
         await ConsentStore.open(tmp_path)
     assert exc.value.code == "consent_db_unreadable"
+
+
+@pytest.mark.parametrize("ids,queries", [
+    # a prefix and digits in a dense range: the number table
+    ([f"H{i:09d}" for i in range(0, 20_000, 2)],
+     ["H000000004", "H000000005", "h000000004", "H00000000x", "H0000000004", "G000000004",
+      "H000019998", "H000020000", "H999999999", "", None, "H000000004"]),
+    # digits only, 18 of them
+    ([f"{10**17 + i:018d}" for i in range(0, 5000, 5)],
+     [f"{10**17:018d}", f"{10**17 + 1:018d}", f"{10**17 + 4995:018d}", "1" * 18, "１" * 6]),
+    # a shared prefix with digits in it, then digits
+    ([f"28-{i:05d}" for i in range(300)], ["28-00299", "28-00300", "27-00001", "28-0001"]),
+    # sparse numbers: the hash index instead
+    ([f"R{i * 7919:012d}" for i in range(3000)], [f"R{7919:012d}", f"R{7918:012d}", "R1"]),
+    # mixed widths and prefixes: the hash index
+    (["A1", "B22", "H000000001", "東京都-1"], ["A1", "B2", "東京都-1", "東京都-2"]),
+])
+def test_string_index_paths_are_exact(ids, queries):
+    index = StringIndex(pa.array(ids))
+    assert (index._dense is not None) == (len(ids) >= 300 and not ids[0].startswith("R"))
+    column = pa.array(queries, pa.string())
+    expected = [q is not None and q in set(ids) for q in queries]
+    assert index.contains(column).to_pylist() == expected
+    found = index.find(column)
+    assert [index.values[int(p)].as_py() if p >= 0 else None for p in found] == [
+        q if e else None for q, e in zip(queries, expected, strict=True)]
+    assert index.contains(pa.array(["x" + q if q else "x" for q in queries[:3]])).to_pylist() \
+        == [False] * 3
+
+
+def test_filter_nulls_items_of_sliced_batches_and_counts_by_position():
+    ids = [f"H{i:09d}" for i in range(5000)]
+    allowed = consent_scope.ConsentScope.build(
+        [(r, json.dumps(["氏名"]) if i % 3 == 0 else None) for i, r in enumerate(ids)
+         if i % 10], "2026-01-01T00:00:00.000000+00:00")
+    whole = batch([*ids, *ids[:10]])
+    for part in (whole.slice(7, 3000), whole.slice(0, 5000), whole.slice(4990)):
+        out = ConsentFilter("住民ID").apply(part, allowed)
+        rows = part.to_pylist()
+        kept = [r for r in rows if int(r["住民ID"][1:]) % 10]
+        assert [r["住民ID"] for r in out.batch.to_pylist()] == [r["住民ID"] for r in kept]
+        assert out.batch.column("年齢").to_pylist() == [
+            None if int(r["住民ID"][1:]) % 3 == 0 else r["年齢"] for r in kept]
+        assert out.batch.column("氏名").to_pylist() == [r["氏名"] for r in kept]
+        counted = {}
+        for r in kept:
+            counted[r["住民ID"]] = counted.get(r["住民ID"], 0) + 1
+        assert dict(zip(out.subjects, out.records, strict=True)) == counted
+        assert out.subjects == list(counted)                  # in order of appearance
+        assert out.dropped == len(rows) - len(kept)

@@ -47,9 +47,12 @@ def batch() -> FlowBatch:
 
 
 async def append(data_dir: Path, subjects: list[str]) -> tuple[int, str]:
+    """One ledger entry (one transfer batch) per pair of ``subjects``."""
     ledger = await SqliteLedger.open(data_dir)
     try:
-        done = await ledger.append_batch(batch(), subjects, [1 + i % 3 for i in range(len(subjects))])
+        for i in range(0, len(subjects), 2):
+            done = await ledger.append_batch(batch(), subjects[i:i + 2],
+                                             [1 + i % 3, 2 + i % 3][:len(subjects[i:i + 2])])
         return done.last_seq, done.head
     finally:
         await ledger.close()
@@ -111,7 +114,7 @@ async def test_checkpoints_reach_the_registry_and_exports_are_audited(harness: M
     await h.start_connector("himeji", *FAST)
 
     # The serving connector signs its ledger's head and the registry comes to hold it.
-    seq, head = await append(himeji, [f"R{i:03d}" for i in range(12)])
+    seq, head = await append(himeji, [f"R{i:03d}" for i in range(24)])
 
     async def held_at_head():
         return [c for c in await checkpoints(h, HIMEJI)
@@ -146,6 +149,13 @@ async def test_checkpoints_reach_the_registry_and_exports_are_audited(harness: M
     assert status == 200
     assert (report["ok"], report["reason"], report["first_bad_seq"]) == (False, "modified", 5)
     assert "5" in report["message"] and report["message_ja"]
+    edited = json.loads(lines[5])                  # a resident's row inside an entry
+    edited["subjects"][1][0] = "R999"
+    status, report = await post(audit, b"".join([*lines[:5], canonical_json(edited) + b"\n",
+                                                 *lines[6:]]))
+    assert (status, report["ok"], report["reason"], report["first_bad_seq"]) == (
+        200, False, "modified", 6)
+    assert "resident" in report["message"]
     status, report = await post(audit, b"".join(lines[:7]))
     assert (status, report["ok"], report["reason"], report["first_bad_seq"]) == (
         200, False, "truncated", 8)
@@ -202,7 +212,7 @@ async def test_checkpoints_reach_the_registry_and_exports_are_audited(harness: M
         h.root / "logs" / "registry.log").read_text()
 
     # The connector hands in what the registry lacks; the registry being away defers it.
-    await append(osaka, ["R900", "R901"])
+    await append(osaka, ["R900", "R901", "R902"])
     state = NodeState.load(osaka)
     maintenance = Maintenance(ConnectorConfig(data_dir=osaka), osaka_keys,
                               RegistryClient(state, osaka_keys, await closed_port(),

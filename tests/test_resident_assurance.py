@@ -72,8 +72,10 @@ async def test_narrow_drops_the_records_and_ledger_counts_of_residents_who_fall_
     async def lookup(target: str, ids: list[str]):
         return [level((2, 2), (2, 2)) if i != "B" else level((2, 2), (1, 1)) for i in ids]
 
+    import numpy as np
+
     batch = pa.record_batch({"id": ["A", "B", "A", "C", "B"], "v": [1, 2, 3, 4, 5]})
-    filtered = FilteredBatch(batch, ["A", "B", "C"], [2, 2, 1], dropped=3)
+    filtered = FilteredBatch(batch, pa.array(["A", "B", "C"]), np.array([2, 2, 1]), dropped=3)
     check = ResidentAssurance(constraints("gteq", 2), "270008", lookup)
     out = await check.narrow(filtered, "id")
     assert out.batch.to_pydict() == {"id": ["A", "A", "C"], "v": [1, 3, 4]}

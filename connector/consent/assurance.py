@@ -58,14 +58,15 @@ class ResidentAssurance:
         """``filtered`` (the consent filter's output) without the residents who fall short."""
         if filtered.batch.num_rows == 0:
             return filtered
-        subjects = list(filtered.subjects)
-        allowed = await self.allowed(subjects)
+        subjects = filtered.subject_ids
+        allowed = await self.allowed(subjects.to_pylist())
         if len(allowed) == len(subjects):
             return filtered
+        value_set = pa.array(sorted(allowed), pa.string())
         column = filtered.batch.column(subject_column)
-        keep = pc.fill_null(pc.is_in(column.cast(pa.string()),
-                                     value_set=pa.array(sorted(allowed), pa.string())), False)
+        keep = pc.fill_null(pc.is_in(column.cast(pa.string()), value_set=value_set), False)
         batch = filtered.batch.filter(keep)
-        kept = [(s, n) for s, n in zip(subjects, filtered.records, strict=True) if s in allowed]
-        return FilteredBatch(batch, [s for s, _ in kept], [n for _, n in kept],
+        kept = pc.is_in(subjects, value_set=value_set)
+        counts = filtered.counts[kept.to_numpy(zero_copy_only=False)]
+        return FilteredBatch(batch, subjects.filter(kept), counts,
                              filtered.dropped + filtered.batch.num_rows - batch.num_rows)

@@ -1,7 +1,9 @@
 """ConsentGate: what a personal-data transfer does to each batch before it leaves.
 
-It keeps only the records of residents whose consent is valid for this consumer and purpose
-at the moment the batch is produced, and appends the residents sent to the flow ledger.
+It keeps only the records of residents whose consent is valid for this consumer (and the
+service and component the consumer named) and purpose at the moment the batch is produced; with
+``assurance`` (an offer's identityAssurance on personal data, 5-10) only those of them whose ids
+on both platforms meet it; and appends the residents sent to the flow ledger.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import asyncio
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connector.consent.filter import ConsentFilter, FilteredBatch
+from connector.consent.assurance import ResidentAssurance
+from connector.consent.filter import ConsentFilter, FilteredBatch, count_subjects
 from connector.consent.store import ConsentStore
 from connector.ledger.chain import FlowBatch, SqliteLedger
 
@@ -27,17 +29,22 @@ class ConsentGate:
     filter: ConsentFilter
     flow: FlowBatch
     consumer_participant: str
+    assurance: ResidentAssurance | None = None
 
     async def apply(self, batch: pa.RecordBatch) -> FilteredBatch:
-        scope = await self.consents.scope(self.flow.dataset, self.consumer_participant, self.flow.purpose)
-        return await asyncio.to_thread(self.filter.apply, batch, scope)
+        scope = await self.consents.scope(self.flow.dataset, self.consumer_participant, self.flow.purpose,
+                                          service=self.flow.service, component=self.flow.component)
+        filtered = await asyncio.to_thread(self.filter.apply, batch, scope)
+        if self.assurance is not None:
+            filtered = await self.assurance.narrow(filtered, self.filter.subject_column)
+        return filtered
 
     async def record(self, batch: pa.RecordBatch, filtered: FilteredBatch) -> None:
-        """Ledger entries for ``batch``: the filter's own per-resident counts, unless the batch
-        was narrowed after filtering (changes only, or cut at the record limit)."""
+        """The ledger entry for ``batch``: the filter's own per-resident counts (Arrow arrays,
+        straight into the entry), unless the batch was narrowed after filtering (changes only,
+        or cut at the record limit)."""
         if batch is filtered.batch:
-            subjects, records = filtered.subjects, filtered.records
+            subjects, records = filtered.subject_ids, filtered.counts
         else:
-            counts = pc.value_counts(batch.column(self.filter.subject_column).cast(pa.string()))
-            subjects, records = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+            subjects, records = count_subjects(batch.column(self.filter.subject_column))
         await self.ledger.append_batch(self.flow, subjects, records)

@@ -153,8 +153,9 @@ class ScopeCache:
             self._entries.popitem(last=False)
 
     async def _seq(self) -> int:
-        row = await self.db.fetchone("SELECT MAX(seq) FROM consent_events")
-        return int(row[0]) if row and row[0] is not None else 0
+        # once per batch: one round trip to the database thread (execute, fetch and close in one)
+        rows = await self.db.conn.execute_fetchall("SELECT MAX(seq) FROM consent_events")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     async def _rows(self, key: ScopeKey, at: str, residents: frozenset[str] | None = None
                     ) -> list[Any]:

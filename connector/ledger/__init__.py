@@ -10,8 +10,18 @@ from connector.ledger.chain import (
 )
 from connector.ledger.checkpoint import Checkpoint, SignedCheckpoint, verify_checkpoint
 from connector.ledger.export import read_ndjson, verify_export
-from connector.ledger.verify import GENESIS, BatchHasher, VerifyReport, entry_hash
+from connector.ledger.verify import (
+    GENESIS,
+    MAX_RESIDENTS,
+    BatchHasher,
+    VerifyReport,
+    decode_subjects,
+    encode_subjects,
+    entry_hash,
+    subjects_digest,
+)
 
-__all__ = ["GENESIS", "Appended", "BatchHasher", "Checkpoint", "Flow", "FlowBatch", "FlowSummary",
-           "LedgerUnreadable", "SignedCheckpoint", "SqliteLedger", "VerifyReport", "entry_hash",
-           "read_ndjson", "verify_checkpoint", "verify_export"]
+__all__ = ["GENESIS", "MAX_RESIDENTS", "Appended", "BatchHasher", "Checkpoint", "Flow", "FlowBatch",
+           "FlowSummary", "LedgerUnreadable", "SignedCheckpoint", "SqliteLedger", "VerifyReport",
+           "decode_subjects", "encode_subjects", "entry_hash", "read_ndjson", "subjects_digest",
+           "verify_checkpoint", "verify_export"]

@@ -1,25 +1,30 @@
 """SqliteLedger: the personal-data flow ledger in ``DATA_DIR/ledger.db`` (DESIGN §8; 5-2, 5-4).
 
-Every personal-data transfer batch appends one entry per resident whose records went out:
-subject, dataset, from (participant, node), to (participant, node), purpose, agreement,
-service/component when the consumer named them, transfer id, records, time. Entries form a
-hash chain: ``hash = "sha256:" + sha256(canonical_json(entry without seq and hash))``, and the
-entry includes ``prev_hash``, the hash of the entry before it (the genesis hash for the first).
-``seq`` is the position, deliberately outside the hash: the ``prev_hash`` link already fixes
-the order, so an entry moved elsewhere still matches its own hash and the broken link tells
-"reordered" apart from "modified".
+Every personal-data transfer batch appends one **batch entry** to a hash chain, before the
+batch goes out, in one transaction: what its residents share — time, dataset, from
+(participant, node), to (participant, node), purpose, agreement, service/component when the
+consumer named them, transfer id — how many residents and records, and the ``[subject,
+records]`` pair of every resident whose records went out, covered by ``subjects_digest``, one
+SHA-256 over a compact encoding of the pairs (``mesh.ledger_verify`` defines it, the hashes and
+the checks). A batch of more than ``MAX_RESIDENTS`` residents (or ``MAX_SUBJECT_BYTES`` of their
+ids) takes several entries. ``seq`` is
+the position in the chain.
 
-Storage: the fields every resident of one transfer batch shares (time, dataset, from, to,
-purpose, agreement, service, component, transfer) are one ``batches`` row; ``entries`` keeps
-seq, batch, subject, records, prev_hash, hash. That halves the bytes and the insert time per
-entry (a 1M-resident transfer writes 1M entries); an entry as read, exported and hashed always
-has all its fields. Residents' lookups go through ``subject_index`` (subject, seq), filled in
-bulk and in subject order by ``index_subjects`` rather than on every append: an index updated
-per append takes random inserts all over a large B-tree, measured at ~9 µs per entry at a
-million entries against ~2.5 µs without it and ~1 µs for the bulk fill.
+Why per batch: the former model (one chained entry per resident per batch: a canonical-JSON
+SHA-256 and a row each) made the ledger eight times the cost of the rest of a transfer's
+per-batch work (``bench/bench_consent.py``). Now a batch costs one SHA-256 over ~12 bytes per
+resident, built from the filter's Arrow arrays without a Python object per resident
+(``residents.py``), and one row. Nothing a resident or auditor sees is lost: each resident's
+flow still reads as a full entry — subject, records and every shared field — through the
+residents' index (``index.py``: ``entries_for``, ``flows_for``, the resident portal), an export
+lists every pair, and a changed, added, removed or moved pair breaks the digest (``modified``).
 
-Triggers refuse UPDATE and DELETE of entries and batches (created after the numbered migrations because
-``mesh.db`` splits scripts on ';'). They stop mistakes, not an attacker with the file:
+Ledgers written before schema version 2 hold resident entries (one per resident per batch).
+They are not rewritten — re-hashing would break the checkpoints the registry holds — but kept:
+migration 2 only adds tables, old entries keep verifying and being read, and the first batch
+entry chains on after the last of them (``schema.py``).
+
+Triggers refuse UPDATE and DELETE of entries. They stop mistakes, not an attacker with the file:
 ``verify`` does, and signed checkpoints (``checkpoint.py``) held by the registry catch a chain
 that was cut short or rewritten and re-hashed in full.
 """
@@ -27,92 +32,65 @@ that was cut short or rewritten and re-hashed in full.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import bisect
+import itertools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from connector.ledger import index
 from connector.ledger.checkpoint import SignedCheckpoint
 from connector.ledger.export import write_ndjson
-from connector.ledger.verify import GENESIS, BatchHasher, VerifyReport, verify_chain
+from connector.ledger.schema import MIGRATIONS, TRIGGERS
+from connector.ledger.verify import GENESIS, VerifyReport, verify_chain
 from mesh.clock import iso, utcnow
 from mesh.datasets import canonical_json
 from mesh.db import Database
 from mesh.errors import AreameshError, InvalidRequest, NotFound
 from mesh.keystore import NodeKeyStore
+from mesh.ledger_verify import (
+    MAX_RECORDS,
+    MAX_RESIDENTS,
+    MAX_SUBJECT_BYTES,
+    SHARED,
+    decode_subjects,
+    encode_subjects,
+    entry_hash,
+    subjects_digest,
+)
 
-MIGRATIONS = [
-    """
-    CREATE TABLE batches (
-        id INTEGER PRIMARY KEY,
-        time TEXT NOT NULL,
-        dataset TEXT NOT NULL,
-        from_participant TEXT NOT NULL,
-        from_node TEXT NOT NULL,
-        to_participant TEXT NOT NULL,
-        to_node TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        agreement TEXT NOT NULL,
-        service TEXT,
-        component TEXT,
-        transfer TEXT
-    );
-    CREATE TABLE entries (
-        seq INTEGER PRIMARY KEY,
-        batch INTEGER NOT NULL,
-        subject TEXT NOT NULL,
-        records INTEGER NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE TABLE subject_index (
-        subject TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        PRIMARY KEY (subject, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE ledger_state (
-        key TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-    );
-    CREATE TABLE checkpoints (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        seq INTEGER NOT NULL,
-        head TEXT NOT NULL,
-        time TEXT NOT NULL,
-        signed_json TEXT NOT NULL,
-        published_at TEXT
-    )
-    """,
-]
-TRIGGERS = [
-    *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-      "BEGIN SELECT RAISE(ABORT, 'the flow ledger is append-only'); END"
-      for table in ("entries", "batches") for op in ("UPDATE", "DELETE")),
-    "CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints "
-    "BEGIN SELECT RAISE(ABORT, 'checkpoints are kept'); END",
-    "CREATE TRIGGER IF NOT EXISTS checkpoints_publish_only BEFORE UPDATE ON checkpoints "
-    "WHEN OLD.published_at IS NOT NULL OR NEW.seq != OLD.seq OR NEW.head != OLD.head "
-    "OR NEW.time != OLD.time OR NEW.signed_json != OLD.signed_json "
-    "BEGIN SELECT RAISE(ABORT, 'a checkpoint can only be marked published'); END",
-]
-_META = ("dataset", "from_participant", "from_node", "to_participant", "to_node", "purpose",
-         "agreement", "service", "component", "transfer")
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+__all__ = ["MIGRATIONS", "TRIGGERS", "Appended", "Flow", "FlowBatch", "FlowSummary",
+           "LedgerUnreadable", "SqliteLedger"]
+
+_META = SHARED[1:]                        # FlowBatch's fields (all shared fields but time)
 _FIELDS = ("seq", "time", "subject", "dataset", "from_participant", "from_node", "to_participant",
            "to_node", "purpose", "agreement", "service", "component", "transfer", "records",
-           "prev_hash", "hash")
-_COLUMNS = ("e.seq, b.time, e.subject, " + ", ".join(f"b.{k}" for k in _FIELDS[3:13])
-            + ", e.records, e.prev_hash, e.hash")
-_SELECT = f"SELECT {_COLUMNS} FROM entries e LEFT JOIN batches b ON b.id = e.batch"
-_SELECT_SUBJECT = (f"SELECT {_COLUMNS} FROM subject_index si JOIN entries e ON e.seq = si.seq "
-                   "LEFT JOIN batches b ON b.id = e.batch WHERE si.subject = ? ORDER BY e.seq")
+           "prev_hash", "hash")           # a resident entry, and one resident's flow as read
+_BATCH = ("seq", *SHARED, "residents", "records", "subjects_digest", "prev_hash", "hash")
+_LEGACY = ("SELECT e.seq, b.time, e.subject, " + ", ".join(f"b.{k}" for k in _FIELDS[3:13])
+           + ", e.records, e.prev_hash, e.hash FROM entries e LEFT JOIN batches b "
+           "ON b.id = e.batch")
+_HEAD = ("SELECT seq, hash FROM (SELECT seq, hash FROM flow_entries ORDER BY seq DESC LIMIT 1) "
+         "UNION ALL SELECT seq, hash FROM (SELECT seq, hash FROM entries ORDER BY seq DESC "
+         "LIMIT 1) ORDER BY seq DESC LIMIT 1")
+# Insert only while the head is still the one the entry chains on (NULL: an empty ledger), and
+# say so: one round trip where a SELECT of the head and an INSERT would take two.
+_INSERT = (f"INSERT INTO flow_entries({', '.join(_BATCH[:-1])}, subjects, hash) "
+           f"SELECT {', '.join('?' * (len(_BATCH) + 1))} "
+           f"WHERE (SELECT seq || ' ' || hash FROM ({_HEAD})) IS ? RETURNING seq")
 _REQUIRED = ("dataset", "from_participant", "from_node", "to_participant", "to_node", "purpose",
              "agreement")
-PAGE = 5000
+PAGE = 5000                               # resident entries per read
+PAGE_BATCHES = 64                         # batch entries per read (each up to MAX_RESIDENTS)
 
 
 class LedgerUnreadable(AreameshError):
@@ -123,7 +101,7 @@ class LedgerUnreadable(AreameshError):
 
 @dataclass(frozen=True)
 class FlowBatch:
-    """What every resident's entry of one transfer batch shares (``append_batch``)."""
+    """What every resident of one transfer batch shares (``append_batch``)."""
 
     dataset: str
     from_participant: str
@@ -176,7 +154,7 @@ class FlowSummary:
     first_at: str
     last_at: str
     records: int
-    entries: int
+    entries: int              # ledger entries that list the resident
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,11 +169,20 @@ def _unreadable(path: Path, exc: Exception) -> LedgerUnreadable:
                             details={"path": str(path), "sqlite": str(exc)})
 
 
+# (meta, encoded list, residents, records): one batch entry, before it is chained
+_Part = tuple["FlowBatch", bytes, int, int]
+
+
 class SqliteLedger:
     """The hash-chained flow ledger of one connector."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._head: tuple[int, str] | None = None   # after this object's last append; None:
+                                                    # read it (another writer may have appended)
+        # Every write of this object takes the lock, so a one-statement append (an implicit
+        # transaction of its own) never runs inside another's open transaction on the connection.
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, data_dir: Path, *, create: bool = True) -> SqliteLedger:
@@ -222,17 +209,19 @@ class SqliteLedger:
 
     async def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last entry; ``(0, GENESIS)`` when empty."""
-        row = await self.db.fetchone("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        row = await self.db.fetchone(_HEAD)
         return (row[0], row[1]) if row else (0, GENESIS)
 
-    async def append_batch(self, batch: FlowBatch, subjects: Sequence[str],
-                           records: Sequence[int]) -> Appended:
-        """One entry per resident in ``subjects`` (with ``records`` of each), in one
-        transaction, chained after the current head: what a transfer batch appends."""
+    # ---- appending -----------------------------------------------------------------------------
+    async def append_batch(self, batch: FlowBatch, subjects: Sequence[str] | pa.Array,
+                           records: Sequence[int] | np.ndarray) -> Appended:
+        """The entry of one transfer batch: ``subjects`` (a list, or an Arrow string array as the
+        consent filter gives it) with ``records`` of each, chained after the current head in
+        one transaction (several entries past ``MAX_RESIDENTS`` residents; none for none)."""
         return await self._append([(batch, subjects, records)])
 
     async def append_many(self, flows: Iterable[Flow]) -> Appended:
-        """Append ``flows`` in one transaction (runs of equal batch fields share a batch row)."""
+        """Append ``flows`` in one transaction: one batch entry per run of equal batch fields."""
         groups: list[tuple[FlowBatch, list[str], list[int]]] = []
         for f in flows:
             meta = FlowBatch(*(getattr(f, k) for k in _META))
@@ -242,35 +231,76 @@ class SqliteLedger:
             groups[-1][2].append(f.records)
         return await self._append(groups)
 
-    async def _append(self, groups: list[tuple[FlowBatch, Sequence[str], Sequence[int]]]
-                      ) -> Appended:
+    async def _append(self, groups: Sequence[tuple[FlowBatch, Any, Any]]) -> Appended:
+        if all(_is_arrow(subjects) for _, subjects, _ in groups):
+            parts = _encode(groups)      # numpy over Arrow buffers: well under a millisecond
+        else:                            # a Python object per resident: off the event loop
+            parts = await asyncio.to_thread(_encode, groups)
         time = iso(utcnow())
-        for meta, subjects, records in groups:
-            _check(meta, subjects, records)
-        async with self.db.transaction() as conn:
-            async with conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1") as c:
-                row = await c.fetchone()
-            seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-            first, rows = seq + 1, []
-            for meta, subjects, records in groups:
-                shared = {"time": time, **asdict(meta)}
-                cur = await conn.execute(
-                    f"INSERT INTO batches(time, {', '.join(_META)}) VALUES "
-                    f"(?, {', '.join('?' * len(_META))})", tuple(shared.values()))
-                # CPU-bound (a SHA-256 per resident): off the event loop
-                part = await asyncio.to_thread(_chain, BatchHasher(shared), cur.lastrowid, seq,
-                                               prev, subjects, records)
-                if part:
-                    rows += part
-                    seq, prev = part[-1][0], part[-1][5]
-            await conn.executemany("INSERT INTO entries(seq, batch, subject, records, prev_hash, "
-                                   "hash) VALUES (?, ?, ?, ?, ?, ?)", rows)
-        return Appended(first, seq, prev)
+        async with self._lock:
+            head, self._head = self._head, None       # unknown until the entries are stored
+            if len(parts) == 1 and head is not None:
+                # the common case, a transfer batch: one INSERT, atomic and durable on its own
+                # (autocommit, synchronous=FULL), that checks the head it chains on
+                rows = _chained(parts, time, *head)
+                if await self.db.conn.execute_fetchall(_INSERT, (*rows[0], _expected(*head))):
+                    self._head = (rows[0][0], rows[0][-1])
+                    return Appended(head[0] + 1, *self._head)
+            async with self.db.transaction() as conn:
+                head = await _read_head(conn)         # the write lock is ours from here on
+                rows = _chained(parts, time, *head)
+                for row, before in zip(rows, [head, *((r[0], r[-1]) for r in rows)],
+                                       strict=False):
+                    if not await conn.execute_fetchall(_INSERT, (*row, _expected(*before))):
+                        raise RuntimeError("the ledger's head moved inside a write transaction")
+            self._head = (rows[-1][0], rows[-1][-1]) if rows else head
+        return Appended(head[0] + 1, *self._head)
 
+    # ---- reading -------------------------------------------------------------------------------
     async def entries(self, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """Every entry with ``seq > after`` in seq order, all fields joined (paged)."""
+        """Every entry with ``seq > after`` in seq order, all its fields (a batch entry with its
+        ``subjects`` pairs; a resident entry of an older ledger as it was written). Paged."""
+        async for entry in self._chain(after, decode=True):
+            yield entry
+
+    async def _chain(self, after: int, *, decode: bool) -> AsyncIterator[dict[str, Any]]:
+        """The chain in seq order: batch entries, merged with the resident entries of a ledger
+        from before version 2 when it has any. ``decode`` false: the encoded resident list as
+        stored (``subjects_blob``), for ``verify``."""
+        batches = self._batch_entries(after, decode)
+        if await self.db.fetchone("SELECT 1 FROM entries LIMIT 1") is None:
+            async for entry in batches:
+                yield entry
+            return
+        legacy = self._resident_entries(after)
+        a, b = await anext(legacy, None), await anext(batches, None)
+        while a is not None or b is not None:
+            if b is None or (a is not None and a["seq"] <= b["seq"]):
+                yield a
+                a = await anext(legacy, None)
+            else:
+                yield b
+                b = await anext(batches, None)
+
+    async def _batch_entries(self, after: int, decode: bool) -> AsyncIterator[dict[str, Any]]:
         while True:
-            rows = await self.db.fetchall(f"{_SELECT} WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+            rows = await self.db.fetchall(
+                f"SELECT {', '.join(_BATCH)}, subjects FROM flow_entries WHERE seq > ? "
+                "ORDER BY seq LIMIT ?", (after, PAGE_BATCHES))
+            for r in rows:
+                entry = dict(zip(_BATCH, r, strict=False))
+                if decode:
+                    entry["subjects"] = await asyncio.to_thread(_pairs, r[-1])
+                else:
+                    entry["subjects_blob"] = r[-1]
+                yield entry
+            if len(rows) < PAGE_BATCHES:
+                return
+            after = rows[-1][0]
+
+    async def _resident_entries(self, after: int) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            rows = await self.db.fetchall(f"{_LEGACY} WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
                                           (after, PAGE))
             for r in rows:
                 yield dict(zip(_FIELDS, r, strict=True))
@@ -279,24 +309,17 @@ class SqliteLedger:
             after = rows[-1][0]
 
     async def index_subjects(self) -> int:
-        """Bring the residents' index up to the head; returns the entries added. Called by
-        ``flows_for``, ``entries_for`` and ``checkpoint``; call it after a transfer too."""
-        async with self.db.transaction() as conn:
-            async with conn.execute(
-                    "SELECT value FROM ledger_state WHERE key = 'indexed_upto'") as cur:
-                row = await cur.fetchone()
-            upto = row[0] if row else 0
-            cur = await conn.execute("INSERT OR IGNORE INTO subject_index SELECT subject, seq FROM "
-                                     "entries WHERE seq > ? ORDER BY subject, seq", (upto,))
-            await conn.execute(
-                "INSERT INTO ledger_state VALUES ('indexed_upto', (SELECT COALESCE(MAX(seq), 0) "
-                "FROM entries)) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            return cur.rowcount
+        """Bring the residents' index up to the head; returns the residents' flows added.
+        Called by ``flows_for``, ``entries_for`` and ``checkpoint``; call it after a transfer
+        too (it works in short transactions, so a running transfer is barely held up)."""
+        return await index.fill(self.db, self._lock)
 
     async def entries_for(self, subject: str) -> list[dict[str, Any]]:
-        """``subject``'s entries, oldest first."""
+        """``subject``'s flows, oldest first, each a full entry: seq, time, subject, dataset,
+        from, to, purpose, agreement, service, component, transfer, records (the resident's),
+        and the ``prev_hash`` and ``hash`` of the ledger entry that lists them."""
         await self.index_subjects()
-        rows = await self.db.fetchall(_SELECT_SUBJECT, (subject,))
+        rows = await self.db.fetchall(index.FLOWS_OF, (subject, subject))
         return [dict(zip(_FIELDS, r, strict=True)) for r in rows]
 
     async def flows_for(self, subject: str) -> list[FlowSummary]:
@@ -306,19 +329,19 @@ class SqliteLedger:
                                  message_ja="住民IDを指定してください")
         await self.index_subjects()
         rows = await self.db.fetchall(
-            "SELECT b.to_participant, b.to_node, b.dataset, b.purpose, b.agreement, b.service, "
-            "b.component, MIN(b.time), MAX(b.time), SUM(e.records), COUNT(*) FROM subject_index si "
-            "JOIN entries e ON e.seq = si.seq JOIN batches b ON b.id = e.batch "
-            "WHERE si.subject = ? GROUP BY b.to_participant, b.to_node, b.dataset, b.purpose, "
-            "b.agreement, b.service, b.component ORDER BY MIN(b.time), MIN(e.seq)", (subject,))
+            "SELECT to_participant, to_node, dataset, purpose, agreement, service, component, "
+            f"MIN(time), MAX(time), SUM(records), COUNT(*) FROM ({index.FLOWS_OF}) "
+            "GROUP BY to_participant, to_node, dataset, purpose, agreement, service, component "
+            "ORDER BY MIN(time), MIN(seq)", (subject, subject))
         return [FlowSummary(*r) for r in rows]
 
+    # ---- checkpoints ---------------------------------------------------------------------------
     async def checkpoint(self, keystore: NodeKeyStore) -> SignedCheckpoint:
         """Sign the current head with the node key and keep the checkpoint."""
         await self.index_subjects()
         seq, head = await self.head()
         signed = SignedCheckpoint.sign(keystore, seq, head)
-        async with self.db.transaction() as conn:
+        async with self._lock, self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO checkpoints(seq, head, time, signed_json) VALUES (?, ?, ?, ?)",
                 (seq, head, signed.checkpoint.time,
@@ -343,17 +366,18 @@ class SqliteLedger:
 
     async def mark_published(self, signed: SignedCheckpoint) -> None:
         """Record that the registry accepted ``signed``."""
-        async with self.db.transaction() as conn:
+        async with self._lock, self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE checkpoints SET published_at = ? WHERE seq = ? AND head = ? AND time = ? "
                 "AND published_at IS NULL", (iso(utcnow()), signed.checkpoint.seq,
                                              signed.checkpoint.head, signed.checkpoint.time))
 
+    # ---- verifying and exporting ---------------------------------------------------------------
     async def verify(self, *, roots: list[x509.Certificate] | None = None,
                      checkpoint: SignedCheckpoint | None = None) -> VerifyReport:
         """Recompute the chain and compare it with the stored checkpoints (and ``checkpoint``,
-        e.g. the registry's copy). ``roots``: check the checkpoints' signers too. Raises
-        ``LedgerUnreadable`` when the file itself is damaged."""
+        e.g. the registry's copy), then the residents' index with the entries. ``roots``: check
+        the checkpoints' signers too. Raises ``LedgerUnreadable`` when the file is damaged."""
         try:
             row = await self.db.fetchone("PRAGMA quick_check")
             if row is None or row[0] != "ok":
@@ -363,35 +387,43 @@ class SqliteLedger:
                 held.append(checkpoint)
 
             async def locate(hash_: str) -> int | None:
-                found = await self.db.fetchone("SELECT seq FROM entries WHERE hash = ?", (hash_,))
+                found = await self.db.fetchone(
+                    "SELECT seq FROM flow_entries WHERE hash = ? UNION ALL "
+                    "SELECT seq FROM entries WHERE hash = ? LIMIT 1", (hash_, hash_))
                 return found[0] if found else None
 
-            report = await verify_chain(self.entries, held, locate, roots=roots)
-            return report if not report.ok else await self._check_index(report)
+            report = await verify_chain(lambda: self._chain(0, decode=False), held, locate,
+                                        roots=roots)
+            return report if not report.ok else await index.check(self.db, report)
         except sqlite3.DatabaseError as exc:
             raise _unreadable(self.db.path, exc) from None
-
-    async def _check_index(self, report: VerifyReport) -> VerifyReport:
-        """The residents' index must list exactly the indexed entries (it is derived data, but
-        residents read their flows through it)."""
-        row = await self.db.fetchone(
-            "SELECT (SELECT COUNT(*) FROM subject_index), (SELECT COUNT(*) FROM subject_index si "
-            "JOIN entries e ON e.seq = si.seq AND e.subject = si.subject), (SELECT COUNT(*) FROM "
-            "entries WHERE seq <= COALESCE((SELECT value FROM ledger_state "
-            "WHERE key = 'indexed_upto'), 0))")
-        if row[0] == row[1] == row[2]:
-            return report
-        return dataclasses.replace(
-            report, ok=False, reason="index_inconsistent",
-            message=f"the residents' index lists {row[0]} entries, {row[1]} of them right, for "
-                    f"{row[2]} indexed entries: residents would see wrong flows; the chain itself "
-                    "verified",
-            message_ja="住民向けの索引が台帳と一致しません（台帳の連鎖自体は正常）")
 
     async def export(self, path: Path) -> int:
         """Write every entry as NDJSON (canonical JSON, one per line) to ``path``; returns the
         count. The file is written beside ``path`` and renamed into place when complete."""
         return await write_ndjson(self.entries(), path)
+
+
+def _expected(seq: int, head: str) -> str | None:
+    """What ``_INSERT`` compares the current head with (NULL for an empty ledger)."""
+    return None if seq == 0 else f"{seq} {head}"
+
+
+async def _read_head(conn: Any) -> tuple[int, str]:
+    rows = await conn.execute_fetchall(_HEAD)
+    return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
+
+
+def _chained(parts: Sequence[_Part], time: str, seq: int, prev: str) -> list[tuple[Any, ...]]:
+    """The rows of ``parts`` as entries chained after ``(seq, prev)``."""
+    rows = []
+    for meta, blob, residents, records in parts:
+        seq += 1
+        entry = {"time": time, **asdict(meta), "residents": residents, "records": records,
+                 "subjects_digest": subjects_digest(blob), "prev_hash": prev}
+        prev = entry_hash(entry)
+        rows.append((seq, *entry.values(), blob, prev))
+    return rows
 
 
 def _readable(path: Path) -> None:
@@ -404,26 +436,76 @@ def _readable(path: Path) -> None:
         con.close()
 
 
-def _chain(hasher: BatchHasher, batch_id: int, seq: int, prev: str, subjects: Sequence[str],
-           records: Sequence[int]) -> list[tuple[int, int, str, int, str, str]]:
-    rows = []
-    for subject, count in zip(subjects, records, strict=True):
-        seq += 1
-        digest = hasher(subject, count, prev)
-        rows.append((seq, batch_id, subject, count, prev, digest))
-        prev = digest
-    return rows
+def _pairs(blob: bytes) -> list[list[Any]]:
+    """An entry's ``[subject, records]`` pairs as exported; none if the stored list is damaged
+    (``verify`` then reports the entry as modified)."""
+    try:
+        subjects, records = decode_subjects(blob)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [[s, n] for s, n in zip(subjects, records, strict=True)]
 
 
-def _check(meta: FlowBatch, subjects: Sequence[str], records: Sequence[int]) -> None:
-    bad = [k for k in _REQUIRED if not isinstance(getattr(meta, k), str) or not getattr(meta, k)]
+def _is_arrow(subjects: object) -> bool:
+    return type(subjects).__module__.startswith("pyarrow")
+
+
+def _encode(groups: Sequence[tuple[FlowBatch, Any, Any]]) -> list[_Part]:
+    """Check and encode each group's resident list, cut into entries of at most
+    ``MAX_RESIDENTS`` residents and ``MAX_SUBJECT_BYTES`` of their ids."""
+    parts: list[_Part] = []
+    for meta, subjects, records in groups:
+        bad = [k for k in _REQUIRED if not isinstance(getattr(meta, k), str) or not getattr(meta, k)]
+        arrow = _is_arrow(subjects)
+        if arrow:
+            from connector.ledger.residents import encode_arrow, id_bytes
+            sizes: Sequence[int] = id_bytes(subjects)
+        else:
+            sizes = [len(s.encode()) if isinstance(s, str) else 0 for s in subjects]
+        for start, stop in _cuts(sizes):
+            names, counts = subjects[start:stop], records[start:stop]
+            if arrow:
+                blob, total, problems = encode_arrow(names, counts)
+            else:
+                problems = _problems(names, counts)
+                blob = b"" if problems else encode_subjects(names, counts)
+                total = 0 if problems else sum(counts)
+            bad += problems
+            parts.append((meta, blob, len(names), total))
+        if len(subjects) != len(records):
+            bad.append("as many records counts as subjects")
+        if bad:
+            raise InvalidRequest(f"ledger entries are incomplete: {', '.join(dict.fromkeys(bad))}",
+                                 message_ja="台帳の記録内容が不足しています",
+                                 code="invalid_ledger_entry", details={"fields": bad})
+    return parts
+
+
+def _cuts(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each entry: up to ``MAX_RESIDENTS`` residents whose ids take up to
+    ``MAX_SUBJECT_BYTES`` (at least one resident, however long its id), so that an exported
+    entry stays within a line the registry's audit accepts."""
+    n = len(sizes)
+    if n <= MAX_RESIDENTS and int(sum(sizes) if isinstance(sizes, list) else sizes.sum()
+                                  ) <= MAX_SUBJECT_BYTES:          # a usual transfer batch
+        return [(0, n)] if n else []
+    cumulative = [0, *(sizes.cumsum().tolist() if hasattr(sizes, "cumsum")
+                       else itertools.accumulate(sizes))]
+    cuts, start = [], 0
+    while start < len(sizes):
+        fit = bisect.bisect_right(cumulative, cumulative[start] + MAX_SUBJECT_BYTES) - 1
+        stop = min(start + MAX_RESIDENTS, max(fit, start + 1))
+        cuts.append((start, stop))
+        start = stop
+    return cuts
+
+
+def _problems(subjects: Sequence[str], records: Sequence[int]) -> list[str]:
+    bad = []
     if len(subjects) != len(records):
         bad.append("as many records counts as subjects")
     if not all(isinstance(s, str) and s for s in subjects):
         bad.append("subject")
-    if not all(type(n) is int and n > 0 for n in records):
+    if not all(type(n) is int and 0 < n <= MAX_RECORDS for n in records):
         bad.append("records (positive integers)")
-    if bad:
-        raise InvalidRequest(f"ledger entries are incomplete: {', '.join(bad)}",
-                             message_ja="台帳の記録内容が不足しています", code="invalid_ledger_entry",
-                             details={"fields": bad})
+    return bad
