@@ -73,7 +73,7 @@ class ConnectorApp:
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
         self.usage_reporter = UsageReporter(usage, self.registry)
         self.data_plane = DataPlane(self.config.data_dir, guard, usage, self.state.identity_uri,
-                                    self.usage_reporter.poke)
+                                    self.usage_reporter.poke, levels=self.registry.transfer_levels)
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(

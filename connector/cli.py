@@ -235,11 +235,16 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
               help="Only records added or changed since the last complete fetch of this agreement.")
 @click.option("--restart", is_flag=True, help="Discard an unfinished transfer to OUT and start over.")
 @click.option("--attempts", default=8, show_default=True, help="Stream attempts before giving up.")
+@click.option("--service", default="",
+              help="個人データ: 利用するサービスID / Personal data: the service it is for.")
+@click.option("--component", default="",
+              help="個人データ: サービスの部品ID / Personal data: the service's component it is for.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @report_errors
 def fetch(data_dir: Path, agreement_id: str, out: Path, fmt: str, mapping: Path | None,
-          incremental: bool, restart: bool, attempts: int, quiet: bool, as_json: bool) -> None:
+          incremental: bool, restart: bool, attempts: int, service: str, component: str,
+          quiet: bool, as_json: bool) -> None:
     """Receive an agreed dataset from the provider's connector (データ取得), resuming broken streams."""
     from connector.transfer.fetch import fetch as run_fetch
     from connector.transfer.progress import progress_for_terminal
@@ -247,6 +252,7 @@ def fetch(data_dir: Path, agreement_id: str, out: Path, fmt: str, mapping: Path 
     setup_logging("text", "WARNING")
     result = asyncio.run(run_fetch(data_dir, agreement_id, out, fmt=fmt, mapping_path=mapping,
                                    incremental=incremental, restart=restart, attempts=attempts,
+                                   service=service, component=component,
                                    progress=progress_for_terminal(quiet)))
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))

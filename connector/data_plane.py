@@ -17,6 +17,7 @@ from connector.metering.store import UsageStore
 from connector.transfer.guard import AgreementGuard
 
 if TYPE_CHECKING:
+    from connector.consent.assurance import LevelsLookup
     from connector.consent.store import ConsentStore
     from connector.ledger.chain import SqliteLedger
     from connector.transfer.provider import TransferProvider
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 
 class DataPlane:
     def __init__(self, data_dir: Path, guard: AgreementGuard, usage: UsageStore, own_uri: str,
-                 on_transfer_complete: Callable[[], None]) -> None:
+                 on_transfer_complete: Callable[[], None],
+                 levels: LevelsLookup | None = None) -> None:
         self.data_dir = data_dir
+        self.levels = levels      # residents' levels from the registry's identity service
         self.guard = guard
         self.usage = usage
         self.own_uri = own_uri
@@ -59,7 +62,8 @@ class DataPlane:
 
                 await self._open_personal()
                 provider = TransferProvider(self.guard, self.usage, self.own_uri,
-                                            consents=self.consents, ledger=self.ledger)
+                                            consents=self.consents, ledger=self.ledger,
+                                            levels=self.levels)
                 provider.on_transfer_complete.append(self.on_transfer_complete)
                 self._provider = provider
             return self._provider

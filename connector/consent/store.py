@@ -105,7 +105,7 @@ TRIGGERS = [
     "OR NEW.expires_at IS NOT OLD.expires_at "
     "BEGIN SELECT RAISE(ABORT, 'a consent can only be withdrawn, once'); END",
 ]
-_LOCAL_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
+LOCAL_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
 _COLUMNS = ("id, resident, dataset_id, participant, service_id, component_id, purpose, items_json,"
             " granted_at, expires_at, withdrawn_at, withdraw_reason")
 
@@ -425,7 +425,7 @@ def _checked(g: ConsentGrant, now: str) -> ConsentGrant:
                                  message_ja=f"{name} は文字列で指定してください",
                                  code="invalid_participant_id" if name == "participant"
                                  else "invalid_dataset_id")
-    if not isinstance(g.resident, str) or not _LOCAL_ID.match(g.resident):
+    if not isinstance(g.resident, str) or not LOCAL_ID.match(g.resident):
         raise InvalidRequest(f"resident id {g.resident!r} must be 1-128 letters, digits or ._:@/-",
                              message_ja=f"住民ID {g.resident!r} は英数字と ._:@/- の1〜128文字にしてください",
                              code="invalid_resident")
@@ -446,7 +446,7 @@ def _checked(g: ConsentGrant, now: str) -> ConsentGrant:
                                          "（全データセットは '*'）"),
                              code="invalid_dataset_id")
     for name, value in (("service", g.service_id), ("component", g.component_id)):
-        if value is not None and (not isinstance(value, str) or not _LOCAL_ID.match(value)):
+        if value is not None and (not isinstance(value, str) or not LOCAL_ID.match(value)):
             label = "サービス" if name == "service" else "部品"
             raise InvalidRequest(f"invalid {name} id {value!r}",
                                  message_ja=f"{label}ID {value!r} が正しくありません",

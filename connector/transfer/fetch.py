@@ -140,7 +140,7 @@ class Fetcher:
     def __init__(self, data_dir: Path, agreement_id: str, out: Path, *, fmt: str = "ndjson",
                  mapping_path: Path | None = None, incremental: bool = False, restart: bool = False,
                  progress: Progress | None = None, attempts: int = 8,
-                 batch_rows: int = DEFAULT_BATCH_ROWS,
+                 batch_rows: int = DEFAULT_BATCH_ROWS, service: str = "", component: str = "",
                  sleep: Callable[[float], object] = asyncio.sleep) -> None:
         if fmt not in FORMATS:
             raise InvalidRequest(f"--format must be one of {', '.join(FORMATS)}")
@@ -150,6 +150,7 @@ class Fetcher:
                                  message_ja="--format raw は --mapping・--incremental と併用できません")
         self.data_dir, self.agreement_id, self.out = data_dir, agreement_id, out
         self.fmt, self.incremental, self.restart = fmt, incremental, restart
+        self.service, self.component = service, component  # personal data: what it is for
         self.progress = progress or Progress()
         self.attempts, self.batch_rows, self.sleep = attempts, batch_rows, sleep
         self.mapping: Mapping | None = load_mapping(mapping_path) if mapping_path else None
@@ -251,7 +252,8 @@ class Fetcher:
         request = peer_pb2.TransferRequest(
             agreement_id=self.agreement_id, transfer_id=journal.transfer_id,
             after_seq=journal.acked_seq, since_version=journal.since_version,
-            batch_rows=journal.batch_rows or self.batch_rows, passthrough=self.fmt == "raw")
+            batch_rows=journal.batch_rows or self.batch_rows, passthrough=self.fmt == "raw",
+            service_id=self.service, component_id=self.component)
         call = transfer(request)
         output: PartialOutput | None = None
         loop = asyncio.get_running_loop()

@@ -29,9 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connector.consent.assurance import LevelsLookup, ResidentAssurance
 from connector.consent.filter import ConsentFilter
 from connector.consent.gate import ConsentGate
-from connector.consent.store import ConsentStore
+from connector.consent.store import LOCAL_ID, ConsentStore
 from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.metering.store import UsageStore
@@ -101,12 +102,14 @@ class FileChunker:
 
 class TransferProvider:
     def __init__(self, guard: AgreementGuard, usage: UsageStore, own_uri: str, *,
-                 consents: ConsentStore | None = None, ledger: SqliteLedger | None = None) -> None:
+                 consents: ConsentStore | None = None, ledger: SqliteLedger | None = None,
+                 levels: LevelsLookup | None = None) -> None:
         self.guard = guard
         self.usage = usage
         self.own_uri = own_uri
         self.consents = consents
         self.ledger = ledger
+        self.levels = levels      # the registry's identity service, for per-record assurance
         self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
 
     def _consent_gate(self, peer: PeerIdentity, auth: Authorised, req: peer_pb2.TransferRequest,
@@ -122,14 +125,26 @@ class TransferProvider:
         flow = FlowBatch(dataset=auth.agreement.dataset_id, from_participant=own[0],
                          from_node=self.own_uri, to_participant=peer.participant_id, to_node=peer.uri,
                          purpose=auth.agreement.purpose, agreement=auth.agreement.id,
+                         service=req.service_id or None, component=req.component_id or None,
                          transfer=transfer_id)
-        return ConsentGate(self.consents, self.ledger, ConsentFilter(subject), flow, peer.participant_id)
+        assurance = None
+        if auth.decision.record_assurance:
+            if self.levels is None:
+                raise FailedPrecondition("this offer requires residents' identity assurance per "
+                                         "record, but the identity service cannot be asked",
+                                         message_ja="本人確認レベルを確認できないため提供できません",
+                                         code="assurance_unavailable")
+            assurance = ResidentAssurance(auth.decision.record_assurance, peer.participant_id,
+                                          self.levels)
+        return ConsentGate(self.consents, self.ledger, ConsentFilter(subject), flow,
+                           peer.participant_id, assurance)
 
     async def stream(self, peer: PeerIdentity, req: peer_pb2.TransferRequest
                      ) -> AsyncIterator[peer_pb2.TransferChunk]:
         batch_rows = req.batch_rows or DEFAULT_BATCH_ROWS
         if not 0 < batch_rows <= MAX_BATCH_ROWS or req.after_seq < 0:
             raise InvalidRequest(f"batch_rows must be 1–{MAX_BATCH_ROWS:,} and after_seq ≥ 0")
+        _check_service(req)
         resuming = req.transfer_id or None
         auth = await self.guard.check(peer, req.agreement_id, resuming=resuming)
         if auth.decision.requires_consent and req.passthrough:
@@ -313,3 +328,16 @@ class TransferProvider:
                                                    "batches": seq})
         for callback in self.on_transfer_complete:
             callback()
+
+
+def _check_service(req: peer_pb2.TransferRequest) -> None:
+    """The consumer's service and component, when named, are ids; a component needs its service."""
+    for name, value in (("service_id", req.service_id), ("component_id", req.component_id)):
+        if value and not LOCAL_ID.match(value):
+            raise InvalidRequest(f"{name} {value!r} is not an id (letters, digits, ._:@/-)",
+                                 message_ja=f"{name} の形式が正しくありません", code="invalid_service",
+                                 details={"field": name})
+    if req.component_id and not req.service_id:
+        raise InvalidRequest("a component is part of a service: give the service id too",
+                             message_ja="部品を指定するときはサービスIDも指定してください",
+                             code="component_without_service")
