@@ -35,9 +35,10 @@ CATALOG = web.AppKey("catalog", CatalogService)
 CHECKPOINTS = web.AppKey("ledger_checkpoints", LedgerCheckpointStore)
 AUDITS = web.AppKey("ledger_audits", asyncio.Semaphore)
 
-# An export is ~400 bytes per entry: 1 GiB holds a ledger of some 2.5 million entries. Larger
-# ledgers are audited offline: ``areamesh connector ledger verify-export`` with the checkpoint
-# from GET /api/v1/ledger/checkpoints. One entry is well under a kilobyte.
+# An export line is one batch entry with its (subject, records) list: about 20 bytes a resident,
+# at most 10,000 residents or 512 KB of ids a line (the connector splits bigger batches), so
+# 1 GiB holds some 50 million residents' flows. Larger ledgers are audited offline: ``areamesh
+# connector ledger verify-export`` with the checkpoint from GET /api/v1/ledger/checkpoints.
 MAX_EXPORT_BYTES = 1 << 30
 MAX_EXPORT_LINE = 1 << 20
 CONCURRENT_AUDITS = 2
