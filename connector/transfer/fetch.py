@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import time
@@ -190,8 +189,7 @@ class Fetcher:
 
     def _discard(self) -> None:
         if self.journal_path.exists():
-            old = TransferJournal(**{"digest_algorithm": "sha256",
-                                     **json.loads(self.journal_path.read_text())})
+            old = TransferJournal.read(self.journal_path)
             PartialOutput(self.out, old.fmt, old.transfer_id[:8], with_rejects=True).discard()
             self.journal_path.unlink()
 

@@ -47,12 +47,17 @@ class TransferJournal:
         return data_dir / "transfers" / checked_id(agreement_id) / f"{key}.json"
 
     @classmethod
+    def read(cls, path: Path) -> TransferJournal:
+        """The journal at ``path`` (one written before ``digest_algorithm`` existed: sha256)."""
+        return cls(**{"digest_algorithm": "sha256", **json.loads(path.read_text())})
+
+    @classmethod
     def load_or_new(cls, path: Path, *, agreement_id: str, out: Path, fmt: str,
                     mapping_digest: str) -> TransferJournal:
         fresh = cls(agreement_id, str(out.resolve()), fmt, mapping_digest)
         if not path.exists():
             return fresh
-        found = cls(**{"digest_algorithm": "sha256", **json.loads(path.read_text())})
+        found = cls.read(path)
         if (found.fmt, found.mapping_digest) != (fmt, mapping_digest):
             raise Conflict(
                 f"an unfinished transfer to {out} used --format {found.fmt} and another mapping; "
@@ -62,13 +67,11 @@ class TransferJournal:
                 code="transfer_options_changed")
         return found
 
-    @staticmethod
-    def stale(path: Path) -> bool:
+    @classmethod
+    def stale(cls, path: Path) -> bool:
         """A journal whose stream digest another digest algorithm built (an older version's):
         its transfer cannot be continued, only started over."""
-        if not path.exists():
-            return False
-        return json.loads(path.read_text()).get("digest_algorithm", "sha256") != DIGEST_ALGORITHM
+        return path.exists() and cls.read(path).digest_algorithm != DIGEST_ALGORITHM
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), ensure_ascii=False).encode(), mode=0o600)
