@@ -162,7 +162,9 @@ async def test_a_journal_from_an_older_digest_algorithm_starts_over(harness: Mes
     """A journal an older version wrote (SHA-256 batch digests, no ``digest_algorithm``) cannot
     be continued with XXH3-128 digests: the fetch discards it and its part file, and starts over."""
     h = harness
-    provider, source = await setup_transfer_mesh(h, rows=100_000)
+    # as many rows as the interrupted-fetch test: with fewer, the whole stream can sit in the
+    # receive window and the socket buffers before the provider is killed
+    provider, source = await setup_transfer_mesh(h, rows=300_000)
     agreement = await agree(h)
     out = h.root / "got" / "population.ndjson"
     with pytest.raises(Unavailable):
