@@ -445,14 +445,7 @@ def _checked(g: ConsentGrant, now: str) -> ConsentGrant:
                              message_ja=(f"データセットID {g.dataset_id!r} が正しくありません"
                                          "（全データセットは '*'）"),
                              code="invalid_dataset_id")
-    for name, value in (("service", g.service_id), ("component", g.component_id)):
-        if value is not None and (not isinstance(value, str) or not LOCAL_ID.match(value)):
-            label = "サービス" if name == "service" else "部品"
-            raise InvalidRequest(f"invalid {name} id {value!r}",
-                                 message_ja=f"{label}ID {value!r} が正しくありません",
-                                 code=f"invalid_{name}_id")
-    if g.component_id is not None and g.service_id is None:
-        raise _component_without_service()
+    check_service_scope(g.service_id, g.component_id)
     purpose = g.purpose.strip() if isinstance(g.purpose, str) else ""
     if not purpose or len(purpose) > 200:
         raise InvalidRequest("purpose must be 1-200 characters", code="invalid_purpose",
@@ -494,6 +487,19 @@ async def _spend(conn: Any, proof: ConsentProof, consent_id: str, now: str) -> N
                        "to give another consent",
                        message_ja="この本人確認アサーションは使用済みです。再度ログインしてください",
                        code="assertion_replayed", details={"jti": proof.jti}) from None
+
+
+def check_service_scope(service_id: str | None, component_id: str | None) -> None:
+    """A service and a component (部品), when given (not None), are ids; a component needs
+    its service. For consents and for the transfers they apply to."""
+    for name, value in (("service", service_id), ("component", component_id)):
+        if value is not None and (not isinstance(value, str) or not LOCAL_ID.match(value)):
+            label = "サービス" if name == "service" else "部品"
+            raise InvalidRequest(f"invalid {name} id {value!r}",
+                                 message_ja=f"{label}ID {value!r} が正しくありません",
+                                 code=f"invalid_{name}_id")
+    if component_id is not None and service_id is None:
+        raise _component_without_service()
 
 
 def _component_without_service() -> InvalidRequest:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from connector.consent.assurance import LevelsLookup, ResidentAssurance
 from connector.consent.filter import ConsentFilter
 from connector.consent.gate import ConsentGate
-from connector.consent.store import LOCAL_ID, ConsentStore
+from connector.consent.store import ConsentStore, check_service_scope
 from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.metering.store import UsageStore
@@ -144,7 +144,7 @@ class TransferProvider:
         batch_rows = req.batch_rows or DEFAULT_BATCH_ROWS
         if not 0 < batch_rows <= MAX_BATCH_ROWS or req.after_seq < 0:
             raise InvalidRequest(f"batch_rows must be 1–{MAX_BATCH_ROWS:,} and after_seq ≥ 0")
-        _check_service(req)
+        check_service_scope(req.service_id or None, req.component_id or None)
         resuming = req.transfer_id or None
         auth = await self.guard.check(peer, req.agreement_id, resuming=resuming)
         if auth.decision.requires_consent and req.passthrough:
@@ -328,16 +328,3 @@ class TransferProvider:
                                                    "batches": seq})
         for callback in self.on_transfer_complete:
             callback()
-
-
-def _check_service(req: peer_pb2.TransferRequest) -> None:
-    """The consumer's service and component, when named, are ids; a component needs its service."""
-    for name, value in (("service_id", req.service_id), ("component_id", req.component_id)):
-        if value and not LOCAL_ID.match(value):
-            raise InvalidRequest(f"{name} {value!r} is not an id (letters, digits, ._:@/-)",
-                                 message_ja=f"{name} の形式が正しくありません", code="invalid_service",
-                                 details={"field": name})
-    if req.component_id and not req.service_id:
-        raise InvalidRequest("a component is part of a service: give the service id too",
-                             message_ja="部品を指定するときはサービスIDも指定してください",
-                             code="component_without_service")
