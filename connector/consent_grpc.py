@@ -31,7 +31,12 @@ from connector.data_plane import DataPlane
 from mesh.clock import utcnow
 from mesh.errors import InvalidRequest, NotFound, PermissionDenied
 from mesh.grpc_auth import current_peer
-from mesh.identity_assertions import SignedAssertion, check_level, check_signed_assertion
+from mesh.identity_assertions import (
+    SignedAssertion,
+    check_level,
+    check_purpose,
+    check_signed_assertion,
+)
 from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import consent_pb2, consent_pb2_grpc
 from mesh.revocation import RevocationChecker
@@ -85,11 +90,7 @@ class ConsentGrpcService(consent_pb2_grpc.ConsentServiceServicer):
                 f"records consent only for its own platform {self.platform}'s residents",
                 message_ja=f"このコネクタ（{self.platform}）の住民についてのアサーションではありません",
                 code="assertion_other_platform", details=about)
-        if a.purpose != "consent":
-            raise InvalidRequest(
-                f"the assertion was issued to {a.purpose}, not to consent",
-                message_ja=f"このアサーションは「{a.purpose}」用に発行されたもので、同意には使えません",
-                code="assertion_wrong_purpose", details=about)
+        check_purpose(a, "consent")
         check_level("ial", a.ial)
         check_level("aal", a.aal)
         evidence = {"assertion": a.jti, "issuer": signer.uri, "ial": a.ial, "aal": a.aal,

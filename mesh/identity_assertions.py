@@ -221,6 +221,16 @@ _SIGNATURE_FAILURES: dict[str, tuple[type[InvalidRequest | PermissionDenied], st
 }
 
 
+def check_purpose(a: IdentityAssertion, purpose: str) -> None:
+    """``a`` was issued for ``purpose`` (link, unlink, consent), else ``assertion_wrong_purpose``."""
+    if a.purpose != purpose:
+        raise InvalidRequest(
+            f"the assertion was issued to {a.purpose}, not to {purpose}",
+            message_ja=f"このアサーションは「{a.purpose}」用に発行されたもので、「{purpose}」には使えません",
+            code="assertion_wrong_purpose",
+            details={"platform": a.platform, "local_id": a.local_id, "jti": a.jti})
+
+
 async def check_signed_assertion(signed: SignedAssertion, *, roots: list[x509.Certificate],
                                  now: datetime, revocation: RevocationChecker | None = None
                                  ) -> PeerIdentity:

@@ -36,6 +36,7 @@ from mesh.identity_assertions import (
     IdentityAssertion,
     SignedAssertion,
     check_level,
+    check_purpose,
     check_signed_assertion,
 )
 from mesh.revocation import RevocationChecker
@@ -74,11 +75,7 @@ async def verify_assertion(signed: SignedAssertion, *, roots: list[x509.Certific
             f"participant {signer.participant_id} is not a registered identity provider",
             message_ja=f"参加者 {signer.participant_id} は登録された個人認証サービス（IdP）ではありません",
             code="not_identity_provider", details=about)
-    if a.purpose != purpose:
-        raise InvalidRequest(
-            f"the assertion was issued to {a.purpose}, not to {purpose}",
-            message_ja=f"このアサーションは「{a.purpose}」用に発行されたもので、「{purpose}」には使えません",
-            code="assertion_wrong_purpose", details=about)
+    check_purpose(a, purpose)
     for name, value, limit in (("ial", a.ial, provider.max_ial), ("aal", a.aal, provider.max_aal)):
         try:
             check_level(name, value)
