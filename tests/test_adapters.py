@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -230,6 +231,44 @@ async def test_csv_row_longer_than_block_size_says_what_to_do(tmp_path: Path):
     config = write(tmp_path / "big.csv", b"a,b\n1," + b"x" * 200_000 + b"\n")
     with pytest.raises(SourceError, match="block_size"):
         await read_rows(open_source({**config, "block_size": 65536}, tmp_path))
+
+
+def _blocks_csv(path: Path, rows: int, bad_at: int | None = None) -> dict[str, Any]:
+    """A CSV of ``rows`` numbered rows spanning many 64 KiB blocks; ``bad_at``: that data row
+    has a field too many."""
+    lines = [b"n,text"] + [f"{i},{'x' * 90}".encode() + (b",extra" if i == bad_at else b"")
+                           for i in range(rows)]
+    return {**write(path, b"\n".join(lines) + b"\n"), "block_size": 65536}
+
+
+async def test_csv_reads_ahead_in_order(tmp_path: Path):
+    """The next block is parsed while the current one's batches are used: every row, in order,
+    and a bad row in the block after the first is already reported while the first is used."""
+    config = _blocks_csv(tmp_path / "big.csv", 20_000, bad_at=1_000)
+    source = open_source({**config, "on_bad_row": "skip_and_report"}, tmp_path)
+    batches = source.read(batch_rows=100)
+    first = await anext(batches)
+    assert first.column("n").to_pylist() == [str(i) for i in range(100)]
+    for _ in range(50):                 # block 2 (rows ~650–1,300) is read in the background
+        if source.rejected:
+            break
+        await asyncio.sleep(0.01)
+    assert [r.row for r in source.rejected] == [1_002]
+    rest = [v for b in [b async for b in batches] for v in b.column("n").to_pylist()]
+    assert rest == [str(i) for i in range(100, 20_000) if i != 1_000]
+
+
+async def test_csv_stopping_early_closes_the_reader_quietly(tmp_path: Path, caplog):
+    """A reader stopped while a block is read ahead waits for it and closes; the failure of a
+    block nobody asked for is not raised, and is raised when it is asked for."""
+    config = _blocks_csv(tmp_path / "big.csv", 20_000, bad_at=1_000)
+    source = open_source(config, tmp_path)
+    batches = source.read(batch_rows=100)
+    assert len(await anext(batches)) == 100
+    await batches.aclose()              # the block read ahead holds the bad row
+    assert "exception was never retrieved" not in caplog.text
+    with pytest.raises(SourceError, match="row 1002"):
+        await read_rows(open_source(config, tmp_path))
 
 
 @pytest.mark.parametrize("encoding", ["shift_jis", "cp932", "auto"])

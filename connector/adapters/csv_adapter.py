@@ -4,7 +4,7 @@ Source config: ``path`` (required), ``encoding`` (``auto`` default; ``utf-8``, `
 ``cp932``/``shift_jis``), ``delimiter`` (``,``), ``types`` ({column: arrow type}; other columns
 are strings, so codes such as ``01`` keep their zeros), ``on_bad_row`` (``error`` default, or
 ``skip_and_report``: rejected rows are listed in ``source.rejected`` and logged), ``block_size``
-(bytes, default 16 MiB: the longest row must fit in one block).
+(bytes, default 4 MiB: the longest row must fit in one block).
 
 Row numbers in errors count CSV records with the header as row 1; they equal line numbers unless
 an earlier quoted field spans lines. Encoding errors name the byte offset and line.
@@ -188,12 +188,21 @@ class CsvSource:
             reader = await asyncio.to_thread(self._open, {f.name: f.type for f in schema}, handler)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise self._translate(exc, pending) from None
+        # read ahead: the next block is parsed on a worker thread while this one's batches are
+        # being used (a transfer filters, encodes and sends them meanwhile)
+        ahead = asyncio.ensure_future(asyncio.to_thread(next_batch, reader))
         try:
-            while (batch := await asyncio.to_thread(next_batch, reader)) is not None:
+            while (batch := await asyncio.shield(ahead)) is not None:
+                ahead = asyncio.ensure_future(asyncio.to_thread(next_batch, reader))
                 for piece in slices(batch, batch_rows):
                     yield piece
         finally:
-            reader.close()
+            try:  # a worker thread cannot be stopped: let it finish with the reader first
+                await asyncio.wait([ahead])
+                if not ahead.cancelled():
+                    ahead.exception()   # a block read ahead that nobody will use: not an error
+            finally:
+                reader.close()
         if rejected:
             log.warning("%s: %d bad rows skipped (on_bad_row: skip_and_report)", self.path.name,
                         len(rejected))
