@@ -8,6 +8,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -431,3 +432,24 @@ def test_filter_nulls_items_of_sliced_batches_and_counts_by_position():
         assert dict(zip(out.subjects, out.records, strict=True)) == counted
         assert out.subjects == list(counted)                  # in order of appearance
         assert out.dropped == len(rows) - len(kept)
+
+
+def test_distinct_keys_without_sorting():
+    rng = random.Random(5)
+    keys = rng.sample(range(2_000_000), 9_000)
+    assert consent_filter._distinct(np.array(keys, np.int64))
+    for at in (0, 4_500, 8_999):        # one repeat anywhere is seen, the scratch reused
+        assert not consent_filter._distinct(np.array([*keys, keys[at]], np.int64))
+        assert consent_filter._distinct(np.array(keys[:at + 1], np.int64))
+    assert consent_filter._distinct(np.array([7], np.int64))
+    assert not consent_filter._distinct(np.array([-1, 5, -1], np.int64))     # sorted instead
+    assert consent_filter._distinct(np.array([1 << 40, 3], np.int64))
+
+
+def test_filter_counts_a_resident_twice_in_one_batch():
+    ids = [f"H{i:09d}" for i in range(6000)]
+    allowed = consent_scope.ConsentScope.build([(r, None) for r in ids],
+                                               "2026-01-01T00:00:00.000000+00:00")
+    out = ConsentFilter("住民ID").apply(batch([*ids[:3000], ids[1234], *ids[3000:]]), allowed)
+    counts = dict(zip(out.subjects, out.records, strict=True))
+    assert counts[ids[1234]] == 2 and len(counts) == 6000 and sum(out.records) == 6001
