@@ -293,9 +293,13 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
-                if gate is not None:  # the ledger says where the data went before it goes
-                    await gate.record(batch, filtered)
-                for piece, data in await asyncio.to_thread(lambda b=batch: list(sized_pieces(b))):
+                encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                if gate is not None:  # the ledger says where the data went before it goes;
+                    # the batch is encoded meanwhile, and sent only once the entry is stored
+                    _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
+                else:
+                    pieces = await encoding
+                for piece, data in pieces:
                     seq += 1
                     digest = batch_digest(data)
                     chain = chain_next(chain, digest)
