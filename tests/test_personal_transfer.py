@@ -3,6 +3,7 @@ flow ledger, a withdrawal reaches the next batch, and the dataset rules are enfo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import uuid
@@ -174,6 +175,46 @@ async def test_a_withdrawal_takes_effect_on_the_next_batch(tmp_path):
         assert (r2.to_participant, r2.records, r2.entries) == ("282103", 1, 1)
         [r3] = await ledger.flows_for("R3")
         assert (r3.records, r3.entries) == (3, 3)
+    finally:
+        await consents.close()
+        await ledger.close()
+        await mdb.close()
+
+
+async def test_a_batch_whose_ledger_entry_fails_is_not_sent(tmp_path, monkeypatch):
+    """The ledger says where data went before it goes: the batch is encoded while its entry is
+    written, but an entry that cannot be stored stops the stream before the batch is sent."""
+    consents = await ConsentStore.open(tmp_path)
+    ledger = await SqliteLedger.open(tmp_path)
+    mdb = await open_metering_db(tmp_path).open()
+    try:
+        await consents.grant("R1", participant="282103", purpose="研究", dataset_id="ds-1")
+        usage = UsageStore(mdb)
+        own = "urn:areamesh:org:282014:node:main"
+        provider = TransferProvider(None, usage, own, consents=consents, ledger=ledger)  # type: ignore[arg-type]
+        transfer_id = str(uuid.uuid4())
+        await usage.start(id=transfer_id, role="provider", agreement_id="a-1", dataset_id="ds-1",
+                          provider=own, consumer="urn:areamesh:org:282103:node:main",
+                          version="v1", incremental=False)
+        flow = FlowBatch(dataset="ds-1", from_participant="282014", from_node=own,
+                         to_participant="282103", to_node="urn:areamesh:org:282103:node:main",
+                         purpose="研究", agreement="a-1", transfer=transfer_id)
+        gate = ConsentGate(consents, ledger, ConsentFilter("id"), flow, "282103")
+        batch = pa.record_batch({"id": ["R1", "R2"], "v": [1, 2]})
+        sent = []
+
+        async def full_disk(*args, **kwargs):
+            await asyncio.sleep(0.05)          # longer than encoding the batch
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(ledger, "append_batch", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            async for chunk in provider._batches(_ListSource([batch]), transfer_id,
+                                                 peer_pb2.TransferRequest(agreement_id="a-1"),
+                                                 10, None, None, gate):
+                sent.append(chunk)
+        assert sent == []
+        assert (await usage.get(transfer_id)).status == "interrupted"
     finally:
         await consents.close()
         await ledger.close()
