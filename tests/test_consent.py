@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sqlite3
@@ -453,3 +454,30 @@ def test_filter_counts_a_resident_twice_in_one_batch():
     out = ConsentFilter("住民ID").apply(batch([*ids[:3000], ids[1234], *ids[3000:]]), allowed)
     counts = dict(zip(out.subjects, out.records, strict=True))
     assert counts[ids[1234]] == 2 and len(counts) == 6000 and sum(out.records) == 6001
+
+
+async def test_current_scope_sees_another_process_s_withdrawal(store: ConsentStore, tmp_path: Path,
+                                                               monkeypatch):
+    """The in-thread check (``current_scope``) holds only while nothing changed: a withdrawal
+    written through another connection (as the CLI or another process does) or a passed
+    expiry sends the caller back to ``scope``."""
+    key = {"dataset_id": "ds-1", "participant": "282103", "purpose": "研究"}
+    assert store.current_scope(**key) is None                 # nothing cached yet
+    for r in ("R1", "R2"):
+        await store.grant(r, **key)
+    soon = utcnow() + timedelta(hours=1)
+    await store.grant("R3", **key, expires_at=soon)
+    first = await store.scope(**key)
+    assert await asyncio.to_thread(store.current_scope, **key) is first   # from a worker thread
+    other = await ConsentStore.open(tmp_path)
+    try:
+        await other.withdraw(resident="R2", participant="282103")
+    finally:
+        await other.close()
+    assert store.current_scope(**key) is None
+    second = await store.scope(**key)
+    assert second.subjects == {"R1", "R3"} and store.current_scope(**key) is second
+    with pytest.raises(InvalidRequest):
+        store.current_scope(**key, component="c-1")            # a component needs its service
+    monkeypatch.setattr(consent_scope, "utcnow", lambda: soon + timedelta(seconds=1))
+    assert store.current_scope(**key) is None                  # R3's consent has expired

@@ -32,12 +32,23 @@ class ConsentGate:
     assurance: ResidentAssurance | None = None
 
     async def apply(self, batch: pa.RecordBatch) -> FilteredBatch:
-        scope = await self.consents.scope(self.flow.dataset, self.consumer_participant, self.flow.purpose,
-                                          service=self.flow.service, component=self.flow.component)
-        filtered = await asyncio.to_thread(self.filter.apply, batch, scope)
+        # one trip to a worker thread: is the cached scope still the newest, and if so the
+        # filter; when consent changed, the scope is brought up to date first
+        filtered = await asyncio.to_thread(self._filter_if_current, batch)
+        if filtered is None:
+            scope = await self.consents.scope(
+                self.flow.dataset, self.consumer_participant, self.flow.purpose,
+                service=self.flow.service, component=self.flow.component)
+            filtered = await asyncio.to_thread(self.filter.apply, batch, scope)
         if self.assurance is not None:
             filtered = await self.assurance.narrow(filtered, self.filter.subject_column)
         return filtered
+
+    def _filter_if_current(self, batch: pa.RecordBatch) -> FilteredBatch | None:
+        scope = self.consents.current_scope(
+            self.flow.dataset, self.consumer_participant, self.flow.purpose,
+            service=self.flow.service, component=self.flow.component)
+        return None if scope is None else self.filter.apply(batch, scope)
 
     async def record(self, batch: pa.RecordBatch, filtered: FilteredBatch) -> None:
         """The ledger entry for ``batch``: the filter's own per-resident counts (Arrow arrays,

@@ -11,13 +11,17 @@ items and ``changed_restricted`` to some.
 ``ScopeCache`` keeps the newest scope per key. Per call it reads the newest consent event's seq
 (one indexed query); when that and the next expiry say nothing changed it returns the cached
 scope. Otherwise it re-reads only the residents with new events or passed expiries, and rebuilds
-the base when those exceed ``compact_after``.
+the base when those exceed ``compact_after``. ``current`` makes the same check synchronously on
+a read-only connection of its own, from any thread: a transfer checks and filters each batch in
+one trip to a worker thread, and goes through ``get`` only when something changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +129,34 @@ class ScopeCache:
         self.max_keys = max_keys
         self.compact_after = compact_after
         self._entries: OrderedDict[ScopeKey, _Entry] = OrderedDict()
+        self._reader: sqlite3.Connection | None = None    # for ``current``, opened on first use
+        self._reader_lock = threading.Lock()
+
+    def current(self, key: ScopeKey) -> ConsentScope | None:
+        """The cached scope of ``key`` if it is still the newest (no consent event since, no
+        expiry passed), else None (then call ``get``). Synchronous, for a worker thread: one
+        indexed query on this cache's own read-only connection, which sees every commit,
+        whichever process made it."""
+        entry = self._entries.get(key)
+        now = iso(utcnow())
+        if entry is None or now < entry.scope.at or (
+                entry.next_expiry is not None and now >= entry.next_expiry):
+            return None
+        with self._reader_lock:
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(f"{self.db.path.resolve().as_uri()}?mode=ro",
+                                                   uri=True, check_same_thread=False)
+                row = self._reader.execute("SELECT MAX(seq) FROM consent_events").fetchone()
+            except sqlite3.Error:     # ``get`` reads through the store's own connection and
+                return None           # reports what is wrong
+        return entry.scope if (row[0] or 0) == entry.seq else None
+
+    def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     async def get(self, key: ScopeKey, at: str | None = None) -> ConsentScope:
         if at is not None:  # a past or future moment: answered exactly, not cached

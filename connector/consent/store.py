@@ -213,6 +213,7 @@ class ConsentStore:
         return cls(db)
 
     async def close(self) -> None:
+        self._cache.close()
         await self.db.close()
 
     async def grant(self, resident: str, *, participant: str, purpose: str, dataset_id: str = "*",
@@ -405,6 +406,16 @@ class ConsentStore:
             raise _component_without_service()
         key = ScopeKey(dataset_id, participant, purpose, service or "", component or "")
         return await self._cache.get(key, iso(at) if at else None)
+
+    def current_scope(self, dataset_id: str, participant: str, purpose: str, *,
+                      service: str | None = None, component: str | None = None
+                      ) -> ConsentScope | None:
+        """``scope`` now, if the cached one still holds; None when consent changed since (or
+        nothing is cached yet): then await ``scope``. Synchronous, safe from a worker thread."""
+        if component is not None and service is None:
+            raise _component_without_service()
+        return self._cache.current(ScopeKey(dataset_id, participant, purpose, service or "",
+                                            component or ""))
 
     async def valid_subjects(self, dataset_id: str, participant: str, purpose: str,
                              component: str | None = None, at: datetime | None = None, *,
