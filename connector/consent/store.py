@@ -402,9 +402,7 @@ class ConsentStore:
                     at: datetime | None = None) -> ConsentScope:
         """Who may be sent to ``participant`` (its ``service``/``component``) for ``purpose``,
         with which items, at ``at`` (default now: cached, see the module docstring)."""
-        if component is not None and service is None:
-            raise _component_without_service()
-        key = ScopeKey(dataset_id, participant, purpose, service or "", component or "")
+        key = _scope_key(dataset_id, participant, purpose, service, component)
         return await self._cache.get(key, iso(at) if at else None)
 
     def current_scope(self, dataset_id: str, participant: str, purpose: str, *,
@@ -412,10 +410,7 @@ class ConsentStore:
                       ) -> ConsentScope | None:
         """``scope`` now, if the cached one still holds; None when consent changed since (or
         nothing is cached yet): then await ``scope``. Synchronous, safe from a worker thread."""
-        if component is not None and service is None:
-            raise _component_without_service()
-        return self._cache.current(ScopeKey(dataset_id, participant, purpose, service or "",
-                                            component or ""))
+        return self._cache.current(_scope_key(dataset_id, participant, purpose, service, component))
 
     async def valid_subjects(self, dataset_id: str, participant: str, purpose: str,
                              component: str | None = None, at: datetime | None = None, *,
@@ -511,6 +506,13 @@ def check_service_scope(service_id: str | None, component_id: str | None) -> Non
                                  code=f"invalid_{name}_id")
     if component_id is not None and service_id is None:
         raise _component_without_service()
+
+
+def _scope_key(dataset_id: str, participant: str, purpose: str, service: str | None,
+               component: str | None) -> ScopeKey:
+    if component is not None and service is None:
+        raise _component_without_service()
+    return ScopeKey(dataset_id, participant, purpose, service or "", component or "")
 
 
 def _component_without_service() -> InvalidRequest:
