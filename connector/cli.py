@@ -39,9 +39,35 @@ def join(data_dir: Path, registry: str, enrol: str | None, token: str, name: str
     from connector.enrol import join as do_join
 
     setup_logging("text", "WARNING")
+    from connector.credentials import operator_key
+
     state = asyncio.run(do_join(data_dir, registry, token, name, enrol=enrol))
+    key = operator_key(data_dir)
+    key.ensure()
     click.echo(f"メッシュに参加しました / joined mesh {state.mesh_id} as {state.identity_uri}")
     click.echo(f"certificate: {data_dir / 'tls' / 'node.crt'}")
+    click.echo(f"operator key (HTTP /api/v1/status, /api/v1/peers): {key.path} (0600)")
+
+
+@connector.group("operator-key")
+def operator_key_group() -> None:
+    """The node operator's API key for the connector's HTTP status and peers routes."""
+
+
+@operator_key_group.command("rotate")
+@click.option("--data-dir", required=True, envvar="AREAMESH_CONNECTOR_DATA_DIR", show_envvar=True,
+              type=click.Path(path_type=Path), help="Connector data directory.")
+@report_errors
+def operator_key_rotate(data_dir: Path) -> None:
+    """Write a new operator key (0600); the old one stops working at once, no restart needed."""
+    from connector.credentials import operator_key
+
+    if not (data_dir / "tls").is_dir():
+        raise click.UsageError(f"{data_dir} has not joined a mesh")
+    key = operator_key(data_dir)
+    key.rotate()
+    click.echo(f"新しい運用者キーを書き込みました / new operator key written to {key.path} (0600); "
+               "send it as 'Authorization: Bearer <key>'")
 
 
 @connector.command()

@@ -1,6 +1,7 @@
 """The connector's admin HTTP API: health, status, peers, metrics, and the resident portal's
-routes (token-protected, ``connector/portal_api.py``). Bind it to loopback or an admin
-network; it is not exposed to the mesh."""
+routes (``connector/portal_api.py``). Bind it to loopback or an admin network; it is not
+exposed to the mesh. Status and peers are for the node's operator (``DATA_DIR/operator.key``);
+each handler declares its door (``mesh.http_auth``), docs/security.md has the table."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.credentials import ConnectorAuthenticator
 from connector.portal_api import ResidentPortalApi
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
+from mesh.http_auth import NODE_ADMIN, PUBLIC, check_doors, door, door_middleware
 
 if TYPE_CHECKING:
     from connector.app import ConnectorApp
@@ -20,11 +23,13 @@ if TYPE_CHECKING:
 NODE = web.AppKey("node", object)
 
 
+@door(PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     node: ConnectorApp = request.app[NODE]
     return web.json_response({"status": "ok", "identity": node.state.identity_uri})
 
 
+@door(NODE_ADMIN)
 async def status(request: web.Request) -> web.Response:
     node: ConnectorApp = request.app[NODE]
     cert = node.keystore.certificate()
@@ -49,6 +54,7 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
+@door(NODE_ADMIN)
 async def peers(request: web.Request) -> web.Response:
     """The mesh's nodes as the registry lists them; ``?ping=1`` also pings each online peer."""
     node: ConnectorApp = request.app[NODE]
@@ -65,11 +71,13 @@ async def peers(request: web.Request) -> web.Response:
 
 
 def build_http_app(node: ConnectorApp) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    doors = door_middleware(ConnectorAuthenticator(node.config.data_dir, node.state.identity_uri))
+    app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
     app[NODE] = node
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
+    check_doors(app)
     return app

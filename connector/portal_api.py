@@ -2,8 +2,8 @@
 
 The municipality's resident portal authenticates the resident (with its own identity provider)
 and then calls these routes for that resident. The connector trusts the portal, not the
-browser: every route needs ``Authorization: Bearer <token>`` with the token in
-``DATA_DIR/portal.token`` (created 0600 at first start; give it to the portal only).
+browser: every route's door is ``resident-portal``, ``Authorization: Bearer <token>`` with the
+token in ``DATA_DIR/portal.token`` (created 0600 at first start; give it to the portal only).
 
 - ``GET  /api/v1/residents/{resident}/consents``: every consent, with its status now.
 - ``POST /api/v1/residents/{resident}/consents``: grant; JSON ``{participant, purpose,
@@ -19,16 +19,14 @@ browser: every route needs ``Authorization: Bearer <token>`` with the token in
 
 from __future__ import annotations
 
-import hmac
 import json
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from mesh.errors import InvalidRequest, Unauthenticated
-from mesh.files import atomic_write
+from mesh.errors import InvalidRequest
+from mesh.http_auth import RESIDENT_PORTAL, door
 
 if TYPE_CHECKING:
     from connector.data_plane import DataPlane
@@ -37,25 +35,10 @@ PORTAL = web.AppKey("portal", object)
 GRANT_KEYS = {"participant", "purpose", "dataset", "service", "component", "items", "expires"}
 
 
-def portal_token(data_dir: Path) -> str:
-    """The portal's bearer token, created (0600) on first use."""
-    path = data_dir / "portal.token"
-    if not path.exists():
-        atomic_write(path, secrets.token_urlsafe(32).encode(), mode=0o600)
-    return path.read_text().strip()
-
-
 class ResidentPortalApi:
     def __init__(self, data_dir: Path, data_plane: DataPlane) -> None:
         self.data_dir = data_dir
         self.data_plane = data_plane
-        self.token = portal_token(data_dir)
-
-    def _authorise(self, request: web.Request) -> None:
-        given = request.headers.get("Authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token.encode())):
-            raise Unauthenticated("the resident portal API needs the portal's bearer token",
-                                  message_ja="住民ポータルのトークンが必要です", code="portal_token_required")
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
@@ -67,14 +50,14 @@ class ResidentPortalApi:
             raise InvalidRequest("the body must be a JSON object", code="invalid_json")
         return body
 
+    @door(RESIDENT_PORTAL)
     async def consents(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         store, _ = await self.data_plane.personal()
         found = await store.list(resident=request.match_info["resident"])
         return web.json_response({"consents": [c.to_json() for c in found]})
 
+    @door(RESIDENT_PORTAL)
     async def grant(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         from connector.consent.cli import _expiry, known_in
 
         body = await self._body(request)
@@ -98,29 +81,29 @@ class ResidentPortalApi:
             known_subject=known_in(self.data_dir, dataset), actor="resident-portal")
         return web.json_response((await store.get(consent_id)).to_json(), status=201)
 
+    @door(RESIDENT_PORTAL)
     async def withdraw(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         body = await self._body(request) if request.can_read_body else {}
         store, _ = await self.data_plane.personal()
         ids = await store.withdraw(request.match_info["consent_id"], resident=request.match_info["resident"],
                                    reason=str(body.get("reason", ""))[:500], actor="resident-portal")
         return web.json_response({"withdrawn": ids})
 
+    @door(RESIDENT_PORTAL)
     async def history(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         store, _ = await self.data_plane.personal()
         events = await store.history(request.match_info["resident"])
         return web.json_response({"events": [e.to_json() for e in events]})
 
+    @door(RESIDENT_PORTAL)
     async def flows(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         _, ledger = await self.data_plane.personal()
         found = await ledger.flows_for(request.match_info["resident"])
         return web.json_response({"resident": request.match_info["resident"],
                                   "flows": [f.to_json() for f in found]})
 
+    @door(RESIDENT_PORTAL)
     async def datasets(self, request: web.Request) -> web.Response:
-        self._authorise(request)
         from connector.consent.cli import SUBJECT_FIELD, subject_sources
         from connector.datasets.sources import open_dataset_source
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -103,5 +104,15 @@ class Database:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements (migrations hold no ';' inside literals or triggers)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration into statements. A trigger's body (``BEGIN …; END``) stays whole:
+    pieces are joined until SQLite calls the statement complete. No ';' inside literals."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if statement := pending.strip().removesuffix(";").strip():
+                statements.append(statement)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending.strip().removesuffix(";").strip())
+    return statements

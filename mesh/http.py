@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mesh.config import parse_hostport
 from mesh.errors import AreameshError, Unavailable
+from mesh.http_auth import PUBLIC, door
 
 log = logging.getLogger("areamesh.mesh.http")
 
@@ -37,6 +38,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
                                  status=500)
 
 
+@door(PUBLIC)  # counts and latencies per gRPC method only: no personal data, no secrets
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -9,27 +9,15 @@ import click
 
 from mesh.cli_support import report_errors, serve_until_signal
 from mesh.config import options
-from mesh.durations import parse_duration
 from mesh.errors import FailedPrecondition, InvalidRequest
 from mesh.ids import MESH_ID, ParticipantType
 from mesh.log import setup_logging
 from registry.ca.authority import CertificateAuthority
+from registry.cli_common import _admin, _with_store, cli_actor, data_dir_option
 from registry.config import SERVE_SETTINGS, RegistryConfig
+from registry.operators.admin import AdminService
+from registry.operators.cli import audit_log, operator, participant_key
 from registry.store import RegistryStore, open_registry_db
-
-data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_REGISTRY_DATA_DIR",
-                               show_envvar=True, type=click.Path(path_type=Path),
-                               help="Registry data directory.")
-
-
-async def _with_store(data_dir: Path, fn):
-    if not (data_dir / "registry.db").exists():
-        raise InvalidRequest(f"{data_dir} is not a registry data dir (run 'areamesh registry "
-                             "init' first)", message_ja="レジストリのデータディレクトリではありません")
-    async with open_registry_db(data_dir) as db:
-        store = RegistryStore(db)
-        mesh_id = await store.meta("mesh_id") or "default"
-        return await fn(store, CertificateAuthority(data_dir / "ca", mesh_id))
 
 
 @click.group()
@@ -70,6 +58,11 @@ def participant() -> None:
     """Manage participants (参加者): local governments and companies."""
 
 
+participant.add_command(participant_key)
+registry.add_command(operator)
+registry.add_command(audit_log)
+
+
 @participant.command("add")
 @data_dir_option
 @click.option("--id", "pid", required=True,
@@ -80,7 +73,7 @@ def participant() -> None:
 @report_errors
 def participant_add(data_dir: Path, pid: str, name: str, kind: str) -> None:
     """Register a participant after validating its id's length and check digit."""
-    p = asyncio.run(_with_store(data_dir, lambda s, ca: s.add_participant(pid, name, kind)))
+    p = _admin(data_dir, lambda a, who: a.add_participant(who, pid, name, kind))
     click.echo(f"参加者を登録しました / participant added: {p.id} {p.name} ({p.type})")
 
 
@@ -99,7 +92,7 @@ def participant_list(data_dir: Path) -> None:
 @report_errors
 def participant_certify(data_dir: Path, pid: str) -> None:
     """Certify a participant against the criteria (5-1); only certified ones may publish."""
-    p = asyncio.run(_with_store(data_dir, lambda s, ca: s.certify_participant(pid)))
+    p = _admin(data_dir, lambda a, who: a.certify(who, pid))
     click.echo(f"参加者 {p.id} {p.name} を認定しました / certified")
 
 
@@ -110,7 +103,7 @@ def participant_certify(data_dir: Path, pid: str) -> None:
 @report_errors
 def participant_host(data_dir: Path, tenant: str, host_id: str) -> None:
     """Record a shared-use (共同利用) delegation: the host's connector publishes for the tenant."""
-    asyncio.run(_with_store(data_dir, lambda s, ca: s.add_hosting(tenant, host_id)))
+    _admin(data_dir, lambda a, who: a.add_hosting(who, tenant, host_id))
     click.echo(f"{host_id} が {tenant} を共同利用で受け入れます / {host_id} now hosts {tenant}")
 
 
@@ -121,7 +114,7 @@ def participant_host(data_dir: Path, tenant: str, host_id: str) -> None:
 @report_errors
 def participant_unhost(data_dir: Path, tenant: str, host_id: str) -> None:
     """Remove a shared-use delegation; the host may no longer publish for the tenant."""
-    asyncio.run(_with_store(data_dir, lambda s, ca: s.remove_hosting(tenant, host_id)))
+    _admin(data_dir, lambda a, who: a.remove_hosting(who, tenant, host_id))
     click.echo(f"共同利用を解除しました / {host_id} no longer hosts {tenant}")
 
 
@@ -133,13 +126,7 @@ def participant_unhost(data_dir: Path, tenant: str, host_id: str) -> None:
 @report_errors
 def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
     """Suspend a participant: revoke all its node certificates and refuse new enrolment."""
-
-    async def run(store: RegistryStore, ca: CertificateAuthority):
-        serials = await store.suspend_participant(pid, reason)
-        crl = await store.current_crl(ca, await _crl_validity(store))
-        return serials, crl.number
-
-    serials, number = asyncio.run(_with_store(data_dir, run))
+    serials, number = _admin(data_dir, lambda a, who: a.suspend(who, pid, reason))
     click.echo(f"参加者 {pid} を停止しました / suspended; {len(serials)} certificate(s) revoked; "
                f"revocation list {number} published")
 
@@ -150,12 +137,8 @@ def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
 @report_errors
 def participant_reinstate(data_dir: Path, pid: str) -> None:
     """Lift a suspension. Revoked certificates stay revoked: nodes join again with new tokens."""
-    asyncio.run(_with_store(data_dir, lambda s, ca: s.reinstate_participant(pid)))
+    _admin(data_dir, lambda a, who: a.reinstate(who, pid))
     click.echo(f"参加者 {pid} の停止を解除しました / reinstated")
-
-
-async def _crl_validity(store: RegistryStore):
-    return parse_duration(await store.meta("crl_validity") or "1h")
 
 
 @registry.group()
@@ -171,9 +154,7 @@ def criteria() -> None:
 def criteria_set(data_dir: Path, path: Path) -> None:
     """Publish the certification criteria (served at /api/v1/participants)."""
     text = path.read_text(encoding="utf-8")
-    if len(text) > 100_000:
-        raise InvalidRequest("criteria text is longer than 100,000 characters")
-    asyncio.run(_with_store(data_dir, lambda s, ca: s.set_meta("certification_criteria", text)))
+    _admin(data_dir, lambda a, who: a.set_criteria(who, text))
     click.echo("認定基準を更新しました / criteria updated")
 
 
@@ -201,13 +182,8 @@ def node_list(data_dir: Path) -> None:
 @report_errors
 def node_revoke(data_dir: Path, participant: str, name: str, reason: str) -> None:
     """Revoke every certificate of one node and publish a new revocation list."""
-
-    async def run(store: RegistryStore, ca: CertificateAuthority):
-        serials = await store.revoke_node(participant, name, reason)
-        crl = await store.current_crl(ca, await _crl_validity(store))
-        return serials, crl.number
-
-    serials, number = asyncio.run(_with_store(data_dir, run))
+    serials, number = _admin(data_dir, lambda a, who: a.revoke_node(who, participant, name,
+                                                                     reason))
     click.echo(f"ノード {participant}/{name} を失効しました / revoked {len(serials)} "
                f"certificate(s); revocation list {number} published")
 
@@ -238,7 +214,7 @@ def identity_provider_add(data_dir: Path, participant: str, platform_name: str, 
     """認定済み参加者をIdPとして登録・更新する / register (or update) a certified participant as an IdP."""
     from registry.identity.service import IdentityService
 
-    async def run(store: RegistryStore, ca: CertificateAuthority):
+    async def register(store: RegistryStore, ca: CertificateAuthority):
         p = await store.participant(participant)
         if p.status != "certified":
             raise FailedPrecondition(
@@ -252,6 +228,12 @@ def identity_provider_add(data_dir: Path, participant: str, platform_name: str, 
             return await service.register_provider(p.id, platform_name, max_ial, max_aal)
         finally:
             await service.close()
+
+    async def run(store: RegistryStore, ca: CertificateAuthority):
+        return await AdminService(store, ca).run(
+            cli_actor(), "identity_provider.add", participant,
+            {"platform": platform_name, "max_ial": max_ial, "max_aal": max_aal},
+            lambda: register(store, ca))
 
     provider = asyncio.run(_with_store(data_dir, run))
     click.echo(f"IdPを登録しました / identity provider registered: {provider.participant_id} "
@@ -288,10 +270,29 @@ def token() -> None:
 @report_errors
 def token_create(data_dir: Path, participant: str, ttl: str) -> None:
     """Print a one-time join token (it also pins this registry's CA)."""
-    lifetime = parse_duration(ttl)
-    t = asyncio.run(_with_store(
-        data_dir, lambda s, ca: s.create_token(participant, lifetime, ca.fingerprint)))
+    t = _admin(data_dir, lambda a, who: a.create_token(who, participant, ttl))
     click.echo(str(t))
+
+
+@token.command("list")
+@data_dir_option
+@click.option("--participant", default=None, help="Only this participant's tokens.")
+@report_errors
+def token_list(data_dir: Path, participant: str | None) -> None:
+    """List join tokens, newest first: id, participant, state, expiry, the node that used it."""
+    for t in asyncio.run(_with_store(data_dir, lambda s, ca: s.tokens(participant))):
+        click.echo(f"{t.id}\t{t.participant_id}\t{t.state}\t{t.expires_at}\t"
+                   f"{t.used_by_node or '-'}")
+
+
+@token.command("revoke")
+@data_dir_option
+@click.option("--id", "token_id", required=True, help="Token id (the part after 'am1.').")
+@report_errors
+def token_revoke(data_dir: Path, token_id: str) -> None:
+    """Revoke an unused join token: enrolment with it is refused from now on."""
+    _admin(data_dir, lambda a, who: a.revoke_token(who, token_id))
+    click.echo(f"参加トークン {token_id} を失効しました / join token revoked")
 
 
 @registry.command()

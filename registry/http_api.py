@@ -1,5 +1,6 @@
 """The registry's HTTP side: health, trust bundle, revocation list, participants, metrics,
-catalog, usage, and the operator's audit of flow ledgers (checkpoints held, export check)."""
+catalog, usage, and the operator's audit of flow ledgers (checkpoints held, export check).
+Each handler declares its door (``mesh.http_auth``); docs/security.md has the table."""
 
 from __future__ import annotations
 
@@ -15,8 +16,20 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mesh.errors import AreameshError, InvalidRequest, Unavailable
+from mesh.errors import AreameshError, InvalidRequest, PermissionDenied, Unavailable
 from mesh.http import error_middleware, metrics
+from mesh.http_auth import (
+    OPERATOR_READ,
+    OWN_FIGURES,
+    PARTICIPANT,
+    PUBLIC,
+    check_doors,
+    door,
+    door_middleware,
+    principal_of,
+)
+from mesh.ids import parse_node_identity_uri
+from registry.admin_api import add_admin_routes
 from registry.audit.checkpoints import LedgerCheckpointStore, require_node_uri
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.ckan_api import add_ckan_routes
@@ -26,6 +39,8 @@ from registry.catalog.query import search_query
 from registry.config import RegistryConfig
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
+from registry.operators.admin import AdminService
+from registry.operators.credentials import RegistryAuthenticator
 from registry.store import RegistryStore
 
 STORE = web.AppKey("store", RegistryStore)
@@ -50,11 +65,13 @@ class PayloadTooLarge(AreameshError):
     http_status = 413
 
 
+@door(PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     await request.app[STORE].db.fetchone("SELECT 1")
     return web.json_response({"status": "ok", "mesh_id": request.app[CA].mesh_id})
 
 
+@door(PUBLIC)
 async def trust_bundle(request: web.Request) -> web.Response:
     """The mesh roots as PEM. Anyone may fetch it; a node checks it against its pinned hash."""
     ca = request.app[CA]
@@ -63,6 +80,7 @@ async def trust_bundle(request: web.Request) -> web.Response:
                                  "X-Areamesh-CA-Fingerprint": ca.fingerprint})
 
 
+@door(PUBLIC)
 async def revocation_list(request: web.Request) -> web.Response:
     """The signed CRL: DER by default, PEM with ``?format=pem``."""
     fmt = request.query.get("format", "der")
@@ -77,6 +95,7 @@ async def revocation_list(request: web.Request) -> web.Response:
     return web.Response(body=crl.crl_der, content_type="application/pkix-crl", headers=headers)
 
 
+@door(PUBLIC)
 async def participants(request: web.Request) -> web.Response:
     """The public register: certified participants and the certification criteria (5-1)."""
     store = request.app[STORE]
@@ -88,13 +107,18 @@ async def participants(request: web.Request) -> web.Response:
                           "hosted_by": hosting[p.id]} for p in rows]})
 
 
+@door(OWN_FIGURES)
 async def usage(request: web.Request) -> web.Response:
     """Metering per participant for a billing period (JST): provided and consumed transfers,
-    records and bytes, from the providers' reports (DESIGN §9)."""
+    records and bytes, from the providers' reports (DESIGN §9). A participant's key sees only
+    its own figures; an operator sees everyone's."""
     store = request.app[STORE]
     period = parse_period(request.query.get("period"))
     names = {p.id: p.name for p in await store.participants()}
-    return web.json_response(await UsageLedger(store.db).summary(period, names), dumps=_dumps)
+    caller = principal_of(request)
+    only = caller.id if caller.kind == PARTICIPANT else None
+    return web.json_response(await UsageLedger(store.db).summary(period, names, only=only),
+                             dumps=_dumps)
 
 
 def search_json(result, records) -> dict:
@@ -103,6 +127,7 @@ def search_json(result, records) -> dict:
                        for name, counts in result.facets.items()}}
 
 
+@door(PUBLIC)
 async def datasets(request: web.Request) -> web.Response:
     """GET /api/v1/datasets?q=&theme=&publisher=&prefecture=&standard_type=&personal=&page=&per_page="""
     query = search_query(request.query)
@@ -112,27 +137,32 @@ async def datasets(request: web.Request) -> web.Response:
     return web.json_response(body, dumps=_dumps)
 
 
+@door(PUBLIC)
 async def dataset(request: web.Request) -> web.Response:
     record = await request.app[CATALOG].get(request.match_info["id"])
     return web.json_response(record.to_json(), dumps=_dumps)
 
 
+@door(PUBLIC)
 async def catalog_jsonld(request: web.Request) -> web.Response:
     base = f"{request.scheme}://{request.host}"
     doc = await dcat_catalog(request.app[CATALOG], request.app[STORE], base)
     return web.Response(text=_dumps(doc), content_type="application/ld+json")
 
 
+@door(OWN_FIGURES)
 async def ledger_checkpoints(request: web.Request) -> web.Response:
     """GET /api/v1/ledger/checkpoints?node=URI&limit=: the checkpoints held for a node, forks
     included, most recently received first (an unknown node has none)."""
     node = require_node_uri(request.query.get("node"))
+    _own_node(request, node)
     limit = _int_param(request.query.get("limit"), "limit", default=100, low=1, high=1000)
     held = await request.app[CHECKPOINTS].held(node, limit=limit)
     return web.json_response({"node": node, "checkpoints": [h.to_json() for h in held]},
                              dumps=_dumps)
 
 
+@door(OPERATOR_READ)
 async def ledger_audit(request: web.Request) -> web.Response:
     """POST /api/v1/ledger/audit?node=URI with the NDJSON file ``areamesh connector ledger
     export`` wrote as the body: is it an intact chain matching the checkpoints held?"""
@@ -154,6 +184,16 @@ async def ledger_audit(request: web.Request) -> web.Response:
     finally:
         slots.release()
     return web.json_response(body, dumps=_dumps)
+
+
+def _own_node(request: web.Request, node: str) -> None:
+    """A participant may read only its own nodes' figures."""
+    caller = principal_of(request)
+    parsed = parse_node_identity_uri(node)
+    if caller.kind == PARTICIPANT and (parsed is None or parsed[0] != caller.id):
+        raise PermissionDenied(f"participant {caller.id} may read only its own nodes' "
+                               "checkpoints", code="not_own_node",
+                               message_ja="自組織のノードの情報のみ参照できます")
 
 
 def _too_large() -> PayloadTooLarge:
@@ -213,6 +253,7 @@ def _int_param(text: str | None, name: str, *, default: int, low: int, high: int
     return int(text)
 
 
+@door(PUBLIC)
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI, dumps=_dumps)
 
@@ -223,7 +264,9 @@ def _dumps(obj) -> str:
 
 def build_http_app(config: RegistryConfig, store: RegistryStore, ca: CertificateAuthority,
                    catalog: CatalogService) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    admin = AdminService(store, ca)
+    doors = door_middleware(RegistryAuthenticator(store, admin.accounts, admin.keys))
+    app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
     app[STORE] = store
     app[CA] = ca
     app[CONFIG] = config
@@ -243,4 +286,6 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_get("/catalog.jsonld", catalog_jsonld)
     app.router.add_get("/openapi.json", openapi)
     add_ckan_routes(app, catalog, store)
+    add_admin_routes(app, admin)
+    check_doors(app)
     return app

@@ -133,4 +133,47 @@ MIGRATIONS = [
         WHERE status = 'fork';
     CREATE INDEX ledger_checkpoints_by_head ON ledger_checkpoints(node, head)
     """,
+    # 7: operator accounts, API keys (operators' and participants'), the append-only audit log of
+    # admin actions, revocable join tokens (registry/operators/)
+    """
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'auditor')),
+        password_hash TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('operator', 'participant')),
+        owner TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        secret_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX api_keys_by_owner ON api_keys(kind, owner);
+    CREATE TABLE admin_audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        source TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER admin_audit_no_update BEFORE UPDATE ON admin_audit
+    BEGIN SELECT RAISE(ABORT, 'admin_audit is append-only'); END;
+    CREATE TRIGGER admin_audit_no_delete BEFORE DELETE ON admin_audit
+    BEGIN SELECT RAISE(ABORT, 'admin_audit is append-only'); END;
+    ALTER TABLE join_tokens ADD COLUMN revoked_at TEXT;
+    ALTER TABLE join_tokens ADD COLUMN revoked_by TEXT
+    """,
 ]

@@ -44,6 +44,25 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
+class TokenRow:
+    id: str
+    participant_id: str
+    created_at: str
+    expires_at: str
+    used_at: str | None
+    used_by_node: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    state: str                 # unused | used | expired | revoked
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"id": self.id, "participant": self.participant_id, "state": self.state,
+                "created_at": self.created_at, "expires_at": self.expires_at,
+                "used_at": self.used_at, "used_by_node": self.used_by_node,
+                "revoked_at": self.revoked_at, "revoked_by": self.revoked_by}
+
+
+@dataclass(frozen=True)
 class StoredCrl:
     number: int
     crl_der: bytes
@@ -189,6 +208,37 @@ class RegistryStore:
         log.info("join token created", extra={"participant": pid, "token_id": token.token_id})
         return token
 
+    async def tokens(self, participant: str | None = None) -> list[TokenRow]:
+        """Join tokens, newest first, with their state now (never their secrets)."""
+        sql, params = "SELECT * FROM join_tokens", ()
+        if participant:
+            sql, params = sql + " WHERE participant_id = ?", (participant,)
+        rows = await self.db.fetchall(sql + " ORDER BY created_at DESC, id", params)
+        now = utcnow()
+        return [TokenRow(r["id"], r["participant_id"], r["created_at"], r["expires_at"],
+                         r["used_at"], r["used_by_node"], r["revoked_at"], r["revoked_by"],
+                         "revoked" if r["revoked_at"] else "used" if r["used_at"] else
+                         "expired" if from_iso(r["expires_at"]) <= now else "unused")
+                for r in rows]
+
+    async def revoke_token(self, token_id: str, by: str) -> None:
+        """Revoke an unused join token: enrolment with it is refused from now on."""
+        async with self.db.transaction() as conn:
+            row = await (await conn.execute("SELECT used_at, revoked_at FROM join_tokens "
+                                            "WHERE id = ?", (token_id,))).fetchone()
+            if row is None:
+                raise NotFound(f"unknown join token {token_id}", code="token_unknown",
+                               message_ja=f"参加トークン {token_id} は存在しません")
+            if row["revoked_at"] or row["used_at"]:
+                raise FailedPrecondition(
+                    f"join token {token_id} was already "
+                    + (f"revoked at {row['revoked_at']}" if row["revoked_at"] else
+                       f"used at {row['used_at']} (revoke the node instead)"),
+                    message_ja="この参加トークンは使用済みか失効済みです", code="token_not_revocable")
+            await conn.execute("UPDATE join_tokens SET revoked_at = ?, revoked_by = ? "
+                               "WHERE id = ?", (iso(utcnow()), by, token_id))
+        log.warning("join token revoked", extra={"token_id": token_id, "by": by})
+
     async def check_token(self, token_id: str, secret: str) -> Participant:
         """The participant a token enrols, or a clear refusal. Does not consume the token."""
         row = await self.db.fetchone("SELECT * FROM join_tokens WHERE id = ?", (token_id,))
@@ -196,6 +246,10 @@ class RegistryStore:
             raise PermissionDenied("join token is unknown (check that it was copied whole and "
                                    "created by this registry)",
                                    message_ja="参加トークンが不明です", code="token_unknown")
+        if row["revoked_at"] is not None:
+            raise PermissionDenied(f"join token {token_id} was revoked at {row['revoked_at']}; "
+                                   "ask the operating organisation for a new one",
+                                   message_ja="この参加トークンは失効しています", code="token_revoked")
         if row["used_at"] is not None:
             raise PermissionDenied(f"join token {token_id} was already used at {row['used_at']} "
                                    f"by node {row['used_by_node']}; create a new one",
@@ -224,10 +278,11 @@ class RegistryStore:
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE join_tokens SET used_at = ?, used_by_node = ? "
-                "WHERE id = ? AND used_at IS NULL", (now, node_name, token_id))
+                "WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL",
+                (now, node_name, token_id))
             if cur.rowcount != 1:
-                raise PermissionDenied(f"join token {token_id} was already used",
-                                       message_ja="この参加トークンは使用済みです",
+                raise PermissionDenied(f"join token {token_id} was already used or revoked",
+                                       message_ja="この参加トークンは使用済みか失効しています",
                                        code="token_used")
             await conn.execute(
                 "UPDATE certificates SET revoked_at = ?, revocation_reason = 'superseded' "

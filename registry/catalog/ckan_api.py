@@ -18,6 +18,7 @@ from aiohttp import web
 
 from mesh.datasets import THEMES
 from mesh.errors import AreameshError, NotFound
+from mesh.http_auth import PUBLIC, door
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.store import RegistryStore
@@ -208,6 +209,7 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         "status_show": status_show,
     }
 
+    @door(PUBLIC)
     async def handle(request: web.Request) -> web.Response:
         name = request.match_info["action"]
         help_url = f"{request.scheme}://{request.host}/api/3/action/help_show?name={name}"

@@ -136,10 +136,17 @@ class UsageLedger:
                           f"agreement {r.agreement_id} is for {row['dataset_id']}, not {r.dataset_id}")
         return row, None
 
-    async def summary(self, period: Period, names: dict[str, str]) -> dict[str, Any]:
+    async def summary(self, period: Period, names: dict[str, str], *, only: str | None = None
+                      ) -> dict[str, Any]:
+        """Per participant and in total; ``only``: that participant's own figures, its totals
+        over the transfers it took part in (other participants are left out)."""
         start = iso(period.start.astimezone(UTC))
         end = iso(period.end.astimezone(UTC))
         per: dict[str, dict[str, Any]] = {}
+        scope, params = "ended_at >= ? AND ended_at < ?", [start, end]
+        if only is not None:
+            scope += " AND (provider_participant = ? OR consumer_participant = ?)"
+            params += [only, only]
 
         def entry(pid: str) -> dict[str, Any]:
             return per.setdefault(pid, {"id": pid, "name": names.get(pid, ""),
@@ -149,13 +156,15 @@ class UsageLedger:
             rows = await self.db.fetchall(
                 f"SELECT {column} AS pid, COUNT(*) AS t, SUM(records) AS r, SUM(bytes) AS b, "
                 "COUNT(DISTINCT agreement_id) AS a FROM usage_records "
-                f"WHERE ended_at >= ? AND ended_at < ? GROUP BY {column}", (start, end))
+                f"WHERE {scope} GROUP BY {column}", params)
             for row in rows:
+                if only is not None and row["pid"] != only:
+                    continue
                 entry(row["pid"])[side] = {"transfers": row["t"], "records": row["r"] or 0,
                                            "bytes": row["b"] or 0, "agreements": row["a"]}
         total = await self.db.fetchone(
             "SELECT COUNT(*) AS t, COALESCE(SUM(records), 0) AS r, COALESCE(SUM(bytes), 0) AS b "
-            "FROM usage_records WHERE ended_at >= ? AND ended_at < ?", (start, end))
+            f"FROM usage_records WHERE {scope}", params)
         assert total is not None
         return {"period": period.to_json(),
                 "participants": sorted(per.values(), key=lambda p: p["id"]),
