@@ -54,8 +54,9 @@ async def _cli(*args: str) -> str:
     return out.strip()
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> dict:
-    async with session.get(url) as r:
+async def _get_json(session: aiohttp.ClientSession, url: str,
+                    headers: dict[str, str] | None = None) -> dict:
+    async with session.get(url, headers=headers) as r:
         return await r.json()
 
 
@@ -118,7 +119,8 @@ class DemoMesh:
         for key, _pid, name, _ in PARTICIPANTS:
             r = self.connectors[key].ready
             say(f"■ {name} コネクタ起動 / connector serving: gRPC 127.0.0.1:{r['grpc_port']}, "
-                f"admin http://127.0.0.1:{r['http_port']}/api/v1/status")
+                f"admin http://127.0.0.1:{r['http_port']}/api/v1/status (Authorization: Bearer "
+                f"$(cat {self.root / key / 'operator.key'}))")
 
     async def publish_catalog(self) -> bool:
         """Each connector publishes its datasets (加古川市 also 稲美町's); one refused attempt."""
@@ -240,9 +242,12 @@ class DemoMesh:
         async with aiohttp.ClientSession() as session:
             for key, _pid, name, _ in PARTICIPANTS:
                 base = f"http://127.0.0.1:{self.connectors[key].ready['http_port']}"
+                operator = (self.root / key / "operator.key").read_text().strip()
+                headers = {"Authorization": f"Bearer {operator}"}
                 deadline = asyncio.get_running_loop().time() + timeout
                 while True:
-                    peers = (await _get_json(session, f"{base}/api/v1/peers?ping=1"))["peers"]
+                    peers = (await _get_json(session, f"{base}/api/v1/peers?ping=1",
+                                             headers))["peers"]
                     good = [p for p in peers if p["ping"] and p["ping"]["ok"]]
                     if len(good) == len(PARTICIPANTS) - 1:
                         break

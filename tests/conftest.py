@@ -33,6 +33,7 @@ class MeshHarness:
         self.registry_dir = root / "registry"
         self.registry: ManagedProcess | None = None
         self.processes: list[ManagedProcess] = []
+        self._operator_keys: dict[str, str] = {}
 
     async def cli(self, *args: str) -> tuple[int, str, str]:
         return await run_cli(*args)
@@ -74,6 +75,31 @@ class MeshHarness:
                                       "--ttl", ttl)
         assert rc == 0, err
         return out.strip()
+
+    async def operator_key(self, role: str = "admin") -> str:
+        """An API key of a registry operator ``test-<role>`` (account and key made once, with
+        the CLI, as an operating organisation would)."""
+        if role not in self._operator_keys:
+            name = f"test-{role}"
+            password = self.root / f"{name}.password"
+            password.write_text("correct horse battery staple\n")
+            password.chmod(0o600)
+            rc, _, err = await self.cli("registry", "operator", "add", "--data-dir",
+                                        str(self.registry_dir), "--name", name, "--role", role,
+                                        "--password-file", str(password))
+            assert rc == 0, err
+            rc, out, err = await self.cli("registry", "operator", "key", "create", "--data-dir",
+                                          str(self.registry_dir), "--name", name)
+            assert rc == 0, err
+            self._operator_keys[role] = out.strip()
+        return self._operator_keys[role]
+
+    async def operator_headers(self, role: str = "admin") -> dict[str, str]:
+        return bearer(await self.operator_key(role))
+
+    def node_operator_headers(self, name: str) -> dict[str, str]:
+        """The connector ``name``'s operator key (DATA_DIR/operator.key) as a header."""
+        return bearer((self.root / name / "operator.key").read_text().strip())
 
     async def join(self, name: str, token: str, node: str = "main") -> tuple[int, str, str]:
         return await self.cli("connector", "join", "--data-dir", str(self.root / name),
@@ -144,10 +170,14 @@ async def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: st
         await asyncio.sleep(interval)
 
 
-async def http_json(url: str) -> dict:
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def http_json(url: str, headers: dict[str, str] | None = None) -> dict:
     import aiohttp
 
-    async with aiohttp.ClientSession() as s, s.get(url) as r:
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
         return {"_status": r.status, **json.loads(await r.text())}
 
 

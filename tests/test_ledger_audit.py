@@ -58,14 +58,18 @@ async def append(data_dir: Path, subjects: list[str]) -> tuple[int, str]:
         await ledger.close()
 
 
+# The operating organisation's auditor reads checkpoints and runs audits (docs/security.md).
+AUDITOR: dict[str, str] = {}
+
+
 async def get(url: str) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as s, s.get(url) as r:
+    async with aiohttp.ClientSession() as s, s.get(url, headers=AUDITOR) as r:
         return r.status, json.loads(await r.text())
 
 
 async def post(url: str, body: bytes) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as s, s.post(
-            url, data=body, headers={"Content-Type": "application/x-ndjson"}) as r:
+            url, data=body, headers={"Content-Type": "application/x-ndjson", **AUDITOR}) as r:
         return r.status, json.loads(await r.text())
 
 
@@ -109,6 +113,8 @@ async def test_checkpoints_reach_the_registry_and_exports_are_audited(harness: M
                                                                       tmp_path: Path):
     h = harness
     await h.start_registry()
+    AUDITOR.clear()
+    AUDITOR.update(await h.operator_headers("auditor"))
     himeji = await h.enrol("himeji", "282014")
     osaka = await h.enrol("osaka", "270008")
     await h.start_connector("himeji", *FAST)
@@ -235,6 +241,7 @@ async def too_large(h: MeshHarness) -> tuple[int, str]:
     """Announce a body over the limit: refused before any of it is read."""
     reader, writer = await asyncio.open_connection("127.0.0.1", h.registry.ready["http_port"])
     writer.write(f"POST /api/v1/ledger/audit?node={HIMEJI} HTTP/1.1\r\nHost: registry\r\n"
+                 f"Authorization: {AUDITOR['Authorization']}\r\n"
                  f"Content-Type: application/x-ndjson\r\nContent-Length: {(1 << 30) + 1}\r\n\r\n"
                  "{}\n".encode())
     await writer.drain()

@@ -62,7 +62,8 @@ async def test_registry_http_serves_trust_bundle_crl_and_json_errors(running: Me
 async def test_connector_status_reports_identity_and_registry(running: MeshHarness):
     await running.enrol("himeji", "282014")
     himeji = await running.start_connector("himeji")
-    status = await http_json(f"http://127.0.0.1:{himeji.ready['http_port']}/api/v1/status")
+    status = await http_json(f"http://127.0.0.1:{himeji.ready['http_port']}/api/v1/status",
+                             running.node_operator_headers("himeji"))
     assert status["identity"] == "urn:areamesh:org:282014:node:main"
     assert status["registry"]["last_heartbeat"] is not None
     assert status["revocation_list"]["number"] >= 1

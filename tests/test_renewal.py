@@ -25,7 +25,7 @@ async def test_connector_renews_before_expiry_and_keeps_serving(harness: MeshHar
     status_url = f"http://127.0.0.1:{himeji.ready['http_port']}/api/v1/status"
 
     async def renewed():
-        status = await http_json(status_url)
+        status = await http_json(status_url, harness.node_operator_headers("himeji"))
         return status if status["certificate"]["renewals"] >= 1 else None
 
     status = await wait_for(renewed, timeout=8, what="a renewal")

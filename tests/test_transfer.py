@@ -68,7 +68,7 @@ async def test_full_transfer_is_complete_verified_metered_and_reported(harness: 
     assert len(provided) == 2 and all(r[1:3] == ["provider", "complete"] and r[5] == "2500" for r in provided)
 
     async def reported():
-        usage = await http_json(f"{h.http_url}/api/v1/usage")
+        usage = await http_json(f"{h.http_url}/api/v1/usage", await h.operator_headers("auditor"))
         by_id = {p["id"]: p for p in usage["participants"]}
         return (by_id.get("270008", {}).get("provided", {}).get("transfers") == 2
                 and by_id["282103"]["consumed"]["records"] == 5000) and usage
@@ -271,7 +271,7 @@ def _tamper(h: MeshHarness, node: str, agreement: str) -> None:
 async def test_usage_period_is_validated(running: MeshHarness):
     h = running
     import aiohttp
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=await h.operator_headers()) as s:
         for bad in ("", "2026-13", "yesterday", "2026-02-30", "2026-11-10..2026-11-01"):
             async with s.get(f"{h.http_url}/api/v1/usage", params={"period": bad}) as r:
                 assert r.status == 400
