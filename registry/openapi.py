@@ -43,6 +43,107 @@ NODE_PARAM = {"name": "node", "in": "query", "required": True,
               "schema": {"type": "string", "pattern": "^urn:areamesh:org:([0-9]{6}|[0-9]{13})"
                                                       ":node:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}
 
+# Doors (docs/security.md): operators by API key (Bearer amop_…) or password (Basic);
+# participants by API key (Bearer ampt_…).
+OPERATOR_AUTH = [{"operatorKey": []}, {"operatorPassword": []}]
+OWN_AUTH = [{"participantKey": []}, *OPERATOR_AUTH]
+DENIED = {"401": _resp("no valid credentials", ERROR),
+          "403": _resp("credentials valid, but not for this", ERROR)}
+
+
+def _op(summary: str, responses: dict, *, auth: list = OPERATOR_AUTH, **extra) -> dict:
+    """An operation behind a door: its security requirement and the 401/403 answers."""
+    return {"summary": summary, "security": auth, **extra, "responses": {**responses, **DENIED}}
+
+
+def _json_body(properties: dict, required: list[str]) -> dict:
+    return {"required": bool(required), "content": {_json: {"schema": {
+        "type": "object", "properties": properties, "required": required,
+        "additionalProperties": False}}}}
+
+
+_text = {"type": "string", "maxLength": 500}
+_id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_reason = _json_body({"reason": _text}, [])
+_ok = {"type": "object"}
+ADMIN_PATHS: dict = {
+    "/api/v1/admin/whoami": {"get": _op("The calling operator: name, role, credential", {
+        "200": _resp("the operator", {"type": "object", "required": ["name", "role"]})})},
+    "/api/v1/admin/participants": {
+        "get": _op("Every participant, any status, with host and nodes", {
+            "200": _resp("participants", {"type": "object", "required": ["participants"]})}),
+        "post": _op("Add a participant (admin)", {
+            "201": _resp("added", {"$ref": "#/components/schemas/Participant"}),
+            "400": _resp("bad id, type or name", ERROR), "409": _resp("exists", ERROR)},
+            requestBody=_json_body({"id": _text, "name": _text, "type": _text},
+                                   ["id", "name", "type"]))},
+    **{f"/api/v1/admin/participants/{{id}}/{action}": {"post": _op(summary, {
+        "200": _resp("done", _ok), "400": _resp("bad request", ERROR),
+        "404": _resp("unknown participant", ERROR), "409": _resp("not possible now", ERROR)},
+        parameters=_id_param, **({"requestBody": _reason} if action == "suspend" else {}))}
+       for action, summary in (("certify", "Certify a participant (admin)"),
+                               ("suspend", "Suspend a participant, revoking its nodes (admin)"),
+                               ("reinstate", "Lift a suspension (admin)"))},
+    "/api/v1/admin/participants/{id}/keys": {
+        "get": _op("The participant's API keys (never their secrets)", {
+            "200": _resp("keys", {"type": "object", "required": ["keys"]}),
+            "404": _resp("unknown participant", ERROR)}, parameters=_id_param),
+        "post": _op("Create an API key for the participant; the secret is in this answer "
+                    "only (admin)", {
+                        "201": _resp("the key and its secret", {"type": "object",
+                                                                "required": ["id", "secret"]}),
+                        "400": _resp("bad label", ERROR),
+                        "404": _resp("unknown participant", ERROR)},
+                    parameters=_id_param, requestBody=_json_body({"label": _text}, []))},
+    "/api/v1/admin/participant-keys/{key_id}/revoke": {"post": _op("Revoke a participant key "
+                                                                    "(admin)", {
+        "200": _resp("revoked", _ok), "404": _resp("unknown key", ERROR),
+        "409": _resp("already revoked", ERROR)},
+        parameters=[{"name": "key_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}}])},
+    "/api/v1/admin/hosting": {
+        "get": _op("Shared-use hosting delegations", {
+            "200": _resp("delegations", {"type": "object", "required": ["hosting"]})}),
+        "post": _op("Let a host's connector publish for a tenant (admin)", {
+            "201": _resp("added", _ok), "400": _resp("bad request", ERROR),
+            "404": _resp("unknown participant", ERROR), "409": _resp("hosted already", ERROR)},
+            requestBody=_json_body({"tenant": _text, "host": _text}, ["tenant", "host"]))},
+    "/api/v1/admin/hosting/{tenant}": {"delete": _op("End a tenant's hosting (admin)", {
+        "200": _resp("removed", _ok), "404": _resp("not hosted", ERROR)},
+        parameters=[{"name": "tenant", "in": "path", "required": True,
+                     "schema": {"type": "string"}}])},
+    "/api/v1/admin/tokens": {
+        "get": _op("Join tokens and their state (never their secrets)", {
+            "200": _resp("tokens", {"type": "object", "required": ["tokens"]})},
+            parameters=[{"name": "participant", "in": "query", "schema": _str_param}]),
+        "post": _op("Create a one-time join token; the token is in this answer only (admin)", {
+            "201": _resp("the token", {"type": "object", "required": ["id", "token"]}),
+            "400": _resp("bad ttl", ERROR), "404": _resp("unknown participant", ERROR),
+            "409": _resp("participant suspended", ERROR)},
+            requestBody=_json_body({"participant": _text, "ttl": _text}, ["participant"]))},
+    "/api/v1/admin/tokens/{token_id}/revoke": {"post": _op("Revoke an unused join token (admin)", {
+        "200": _resp("revoked", _ok), "404": _resp("unknown token", ERROR),
+        "409": _resp("used or revoked already", ERROR)},
+        parameters=[{"name": "token_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}}])},
+    "/api/v1/admin/nodes": {"get": _op("Active nodes", {
+        "200": _resp("nodes", {"type": "object", "required": ["nodes"]})})},
+    "/api/v1/admin/nodes/{participant}/{name}/revoke": {"post": _op(
+        "Revoke every certificate of a node and publish a new revocation list (admin)", {
+            "200": _resp("revoked", _ok), "400": _resp("bad request", ERROR),
+            "404": _resp("unknown node", ERROR)},
+        parameters=[{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for n in ("participant", "name")], requestBody=_reason)},
+    "/api/v1/admin/audit-log": {"get": _op("Admin actions, newest first", {
+        "200": _resp("entries", {"type": "object", "required": ["entries"]}),
+        "400": _resp("bad limit or before", ERROR)},
+        parameters=[{"name": n, "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                           "maximum": high}}
+                    for n, high in (("limit", 1000), ("before", 2**62))])},
+    "/api/v1/admin/audit-log/verify": {"get": _op("Check the audit log's hash chain", {
+        "200": _resp("the verdict", {"type": "object", "required": ["ok", "entries"]})})},
+}
+
 CKAN_PATH: dict = {
     "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
         "type": "string", "enum": ["package_search", "package_show", "package_list",
@@ -74,7 +175,8 @@ OPENAPI: dict = {
     "info": {"title": "areamesh registry API", "version": __version__,
              "description": "運営組織レジストリの公開API: 参加者、データセットカタログ（日本語全文検索、"
                             "CKAN互換API、DCAT）、信頼の基点と失効リスト、"
-                            "個人データ提供記録（台帳）の監査。"},
+                            "個人データ提供記録（台帳）の監査、運営組織の管理API"
+                            "（docs/security.md の認証・認可）。"},
     "paths": {
         "/healthz": {"get": {"summary": "Liveness and database check", "responses": {
             "200": _resp("ok", {"type": "object", "required": ["status"],
@@ -100,7 +202,9 @@ OPENAPI: dict = {
                 "properties": {"criteria": {"type": "string"}, "participants": {
                     "type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}})}}},
         "/api/v1/usage": {"get": {
-            "summary": "Metering per participant for a billing period (JST)",
+            "summary": "Metering per participant for a billing period (JST); a participant's "
+                       "key sees only its own figures",
+            "security": OWN_AUTH,
             "parameters": [{"name": "period", "in": "query", "description":
                             "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (days, "
                             "inclusive). The pattern lists the always-valid forms; the server also "
@@ -108,7 +212,7 @@ OPENAPI: dict = {
                             "schema": {"type": "string", "pattern":
                                        "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}],
             "responses": {"200": _resp("usage summary", {"$ref": "#/components/schemas/Usage"}),
-                          "400": _resp("bad period", ERROR)}}},
+                          "400": _resp("bad period", ERROR), **DENIED}}},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
@@ -121,16 +225,20 @@ OPENAPI: dict = {
                           "404": _resp("not published", ERROR)}}},
         "/api/v1/ledger/checkpoints": {"get": {
             "summary": "Flow-ledger checkpoints a node submitted, forks included, most recently "
-                       "received first (5-2). A node that submitted none has an empty list.",
+                       "received first (5-2). A node that submitted none has an empty list. "
+                       "A participant's key reads only its own nodes'.",
+            "security": OWN_AUTH,
             "parameters": [NODE_PARAM, {"name": "limit", "in": "query", "schema": {
                 "type": "integer", "minimum": 1, "maximum": 1000}, "description": "default 100"}],
             "responses": {"200": _resp("checkpoints held", {
                 "type": "object", "required": ["node", "checkpoints"],
                 "properties": {"node": {"type": "string"}, "checkpoints": {
                     "type": "array", "items": {"$ref": "#/components/schemas/LedgerCheckpoint"}}}}),
-                          "400": _resp("node is not a node identity URI, or a bad limit", ERROR)}}},
+                          "400": _resp("node is not a node identity URI, or a bad limit", ERROR),
+                          **DENIED}}},
         "/api/v1/ledger/audit": {"post": {
             "summary": "Audit a connector's ledger export against the checkpoints held for it",
+            "security": OPERATOR_AUTH,
             "description": "The body is the NDJSON file `areamesh connector ledger export` wrote "
                            "(at most 1 GiB). The answer says whether it is an intact chain that "
                            "matches the newest checkpoint held for the node (all accepted ones "
@@ -147,7 +255,7 @@ OPENAPI: dict = {
                              "export (the line is named)", ERROR),
                 "404": _resp("no checkpoint of this node is held", ERROR),
                 "413": _resp("the export is larger than 1 GiB", ERROR),
-                "503": _resp("other audits are running; try again", ERROR)}}},
+                "503": _resp("other audits are running; try again", ERROR), **DENIED}}},
         "/catalog.jsonld": {"get": {"summary": "DCAT catalog as JSON-LD", "responses": {
             "200": _resp("dcat:Catalog", {"type": "object", "required": ["@context", "@type"]},
                          "application/ld+json")}}},
@@ -155,9 +263,17 @@ OPENAPI: dict = {
             "200": _resp("OpenAPI 3.1", {"type": "object"})}}},
         "/api/3/action/{action}": CKAN_PATH,
         "/api/action/{action}": CKAN_PATH,
+        **ADMIN_PATHS,
     },
 
-    "components": {"schemas": {
+    "components": {"securitySchemes": {
+        "operatorKey": {"type": "http", "scheme": "bearer",
+                        "description": "an operator's API key, amop_…"},
+        "operatorPassword": {"type": "http", "scheme": "basic",
+                             "description": "an operator's name and password"},
+        "participantKey": {"type": "http", "scheme": "bearer",
+                           "description": "a participant's API key, ampt_…"},
+    }, "schemas": {
         "UsageCounts": {"type": "object", "required": ["transfers", "records", "bytes"],
                         "properties": {"transfers": {"type": "integer"}, "records": {"type": "integer"},
                                        "bytes": {"type": "integer"}, "agreements": {"type": "integer"}}},

@@ -11,14 +11,16 @@ import urllib.request
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from registry.openapi import OPENAPI
 
 from .catalog_fixtures import setup_catalog_mesh
-from .conftest import MeshHarness
+from .conftest import MeshHarness, bearer
 
 pytestmark = pytest.mark.integration
 schema = schemathesis.openapi.from_dict(OPENAPI)
+ADMIN: dict[str, str] = {}  # an admin's key: the admin API is driven too (401/403: test_http_auth)
 
 
 class LoopThread:
@@ -45,6 +47,7 @@ def registry_url(tmp_path_factory) -> str:
     async def start() -> None:
         await h.init_registry()
         await setup_catalog_mesh(h)
+        ADMIN.update(bearer(await h.operator_key("admin")))
 
     runner.run(start())
     try:
@@ -63,4 +66,6 @@ def test_served_document_is_the_one_tested(registry_url):
 @settings(max_examples=30, deadline=None, derandomize=True,  # reproducible in CI
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case, registry_url):
-    case.call_and_validate(base_url=registry_url)
+    # Participant ids carry check digits no schema can state: a schema-valid id may be refused.
+    excluded = [positive_data_acceptance] if case.path.startswith("/api/v1/admin/") else []
+    case.call_and_validate(base_url=registry_url, headers=ADMIN, excluded_checks=excluded)

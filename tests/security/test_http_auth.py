@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from mesh.http_auth import OPERATOR_ADMIN, OPERATOR_READ, OWN_FIGURES, route_doors
+from registry.openapi import OPENAPI
 
 from ..conftest import MeshHarness, bearer
 
@@ -411,6 +412,10 @@ async def test_every_route_is_in_the_security_table_and_its_door_is_enforced(
         table = documented(server)
         actual = {(m, p): d.name for m, p, d in rows}
         assert actual == table, f"docs/security.md's {server} table differs from the app"
+    documented_api = {(m, p) for p, ops in OPENAPI["paths"].items() for m in ops
+                      if m in ("get", "post", "delete")}
+    for method, path, _ in routes["registry"]:          # the admin API is in /openapi.json too
+        assert (method.lower(), path) in documented_api, (method, path)
 
     node_dir = await h.enrol("himeji", "282014")
     node = await h.start_connector("himeji")
