@@ -33,12 +33,11 @@ class JoinToken:
 
     @property
     def secret_sha256(self) -> str:
-        return hashlib.sha256(self.secret.encode()).hexdigest()
+        return secret_sha256(self.secret)
 
     @classmethod
     def new(cls, ca_fingerprint: str) -> JoinToken:
-        token_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
-        return cls(token_id, secrets.token_urlsafe(24), ca_fingerprint)
+        return cls(new_secret_id(), secrets.token_urlsafe(24), ca_fingerprint)
 
     @classmethod
     def parse(cls, text: str) -> JoinToken:
@@ -52,5 +51,15 @@ class JoinToken:
         return cls(m.group(1), m.group(2), "sha256:" + raw.hex())
 
 
+def new_secret_id() -> str:
+    """10 characters of base32: the public name of a token or an API key."""
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+
+
+def secret_sha256(secret: str) -> str:
+    """What the registry stores of a token's or an API key's secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def secret_matches(secret: str, stored_sha256: str) -> bool:
-    return secrets.compare_digest(hashlib.sha256(secret.encode()).hexdigest(), stored_sha256)
+    return secrets.compare_digest(secret_sha256(secret), stored_sha256)

@@ -13,7 +13,7 @@ from mesh.errors import FailedPrecondition, InvalidRequest
 from mesh.ids import MESH_ID, ParticipantType
 from mesh.log import setup_logging
 from registry.ca.authority import CertificateAuthority
-from registry.cli_common import _admin, _with_store, cli_actor, data_dir_option
+from registry.cli_common import as_admin, cli_actor, data_dir_option, with_store
 from registry.config import SERVE_SETTINGS, RegistryConfig
 from registry.operators.admin import AdminService
 from registry.operators.cli import audit_log, operator, participant_key
@@ -73,7 +73,7 @@ registry.add_command(audit_log)
 @report_errors
 def participant_add(data_dir: Path, pid: str, name: str, kind: str) -> None:
     """Register a participant after validating its id's length and check digit."""
-    p = _admin(data_dir, lambda a, who: a.add_participant(who, pid, name, kind))
+    p = as_admin(data_dir, lambda a, who: a.add_participant(who, pid, name, kind))
     click.echo(f"参加者を登録しました / participant added: {p.id} {p.name} ({p.type})")
 
 
@@ -82,7 +82,7 @@ def participant_add(data_dir: Path, pid: str, name: str, kind: str) -> None:
 @report_errors
 def participant_list(data_dir: Path) -> None:
     """List participants and their status."""
-    for p in asyncio.run(_with_store(data_dir, lambda s, ca: s.participants())):
+    for p in asyncio.run(with_store(data_dir, lambda s, ca: s.participants())):
         click.echo(f"{p.id}\t{p.type}\t{p.status}\t{p.name}")
 
 
@@ -92,7 +92,7 @@ def participant_list(data_dir: Path) -> None:
 @report_errors
 def participant_certify(data_dir: Path, pid: str) -> None:
     """Certify a participant against the criteria (5-1); only certified ones may publish."""
-    p = _admin(data_dir, lambda a, who: a.certify(who, pid))
+    p = as_admin(data_dir, lambda a, who: a.certify(who, pid))
     click.echo(f"参加者 {p.id} {p.name} を認定しました / certified")
 
 
@@ -103,7 +103,7 @@ def participant_certify(data_dir: Path, pid: str) -> None:
 @report_errors
 def participant_host(data_dir: Path, tenant: str, host_id: str) -> None:
     """Record a shared-use (共同利用) delegation: the host's connector publishes for the tenant."""
-    _admin(data_dir, lambda a, who: a.add_hosting(who, tenant, host_id))
+    as_admin(data_dir, lambda a, who: a.add_hosting(who, tenant, host_id))
     click.echo(f"{host_id} が {tenant} を共同利用で受け入れます / {host_id} now hosts {tenant}")
 
 
@@ -114,7 +114,7 @@ def participant_host(data_dir: Path, tenant: str, host_id: str) -> None:
 @report_errors
 def participant_unhost(data_dir: Path, tenant: str, host_id: str) -> None:
     """Remove a shared-use delegation; the host may no longer publish for the tenant."""
-    _admin(data_dir, lambda a, who: a.remove_hosting(who, tenant, host_id))
+    as_admin(data_dir, lambda a, who: a.remove_hosting(who, tenant, host_id))
     click.echo(f"共同利用を解除しました / {host_id} no longer hosts {tenant}")
 
 
@@ -126,7 +126,7 @@ def participant_unhost(data_dir: Path, tenant: str, host_id: str) -> None:
 @report_errors
 def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
     """Suspend a participant: revoke all its node certificates and refuse new enrolment."""
-    serials, number = _admin(data_dir, lambda a, who: a.suspend(who, pid, reason))
+    serials, number = as_admin(data_dir, lambda a, who: a.suspend(who, pid, reason))
     click.echo(f"参加者 {pid} を停止しました / suspended; {len(serials)} certificate(s) revoked; "
                f"revocation list {number} published")
 
@@ -137,7 +137,7 @@ def participant_suspend(data_dir: Path, pid: str, reason: str) -> None:
 @report_errors
 def participant_reinstate(data_dir: Path, pid: str) -> None:
     """Lift a suspension. Revoked certificates stay revoked: nodes join again with new tokens."""
-    _admin(data_dir, lambda a, who: a.reinstate(who, pid))
+    as_admin(data_dir, lambda a, who: a.reinstate(who, pid))
     click.echo(f"参加者 {pid} の停止を解除しました / reinstated")
 
 
@@ -154,7 +154,7 @@ def criteria() -> None:
 def criteria_set(data_dir: Path, path: Path) -> None:
     """Publish the certification criteria (served at /api/v1/participants)."""
     text = path.read_text(encoding="utf-8")
-    _admin(data_dir, lambda a, who: a.set_criteria(who, text))
+    as_admin(data_dir, lambda a, who: a.set_criteria(who, text))
     click.echo("認定基準を更新しました / criteria updated")
 
 
@@ -168,7 +168,7 @@ def node() -> None:
 @report_errors
 def node_list(data_dir: Path) -> None:
     """List active nodes with their endpoint and last heartbeat."""
-    for n in asyncio.run(_with_store(data_dir, lambda s, ca: s.nodes())):
+    for n in asyncio.run(with_store(data_dir, lambda s, ca: s.nodes())):
         seen = n.last_seen.isoformat() if n.last_seen else "-"
         click.echo(f"{n.participant_id}\t{n.name}\t{n.endpoint or '-'}\t{seen}\t{n.participant_name}")
 
@@ -182,7 +182,7 @@ def node_list(data_dir: Path) -> None:
 @report_errors
 def node_revoke(data_dir: Path, participant: str, name: str, reason: str) -> None:
     """Revoke every certificate of one node and publish a new revocation list."""
-    serials, number = _admin(data_dir, lambda a, who: a.revoke_node(who, participant, name,
+    serials, number = as_admin(data_dir, lambda a, who: a.revoke_node(who, participant, name,
                                                                      reason))
     click.echo(f"ノード {participant}/{name} を失効しました / revoked {len(serials)} "
                f"certificate(s); revocation list {number} published")
@@ -235,7 +235,7 @@ def identity_provider_add(data_dir: Path, participant: str, platform_name: str, 
             {"platform": platform_name, "max_ial": max_ial, "max_aal": max_aal},
             lambda: register(store, ca))
 
-    provider = asyncio.run(_with_store(data_dir, run))
+    provider = asyncio.run(with_store(data_dir, run))
     click.echo(f"IdPを登録しました / identity provider registered: {provider.participant_id} "
                f"{provider.platform_name} (身元確認≤{provider.max_ial}, 当人認証≤{provider.max_aal})")
 
@@ -253,7 +253,7 @@ def identity_provider_list(data_dir: Path) -> None:
         async with open_identity_db(data_dir / "identity") as db:
             return await IdentityStore(db).providers()
 
-    for p in asyncio.run(_with_store(data_dir, run)):
+    for p in asyncio.run(with_store(data_dir, run)):
         click.echo(f"{p.participant_id}\tial<={p.max_ial}\taal<={p.max_aal}\t{p.registered_at}\t"
                    f"{p.platform_name}")
 
@@ -270,7 +270,7 @@ def token() -> None:
 @report_errors
 def token_create(data_dir: Path, participant: str, ttl: str) -> None:
     """Print a one-time join token (it also pins this registry's CA)."""
-    t = _admin(data_dir, lambda a, who: a.create_token(who, participant, ttl))
+    t = as_admin(data_dir, lambda a, who: a.create_token(who, participant, ttl))
     click.echo(str(t))
 
 
@@ -280,7 +280,7 @@ def token_create(data_dir: Path, participant: str, ttl: str) -> None:
 @report_errors
 def token_list(data_dir: Path, participant: str | None) -> None:
     """List join tokens, newest first: id, participant, state, expiry, the node that used it."""
-    for t in asyncio.run(_with_store(data_dir, lambda s, ca: s.tokens(participant))):
+    for t in asyncio.run(with_store(data_dir, lambda s, ca: s.tokens(participant))):
         click.echo(f"{t.id}\t{t.participant_id}\t{t.state}\t{t.expires_at}\t"
                    f"{t.used_by_node or '-'}")
 
@@ -291,7 +291,7 @@ def token_list(data_dir: Path, participant: str | None) -> None:
 @report_errors
 def token_revoke(data_dir: Path, token_id: str) -> None:
     """Revoke an unused join token: enrolment with it is refused from now on."""
-    _admin(data_dir, lambda a, who: a.revoke_token(who, token_id))
+    as_admin(data_dir, lambda a, who: a.revoke_token(who, token_id))
     click.echo(f"参加トークン {token_id} を失効しました / join token revoked")
 
 

@@ -20,7 +20,7 @@ data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_REG
                                help="Registry data directory.")
 
 
-async def _with_store(data_dir: Path, fn):
+async def with_store(data_dir: Path, fn):
     if not (data_dir / "registry.db").exists():
         raise InvalidRequest(f"{data_dir} is not a registry data dir (run 'areamesh registry "
                              "init' first)", message_ja="レジストリのデータディレクトリではありません")
@@ -37,6 +37,6 @@ def cli_actor() -> Actor:
     return Actor(user, "shell", f"cli {user}@{socket.gethostname()}")
 
 
-def _admin(data_dir: Path, fn):
+def as_admin(data_dir: Path, fn):
     """Run ``fn(admin, actor)`` with the data dir's AdminService, as the CLI's actor."""
-    return asyncio.run(_with_store(data_dir, lambda s, ca: fn(AdminService(s, ca), cli_actor())))
+    return asyncio.run(with_store(data_dir, lambda s, ca: fn(AdminService(s, ca), cli_actor())))

@@ -7,8 +7,6 @@ and only its SHA-256 is stored (a key is random, so a fast hash is enough: nothi
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import FailedPrecondition, InvalidRequest, NotFound, Unauthenticated
+from mesh.jointoken import new_secret_id, secret_matches, secret_sha256
 
 OPERATOR_KEY = "operator"
 PARTICIPANT_KEY = "participant"
@@ -46,10 +45,6 @@ class ApiKey:
                 "revoked_at": self.revoked_at, "revoked_by": self.revoked_by}
 
 
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _row(r) -> ApiKey:
     return ApiKey(r["id"], r["kind"], r["owner"], r["label"], r["created_at"], r["created_by"],
                   r["revoked_at"], r["revoked_by"])
@@ -65,14 +60,14 @@ class ApiKeys:
         if len(label) > MAX_LABEL:
             raise InvalidRequest(f"a key label is at most {MAX_LABEL} characters",
                                  code="invalid_label")
-        key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+        key_id = new_secret_id()
         secret = secrets.token_urlsafe(32)
         now = iso(utcnow())
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO api_keys(id, kind, owner, label, secret_sha256, created_at, "
                 "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, kind, owner, label, _sha256(secret), now, created_by))
+                (key_id, kind, owner, label, secret_sha256(secret), now, created_by))
         return (ApiKey(key_id, kind, owner, label, now, created_by, None, None),
                 f"{PREFIX[kind]}_{key_id}_{secret}")
 
@@ -117,7 +112,7 @@ class ApiKeys:
             return None
         row = await self.db.fetchone("SELECT * FROM api_keys WHERE id = ?", (m[2],))
         if row is None or row["kind"] != KIND_OF_PREFIX[m[1]] or \
-                not secrets.compare_digest(_sha256(m[3]), row["secret_sha256"]):
+                not secret_matches(m[3], row["secret_sha256"]):
             raise Unauthenticated("unknown API key", code="invalid_api_key",
                                   message_ja="APIキーが正しくありません")
         key = _row(row)

@@ -15,7 +15,7 @@ from mesh.cli_support import report_errors
 from mesh.errors import FailedPrecondition
 from mesh.files import write_secret
 from mesh.http_auth import ROLES
-from registry.cli_common import _admin, _with_store, data_dir_option
+from registry.cli_common import as_admin, data_dir_option, with_store
 from registry.operators.accounts import OperatorAccounts
 from registry.operators.api_keys import OPERATOR_KEY, PARTICIPANT_KEY, ApiKeys
 from registry.operators.audit_log import AdminAuditLog
@@ -61,7 +61,7 @@ def operator() -> None:
 def operator_add(data_dir: Path, name: str, role: str, password_file: Path | None) -> None:
     """Create an operator account; its password is stored as an argon2id hash."""
     password = _password(password_file)
-    op = _admin(data_dir, lambda a, who: a.add_operator(who, name, role, password))
+    op = as_admin(data_dir, lambda a, who: a.add_operator(who, name, role, password))
     click.echo(f"オペレーターを登録しました / operator added: {op.name} ({op.role})")
 
 
@@ -70,7 +70,7 @@ def operator_add(data_dir: Path, name: str, role: str, password_file: Path | Non
 @report_errors
 def operator_list(data_dir: Path) -> None:
     """List operator accounts: name, role, status, created."""
-    for op in asyncio.run(_with_store(data_dir, lambda s, ca: OperatorAccounts(s.db).list())):
+    for op in asyncio.run(with_store(data_dir, lambda s, ca: OperatorAccounts(s.db).list())):
         click.echo(f"{op.name}\t{op.role}\t{op.status}\t{op.created_at}")
 
 
@@ -80,7 +80,7 @@ def operator_list(data_dir: Path) -> None:
 @report_errors
 def operator_disable(data_dir: Path, name: str) -> None:
     """Disable an account: its password and every API key of it are refused from now on."""
-    _admin(data_dir, lambda a, who: a.disable_operator(who, name))
+    as_admin(data_dir, lambda a, who: a.disable_operator(who, name))
     click.echo(f"オペレーター {name} を無効化しました / disabled")
 
 
@@ -90,7 +90,7 @@ def operator_disable(data_dir: Path, name: str) -> None:
 @report_errors
 def operator_enable(data_dir: Path, name: str) -> None:
     """Enable a disabled account again (its unrevoked keys work again)."""
-    _admin(data_dir, lambda a, who: a.enable_operator(who, name))
+    as_admin(data_dir, lambda a, who: a.enable_operator(who, name))
     click.echo(f"オペレーター {name} を有効化しました / enabled")
 
 
@@ -102,7 +102,7 @@ def operator_enable(data_dir: Path, name: str) -> None:
 def operator_password(data_dir: Path, name: str, password_file: Path | None) -> None:
     """Set a new password for an account."""
     password = _password(password_file)
-    _admin(data_dir, lambda a, who: a.set_password(who, name, password))
+    as_admin(data_dir, lambda a, who: a.set_password(who, name, password))
     click.echo(f"オペレーター {name} のパスワードを変更しました / password changed")
 
 
@@ -119,7 +119,7 @@ def operator_key() -> None:
 @report_errors
 def operator_key_create(data_dir: Path, name: str, label: str, out: Path | None) -> None:
     """Create an API key for an operator; printed once, stored as a hash."""
-    _key, secret = _admin(data_dir, lambda a, who: a.create_key(who, OPERATOR_KEY, name, label))
+    _key, secret = as_admin(data_dir, lambda a, who: a.create_key(who, OPERATOR_KEY, name, label))
     _emit_secret(secret, out, "operator key")
 
 
@@ -138,7 +138,7 @@ def operator_key_list(data_dir: Path, name: str | None) -> None:
 @report_errors
 def operator_key_revoke(data_dir: Path, key_id: str) -> None:
     """Revoke an operator key: refused from the next request on."""
-    _admin(data_dir, lambda a, who: a.revoke_key(who, OPERATOR_KEY, key_id))
+    as_admin(data_dir, lambda a, who: a.revoke_key(who, OPERATOR_KEY, key_id))
     click.echo(f"キー {key_id} を失効しました / key revoked")
 
 
@@ -156,7 +156,7 @@ def participant_key() -> None:
 @report_errors
 def participant_key_create(data_dir: Path, pid: str, label: str, out: Path | None) -> None:
     """Create an API key for a participant; printed once, stored as a hash."""
-    _key, secret = _admin(data_dir, lambda a, who: a.create_key(who, PARTICIPANT_KEY, pid, label))
+    _key, secret = as_admin(data_dir, lambda a, who: a.create_key(who, PARTICIPANT_KEY, pid, label))
     _emit_secret(secret, out, "participant key")
 
 
@@ -175,12 +175,12 @@ def participant_key_list(data_dir: Path, pid: str | None) -> None:
 @report_errors
 def participant_key_revoke(data_dir: Path, key_id: str) -> None:
     """Revoke a participant key: refused from the next request on."""
-    _admin(data_dir, lambda a, who: a.revoke_key(who, PARTICIPANT_KEY, key_id))
+    as_admin(data_dir, lambda a, who: a.revoke_key(who, PARTICIPANT_KEY, key_id))
     click.echo(f"キー {key_id} を失効しました / key revoked")
 
 
 def _list_keys(data_dir: Path, kind: str, owner: str | None) -> None:
-    for k in asyncio.run(_with_store(data_dir, lambda s, ca: ApiKeys(s.db).list(kind, owner))):
+    for k in asyncio.run(with_store(data_dir, lambda s, ca: ApiKeys(s.db).list(kind, owner))):
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
         click.echo(f"{k.id}\t{k.owner}\t{state}\t{k.created_at}\t{k.label}")
 
@@ -197,7 +197,7 @@ def audit_log() -> None:
 @report_errors
 def audit_log_list(data_dir: Path, limit: int, as_json: bool) -> None:
     """Show the newest entries first."""
-    for e in asyncio.run(_with_store(data_dir,
+    for e in asyncio.run(with_store(data_dir,
                                      lambda s, ca: AdminAuditLog(s.db).entries(limit=limit))):
         if as_json:
             click.echo(json.dumps(e.to_json(), ensure_ascii=False))
@@ -211,7 +211,7 @@ def audit_log_list(data_dir: Path, limit: int, as_json: bool) -> None:
 @report_errors
 def audit_log_verify(data_dir: Path) -> None:
     """Check the hash chain of the whole log; exit 1 naming the first bad entry."""
-    check = asyncio.run(_with_store(data_dir, lambda s, ca: AdminAuditLog(s.db).verify()))
+    check = asyncio.run(with_store(data_dir, lambda s, ca: AdminAuditLog(s.db).verify()))
     if not check.ok:
         raise FailedPrecondition(f"audit log broken at entry {check.first_bad_seq}: "
                                  f"{check.reason} ({check.entries} entries intact before it)",
