@@ -248,9 +248,9 @@ class TransferProvider:
                     chunker.stop = True
                     if ahead:
                         await asyncio.wait(ahead)
+            status = "complete"  # every batch has left: hanging up on the summary changes nothing
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=lines, bytes=size, digest=chain))
-            status = "complete"
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.usage.progress(
@@ -336,10 +336,10 @@ class TransferProvider:
             if req.after_seq > seq:
                 raise InvalidRequest(f"after_seq {req.after_seq} is past the stream's last batch {seq}")
             removed = (len(old) - seen_old) if old is not None else 0
+            status = "complete"  # every batch has left: hanging up on the summary changes nothing
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=records, bytes=sent, digest=chain, truncated=truncated,
                 removed_records=max(removed, 0)))
-            status = "complete"
         finally:
             # the consumer may be gone (cancelled stream): the counts must be saved regardless
             with contextlib.suppress(Exception):

@@ -82,10 +82,12 @@ async def _transfer(h: MeshHarness, provider, agreement: str, *, node: str = "ka
                     transfer_id: str = "", after_seq: int = 0, batch_rows: int = 1000,
                     stop_after: int | None = None, header: asyncio.Event | None = None,
                     hold: asyncio.Event | None = None,
-                    on_batch: Callable[[int], None] | None = None) -> Received:
+                    on_batch: Callable[[int], None] | None = None,
+                    hang_up_on_summary: bool = False) -> Received:
     """One Transfer call as ``node``. ``stop_after``: hang up after that many batches (a consumer
     that dies). ``header`` is set when the header arrives; ``hold`` keeps the call open there.
-    ``on_batch`` is called with the number of batches received so far."""
+    ``on_batch`` is called with the number of batches received so far; ``hang_up_on_summary``
+    cancels the call as soon as the summary is in, before the provider has finished."""
     got = Received()
     async with _channel(h, provider, node) as channel:
         call = peer_pb2_grpc.PeerServiceStub(channel).Transfer(peer_pb2.TransferRequest(
@@ -110,6 +112,9 @@ async def _transfer(h: MeshHarness, provider, agreement: str, *, node: str = "ka
                         break
                 else:
                     got.summary = chunk.summary
+                    if hang_up_on_summary:
+                        call.cancel()
+                        break
         except grpc.aio.AioRpcError as exc:
             got.error = exc
         finally:
@@ -161,8 +166,10 @@ async def test_replaying_a_completed_transfer_is_refused(harness: MeshHarness):
     h = harness
     provider = await _setup(h, rows=3000)
     agreement = await agree(h)
-    first = await _transfer(h, provider, agreement)
+    # the consumer hangs up the moment the summary arrives, hoping to find the transfer unfinished
+    first = await _transfer(h, provider, agreement, hang_up_on_summary=True)
     assert first.summary is not None and first.summary.records == 3000, first.details
+    await _ended(h, first.transfer_id)
     batches = len(first.batches)
 
     # the same consumer asks again for the completed transfer, from anywhere in it
