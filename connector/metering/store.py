@@ -210,13 +210,6 @@ class UsageStore:
                            code="unknown_transfer")
         return _row(row)
 
-    async def so_far(self, agreement_id: str, *, exclude: str | None = None) -> tuple[int, int]:
-        """(transfers, records) an agreement has used as counted against its limits (running
-        transfers with their reservations), the transfer ``exclude`` left out."""
-        row = await self.db.fetchone(_USAGE, (agreement_id, "provider", exclude or ""))
-        assert row is not None
-        return int(row["n"]), int(row["r"])
-
     async def last_complete(self, agreement_id: str, role: str = "consumer") -> TransferRow | None:
         row = await self.db.fetchone(
             "SELECT * FROM transfers WHERE agreement_id = ? AND role = ? AND status = 'complete' "

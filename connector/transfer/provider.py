@@ -167,43 +167,43 @@ class TransferProvider:
         auth = await self.guard.check(peer, req.agreement_id)
         _refuse_unservable(auth.decision, req)
         source = open_dataset_source(auth.store, auth.doc)
+        transfer_id, streaming = "", False  # from the first batch on, the row is settled below
         try:
             version = await dataset_version(auth.store, auth.doc, source)
             transfer_id, incremental, old, decision = await self._open(peer, req, auth, version)
-            streaming = False  # from the first batch on, _batches / _file_chunks settle the row
-            try:
-                _refuse_unservable(decision, req)  # the permission the transfer is reserved under
-                auth = replace(auth, decision=decision)
-                schema = await source.schema()
-                if schema is None:
-                    raise FailedPrecondition("the source cannot state its schema", code="no_schema")
-                cap = decision.max_records
-                if req.passthrough:
-                    path, media_type = self._passthrough_file(source, cap, req)
-                    yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
-                        transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id,
-                        version=version, passthrough=True, media_type=media_type))
-                    streaming = True
-                    async with contextlib.aclosing(self._file_chunks(path, transfer_id, req)) as chunks:
-                        async for chunk in chunks:
-                            yield chunk
-                    return
-                gate = self._consent_gate(peer, auth, req, transfer_id) \
-                    if decision.requires_consent else None
+            _refuse_unservable(decision, req)  # under the permission the transfer is reserved by
+            auth = replace(auth, decision=decision)
+            schema = await source.schema()
+            if schema is None:
+                raise FailedPrecondition("the source cannot state its schema", code="no_schema")
+            cap = decision.max_records
+            if req.passthrough:
+                path, media_type = self._passthrough_file(source, cap, req)
                 yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                     transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                    arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0,
-                    consent_filtered=gate is not None))
+                    passthrough=True, media_type=media_type))
                 streaming = True
-                async with contextlib.aclosing(self._batches(
-                        source, transfer_id, req, batch_rows, cap, old, gate)) as chunks:
+                async with contextlib.aclosing(self._file_chunks(path, transfer_id, req)) as chunks:
                     async for chunk in chunks:
                         yield chunk
-            finally:
-                if not streaming:  # refused or left before the first batch: nothing stays held
-                    await asyncio.shield(self.usage.release(transfer_id))
+                return
+            gate = self._consent_gate(peer, auth, req, transfer_id) \
+                if auth.decision.requires_consent else None
+            yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
+                transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
+                arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0,
+                consent_filtered=gate is not None))
+            streaming = True
+            async with contextlib.aclosing(self._batches(
+                    source, transfer_id, req, batch_rows, cap, old, gate)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
-            await source.close()
+            try:
+                if transfer_id and not streaming:  # refused or gone before the first batch
+                    await asyncio.shield(self.usage.release(transfer_id))
+            finally:
+                await source.close()
 
     @staticmethod
     def _passthrough_file(source, cap: int | None, req: peer_pb2.TransferRequest):
@@ -261,7 +261,18 @@ class TransferProvider:
     async def _open(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
                     version: str) -> tuple[str, bool, pa.UInt64Array | None, Decision]:
         """(transfer id, incremental?, the since-version snapshot, the decision it runs under):
-        a new transfer or a resume, reserved against the agreement's limits before any batch."""
+        a new transfer or a resume, reserved against the agreement's limits before any batch.
+        A consumer that leaves meanwhile does not leave the reservation behind."""
+        opening = asyncio.ensure_future(self._reserve(peer, req, auth, version))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.usage.release((await opening)[0])
+            raise
+
+    async def _reserve(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
+                       version: str) -> tuple[str, bool, pa.UInt64Array | None, Decision]:
         snapshots = RowHashSnapshots(auth.store, auth.agreement.dataset_id)
         if req.transfer_id:
             row, decision = await self.usage.resume(
