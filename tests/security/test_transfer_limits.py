@@ -20,6 +20,8 @@ import grpc
 import pytest
 import yaml
 
+from connector.transfer.fetch import Fetcher, Progress
+from connector.transfer.journal import TransferJournal
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
@@ -352,6 +354,21 @@ async def test_metering_after_kills_and_resumes_matches_what_left(harness: MeshH
     replay = await _transfer(h, provider, agreement, transfer_id=one.transfer_id, batch_rows=500)
     assert not replay.batches and "transfer_complete" in replay.details
 
+    # 4. the consumer's fetch crashes mid-stream (its journal as of its last acknowledgement);
+    # the same fetch, run again, resumes; both sides meter the same transfer
+    out = h.root / "got" / "population.ndjson"
+    with pytest.raises(_ConsumerCrashed):
+        await Fetcher(h.root / "kakogawa", agreement, out, batch_rows=500,
+                      progress=_CrashAt(4)).run()
+    journal = TransferJournal.read(TransferJournal.path_for(h.root / "kakogawa", agreement, out))
+    result = await Fetcher(h.root / "kakogawa", agreement, out).run()
+    assert result.records == 60_000 and result.transfer_id == journal.transfer_id  # resumed
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 60_000
+    three = result.transfer_id
+    left[three] = per_seq
+    consumer_side = _consumer_row(h, three)
+    assert (consumer_side["status"], consumer_side["batches"]) == ("complete", len(per_seq))
+
     # the registry holds what left: per transfer, and in total; the provider's rows agree
     expected = {t: (sum(r for r, _ in b.values()), sum(n for _, n in b.values()), max(b))
                 for t, b in left.items()}
@@ -363,4 +380,31 @@ async def test_metering_after_kills_and_resumes_matches_what_left(harness: MeshH
     provider_side = {r["id"]: (r["records"], r["bytes"], r["batches"])
                      for r in _provider_rows(h, agreement)}
     assert provider_side == expected
-    assert sum(v[0] for v in expected.values()) == 60_000 + abandoned["records"]
+    assert (consumer_side["records"], consumer_side["bytes"], consumer_side["batches"]) == \
+        expected[three]
+    assert sum(v[0] for v in expected.values()) == 2 * 60_000 + abandoned["records"]
+
+
+class _ConsumerCrashed(Exception):
+    pass
+
+
+class _CrashAt(Progress):
+    """The consumer dies once ``batches`` batches are written (nothing after that is journalled)."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches = batches
+
+    def advance(self, journal) -> None:
+        if journal.acked_seq >= self.batches:
+            raise _ConsumerCrashed
+
+
+def _consumer_row(h: MeshHarness, transfer_id: str) -> sqlite3.Row:
+    con = sqlite3.connect(f"file:{h.root / 'kakogawa' / 'metering.db'}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM transfers WHERE id = ? AND role = 'consumer'",
+                           (transfer_id,)).fetchone()
+    finally:
+        con.close()
