@@ -60,10 +60,11 @@ MIGRATIONS = [
 ]
 STATUSES = ("running", "interrupted", "complete", "failed")
 # What an agreement has used, the transfer ``?`` excluded: a running transfer counts with the
-# records it may still send; an interrupted one only if a batch left; a complete one always.
+# records it may still send; an interrupted one only if a batch left (or may have: cut off by a
+# crash); a complete one always.
 _USAGE = (
-    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'complete') OR batches > 0 THEN 1 "
-    "ELSE 0 END), 0) AS n, COALESCE(SUM(CASE WHEN status = 'running' "
+    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'complete') OR batches > 0 "
+    "OR counts_exact = 0 THEN 1 ELSE 0 END), 0) AS n, COALESCE(SUM(CASE WHEN status = 'running' "
     "THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END), 0) AS r "
     "FROM transfers WHERE agreement_id = ? AND role = ? AND id != ?")
 
