@@ -211,6 +211,14 @@ class UsageStore:
                            code="unknown_transfer")
         return _row(row)
 
+    async def used(self, agreement_id: str, *, exclude: str = "") -> tuple[int, int]:
+        """(transfers, records) an agreement has used as its limits count them (running
+        transfers with their reservations), the transfer ``exclude`` left out. A read outside
+        any reservation: only good for refusing early."""
+        row = await self.db.fetchone(_USAGE, (agreement_id, "provider", exclude))
+        assert row is not None
+        return int(row["n"]), int(row["r"])
+
     async def last_complete(self, agreement_id: str, role: str = "consumer") -> TransferRow | None:
         row = await self.db.fetchone(
             "SELECT * FROM transfers WHERE agreement_id = ? AND role = ? AND status = 'complete' "

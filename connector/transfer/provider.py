@@ -166,6 +166,8 @@ class TransferProvider:
         check_service_scope(req.service_id or None, req.component_id or None)
         auth = await self.guard.check(peer, req.agreement_id)
         _refuse_unservable(auth.decision, req)
+        # over a limit already: refused before the source is touched (decided again when reserved)
+        auth.limits(*await self.usage.used(req.agreement_id, exclude=req.transfer_id))
         source = open_dataset_source(auth.store, auth.doc)
         transfer_id, streaming = "", False  # from the first batch on, the row is settled below
         try:
