@@ -67,8 +67,10 @@ class ConnectorApp:
         self.metering_db = await open_metering_db(self.config.data_dir).open()
         agreements = AgreementStore(self.contracts_db)
         usage = UsageStore(self.metering_db)
+        if orphans := await usage.recover_orphans():  # transfers a previous process was sending
+            log.warning("%d transfers were cut off when this connector last stopped", orphans)
         negotiator = ProviderNegotiator(self.config.data_dir, self.keystore, self.registry, agreements)
-        guard = AgreementGuard(self.config.data_dir, self.keystore, agreements, usage,
+        guard = AgreementGuard(self.config.data_dir, self.keystore, agreements,
                                ParticipantTypes(self.registry, ttl=30))
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
         self.usage_reporter = UsageReporter(usage, self.registry)

@@ -65,7 +65,7 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
         """Notices until the caller hangs up; the agreement is checked again with each one and
         at least every few watch intervals, so a termination ends the stream."""
         peer = current_peer()
-        auth = await self.guard.check(peer, request.agreement_id, counting=False)
+        auth = await self.guard.check(peer, request.agreement_id)
         dataset_id = auth.agreement.dataset_id
         queue, version = await self.watcher.subscribe(dataset_id)
         try:
@@ -75,9 +75,9 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
                 try:
                     change = await asyncio.wait_for(queue.get(), timeout=self.watcher.interval * 5)
                 except TimeoutError:
-                    await self.guard.check(peer, request.agreement_id, counting=False)
+                    await self.guard.check(peer, request.agreement_id)
                     continue
-                await self.guard.check(peer, request.agreement_id, counting=False)
+                await self.guard.check(peer, request.agreement_id)
                 yield _notice(dataset_id, change.version, change.previous, change.at, change.cause)
         finally:
             self.watcher.unsubscribe(dataset_id, queue)

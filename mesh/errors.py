@@ -80,6 +80,14 @@ class FailedPrecondition(AreameshError):
     grpc_status = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(AreameshError):
+    """A conflict with work in progress that a retry can get past (gRPC ABORTED)."""
+
+    code = "aborted"
+    http_status = 409
+    grpc_status = grpc.StatusCode.ABORTED
+
+
 class Unavailable(AreameshError):
     code = "unavailable"
     http_status = 503
@@ -89,7 +97,7 @@ class Unavailable(AreameshError):
 GRPC_TO_ERROR: dict[grpc.StatusCode, type[AreameshError]] = {
     cls.grpc_status: cls
     for cls in (InvalidRequest, Unauthenticated, PermissionDenied, NotFound, Conflict,
-                FailedPrecondition, Unavailable)
+                FailedPrecondition, Aborted, Unavailable)
 }
 
 

@@ -1,8 +1,11 @@
-"""UsageReporter: sends finished transfers (provider side) to the registry's metering.
+"""UsageReporter: sends ended transfers (provider side) to the registry's metering.
 
-Runs every heartbeat interval and right after a transfer completes (``poke``). Rows are marked
-reported only once the registry has answered, and the registry ignores a transfer id it already
-has, so a crash or an unreachable registry delays reports but never loses or doubles them.
+Runs every heartbeat interval and right after a transfer completes (``poke``). Complete and
+interrupted transfers are sent (what left is metered even if the consumer never resumes); a
+transfer is sent again when a resume has grown its counts. Rows are marked reported only once
+the registry has answered, and only if their counts are still those sent; the registry keeps
+one row per transfer id and only ever raises its counts, so a crash or an unreachable registry
+delays reports but never loses or doubles them.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class UsageReporter:
         if not rows:
             return 0
         reply = await self.registry.report_usage([usage_record(r) for r in rows])
-        await self.usage.mark_reported([r.id for r in rows])
-        log.info("usage reported: %d new, %d already known", reply.accepted, reply.duplicates)
+        await self.usage.mark_reported(rows)
+        log.info("usage reported: %d new or grown, %d already known", reply.accepted, reply.duplicates)
         return len(rows)
 
     async def run(self, interval: float) -> None:

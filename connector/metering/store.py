@@ -1,19 +1,30 @@
 """UsageStore: one row per transfer in ``DATA_DIR/metering.db``, as provider or consumer.
 
 The provider's rows are authoritative: they count transfers and records against an agreement's
-limits, and finished ones are reported to the registry (``reported_at`` marks what it has
+limits, and ended ones are reported to the registry (``reported_at`` marks what it has
 acknowledged, so nothing is lost while the registry is down and nothing is sent twice).
-A resumed transfer keeps its row; its counts grow as batches go out.
+A resumed transfer keeps its row; its counts grow as batches go out. The counts are positional:
+batch *n* of a transfer is counted once, however often a broken stream made it leave.
+
+Limits hold under concurrency because a transfer is *reserved* before its first byte leaves, in
+one ``BEGIN IMMEDIATE`` transaction that counts the agreement's usage, asks the policy, and
+inserts (or, for a resume, claims) the row (``reserve``, ``resume``). While a transfer runs it
+counts as a transfer and holds the records it may still send (``reserved_records``, its cap);
+when it ends, only what it sent stays counted. A transfer that ended without sending a batch
+holds nothing. Rows left ``running`` by a provider that died are released at its next start
+(``recover_orphans``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from mesh.clock import iso, utcnow
 from mesh.db import Database
-from mesh.errors import NotFound
+from mesh.errors import Aborted, FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 
 MIGRATIONS = [
     """
@@ -37,8 +48,36 @@ MIGRATIONS = [
     CREATE INDEX transfers_by_agreement ON transfers(agreement_id);
     CREATE INDEX transfers_unreported ON transfers(status, reported_at)
     """,
+    # 2: reservations and resume rules (provider rows). reserved_records: the records a running
+    # transfer may send (its record cap, NULL without one). acked_seq: the highest after_seq the
+    # consumer has resumed from. counts_exact 0: the provider died while streaming, so the counts
+    # are those of its last save (a lower bound) until the transfer is resumed.
+    """
+    ALTER TABLE transfers ADD COLUMN reserved_records INTEGER;
+    ALTER TABLE transfers ADD COLUMN acked_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE transfers ADD COLUMN counts_exact INTEGER NOT NULL DEFAULT 1
+    """,
 ]
 STATUSES = ("running", "interrupted", "complete", "failed")
+# What an agreement has used, the transfer ``?`` excluded: a running transfer counts with the
+# records it may still send; an interrupted one only if a batch left (or may have: cut off by a
+# crash); a complete one always.
+_USAGE = (
+    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'complete') OR batches > 0 "
+    "OR counts_exact = 0 THEN 1 ELSE 0 END), 0) AS n, COALESCE(SUM(CASE WHEN status = 'running' "
+    "THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END), 0) AS r "
+    "FROM transfers WHERE agreement_id = ? AND role = ? AND id != ?")
+
+
+class Capped(Protocol):
+    @property
+    def max_records(self) -> int | None: ...
+
+
+C = TypeVar("C", bound=Capped)
+Limits = Callable[[int, int], C]
+"""Given the (transfers, records) an agreement has used besides this transfer, the decision to
+let it run, whose ``max_records`` (None: no cap) is reserved; raises to refuse it."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +97,9 @@ class TransferRow:
     started_at: str
     ended_at: str | None
     reported_at: str | None
+    reserved_records: int | None = None
+    acked_seq: int = 0
+    counts_exact: bool = True
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -73,24 +115,94 @@ class UsageStore:
 
     async def start(self, *, id: str, role: str, agreement_id: str, dataset_id: str,
                     provider: str, consumer: str, version: str, incremental: bool) -> None:
+        """A row without limits to check: the consumer's side of a transfer."""
+        async with self.db.transaction() as conn:
+            await self._insert(conn, id, role, agreement_id, dataset_id, provider, consumer,
+                               version, incremental, None)
+
+    @staticmethod
+    async def _insert(conn, id: str, role: str, agreement_id: str, dataset_id: str, provider: str,
+                      consumer: str, version: str, incremental: bool, reserved: int | None) -> None:
+        await conn.execute(
+            "INSERT INTO transfers(id, role, agreement_id, dataset_id, provider, consumer, version,"
+            " incremental, status, started_at, reserved_records) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (id, role, agreement_id, dataset_id, provider, consumer, version, int(incremental),
+             iso(utcnow()), reserved))
+
+    @staticmethod
+    async def _used(conn, agreement_id: str, exclude: str) -> tuple[int, int]:
+        row = await (await conn.execute(_USAGE, (agreement_id, "provider", exclude))).fetchone()
+        return int(row["n"]), int(row["r"])
+
+    async def reserve(self, *, id: str, agreement_id: str, dataset_id: str, provider: str,
+                      consumer: str, version: str, incremental: bool, limits: Limits[C]) -> C:
+        """Start the provider's transfer ``id`` if ``limits`` allows it given the agreement's
+        usage so far, and reserve the records it may send: counting, deciding and inserting are
+        one transaction, so concurrent requests cannot together pass a limit."""
+        async with self.db.transaction() as conn:
+            decision = limits(*await self._used(conn, agreement_id, id))
+            await self._insert(conn, id, "provider", agreement_id, dataset_id, provider, consumer,
+                               version, incremental, decision.max_records)
+        return decision
+
+    async def resume(self, transfer_id: str, *, agreement_id: str, consumer: str, after_seq: int,
+                     version: str, limits: Limits[C]) -> tuple[TransferRow, C]:
+        """Claim the provider's unfinished transfer ``transfer_id`` for a resumed stream, in one
+        transaction. Refused: another agreement's or consumer's transfer (``not_a_party``), a
+        complete one (``transfer_complete``), one being streamed now (``transfer_in_progress``),
+        a resume from before the batch the consumer already acknowledged (``resume_behind_ack``)
+        or past the last batch sent (``resume_beyond_sent``), a changed dataset
+        (``source_changed``), and whatever ``limits`` refuses (this transfer is not counted
+        again; its cap is reserved anew)."""
+        async with self.db.transaction() as conn:
+            found = await (await conn.execute(
+                "SELECT * FROM transfers WHERE id = ? AND role = 'provider'", (transfer_id,))
+                           ).fetchone()
+            if found is None:
+                raise NotFound(f"this provider has no transfer {transfer_id}",
+                               message_ja=f"転送 {transfer_id} はありません", code="unknown_transfer")
+            row = _row(found)
+            _check_resume(row, agreement_id, consumer, after_seq, version)
+            decision = limits(*await self._used(conn, agreement_id, transfer_id))
+            await conn.execute(
+                "UPDATE transfers SET status = 'running', acked_seq = ?, reserved_records = ?, "
+                "ended_at = NULL WHERE id = ?", (after_seq, decision.max_records, transfer_id))
+        return row, decision
+
+    async def release(self, transfer_id: str) -> None:
+        """A running transfer that stops before its stream began: interrupted, its counts kept,
+        its reservation freed."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO transfers(id, role, agreement_id, dataset_id, provider, consumer, version,"
-                " incremental, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (id, role, agreement_id, dataset_id, provider, consumer, version, int(incremental),
-                 iso(utcnow())))
+                "UPDATE transfers SET status = 'interrupted', ended_at = ? "
+                "WHERE id = ? AND status = 'running'", (iso(utcnow()), transfer_id))
+
+    async def recover_orphans(self) -> int:
+        """At start: provider transfers still ``running`` were streamed by a process that died.
+        They become interrupted (resumable, reported) with the counts of their last save, which
+        may be short of what left: ``counts_exact`` 0 until a resume counts them again."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE transfers SET status = 'interrupted', counts_exact = 0, "
+                "ended_at = COALESCE(ended_at, ?) WHERE role = 'provider' AND status = 'running'",
+                (iso(utcnow()),))
+            return cur.rowcount
 
     async def progress(self, transfer_id: str, *, records: int, bytes: int, batches: int,
                        status: str = "running") -> None:
-        """Record the counts so far; a final status also stamps the end time."""
+        """Record the counts so far (exact again, and due to be reported when they changed);
+        a final status also stamps the end time."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status}")
         ended = None if status == "running" else iso(utcnow())
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE transfers SET records = ?, bytes = ?, batches = ?, status = ?, "
-                "ended_at = COALESCE(?, ended_at) WHERE id = ?",
-                (records, bytes, batches, status, ended, transfer_id))
+                "UPDATE transfers SET reported_at = CASE WHEN (records, bytes, batches, status) "
+                "IS (?, ?, ?, ?) THEN reported_at END, records = ?, bytes = ?, batches = ?, "
+                "status = ?, counts_exact = 1, ended_at = COALESCE(?, ended_at) WHERE id = ?",
+                (records, bytes, batches, status, records, bytes, batches, status, ended,
+                 transfer_id))
 
     async def get(self, transfer_id: str) -> TransferRow:
         row = await self.db.fetchone("SELECT * FROM transfers WHERE id = ?", (transfer_id,))
@@ -99,12 +211,11 @@ class UsageStore:
                            code="unknown_transfer")
         return _row(row)
 
-    async def so_far(self, agreement_id: str, *, role: str = "provider",
-                     exclude: str | None = None) -> tuple[int, int]:
-        """(transfers, records) already made under an agreement, the one being resumed excluded."""
-        row = await self.db.fetchone(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(records), 0) AS r FROM transfers "
-            "WHERE agreement_id = ? AND role = ? AND id != ?", (agreement_id, role, exclude or ""))
+    async def used(self, agreement_id: str, *, exclude: str = "") -> tuple[int, int]:
+        """(transfers, records) an agreement has used as its limits count them (running
+        transfers with their reservations), the transfer ``exclude`` left out. A read outside
+        any reservation: only good for refusing early."""
+        row = await self.db.fetchone(_USAGE, (agreement_id, "provider", exclude))
         assert row is not None
         return int(row["n"]), int(row["r"])
 
@@ -115,16 +226,23 @@ class UsageStore:
         return _row(row) if row else None
 
     async def unreported(self, limit: int = 500) -> list[TransferRow]:
+        """The provider's ended transfers that sent something and whose counts the registry has
+        not acknowledged: complete ones, and interrupted ones (what left is metered even if the
+        consumer never comes back; a resume reports the grown counts again)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM transfers WHERE role = 'provider' AND status = 'complete' "
-            "AND reported_at IS NULL ORDER BY ended_at LIMIT ?", (limit,))
+            "SELECT * FROM transfers WHERE role = 'provider' AND status IN ('complete', "
+            "'interrupted') AND reported_at IS NULL AND batches > 0 ORDER BY ended_at LIMIT ?",
+            (limit,))
         return [_row(r) for r in rows]
 
-    async def mark_reported(self, ids: list[str]) -> None:
+    async def mark_reported(self, rows: list[TransferRow]) -> None:
+        """Mark ``rows`` reported, each only if its counts are still the ones reported."""
         now = iso(utcnow())
         async with self.db.transaction() as conn:
-            await conn.executemany("UPDATE transfers SET reported_at = ? WHERE id = ?",
-                                   [(now, i) for i in ids])
+            await conn.executemany(
+                "UPDATE transfers SET reported_at = ? WHERE id = ? AND records = ? AND bytes = ? "
+                "AND batches = ? AND status = ?",
+                [(now, r.id, r.records, r.bytes, r.batches, r.status) for r in rows])
 
     async def list(self, agreement_id: str | None = None) -> list[TransferRow]:
         sql, params = "SELECT * FROM transfers", []
@@ -138,4 +256,40 @@ def _row(r) -> TransferRow:
     return TransferRow(r["id"], r["role"], r["agreement_id"], r["dataset_id"], r["provider"],
                        r["consumer"], r["version"], bool(r["incremental"]), r["status"],
                        r["records"], r["bytes"], r["batches"], r["started_at"], r["ended_at"],
-                       r["reported_at"])
+                       r["reported_at"], r["reserved_records"], r["acked_seq"],
+                       bool(r["counts_exact"]))
+
+
+def _check_resume(row: TransferRow, agreement_id: str, consumer: str, after_seq: int,
+                  version: str) -> None:
+    if row.agreement_id != agreement_id or row.consumer != consumer:
+        raise PermissionDenied(f"transfer {row.id} does not belong to this agreement and consumer",
+                               message_ja="この転送は別の合意・利用者のものです", code="not_a_party")
+    if row.status == "complete":
+        raise FailedPrecondition(
+            f"transfer {row.id} is complete ({row.batches} batches, {row.records} records); it "
+            "cannot be asked for again: start a new transfer (connector fetch --restart)",
+            message_ja=f"転送 {row.id} は完了しています。再取得は新しい転送として行ってください"
+                       "（--restart）", code="transfer_complete")
+    if row.status == "running":
+        raise Aborted(f"transfer {row.id} is being streamed now; resume it once that stream ends",
+                      message_ja=f"転送 {row.id} は送信中です。その送信が終わってから再開してください",
+                      code="transfer_in_progress")
+    if after_seq < row.acked_seq:
+        raise FailedPrecondition(
+            f"batches up to {row.acked_seq} of transfer {row.id} were acknowledged; it resumes "
+            f"after {row.acked_seq} or later, not after {after_seq}",
+            message_ja=f"転送 {row.id} はバッチ {row.acked_seq} まで受信確認済みです。"
+                       "それより前からは再開できません", code="resume_behind_ack",
+            details={"acked_seq": row.acked_seq})
+    if row.counts_exact and after_seq > row.batches:
+        raise InvalidRequest(
+            f"after_seq {after_seq} is past the {row.batches} batches sent in transfer {row.id}",
+            message_ja=f"転送 {row.id} で送信済みのバッチは {row.batches} までです",
+            code="resume_beyond_sent", details={"sent": row.batches})
+    if row.version != version:
+        raise FailedPrecondition(
+            f"dataset {row.dataset_id} changed since transfer {row.id} began "
+            f"({row.version} → {version}); start the transfer again",
+            message_ja="転送開始後にデータが更新されました。最初から取得し直してください",
+            code="source_changed", details={"was": row.version, "now": version})

@@ -6,27 +6,29 @@ unknown agreement (``not_found``), another consumer's agreement (``not_a_party``
 FINALIZED (``agreement_not_finalized``), TERMINATED (``agreement_terminated``, with the stored
 reason), past its ``expires`` (``agreement_expired``), a stored document whose signatures no
 longer verify (``agreement_signature_invalid`` ...), a withdrawn dataset, and whatever the
-offer's policy now refuses — validity window, transfer and record limits — with the usage so far
-counted from metering.
+offer's policy now refuses, such as its validity window.
+
+Transfer and record limits are not decided here: the usage can change between this check and
+the transfer's start. ``Authorised.limits`` decides them with the usage counted inside the
+transaction that reserves the transfer (``UsageStore.reserve`` / ``resume``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore
 from connector.datasets.store import PublisherStore, find_dataset
-from connector.metering.store import UsageStore
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, load_pem_bundle
 from mesh.clock import from_iso, utcnow
 from mesh.errors import FailedPrecondition, NotFound, PermissionDenied
 from mesh.keystore import NodeKeyStore
-from mesh.policy import Decision, PolicyContext, evaluate, parse_policy
+from mesh.policy import Decision, Policy, PolicyContext, evaluate, parse_policy
 
 log = logging.getLogger("areamesh.connector.transfer")
 
@@ -37,22 +39,32 @@ class Authorised:
     agreement: Agreement
     store: PublisherStore
     doc: dict[str, Any]
-    decision: Decision
+    decision: Decision          # without usage counts: limits are decided by ``limits``
+    policy: Policy
+    context: PolicyContext
+
+    def limits(self, transfers: int, records: int) -> Decision:
+        """The decision with the agreement's usage so far (transfers and records, this one
+        excluded); raises ``policy_denied`` when a limit (or anything else) refuses it."""
+        decision = evaluate(self.policy, replace(self.context, transfers_so_far=transfers,
+                                                 records_so_far=records))
+        if not decision.allowed:
+            log.info("transfer refused by policy", extra={"agreement": self.agreement.id})
+            raise decision.denial()
+        return decision
 
 
 class AgreementGuard:
     def __init__(self, data_dir: Path, keystore: NodeKeyStore, agreements: AgreementStore,
-                 usage: UsageStore, participants: ParticipantTypes) -> None:
+                 participants: ParticipantTypes) -> None:
         self.data_dir = data_dir
         self.keystore = keystore
         self.agreements = agreements
-        self.usage = usage
         self.participants = participants
 
-    async def check(self, peer: PeerIdentity, agreement_id: str, *, resuming: str | None = None,
-                    counting: bool = True) -> Authorised:
-        """``resuming``: the transfer being continued is not counted again. ``counting=False``
-        (subscriptions) skips the transfer and record limits."""
+    async def check(self, peer: PeerIdentity, agreement_id: str) -> Authorised:
+        """May ``peer`` use the agreement now, usage limits aside (a subscription never counts
+        against them; a transfer then reserves itself under ``Authorised.limits``)."""
         try:
             row = await self.agreements.get(agreement_id, role="provider")
         except NotFound:
@@ -88,14 +100,12 @@ class AgreementGuard:
             raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
                                      message_ja=f"データセット {agreement.dataset_id} は提供されていません",
                                      code="dataset_withdrawn") from None
-        transfers, records = await self.usage.so_far(agreement_id, exclude=resuming)
         ctx = PolicyContext(consumer_id=peer.participant_id,
                             consumer_type=await self.participants.type_of(peer.participant_id),
-                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now,
-                            transfers_so_far=transfers if counting else 0,
-                            records_so_far=records if counting else 0)
-        decision = evaluate(parse_policy(agreement.policy), ctx)
+                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now)
+        policy = parse_policy(agreement.policy)
+        decision = evaluate(policy, ctx)
         if not decision.allowed:
             log.info("transfer refused by policy", extra={"agreement": agreement_id, "peer": peer.uri})
             raise decision.denial()
-        return Authorised(row, agreement, store, doc, decision)
+        return Authorised(row, agreement, store, doc, decision, policy, ctx)

@@ -4,12 +4,16 @@ For an authorised agreement (``guard.py``) it opens the dataset's source (extern
 internal copy), sends a header, then numbered batches — Arrow IPC messages with their digests —
 and a summary carrying the chained stream digest. To resume, the consumer names the transfer
 and the last batch it acknowledged: the provider re-reads the same version, cuts the same
-batches, recomputes the chain over the skipped ones and sends the rest. If the data changed in
-between, resuming is refused (``source_changed``) and the consumer starts over.
+batches, recomputes the chain over the skipped ones and sends the rest. Only an unfinished
+transfer of the same agreement and consumer, not being streamed now, resumes, and only from
+between the batch last acknowledged and the last one sent (``UsageStore.resume``); if the data
+changed in between, resuming is refused (``source_changed``) and the consumer starts over.
 
-Every transfer is metered (``UsageStore``): counts are saved as batches go out and once more
-when the stream ends for any reason; the agreement's record limit stops the stream
-(``truncated``).
+Before the header a transfer is reserved against the agreement's transfer and record limits
+in one transaction (``UsageStore.reserve``); one that ends before its first batch releases it.
+Every transfer is metered: the counts of every batch that leaves (resumed streams count from
+batch 1 again, each batch once) are saved every second and once more when the stream ends for
+any reason; the agreement's record limit stops the stream (``truncated``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 import numpy as np
@@ -50,8 +54,9 @@ from connector.transfer.guard import AgreementGuard, Authorised
 from connector.transfer.snapshots import RowHashSnapshots
 from connector.transfer.wire import encode_batch_chunk
 from mesh.certs import PeerIdentity
-from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.errors import FailedPrecondition, InvalidRequest
 from mesh.ids import parse_node_identity_uri
+from mesh.policy import Decision
 from mesh.proto.areamesh.v1 import peer_pb2
 
 log = logging.getLogger("areamesh.connector.transfer")
@@ -100,6 +105,20 @@ class FileChunker:
         return FileChunk(self.seq, self.lines, self.size, self.chain, wire)
 
 
+def _refuse_unservable(decision: Decision, req: peer_pb2.TransferRequest) -> None:
+    """Personal data is filtered by consent record by record: never passed through, never resumed."""
+    if decision.requires_consent and req.passthrough:
+        raise FailedPrecondition("personal data is filtered by consent record by record; it "
+                                 "cannot be passed through as a file",
+                                 message_ja="本人同意で絞り込むデータはそのまま転送できません",
+                                 code="passthrough_unavailable")
+    if decision.requires_consent and req.transfer_id:
+        # consent may have changed since the first attempt, so the batches would differ
+        raise FailedPrecondition("a consent-filtered transfer is never resumed; start it again",
+                                 message_ja="本人同意で絞り込む転送は最初からやり直します",
+                                 code="source_changed")
+
+
 class TransferProvider:
     def __init__(self, guard: AgreementGuard, usage: UsageStore, own_uri: str, *,
                  consents: ConsentStore | None = None, ledger: SqliteLedger | None = None,
@@ -145,33 +164,30 @@ class TransferProvider:
         if not 0 < batch_rows <= MAX_BATCH_ROWS or req.after_seq < 0:
             raise InvalidRequest(f"batch_rows must be 1–{MAX_BATCH_ROWS:,} and after_seq ≥ 0")
         check_service_scope(req.service_id or None, req.component_id or None)
-        resuming = req.transfer_id or None
-        auth = await self.guard.check(peer, req.agreement_id, resuming=resuming)
-        if auth.decision.requires_consent and req.passthrough:
-            raise FailedPrecondition("personal data is filtered by consent record by record; it "
-                                     "cannot be passed through as a file",
-                                     message_ja="本人同意で絞り込むデータはそのまま転送できません",
-                                     code="passthrough_unavailable")
-        if auth.decision.requires_consent and req.transfer_id:
-            # consent may have changed since the first attempt, so the batches would differ
-            raise FailedPrecondition("a consent-filtered transfer is never resumed; start it again",
-                                     message_ja="本人同意で絞り込む転送は最初からやり直します",
-                                     code="source_changed")
+        auth = await self.guard.check(peer, req.agreement_id)
+        _refuse_unservable(auth.decision, req)
+        # over a limit already: refused before the source is touched (decided again when reserved)
+        auth.limits(*await self.usage.used(req.agreement_id, exclude=req.transfer_id))
         source = open_dataset_source(auth.store, auth.doc)
+        transfer_id, streaming = "", False  # from the first batch on, the row is settled below
         try:
             version = await dataset_version(auth.store, auth.doc, source)
-            transfer_id, incremental, old = await self._open(peer, req, auth, version)
+            transfer_id, incremental, old, decision = await self._open(peer, req, auth, version)
+            _refuse_unservable(decision, req)  # under the permission the transfer is reserved by
+            auth = replace(auth, decision=decision)
             schema = await source.schema()
             if schema is None:
                 raise FailedPrecondition("the source cannot state its schema", code="no_schema")
-            cap = auth.decision.max_records
+            cap = decision.max_records
             if req.passthrough:
                 path, media_type = self._passthrough_file(source, cap, req)
                 yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                     transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
                     passthrough=True, media_type=media_type))
-                async for chunk in self._file_chunks(path, transfer_id, req):
-                    yield chunk
+                streaming = True
+                async with contextlib.aclosing(self._file_chunks(path, transfer_id, req)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
                 return
             gate = self._consent_gate(peer, auth, req, transfer_id) \
                 if auth.decision.requires_consent else None
@@ -179,10 +195,17 @@ class TransferProvider:
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
                 arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0,
                 consent_filtered=gate is not None))
-            async for chunk in self._batches(source, transfer_id, req, batch_rows, cap, old, gate):
-                yield chunk
+            streaming = True
+            async with contextlib.aclosing(self._batches(
+                    source, transfer_id, req, batch_rows, cap, old, gate)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
-            await source.close()
+            try:
+                if transfer_id and not streaming:  # refused or gone before the first batch
+                    await asyncio.shield(self.usage.release(transfer_id))
+            finally:
+                await source.close()
 
     @staticmethod
     def _passthrough_file(source, cap: int | None, req: peer_pb2.TransferRequest):
@@ -227,9 +250,9 @@ class TransferProvider:
                     chunker.stop = True
                     if ahead:
                         await asyncio.wait(ahead)
+            status = "complete"  # every batch has left: hanging up on the summary changes nothing
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=lines, bytes=size, digest=chain))
-            status = "complete"
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.usage.progress(
@@ -238,35 +261,42 @@ class TransferProvider:
             callback()
 
     async def _open(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
-                    version: str) -> tuple[str, bool, pa.UInt64Array | None]:
-        """(transfer id, incremental?, the since-version snapshot) — a new transfer or a resume."""
+                    version: str) -> tuple[str, bool, pa.UInt64Array | None, Decision]:
+        """(transfer id, incremental?, the since-version snapshot, the decision it runs under):
+        a new transfer or a resume, reserved against the agreement's limits before any batch.
+        A consumer that leaves meanwhile does not leave the reservation behind."""
+        opening = asyncio.ensure_future(self._reserve(peer, req, auth, version))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.usage.release((await opening)[0])
+            raise
+
+    async def _reserve(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
+                       version: str) -> tuple[str, bool, pa.UInt64Array | None, Decision]:
+        snapshots = RowHashSnapshots(auth.store, auth.agreement.dataset_id)
         if req.transfer_id:
-            row = await self.usage.get(req.transfer_id)
-            if row.agreement_id != req.agreement_id or row.consumer != peer.uri:
-                raise PermissionDenied(f"transfer {req.transfer_id} does not belong to this "
-                                       "agreement and consumer", code="not_a_party")
-            if row.version != version:
-                raise FailedPrecondition(
-                    f"dataset {auth.agreement.dataset_id} changed since transfer {row.id} began "
-                    f"({row.version} → {version}); start the transfer again",
-                    message_ja="転送開始後にデータが更新されました。最初から取得し直してください",
-                    code="source_changed", details={"was": row.version, "now": version})
-            old = RowHashSnapshots(auth.store, auth.agreement.dataset_id).load(req.since_version) \
-                if row.incremental else None
+            row, decision = await self.usage.resume(
+                req.transfer_id, agreement_id=req.agreement_id, consumer=peer.uri,
+                after_seq=req.after_seq, version=version, limits=auth.limits)
+            old = snapshots.load(req.since_version) if row.incremental else None
             if row.incremental and old is None:
+                await self.usage.release(row.id)
                 raise FailedPrecondition("the snapshot this incremental transfer is based on is gone",
                                          code="source_changed")
-            return row.id, row.incremental, old
-        old = None
-        if req.since_version:
-            old = RowHashSnapshots(auth.store, auth.agreement.dataset_id).load(req.since_version)
+            log.info("transfer resumed", extra={"transfer": row.id, "after_seq": req.after_seq,
+                                                "peer": peer.uri})
+            return row.id, row.incremental, old, decision
+        old = snapshots.load(req.since_version) if req.since_version else None
         transfer_id = str(uuid.uuid4())
-        await self.usage.start(id=transfer_id, role="provider", agreement_id=req.agreement_id,
-                               dataset_id=auth.agreement.dataset_id, provider=self.own_uri,
-                               consumer=peer.uri, version=version, incremental=old is not None)
+        decision = await self.usage.reserve(
+            id=transfer_id, agreement_id=req.agreement_id, dataset_id=auth.agreement.dataset_id,
+            provider=self.own_uri, consumer=peer.uri, version=version, incremental=old is not None,
+            limits=auth.limits)
         log.info("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
                                             "peer": peer.uri, "version": version})
-        return transfer_id, old is not None, old
+        return transfer_id, old is not None, old, decision
 
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
                        batch_rows: int, cap: int | None, old: pa.UInt64Array | None,
@@ -319,10 +349,10 @@ class TransferProvider:
             if req.after_seq > seq:
                 raise InvalidRequest(f"after_seq {req.after_seq} is past the stream's last batch {seq}")
             removed = (len(old) - seen_old) if old is not None else 0
+            status = "complete"  # every batch has left: hanging up on the summary changes nothing
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=records, bytes=sent, digest=chain, truncated=truncated,
                 removed_records=max(removed, 0)))
-            status = "complete"
         finally:
             # the consumer may be gone (cancelled stream): the counts must be saved regardless
             with contextlib.suppress(Exception):

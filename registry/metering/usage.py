@@ -1,7 +1,10 @@
 """UsageLedger: transfers reported by providing connectors, and summaries per billing period.
 
 A report is accepted only from the connector that is the provider of a notarised agreement, for
-that agreement's dataset; each transfer id is recorded once (retries are counted as duplicates).
+that agreement's dataset. Each transfer id has one row. A provider reports a transfer when it
+ends, complete or interrupted, and again when a resume has grown its counts: a report with
+larger counts replaces the row's counts and end time; one with the same or smaller counts (a
+retry, or one overtaken by a later report) is a duplicate.
 Periods are calendar periods in Japan time (JST), as municipal billing is: ``2026-11`` (month),
 ``2026`` (year), ``2026-11-24`` (day) or ``2026-11-01..2026-11-15`` (inclusive days).
 """
@@ -101,17 +104,32 @@ class UsageLedger:
                     reply.rejected.append(registry_pb2.RejectedUsage(
                         transfer_id=r.transfer_id, code=rejected[0], message=rejected[1]))
                     continue
-                cur = await conn.execute(
-                    "INSERT OR IGNORE INTO usage_records(transfer_id, agreement_id, dataset_id, "
-                    "provider_participant, consumer_participant, provider_node, consumer_node, records, "
-                    "bytes, batches, incremental, started_at, ended_at, reported_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (r.transfer_id, r.agreement_id, r.dataset_id, _participant(notarised["provider"]),
-                     _participant(notarised["consumer"]), notarised["provider"], notarised["consumer"],
-                     r.records, r.bytes,
-                     r.batches, int(r.incremental), iso(r.started_at.ToDatetime(UTC)),
-                     iso(r.ended_at.ToDatetime(UTC)), now))
-                if cur.rowcount:
+                held = await (await conn.execute(
+                    "SELECT agreement_id, provider_node, records, bytes, batches FROM usage_records "
+                    "WHERE transfer_id = ?", (r.transfer_id,))).fetchone()
+                if held is None:
+                    await conn.execute(
+                        "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
+                        "provider_participant, consumer_participant, provider_node, consumer_node, "
+                        "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (r.transfer_id, r.agreement_id, r.dataset_id,
+                         _participant(notarised["provider"]), _participant(notarised["consumer"]),
+                         notarised["provider"], notarised["consumer"], r.records, r.bytes,
+                         r.batches, int(r.incremental), iso(r.started_at.ToDatetime(UTC)),
+                         iso(r.ended_at.ToDatetime(UTC)), now))
+                    reply.accepted += 1
+                elif (held["agreement_id"], held["provider_node"]) != (r.agreement_id, peer.uri):
+                    reply.rejected.append(registry_pb2.RejectedUsage(
+                        transfer_id=r.transfer_id, code="transfer_id_conflict",
+                        message=f"transfer {r.transfer_id} is recorded for another agreement"))
+                elif _grown((r.records, r.bytes, r.batches),
+                            (held["records"], held["bytes"], held["batches"])):
+                    await conn.execute(
+                        "UPDATE usage_records SET records = ?, bytes = ?, batches = ?, ended_at = ?, "
+                        "reported_at = ? WHERE transfer_id = ?",
+                        (r.records, r.bytes, r.batches, iso(r.ended_at.ToDatetime(UTC)), now,
+                         r.transfer_id))
                     reply.accepted += 1
                 else:
                     reply.duplicates += 1
@@ -169,6 +187,11 @@ class UsageLedger:
         return {"period": period.to_json(),
                 "participants": sorted(per.values(), key=lambda p: p["id"]),
                 "totals": {"transfers": total["t"], "records": total["r"], "bytes": total["b"]}}
+
+
+def _grown(new: tuple[int, ...], held: tuple[int, ...]) -> bool:
+    """Counts of a later report on the same transfer: none smaller, some larger."""
+    return new != held and all(a >= b for a, b in zip(new, held, strict=True))
 
 
 def _zero() -> dict[str, int]:
