@@ -97,6 +97,7 @@ class LedgerUnreadable(AreameshError):
     """The ledger file is not a readable SQLite database (truncated, garbled, wrong file)."""
 
     code = "ledger_unreadable"
+    local = True
 
 
 @dataclass(frozen=True)
