@@ -25,6 +25,7 @@ from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from connector.subscriptions.watcher import DatasetWatcher
 from connector.transfer.guard import AgreementGuard
+from mesh import egress
 from mesh.certs import load_pem_bundle
 from mesh.config import parse_hostport
 from mesh.errors import AreameshError
@@ -42,6 +43,7 @@ log = logging.getLogger("areamesh.connector")
 class ConnectorApp:
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
+        egress.protect_path(config.data_dir)   # never in an error a peer sees
         self.state = NodeState.load(config.data_dir)
         self.keystore = NodeKeyStore(config.data_dir / "tls")
         if not self.keystore.exists():

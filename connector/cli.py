@@ -110,19 +110,30 @@ data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_CON
                                type=click.Path(path_type=Path), help="Connector data directory.")
 
 
+defer_check_option = click.option(
+    "--defer-check", is_flag=True,
+    help="データソースの確認（読めるか、列がスキーマと一致するか）を省略し、その旨を記録 / Skip "
+         "checking that the source can be read and its columns match the schema; recorded in "
+         "the dataset and shown by 'dataset list' and the catalog.")
+
+
 @dataset.command("add")
 @data_dir_option
 @click.option("--file", "path", required=True, type=click.Path(path_type=Path),
               help="Dataset description, YAML or JSON (see docs/datasets.md).")
+@defer_check_option
 @report_errors
-def dataset_add(data_dir: Path, path: Path) -> None:
-    """Validate a dataset description and publish it; publishing again bumps the version."""
+def dataset_add(data_dir: Path, path: Path, defer_check: bool) -> None:
+    """Check the source, validate a dataset description and publish it; publishing again bumps
+    the version."""
     from connector.datasets.publish import publish_file
 
     setup_logging("text", "WARNING")
-    record = asyncio.run(publish_file(data_dir, path))
+    record = asyncio.run(publish_file(data_dir, path, defer_check=defer_check))
     click.echo(f"公開しました / published {record.id} version {record.version} "
                f"({record.publisher_name})")
+    if defer_check:
+        click.echo("  データソースは未確認です / source check deferred (recorded)", err=True)
 
 
 @dataset.command("withdraw")
@@ -148,20 +159,23 @@ def dataset_list(data_dir: Path) -> None:
     for pid in all_publishers(data_dir):
         for doc in PublisherStore(data_dir, pid).list():
             title = doc["title"]["ja"] if isinstance(doc["title"], dict) else doc["title"]
-            click.echo(f"{pid}\t{doc['id']}\t{title}")
+            check = (doc.get("source_check") or {}).get("status", "-")
+            click.echo(f"{pid}\t{doc['id']}\t{title}\tsource check: {check}")
 
 
 @dataset.command("refresh")
 @data_dir_option
 @click.option("--id", "dataset_id", required=True, help="Dataset id.")
+@defer_check_option
 @report_errors
-def dataset_refresh(data_dir: Path, dataset_id: str) -> None:
-    """Mark a dataset changed: new internal copy, or a new version of an external source.
-    Subscribers are notified by the running connector within its --watch-interval."""
+def dataset_refresh(data_dir: Path, dataset_id: str, defer_check: bool) -> None:
+    """Check the source again, then mark the dataset changed: new internal copy, or a new
+    version of an external source. Subscribers are notified by the running connector within its
+    --watch-interval."""
     from connector.datasets.publish import refresh
 
     setup_logging("text", "WARNING")
-    info = asyncio.run(refresh(data_dir, dataset_id))
+    info = asyncio.run(refresh(data_dir, dataset_id, defer_check=defer_check))
     if info["mode"] == "internal":
         click.echo(f"内部コピーを更新しました / new internal copy {info['version']} of {dataset_id} "
                    f"({info['records']:,} records)")

@@ -2,9 +2,11 @@
 discovery and flow-ledger checkpoints. Each loop logs and retries on failure; none of them stops
 the node.
 
-Ledger checkpoints (DESIGN §8, 5-2): every ``connector.ledger.checkpoint_interval``, when the
-ledger file exists, the head is signed with the node key if entries were added since the last
-checkpoint, and every checkpoint the registry does not hold yet is sent to it, oldest first.
+Ledger checkpoints (DESIGN §8, 5-2): at the end of every personal-data transfer
+(``connector.ledger.checkpoint.request_checkpoint``) and every
+``connector.ledger.checkpoint_interval``, when the ledger file exists, the head is signed with
+the node key if entries were added since the last checkpoint, and every checkpoint the registry
+does not hold yet is sent to it, oldest first. A failed step waits for the next round.
 The ledger is opened for that step and closed again (a second connection beside the data
 plane's; SQLite serialises the writers), so a node that never transferred personal data does not
 load it. A checkpoint is marked published once the registry holds it: accepted, already held, or
@@ -20,6 +22,7 @@ import logging
 from datetime import datetime
 
 from connector.config import ConnectorConfig
+from connector.ledger.checkpoint import wait_for_request
 from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from mesh.certs import remaining_fraction
@@ -134,7 +137,7 @@ class Maintenance:
                     self.checkpoints_pending, interval, exc.message, extra={"code": exc.code})
             except Exception:
                 ledger_log.exception("ledger checkpoint step failed")
-            await asyncio.sleep(interval)
+            await wait_for_request(interval)   # or sooner, after a personal-data transfer
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.heartbeat_interval.total_seconds()

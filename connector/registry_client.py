@@ -101,6 +101,10 @@ class RegistryClient:
         return await self._call("SubmitLedgerCheckpoints", registry_pb2.SubmitLedgerCheckpointsRequest(
             signed_checkpoint_json=signed_json))
 
+    async def ledger_checkpoint(self) -> registry_pb2.GetLedgerCheckpointResponse:
+        """The newest flow-ledger checkpoint the registry holds for this node."""
+        return await self._call("GetLedgerCheckpoint", registry_pb2.GetLedgerCheckpointRequest())
+
     async def transfer_levels(self, target_platform: str, local_ids: list[str]
                               ) -> list[identity_pb2.TransferLevels]:
         """Per id of this platform: its levels and those of the same person on ``target_platform``

@@ -44,7 +44,9 @@ LIMITS = {"title": 200, "description": 10_000, "keyword": 50, "keywords": 50, "l
           "fields": 500, "spatial": 2000, "offers": 50}
 PUBLISHED_KEYS = ("id", "publisher", "title", "description", "themes", "keywords",
                   "standard_type", "schema", "classification", "management",
-                  "update_frequency", "spatial", "license", "access", "offers", "subject_field")
+                  "update_frequency", "spatial", "license", "access", "offers", "subject_field",
+                  "source_check")
+SOURCE_CHECKS = ("passed", "deferred")   # set by the publishing connector (connector/datasets/check.py)
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,11 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     access = c.choice(doc, "access", ACCESS, default="open")
     policies = _check_offers(doc, c, access)
     _check_personal(doc, c, policies)
+    check = doc.get("source_check")
+    if check is not None and (not isinstance(check, dict) or check.get("status") not in SOURCE_CHECKS
+                              or not all(isinstance(v, str | int) for v in check.values())):
+        c.add("source_check", f"must be {{status: {' or '.join(SOURCE_CHECKS)}, ...}}",
+              "データソース確認の記録の形式が正しくありません")
     if "source" in doc and not isinstance(doc["source"], dict):
         c.add("source", "must be a mapping (adapter configuration)",
               "アダプタ設定のマッピングで指定してください")

@@ -17,6 +17,9 @@ class AreameshError(Exception):
     code = "internal"
     http_status = 500
     grpc_status = grpc.StatusCode.INTERNAL
+    #: about the node's own resources (a source file, a database): only the code leaves the
+    #: node, the message stays in its log (``mesh.egress``)
+    local = False
 
     def __init__(self, message: str, *, message_ja: str | None = None, code: str | None = None,
                  details: dict[str, Any] | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
+from mesh import egress
 from mesh.certs import PeerIdentity
 from mesh.errors import AreameshError, Unauthenticated
 from mesh.revocation import RevocationChecker
@@ -93,15 +94,17 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: BaseException
                     ) -> None:
+        """Abort the call with what the caller may see (``mesh.egress``); the rest is logged."""
+        ref = egress.new_reference()
         if isinstance(exc, AreameshError):
-            log.warning("refused %s: %s", method, exc.grpc_message(),
-                        extra={"method": method, "peer": context.peer(), "code": exc.code})
+            egress.log_refusal(log, method, exc, ref, method=method, peer=context.peer())
             RPC_TOTAL.labels(method, exc.grpc_status.name).inc()
-            await context.abort(exc.grpc_status, exc.grpc_message())
-        log.exception("internal error in %s", method, extra={"method": method})
+            await context.abort(exc.grpc_status, egress.public_error(exc, ref).grpc_message())
+        log.exception("internal error in %s [ref %s]", method, ref,
+                      extra={"method": method, "reference": ref})
         RPC_TOTAL.labels(method, "INTERNAL").inc()
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the "
-                            "server log")
+        en, ja = egress.internal_message(ref)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal: {en} / {ja}")
 
     def _wrap_unary(self, behaviour: Callable[..., Any], method: str, needs_peer: bool):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:

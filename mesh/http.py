@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mesh import egress
 from mesh.config import parse_hostport
 from mesh.errors import AreameshError, Unavailable
 from mesh.http_auth import PUBLIC, door
@@ -19,10 +20,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Every error leaves as ``{"error": {"code", "message", ...}}`` with a 4xx/5xx status."""
     try:
         return await handler(request)
-    except AreameshError as exc:
-        log.warning("HTTP %s %s refused: %s", request.method, request.path, exc.message,
-                    extra={"code": exc.code})
-        return web.json_response(exc.to_json(), status=exc.http_status)
+    except AreameshError as exc:     # what leaves is scrubbed of local paths and hosts
+        ref = egress.new_reference()
+        egress.log_refusal(log, f"HTTP {request.method} {request.path}", exc, ref)
+        return web.json_response(egress.public_error(exc, ref).to_json(), status=exc.http_status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -32,9 +33,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
                                             "message": exc.reason}}, status=exc.status,
                                  headers=headers)
     except Exception:
-        log.exception("HTTP %s %s failed", request.method, request.path)
-        return web.json_response({"error": {"code": "internal",
-                                            "message": "internal error; see the server log"}},
+        ref = egress.new_reference()
+        log.exception("HTTP %s %s failed [ref %s]", request.method, request.path, ref)
+        en, ja = egress.internal_message(ref)
+        return web.json_response({"error": {"code": "internal", "message": en, "message_ja": ja}},
                                  status=500)
 
 

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from mesh import egress
 from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
@@ -27,6 +28,7 @@ log = logging.getLogger("areamesh.registry")
 class RegistryApp:
     def __init__(self, config: RegistryConfig) -> None:
         self.config = config
+        egress.protect_path(config.data_dir)   # never in an error a caller sees
         self.grpc: MeshGrpcServer | None = None
         self.identity: IdentityService | None = None
         self.http: web.AppRunner | None = None

@@ -229,3 +229,16 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                       context: grpc.aio.ServicerContext
                                       ) -> registry_pb2.SubmitLedgerCheckpointsResponse:
         return await self.checkpoints.submit(current_peer(), list(request.signed_checkpoint_json))
+
+    async def GetLedgerCheckpoint(self, request: registry_pb2.GetLedgerCheckpointRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> registry_pb2.GetLedgerCheckpointResponse:
+        """The newest checkpoint held for the caller's own node (its certificate says which)."""
+        node = current_peer().uri
+        held = await self.checkpoints.newest(node)
+        forks = await self.checkpoints.forks(node)
+        if held is None:
+            return registry_pb2.GetLedgerCheckpointResponse(held=False, forks=forks)
+        return registry_pb2.GetLedgerCheckpointResponse(
+            held=True, signed_checkpoint_json=canonical_json(held.signed),
+            received_at=held.received_at, forks=forks)

@@ -608,8 +608,12 @@ def test_cli_verify_flows_export_checkpoint(data_dir: Path, ca, tmp_path: Path):
     def run(*args: str):
         return runner.invoke(ledger_cli, [*args], catch_exceptions=False)
 
-    ok = run("verify", "--data-dir", str(data_dir))
+    ok = run("verify", "--data-dir", str(data_dir), "--offline")
     assert ok.exit_code == 0 and "ledger intact: 4 entries" in ok.output
+    # without --offline the registry is asked too; this node never joined one: exit 3, said so
+    unasked = run("verify", "--data-dir", str(data_dir))
+    assert unasked.exit_code == 3 and "ledger intact: 4 entries" in unasked.output
+    assert "registry could not be reached" in unasked.output and "--offline" in unasked.output
     cp = run("checkpoint", "--data-dir", str(data_dir))
     assert cp.exit_code == 0 and json.loads(cp.output)["checkpoint"]["seq"] == 4
     (tmp_path / "cp.json").write_text(cp.output)
@@ -623,7 +627,7 @@ def test_cli_verify_flows_export_checkpoint(data_dir: Path, ca, tmp_path: Path):
                 "--ca", str(data_dir / "tls" / "ca.crt"))
     assert audit.exit_code == 0, audit.output
     held = run("verify", "--data-dir", str(data_dir), "--checkpoint", str(tmp_path / "cp.json"),
-               "--json")
+               "--json", "--offline")
     assert held.exit_code == 0 and json.loads(held.output)["checkpoints"] == 2
     (tmp_path / "bad.json").write_text("{not json")
     unreadable_cp = run("verify", "--data-dir", str(data_dir), "--checkpoint",

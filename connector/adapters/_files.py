@@ -13,7 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
-from mesh.errors import FailedPrecondition, InvalidRequest
+from connector.adapters.base import SourceError
+from mesh.errors import FailedPrecondition
 
 
 def file_fingerprint(path: Path, kind: str, *extra: Path) -> str:
@@ -22,8 +23,8 @@ def file_fingerprint(path: Path, kind: str, *extra: Path) -> str:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise InvalidRequest(f"{kind} adapter: file not found: {path}",
-                             message_ja=f"ファイルがありません: {path}") from None
+        raise SourceError(f"{kind} adapter: file not found: {path}",
+                          message_ja=f"ファイルがありません: {path}") from None
     digest.update(f"{st.st_mtime_ns}:{st.st_size}".encode())
     for other in extra:
         if other.exists():

@@ -24,16 +24,20 @@ class SourceError(InvalidRequest):
     """
 
     code = "bad_source_data"
+    local = True        # names files, rows and hosts of the provider: not for peers
 
 
 class SinkError(InvalidRequest):
     """The data cannot be written as configured (a value the target encoding or table refuses)."""
 
     code = "bad_sink_data"
+    local = True
 
 
 class SourceUnavailable(Unavailable):
     """The source system (database, HTTP API, broker) cannot be reached or answered with an error."""
+
+    local = True
 
 
 @runtime_checkable

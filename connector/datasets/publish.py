@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from connector.datasets.check import check_source
 from connector.datasets.internal_copy import InternalCopies
 from connector.datasets.sources import adapter_source, bump_generation, is_internal
 from connector.datasets.store import PublisherStore, find_dataset
@@ -39,10 +40,18 @@ def read_description(path: Path, default_publisher: str) -> tuple[dict[str, Any]
     return doc, published
 
 
-async def publish_file(data_dir: Path, path: Path) -> registry_pb2.DatasetRecord:
+async def publish_file(data_dir: Path, path: Path, *, defer_check: bool = False
+                       ) -> registry_pb2.DatasetRecord:
+    """Check the source (``check.py``; ``defer_check`` records that it was skipped), publish,
+    then keep the description."""
     state = NodeState.load(data_dir)
     full, published = read_description(path, state.participant_id)
     store = PublisherStore(data_dir, published["publisher"])
+    checked = await check_source(store, full, published, defer=defer_check)
+    published.pop("source_check", None)     # only the connector's own check says so
+    full.pop("source_check", None)
+    if checked is not None:
+        published["source_check"] = full["source_check"] = checked
     if is_internal(full):  # copy first: an unreadable source is refused before anything is published
         meta = await InternalCopies(store).snapshot(full["id"], adapter_source(store, full))
         log.info("internal copy %s of %s: %d records", meta["version"], full["id"], meta["records"])
@@ -68,10 +77,17 @@ async def withdraw(data_dir: Path, dataset_id: str) -> int:
     return reply.version
 
 
-async def refresh(data_dir: Path, dataset_id: str) -> dict[str, Any]:
+async def refresh(data_dir: Path, dataset_id: str, *, defer_check: bool = False
+                  ) -> dict[str, Any]:
     """Mark a dataset changed: take a new internal copy, or bump an external one's generation.
-    A running connector notices within its watch interval and notifies subscribers."""
+    A running connector notices within its watch interval and notifies subscribers. The source
+    is checked against the published schema first (``check.py``), unless ``defer_check``."""
     store, doc = find_dataset(data_dir, dataset_id)
+    checked = await check_source(store, doc, parse_description(
+        {k: v for k, v in doc.items() if k not in ("source_base", "source_check")}),
+        defer=defer_check)
+    if checked is not None and (doc.get("source_check") or {}).get("status") != checked["status"]:
+        store.save({**doc, "source_check": checked})   # the catalog keeps what add recorded
     if is_internal(doc):
         meta = await InternalCopies(store).snapshot(dataset_id, adapter_source(store, doc))
         return {"dataset": dataset_id, "mode": "internal", **meta}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import itertools
 import json
 import sqlite3
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from connector.ledger import index
-from connector.ledger.checkpoint import SignedCheckpoint
+from connector.ledger.checkpoint import CheckpointRow, SignedCheckpoint, table_problems
 from connector.ledger.export import write_ndjson
 from connector.ledger.schema import MIGRATIONS, TRIGGERS
 from connector.ledger.verify import GENESIS, VerifyReport, verify_chain
@@ -97,6 +98,7 @@ class LedgerUnreadable(AreameshError):
     """The ledger file is not a readable SQLite database (truncated, garbled, wrong file)."""
 
     code = "ledger_unreadable"
+    local = True
 
 
 @dataclass(frozen=True)
@@ -373,18 +375,28 @@ class SqliteLedger:
                                              signed.checkpoint.head, signed.checkpoint.time))
 
     # ---- verifying and exporting ---------------------------------------------------------------
+    async def checkpoint_rows(self) -> list[CheckpointRow]:
+        """The ``checkpoints`` table as stored, oldest first (``checkpoint.table_problems``)."""
+        rows = await self.db.fetchall("SELECT id, seq, head, time, signed_json, published_at "
+                                      "FROM checkpoints ORDER BY id")
+        return [CheckpointRow(*r) for r in rows]
+
     async def verify(self, *, roots: list[x509.Certificate] | None = None,
-                     checkpoint: SignedCheckpoint | None = None) -> VerifyReport:
-        """Recompute the chain and compare it with the stored checkpoints (and ``checkpoint``,
-        e.g. the registry's copy), then the residents' index with the entries. ``roots``: check
-        the checkpoints' signers too. Raises ``LedgerUnreadable`` when the file is damaged."""
+                     checkpoint: SignedCheckpoint | None = None,
+                     registry: SignedCheckpoint | None = None,
+                     node: str | None = None) -> VerifyReport:
+        """Recompute the chain and compare it with the stored checkpoints (and ``checkpoint``, a
+        copy handed in, and ``registry``, the registry's newest checkpoint of this node), then
+        the checkpoint table with their signed documents, this ``node`` and the registry's copy
+        (``checkpoint.table_problems``: reason ``checkpoint_table_edited``), then the residents'
+        index with the entries. ``roots``: check the checkpoints' signers too. Raises
+        ``LedgerUnreadable`` when the file is damaged."""
         try:
             row = await self.db.fetchone("PRAGMA quick_check")
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(row[0] if row else "quick_check returned nothing")
             held = await self.checkpoints()
-            if checkpoint is not None:
-                held.append(checkpoint)
+            held += [c for c in (checkpoint, registry) if c is not None]
 
             async def locate(hash_: str) -> int | None:
                 found = await self.db.fetchone(
@@ -394,7 +406,16 @@ class SqliteLedger:
 
             report = await verify_chain(lambda: self._chain(0, decode=False), held, locate,
                                         roots=roots)
-            return report if not report.ok else await index.check(self.db, report)
+            if not report.ok:
+                return report
+            problems = table_problems(await self.checkpoint_rows(), node, registry)
+            if problems:
+                return dataclasses.replace(
+                    report, ok=False, first_bad_seq=problems[0].seq,
+                    reason="checkpoint_table_edited",
+                    message="; ".join(p.message for p in problems),
+                    message_ja="。".join(p.message_ja for p in problems))
+            return await index.check(self.db, report)
         except sqlite3.DatabaseError as exc:
             raise _unreadable(self.db.path, exc) from None
 

@@ -1,7 +1,10 @@
 """``areamesh connector ledger …``: verify, query, export and checkpoint the flow ledger.
 
 Exit codes of ``verify`` and ``verify-export``: 0 the chain is intact, 1 tampering found (the
-report names the first bad entry and why), 2 the file cannot be read or the input is bad.
+report names the first bad entry and why), 2 the file cannot be read or the input is bad;
+``verify`` (which by default also compares the chain and the checkpoint table with the registry's
+newest checkpoint of this node, over mTLS) 3 when the registry could not be asked and only the
+local file was checked (``--offline`` checks the local file on purpose).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,14 +25,17 @@ from connector.ledger.chain import LedgerUnreadable, SqliteLedger
 from connector.ledger.checkpoint import SignedCheckpoint
 from connector.ledger.export import verify_export
 from connector.ledger.verify import VerifyReport
+from connector.node_state import NodeState
+from connector.registry_client import RegistryClient
 from mesh.certs import load_pem_bundle
 from mesh.cli_support import report_errors
-from mesh.errors import InvalidRequest
+from mesh.errors import AreameshError, InvalidRequest
 from mesh.keystore import NodeKeyStore
 
 T = TypeVar("T")
 EXIT_TAMPERED = 1
 EXIT_UNREADABLE = 2
+EXIT_REGISTRY_UNREACHABLE = 3
 
 data_dir_option = click.option(
     "--data-dir", required=True, envvar="AREAMESH_CONNECTOR_DATA_DIR", show_envvar=True,
@@ -114,17 +121,65 @@ def ledger() -> None:
 @ledger.command("verify")
 @data_dir_option
 @checkpoint_option
+@click.option("--offline", is_flag=True,
+              help="レジストリに問い合わせず、ローカルの記録だけで検証 / Do not compare with the "
+                   "registry's newest checkpoint of this node; check the local file only.")
 @json_option
 @ledger_errors
-def verify(data_dir: Path, checkpoint_file: Path | None, as_json: bool) -> None:
-    """ハッシュ連鎖と署名付きチェックポイントを検証 / Verify the chain against its checkpoints.
+def verify(data_dir: Path, checkpoint_file: Path | None, offline: bool, as_json: bool) -> None:
+    """ハッシュ連鎖・署名付きチェックポイント・レジストリ保管分を検証 / Verify the chain against its
+    checkpoints and the registry's newest checkpoint of this node.
 
-    終了コード / exit: 0 改ざんなし intact, 1 改ざん検出 tampering found, 2 読めない unreadable."""
+    終了コード / exit: 0 改ざんなし intact, 1 改ざん検出 tampering found, 2 読めない unreadable,
+    3 レジストリに接続できずローカルのみ確認 registry unreachable, only the local file checked."""
     roots = _roots(data_dir / "tls" / "ca.crt")
     extra = _checkpoint(checkpoint_file)
-    report = asyncio.run(_with_ledger(data_dir, lambda lg: lg.verify(roots=roots,
-                                                                        checkpoint=extra)))
+    held, node, unreachable = (None, None, None) if offline else asyncio.run(
+        registry_checkpoint(data_dir))
+    report = asyncio.run(_with_ledger(data_dir, lambda lg: lg.verify(
+        roots=roots, checkpoint=extra, registry=held, node=node)))
+    if unreachable is not None:
+        click.echo(f"注意: レジストリに接続できないため、レジストリ保管のチェックポイントとは照合して"
+                   f"いません / warning: the registry could not be reached ({unreachable}); the "
+                   "chain was NOT compared with the registry's checkpoint. Retry when it is back, "
+                   "or use --offline to check the local file only.", err=True)
+    elif not offline:
+        click.echo("レジストリのチェックポイントと照合しました / compared with the registry's "
+                   + (f"checkpoint at seq {held.checkpoint.seq} ({held.checkpoint.time})"
+                      if held is not None else "records: it holds no checkpoint of this node yet"),
+                   err=True)
     _report(report, as_json, roots is not None)
+    if unreachable is not None:
+        sys.exit(EXIT_REGISTRY_UNREACHABLE)
+
+
+async def registry_checkpoint(data_dir: Path
+                              ) -> tuple[SignedCheckpoint | None, str | None, str | None]:
+    """(the registry's newest checkpoint of this node or None, this node's identity URI, why the
+    registry could not be asked or None)."""
+    if not (data_dir / "node.json").exists():
+        return None, None, "this node has not joined a mesh (no node.json)"
+    try:
+        state = NodeState.load(data_dir)
+    except (OSError, ValueError, TypeError) as exc:
+        return None, None, f"this node's identity cannot be read: {exc}"
+    keystore = NodeKeyStore(data_dir / "tls")
+    if not keystore.exists():
+        return None, state.identity_uri, "this node has no key and certificate"
+    client = RegistryClient(state, keystore, state.registry, timeout=timedelta(seconds=10))
+    try:
+        reply = await client.ledger_checkpoint()
+    except AreameshError as exc:
+        return None, state.identity_uri, f"{state.registry}: {exc.message}"
+    finally:
+        await client.close()
+    if not reply.held:
+        return None, state.identity_uri, None
+    try:
+        return (SignedCheckpoint.from_json(json.loads(reply.signed_checkpoint_json)),
+                state.identity_uri, None)
+    except (ValueError, AreameshError) as exc:
+        return None, state.identity_uri, f"the registry's checkpoint cannot be read: {exc}"
 
 
 @ledger.command("verify-export")

@@ -39,6 +39,7 @@ from connector.consent.gate import ConsentGate
 from connector.consent.store import ConsentStore, check_service_scope
 from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
+from connector.ledger.checkpoint import request_checkpoint
 from connector.metering.store import UsageStore
 from connector.transfer.batches import (
     CHAIN_START,
@@ -350,6 +351,8 @@ class TransferProvider:
                 raise InvalidRequest(f"after_seq {req.after_seq} is past the stream's last batch {seq}")
             removed = (len(old) - seen_old) if old is not None else 0
             status = "complete"  # every batch has left: hanging up on the summary changes nothing
+            if gate is not None:  # personal data went out: a ledger checkpoint now, without
+                request_checkpoint()  # waiting (before the summary, after which we may not run)
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=records, bytes=sent, digest=chain, truncated=truncated,
                 removed_records=max(removed, 0)))
@@ -360,5 +363,7 @@ class TransferProvider:
                     transfer_id, records=records, bytes=sent, batches=seq, status=status))
             log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
                                                    "batches": seq})
+            if gate is not None:      # and after a stream that broke off
+                request_checkpoint()
         for callback in self.on_transfer_complete:
             callback()

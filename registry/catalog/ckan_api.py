@@ -10,18 +10,22 @@ endpoint that serves it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from mesh import egress
 from mesh.datasets import THEMES
 from mesh.errors import AreameshError, NotFound
 from mesh.http_auth import PUBLIC, door
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.store import RegistryStore
+
+log = logging.getLogger("areamesh.registry.ckan")
 
 THEME_SLUGS = {
     "観光": "tourism", "防災": "disaster-prevention", "子育て": "childcare",
@@ -231,10 +235,13 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
             result = await action(params, f"{request.scheme}://{request.host}")
         except CkanError as exc:
             return _error(exc.status, help_url, exc.kind, exc.message)
-        except NotFound as exc:
-            return _error(404, help_url, "Not Found Error", exc.message)
-        except AreameshError as exc:
-            return _error(409, help_url, "Validation Error", exc.message)
+        except AreameshError as exc:     # through the one gate (mesh.egress), as every API
+            ref = egress.new_reference()
+            egress.log_refusal(log, f"CKAN {name}", exc, ref)
+            public = egress.public_error(exc, ref)
+            if isinstance(exc, NotFound):
+                return _error(404, help_url, "Not Found Error", public.message)
+            return _error(409, help_url, "Validation Error", public.message)
         return web.json_response({"help": help_url, "success": True, "result": result},
                                  dumps=lambda o: json.dumps(o, ensure_ascii=False))
 

@@ -291,3 +291,19 @@ class RejectedCheckpoint(_message.Message):
     code: str
     message: str
     def __init__(self, index: _Optional[int] = ..., seq: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetLedgerCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetLedgerCheckpointResponse(_message.Message):
+    __slots__ = ("held", "signed_checkpoint_json", "received_at", "forks")
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    FORKS_FIELD_NUMBER: _ClassVar[int]
+    held: bool
+    signed_checkpoint_json: bytes
+    received_at: str
+    forks: int
+    def __init__(self, held: _Optional[bool] = ..., signed_checkpoint_json: _Optional[bytes] = ..., received_at: _Optional[str] = ..., forks: _Optional[int] = ...) -> None: ...

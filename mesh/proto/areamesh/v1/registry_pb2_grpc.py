@@ -101,6 +101,11 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.FromString,
                 _registered_method=True)
+        self.GetLedgerCheckpoint = channel.unary_unary(
+                '/areamesh.v1.RegistryService/GetLedgerCheckpoint',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -206,6 +211,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLedgerCheckpoint(self, request, context):
+        """Audit (5-2): the newest accepted checkpoint held for the calling node (its own only, from
+        its certificate), so `connector ledger verify` can compare the local chain with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +286,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.SubmitLedgerCheckpoints,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.SerializeToString,
+            ),
+            'GetLedgerCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLedgerCheckpoint,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -628,6 +646,33 @@ class RegistryService:
             '/areamesh.v1.RegistryService/SubmitLedgerCheckpoints',
             areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.SubmitLedgerCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLedgerCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/GetLedgerCheckpoint',
+            areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
