@@ -51,7 +51,9 @@ async def status(request: web.Request) -> web.Response:
                         "renewals": m.renewals},
         "registry": {"address": node.registry.address,
                      "last_heartbeat": m.last_heartbeat.isoformat() if m.last_heartbeat else None,
-                     "last_error": m.last_error},
+                     "last_error": m.last_error,
+                     "unreachable_since": m.unreachable_since.isoformat()
+                     if m.unreachable_since else None},
         "revocation_list": {
             "number": node.crl.number,
             "next_update": node.crl.next_update.isoformat() if node.crl.next_update else None,

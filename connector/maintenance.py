@@ -105,8 +105,9 @@ class Maintenance:
                 await self.on_health(serving)
         return serving
 
-    def _contact(self, error: str | None) -> None:
-        """Record the outcome of a call to the registry."""
+    def _contact(self, error: str | None, *, unreachable: bool = False) -> None:
+        """Record the outcome of a heartbeat: ``error`` None when it got through, else its
+        message, ``unreachable`` when the registry could not be reached at all."""
         if error is None:
             if self.unreachable_since is not None:
                 log.info("registry %s reachable again (unreachable since %s)",
@@ -116,7 +117,7 @@ class Maintenance:
             self.last_error = None
             return
         self.last_error = error
-        if self.unreachable_since is None:
+        if unreachable and self.unreachable_since is None:
             self.unreachable_since = utcnow()
 
     async def heartbeat_once(self) -> None:
@@ -209,7 +210,7 @@ class Maintenance:
             try:
                 await self.heartbeat_once()
             except AreameshError as exc:
-                self._contact(exc.message)
+                self._contact(exc.message, unreachable=exc.code == "registry_unavailable")
                 log.warning("heartbeat failed: %s", exc.message)
             except Exception as exc:
                 self._contact(str(exc))

@@ -64,13 +64,14 @@ def _bump_schema(db: Path) -> None:
 
 
 @pytest.mark.parametrize("role", ["registry", "connector"])
-async def test_serve_refuses_newer_database(running: MeshHarness, role: str):
+async def test_serve_refuses_newer_database(harness: MeshHarness, role: str):
     """A database written by a newer areamesh (e.g. after a rolled-back upgrade)."""
+    running = harness
     if role == "registry":
-        await running.registry.stop()
         db = running.registry_dir / "registry.db"
         args = registry_serve(running)
     else:
+        await running.start_registry()
         data_dir = await running.enrol("himeji", "282014")
         await (await running.start_connector("himeji")).stop()   # creates its databases
         db = data_dir / "contracts.db"
@@ -104,14 +105,15 @@ def _spoil(data_dir: Path, case: str, key: str) -> Path:
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("role", ["registry", "connector"])
-async def test_serve_refuses_unusable_data_dir(running: MeshHarness, role: str, case: str):
+async def test_serve_refuses_unusable_data_dir(harness: MeshHarness, role: str, case: str):
     if role == "registry":
-        await running.registry.stop()
-        path = _spoil(running.registry_dir, case, "ca/ca.key")
+        path = _spoil(harness.registry_dir, case, "ca/ca.key")
         args = ["registry", "serve", "--data-dir", str(path), "--grpc", "127.0.0.1:0",
                 "--enrol", "127.0.0.1:0", "--http", "127.0.0.1:0"]
     else:
-        path = _spoil(await running.enrol("himeji", "282014"), case, "tls/node.key")
+        await harness.start_registry()
+        path = _spoil(await harness.enrol("himeji", "282014"), case, "tls/node.key")
+        await harness.registry.stop()
         args = connector_serve(path)
     rc, err = await serve_must_exit(*args)
     assert_loud(rc, err, "data_dir_unusable", str(path))
