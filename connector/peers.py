@@ -77,6 +77,10 @@ class PeerDirectory:
             reply = await peer_pb2_grpc.PeerServiceStub(self.channel(node)).Ping(
                 peer_pb2.PingRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:  # redial next time, no backoff wait
+                stale = self._channels.pop(f"{node.identity_uri}@{node.endpoint}", None)
+                if stale is not None:
+                    await stale.close()
             err = from_grpc(exc, what=f"ping {node.identity_uri}")
             return PingResult(node.identity_uri, False, error=err.message)
         except Unavailable as exc:
