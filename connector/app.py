@@ -93,7 +93,7 @@ class ConnectorApp:
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
         self.maintenance = Maintenance(self.config, self.keystore, self.registry, self.crl,
-                                       self.peers, self.advertise)
+                                       self.peers, self.advertise, on_health=self.grpc.set_serving)
         try:  # first contact before serving HTTP, so /healthz means "enrolled and reporting"
             await self.maintenance.refresh_crl_once()
             await self.maintenance.heartbeat_once()

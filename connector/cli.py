@@ -12,6 +12,8 @@ import click
 from connector.config import SERVE_SETTINGS, ConnectorConfig
 from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
+from mesh.datadir import check_data_dir
+from mesh.durations import parse_duration
 from mesh.log import setup_logging
 
 
@@ -78,6 +80,10 @@ def serve(**kw: str | None) -> None:
     from connector.app import ConnectorApp
 
     config = ConnectorConfig.from_options(**kw)
+    check_data_dir(config.data_dir, required=("node.json", "tls/node.key", "tls/node.crt",
+                                              "tls/ca.crt"), secrets=("tls/*.key",),
+                   init_hint=f"it has not joined a mesh: run 'areamesh connector join --data-dir "
+                             f"{config.data_dir} --registry HOST:PORT --token TOKEN --name NODE'")
     setup_logging(config.log_format)
     app = ConnectorApp(config)
     asyncio.run(serve_until_signal(app))
@@ -193,13 +199,18 @@ def contract() -> None:
 @click.option("--dataset", "dataset_id", required=True, help="Dataset id in the catalog.")
 @click.option("--offer", "offer_id", required=True, help="Offer id of the dataset.")
 @click.option("--purpose", required=True, help="利用目的, e.g. 研究 or 防災.")
+@click.option("--registry-wait", default="10s", show_default=True,
+              help="How long to wait for an unreachable registry before giving up "
+                   "(a new agreement needs it: discovery and notarisation).")
 @report_errors
-def contract_request(data_dir: Path, dataset_id: str, offer_id: str, purpose: str) -> None:
+def contract_request(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,
+                     registry_wait: str) -> None:
     """Negotiate with the provider's connector; prints the agreement or the structured refusal."""
     from connector.contracts.negotiation import request_contract
 
     setup_logging("text", "WARNING")
-    row = asyncio.run(request_contract(data_dir, dataset_id, offer_id, purpose))
+    row = asyncio.run(request_contract(data_dir, dataset_id, offer_id, purpose,
+                                       registry_wait=parse_duration(registry_wait)))
     if row.state == "FINALIZED":
         click.echo(f"合意が成立しました / agreement {row.id} FINALIZED (notarised {row.digest})")
         return

@@ -25,8 +25,19 @@ NODE = web.AppKey("node", object)
 
 @door(PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
+    """200 ``{"status": "ok"}``; 503 with the reason and since when while the node refuses peer
+    calls (registry unreachable past the revocation list's grace: ``Maintenance.health``)."""
     node: ConnectorApp = request.app[NODE]
-    return web.json_response({"status": "ok", "identity": node.state.identity_uri})
+    health = node.maintenance.health()
+    return web.json_response({**health, "identity": node.state.identity_uri},
+                             status=200 if health["status"] == "ok" else 503)
+
+
+@door(PUBLIC)
+async def livez(request: web.Request) -> web.Response:
+    """200 while the process serves HTTP: what a liveness probe asks (restarting a node does not
+    bring its registry back, so /healthz's 503 must not trigger restarts)."""
+    return web.json_response({"status": "alive"})
 
 
 @door(NODE_ADMIN)
@@ -46,7 +57,9 @@ async def status(request: web.Request) -> web.Response:
                         "renewals": m.renewals},
         "registry": {"address": node.registry.address,
                      "last_heartbeat": m.last_heartbeat.isoformat() if m.last_heartbeat else None,
-                     "last_error": m.last_error},
+                     "last_error": m.last_error,
+                     "unreachable_since": m.unreachable_since.isoformat()
+                     if m.unreachable_since else None},
         "revocation_list": {
             "number": node.crl.number,
             "next_update": node.crl.next_update.isoformat() if node.crl.next_update else None,
@@ -75,6 +88,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
     app[NODE] = node
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)

@@ -1,7 +1,8 @@
 """PeerDirectory: the other connectors as the registry lists them, and mTLS channels to them.
 
 A peer is dialled at its advertised endpoint with its certificate's DNS name as the TLS target
-name, so the handshake itself proves we reached the node the registry named.
+name, so the handshake itself proves we reached the node the registry named. While the registry
+is unreachable, a known peer is dialled where it was last discovered (``DiscoveryCache``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from connector.discovery import DiscoveryCache
 from connector.registry_client import RegistryClient
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
@@ -36,13 +38,17 @@ class PeerDirectory:
     def __init__(self, keystore: NodeKeyStore, own_uri: str) -> None:
         self.keystore = keystore
         self.own_uri = own_uri
-        self.nodes: list[common_pb2.NodeInfo] = []
+        self.cache = DiscoveryCache(keystore.tls_dir.parent)
+        # what was last discovered, until the registry answers
+        self.nodes: list[common_pb2.NodeInfo] = list(self.cache.nodes().values())
         self.refreshed_at = None
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def update(self, nodes: list[common_pb2.NodeInfo]) -> None:
+        """The registry's current list of the whole mesh; remembered on disk."""
         self.nodes = nodes
         self.refreshed_at = utcnow()
+        self.cache.remember(nodes)
 
     def others(self) -> list[common_pb2.NodeInfo]:
         return [n for n in self.nodes if n.identity_uri != self.own_uri]
@@ -71,6 +77,10 @@ class PeerDirectory:
             reply = await peer_pb2_grpc.PeerServiceStub(self.channel(node)).Ping(
                 peer_pb2.PingRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:  # redial next time, no backoff wait
+                stale = self._channels.pop(f"{node.identity_uri}@{node.endpoint}", None)
+                if stale is not None:
+                    await stale.close()
             err = from_grpc(exc, what=f"ping {node.identity_uri}")
             return PingResult(node.identity_uri, False, error=err.message)
         except Unavailable as exc:
@@ -87,12 +97,30 @@ class PeerDirectory:
             await ch.close()
 
 
-async def find_node(registry: RegistryClient, node_uri: str) -> common_pb2.NodeInfo | None:
-    """The registry's record of the node ``node_uri`` (None when it lists no such node)."""
+async def find_node(registry: RegistryClient, node_uri: str, *,
+                    cache: DiscoveryCache | None = None) -> common_pb2.NodeInfo | None:
+    """The registry's record of the node ``node_uri`` (None when it lists no such node).
+
+    With ``cache``, what the registry answers is remembered there, and while the registry is
+    unreachable the remembered record is returned instead (``registry_unavailable`` is raised
+    only for a node never discovered)."""
     parsed = parse_node_identity_uri(node_uri)
     if parsed is None:
         return None
-    return next((n for n in await registry.list_nodes(parsed[0]) if n.identity_uri == node_uri), None)
+    try:
+        nodes = await registry.list_nodes(parsed[0])
+    except Unavailable as exc:
+        known = cache.find(node_uri) if cache is not None and \
+            exc.code == "registry_unavailable" else None
+        if known is None:
+            raise
+        log.warning("registry unreachable; dialling %s where it was last discovered (%s)",
+                    node_uri, known.endpoint, extra={"peer": node_uri, "endpoint": known.endpoint,
+                                                    "discovered": cache.saved_at()})
+        return known
+    if cache is not None:
+        cache.remember(nodes, participant_id=parsed[0])
+    return next((n for n in nodes if n.identity_uri == node_uri), None)
 
 
 async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_uri: str, *,
@@ -101,8 +129,11 @@ async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_u
 
     ``receive_window`` fixes each stream's HTTP/2 window (no BDP probing): the most the channel
     reads ahead of a slower reader. Without it the window grows with the stream, and so does the
-    memory of a consumer that writes slower than the provider sends."""
-    node = await find_node(registry, provider_uri)
+    memory of a consumer that writes slower than the provider sends.
+
+    Discovery goes through the node's ``DiscoveryCache`` (next to its ``tls/`` folder), so a
+    known provider is still reached while the registry is down."""
+    node = await find_node(registry, provider_uri, cache=DiscoveryCache(keystore.tls_dir.parent))
     if node is None or not node.endpoint:
         raise Unavailable(f"the provider's connector {provider_uri} is not reachable through the registry",
                           message_ja="提供元コネクタが見つかりません", code="provider_unknown")

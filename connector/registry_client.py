@@ -1,9 +1,18 @@
 """The connector's mTLS client for the registry: heartbeat, renewal, discovery, revocation,
 catalog, agreements, usage, flow-ledger checkpoints and, from the identity service on the same
-port, residents' levels for personal-data transfers."""
+port, residents' levels for personal-data transfers.
+
+A registry that cannot be reached is one error, ``registry_unavailable`` (gRPC UNAVAILABLE,
+HTTP 503), whose message names the registry's address and the call. After such a failure the
+channel is dropped and the next call dials afresh: a gRPC channel left in TRANSIENT_FAILURE
+waits out its exponential reconnect backoff (up to two minutes) and fails every call meanwhile,
+which kept a node cut off long after a restarted registry was back. The channel's own backoff is
+capped too (``MAX_RECONNECT_BACKOFF``) for the calls that keep it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -11,7 +20,7 @@ import grpc
 
 import mesh
 from connector.node_state import NodeState
-from mesh.errors import from_grpc
+from mesh.errors import AreameshError, Unavailable, from_grpc
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import (
     common_pb2,
@@ -23,25 +32,37 @@ from mesh.proto.areamesh.v1 import (
 
 log = logging.getLogger("areamesh.connector.registry")
 
+MAX_RECONNECT_BACKOFF = timedelta(seconds=2)
+UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
 
 class RegistryClient:
     """One mTLS channel to the registry, rebuilt after the node's certificate is renewed."""
 
     def __init__(self, state: NodeState, keystore: NodeKeyStore, address: str,
-                 *, timeout: timedelta = timedelta(seconds=10)) -> None:
+                 *, timeout: timedelta = timedelta(seconds=10), wait: bool = False) -> None:
+        """``timeout`` bounds every call. With ``wait``, a call to an unreachable registry waits
+        for it to come back (within ``timeout``) before it fails with ``registry_unavailable``;
+        without, it fails at once."""
         self.state = state
         self.keystore = keystore
         self.address = address
         self.timeout = timeout.total_seconds()
+        self.wait = wait
         self._channel: grpc.aio.Channel | None = None
         self._stub: registry_pb2_grpc.RegistryServiceStub | None = None
         self._identity: identity_pb2_grpc.IdentityServiceStub | None = None
+        self._retiring: set[asyncio.Task] = set()
 
     def _ensure(self) -> registry_pb2_grpc.RegistryServiceStub:
         if self._stub is None:
             self._channel = grpc.aio.secure_channel(
                 self.address, self.keystore.channel_credentials(),
-                options=[("grpc.ssl_target_name_override", self.state.registry_tls_name)])
+                options=[("grpc.ssl_target_name_override", self.state.registry_tls_name),
+                         ("grpc.initial_reconnect_backoff_ms", 250),
+                         ("grpc.min_reconnect_backoff_ms", 250),
+                         ("grpc.max_reconnect_backoff_ms",
+                          int(MAX_RECONNECT_BACKOFF.total_seconds() * 1000))])
             self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
             self._identity = identity_pb2_grpc.IdentityServiceStub(self._channel)
         return self._stub
@@ -51,15 +72,52 @@ class RegistryClient:
         await self.close()
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         if self._channel is not None:
             await self._channel.close()
         self._channel = self._stub = self._identity = None
 
+    def _retire_channel(self) -> None:
+        """Make the next call dial afresh; calls still running on the old channel get up to
+        ``timeout`` to finish before it is closed."""
+        old, self._channel, self._stub, self._identity = self._channel, None, None, None
+        if old is None:
+            return
+
+        async def close_later() -> None:
+            try:
+                await old.close(grace=self.timeout)
+            except asyncio.CancelledError:
+                await old.close()
+                raise
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     async def _call(self, name: str, request):
+        stub = self._ensure()
         try:
-            return await getattr(self._ensure(), name)(request, timeout=self.timeout)
+            return await getattr(stub, name)(request, timeout=self.timeout,
+                                             wait_for_ready=self.wait or None)
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, what=f"registry {name}") from None
+            raise self._failed(exc, name) from None
+
+    def _failed(self, exc: grpc.aio.AioRpcError, name: str) -> AreameshError:
+        """The error for a failed call; an unreachable registry also drops the channel."""
+        if exc.code() not in UNREACHABLE:
+            return from_grpc(exc, what=f"registry {name}")
+        self._retire_channel()
+        return Unavailable(
+            f"the registry at {self.address} is unreachable or not answering ({name}: "
+            f"{exc.code().name}: "
+            f"{exc.details()}); agreements already FINALIZED keep working, new negotiations, "
+            "renewals and revocation-list refreshes wait for it",
+            message_ja=f"レジストリ（{self.address}）に接続できません。確定済みの合意による"
+                       "データ取得は続けられますが、新しい合意・証明書更新・失効リスト更新は"
+                       "レジストリの復旧を待ちます",
+            code="registry_unavailable", details={"registry": self.address, "call": name})
 
     async def heartbeat(self, advertise: str) -> registry_pb2.HeartbeatResponse:
         return await self._call("Heartbeat", registry_pb2.HeartbeatRequest(
@@ -113,7 +171,8 @@ class RegistryClient:
         assert self._identity is not None
         try:
             reply = await self._identity.CheckTransferLevels(identity_pb2.CheckTransferLevelsRequest(
-                target_platform=target_platform, local_ids=local_ids), timeout=self.timeout)
+                target_platform=target_platform, local_ids=local_ids), timeout=self.timeout,
+                wait_for_ready=self.wait or None)
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, what="registry CheckTransferLevels") from None
+            raise self._failed(exc, "CheckTransferLevels") from None
         return list(reply.levels)

@@ -52,12 +52,26 @@ class Service(Protocol):
 
 
 async def serve_until_signal(service: Service) -> None:
-    """Start, print one JSON ``ready`` line on stdout, run until SIGINT/SIGTERM, then stop."""
+    """Start, print one JSON ``ready`` line on stdout, run until SIGINT/SIGTERM, then stop.
+
+    A start that fails (a port that cannot be bound, a database newer than the code, ...) stops
+    whatever had started, without grace, and raises: the process exits non-zero with the
+    message instead of running half-started, and its supervisor restarts it. ``stop`` must
+    therefore cope with a service that started only in part."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException as exc:
+        log.error("start-up failed, stopping what had started: %s",
+                  getattr(exc, "message", None) or exc)
+        try:
+            await service.stop(grace=0)
+        except Exception as cleanup:  # a part that never started: nothing to stop there
+            log.debug("clean-up after a failed start: %r", cleanup)
+        raise
     try:
         click.echo(json.dumps({"event": "ready", **service.ready_info()}, ensure_ascii=False))
         sys.stdout.flush()

@@ -17,6 +17,8 @@ from typing import Any
 
 import aiosqlite
 
+from mesh.errors import FailedPrecondition
+
 log = logging.getLogger("areamesh.mesh.db")
 
 
@@ -32,13 +34,19 @@ class Database:
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from exc
         try:  # a file that is not a database fails here: close the connection, keep the error
             conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=10000")
+            try:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                await conn.execute("PRAGMA foreign_keys=ON")
+                await conn.execute("PRAGMA busy_timeout=10000")
+            except sqlite3.DatabaseError as exc:
+                raise self._unusable(exc) from exc
             self._conn = conn
             await self._migrate()
         except BaseException:
@@ -46,6 +54,11 @@ class Database:
             await conn.close()
             raise
         return self
+
+    def _unusable(self, exc: sqlite3.Error) -> FailedPrecondition:
+        return FailedPrecondition(f"{self.path} cannot be used as a database: {exc}",
+                                  message_ja=f"{self.path} をデータベースとして開けません",
+                                  code="database_unusable", details={"path": str(self.path)})
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -71,9 +84,12 @@ class Database:
     async def _migrate(self) -> None:
         current = await self.version()
         if current > len(self.migrations):
-            raise RuntimeError(
+            raise FailedPrecondition(
                 f"{self.path} has schema version {current}, newer than this program knows "
-                f"({len(self.migrations)}); upgrade areamesh")
+                f"({len(self.migrations)}); upgrade areamesh (a newer version wrote it)",
+                message_ja=f"{self.path} のスキーマ（版 {current}）はこのプログラム（版 "
+                           f"{len(self.migrations)}）より新しいため開けません。areamesh を更新してください",
+                code="database_too_new", details={"path": str(self.path), "version": current})
         for number, script in enumerate(self.migrations[current:], start=current + 1):
             async with self.transaction() as conn:
                 for statement in _split_sql(script):

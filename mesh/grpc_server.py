@@ -55,10 +55,12 @@ def _bind(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredenti
                                        credentials)
     except RuntimeError as exc:
         raise Unavailable(f"cannot bind gRPC to {listen}: {exc}",
-                          message_ja=f"gRPC を {listen} で待ち受けできません") from exc
+                          message_ja=f"gRPC を {listen} で待ち受けできません",
+                          code="listen_failed", details={"address": listen}) from exc
     if bound == 0:
         raise Unavailable(f"cannot bind gRPC to {listen} (address in use?)",
-                          message_ja=f"gRPC を {listen} で待ち受けできません（使用中？）")
+                          message_ja=f"gRPC を {listen} で待ち受けできません（使用中？）",
+                          code="listen_failed", details={"address": listen})
     log.info("gRPC listening on %s:%d", host, bound)
     return bound
 

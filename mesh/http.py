@@ -58,7 +58,8 @@ async def start_site(app: web.Application, listen: str) -> tuple[web.AppRunner, 
     except OSError as exc:
         await runner.cleanup()
         raise Unavailable(f"cannot bind HTTP to {listen}: {exc}",
-                          message_ja=f"HTTP を {listen} で待ち受けできません") from exc
+                          message_ja=f"HTTP を {listen} で待ち受けできません",
+                          code="listen_failed", details={"address": listen}) from exc
     bound = site._server.sockets[0].getsockname()[1]
     log.info("HTTP listening on http://%s:%d", host, bound)
     return runner, bound

@@ -9,6 +9,7 @@ import click
 
 from mesh.cli_support import report_errors, serve_until_signal
 from mesh.config import options
+from mesh.datadir import check_data_dir
 from mesh.errors import FailedPrecondition, InvalidRequest
 from mesh.ids import MESH_ID, ParticipantType
 from mesh.log import setup_logging
@@ -310,7 +311,8 @@ def serve(**kw: str) -> None:
             await RegistryStore(db).set_meta("crl_validity", kw["crl_validity"])
         await serve_until_signal(RegistryApp(config))
 
-    if not (config.data_dir / "registry.db").exists():
-        raise InvalidRequest(f"{config.data_dir} is not a registry data dir (run 'areamesh "
-                             "registry init' first)")
+    check_data_dir(config.data_dir, required=("registry.db", "ca/ca.key", "ca/ca.crt"),
+                   secrets=("ca/*.key", "identity/*.key"),
+                   init_hint=f"run 'areamesh registry init --data-dir {config.data_dir} "
+                             "--name ...' first")
     asyncio.run(run())

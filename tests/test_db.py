@@ -10,6 +10,7 @@ import aiosqlite
 import pytest
 
 from mesh.db import Database
+from mesh.errors import FailedPrecondition
 
 
 def open_connections() -> int:
@@ -57,8 +58,9 @@ async def test_a_file_that_is_not_a_database_fails_without_leaking_its_connectio
     before = open_connections()
     for _ in range(3):
         db = Database(path, [V1])
-        with pytest.raises(sqlite3.DatabaseError):
+        with pytest.raises(FailedPrecondition, match="cannot be used as a database") as exc:
             await db.open()
+        assert exc.value.code == "database_unusable" and str(path) in exc.value.message
         with pytest.raises(RuntimeError, match="not open"):
             db.conn  # noqa: B018
     assert await settled_connections(before) <= before
@@ -68,6 +70,7 @@ async def test_a_newer_schema_is_refused_and_closed(tmp_path):
     async with Database(tmp_path / "t.db", [V1, V2]):
         pass
     before = open_connections()
-    with pytest.raises(RuntimeError, match="newer than this program knows"):
+    with pytest.raises(FailedPrecondition, match="newer than this program knows") as exc:
         await Database(tmp_path / "t.db", [V1]).open()
+    assert exc.value.code == "database_too_new"
     assert await settled_connections(before) <= before

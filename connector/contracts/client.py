@@ -15,6 +15,7 @@ import json
 import grpc
 
 from connector.contracts.store import AgreementRow, AgreementStore
+from connector.discovery import DiscoveryCache
 from connector.peers import find_node
 from connector.registry_client import RegistryClient
 from mesh.agreements import SignedAgreement, verify_signed
@@ -43,7 +44,9 @@ async def find_provider(registry: RegistryClient, dataset_id: str):
     connector has no reachable endpoint at the registry.
     """
     record = await registry.get_dataset(dataset_id)
-    provider = await find_node(registry, record.served_by)
+    # remembered, so that the agreement's transfers reach the provider while the registry is down
+    provider = await find_node(registry, record.served_by,
+                               cache=DiscoveryCache(registry.keystore.tls_dir.parent))
     if provider is None or not provider.endpoint:
         raise FailedPrecondition(f"the connector serving {dataset_id} ({record.served_by}) "
                                  "is not reachable through the registry",

@@ -13,6 +13,7 @@ its certificate and its participant record at the registry, never against reques
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -44,7 +45,7 @@ class ProviderNegotiator:
         self.keystore = keystore
         self.registry = registry
         self.store = store
-        self.participants = ParticipantTypes(registry, ttl=0)
+        self.participants = ParticipantTypes(registry, ttl=0, last_known=False)  # new: ask the registry
 
     def roots(self):
         return load_pem_bundle(self.keystore.trust_bundle_pem())
@@ -116,15 +117,18 @@ class ProviderNegotiator:
 
 
 async def request_contract(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,
-                           *, timeout: float = 15.0) -> AgreementRow:
+                           *, timeout: float = 15.0,
+                           registry_wait: timedelta = timedelta(seconds=10)) -> AgreementRow:
     """The consumer's side of a negotiation; returns the stored row (FINALIZED or TERMINATED).
 
     Finds the serving connector through the registry, opens an mTLS channel to it and runs
-    :func:`connector.contracts.client.negotiate` over it.
+    :func:`connector.contracts.client.negotiate` over it. An unreachable registry is waited for
+    up to ``registry_wait``, then ``registry_unavailable`` (naming it) is raised: a new agreement
+    needs the registry, to find the provider and to notarise the agreement.
     """
     state = NodeState.load(data_dir)
     keystore = NodeKeyStore(data_dir / "tls")
-    registry = RegistryClient(state, keystore, state.registry)
+    registry = RegistryClient(state, keystore, state.registry, timeout=registry_wait, wait=True)
     db = await open_contracts_db(data_dir).open()
     store = AgreementStore(db)
     try:

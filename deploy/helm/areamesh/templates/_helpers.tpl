@@ -117,17 +117,20 @@ find "$DATA_DIR" -type f -name '*.key' ! -perm 600 -print -exec chmod 600 {} + \
   | sed 's|^|chmod 600 (秘密鍵のパーミッション修正 / fixed key permissions): |'
 {{- end -}}
 
-{{/* HTTP /healthz probes on the named port "http". */}}
+{{/* HTTP probes on the named port "http": readiness asks /healthz; startup and liveness ask
+"livenessPath" (default /healthz). The connector passes /livez: its /healthz answers 503 while
+the registry has been unreachable past the revocation list's grace, and restarting the pod would
+not bring the registry back. Call as (dict "Values" .Values "livenessPath" "/livez"). */}}
 {{- define "areamesh.probes" -}}
 startupProbe:
   httpGet:
-    path: /healthz
+    path: {{ .livenessPath | default "/healthz" }}
     port: http
   periodSeconds: {{ .Values.probes.startup.periodSeconds }}
   failureThreshold: {{ .Values.probes.startup.failureThreshold }}
 livenessProbe:
   httpGet:
-    path: /healthz
+    path: {{ .livenessPath | default "/healthz" }}
     port: http
   periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
   timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
