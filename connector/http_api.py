@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.openapi import OPENAPI
 from connector.portal_api import ResidentPortalApi
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
@@ -64,6 +65,10 @@ async def peers(request: web.Request) -> web.Response:
         for n in others]})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
 def build_http_app(node: ConnectorApp) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[NODE] = node
@@ -71,5 +76,6 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)
+    app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
     return app
