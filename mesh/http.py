@@ -86,8 +86,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 class _JsonErrorRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, answering requests its parser refuses (bad framing,
-    invalid characters, oversized headers) with the mesh's JSON error body, logged at warning
-    level instead of a traceback per bad request."""
+    invalid characters, oversized headers) and HTTP errors raised before the middlewares run
+    with the mesh's JSON error body, logged at warning level instead of a traceback per bad
+    request."""
 
     __slots__ = ()
 
@@ -95,6 +96,14 @@ class _JsonErrorRequestHandler(web.RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
+        if status >= 500:      # failed before the middlewares ran, e.g. on an Expect header
+            try:
+                check_request_text(request)
+            except AreameshError as refused:
+                log.warning("HTTP request from %s refused: %s", request.remote, refused.message)
+                resp = web.json_response(refused.to_json(), status=refused.http_status)
+                resp.force_close()
+                return resp
         if status >= 500:
             log.error("HTTP request from %s failed", request.remote, exc_info=exc)
             message = None
@@ -107,6 +116,17 @@ class _JsonErrorRequestHandler(web.RequestHandler):
                             content_type="application/json")
         resp.force_close()
         return resp
+
+
+    async def finish_response(self, request, resp: web.StreamResponse, start_time: float | None
+                              ) -> tuple[web.StreamResponse, bool]:
+        # An HTTP error raised outside the middlewares (aiohttp's Expect handling) in JSON too.
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            headers = {k: v for k, v in resp.headers.items()
+                       if k.lower() not in ("content-type", "content-length")}
+            resp = web.json_response(error_body(resp.status, message=resp.reason),
+                                     status=resp.status, headers=headers)
+        return await super().finish_response(request, resp, start_time)
 
 
 class _JsonErrorServer(web.Server):
