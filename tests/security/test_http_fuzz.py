@@ -44,7 +44,7 @@ from .http_targets import (
 )
 
 pytestmark = pytest.mark.integration
-EXAMPLES = int(os.environ.get("AREAMESH_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("AREAMESH_FUZZ_EXAMPLES", "300"))
 LONG = bool(os.environ.get("AREAMESH_FUZZ_LONG"))
 METHODS = ("get", "post", "put", "delete", "patch", "head", "options")
 
