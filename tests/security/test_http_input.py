@@ -215,7 +215,8 @@ async def test_slowloris_headers_are_cut_off(http_targets: Targets):
 
 
 async def test_stalled_uploads_do_not_block_real_audits(http_targets: Targets, tmp_path):
-    """Two uploads that announce more than they send must not take the registry's audit slots:
+    """Uploads that announce more than they send (more of them than audit slots) must not take
+    the registry's audit slots:
     a real audit right after them is answered at once, and they are timed out."""
     t = http_targets
     export = tmp_path / "ledger.ndjson"
