@@ -96,27 +96,27 @@ class _JsonErrorRequestHandler(web.RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
+        refused = None
         if status >= 500:      # failed before the middlewares ran, e.g. on an Expect header
             try:
                 check_request_text(request)
-            except AreameshError as refused:
-                log.warning("HTTP request from %s refused: %s", request.remote, refused.message)
-                resp = web.json_response(refused.to_json(), status=refused.http_status)
-                resp.force_close()
-                return resp
-        if status >= 500:
-            log.error("HTTP request from %s failed", request.remote, exc_info=exc)
-            message = None
+            except AreameshError as exc_:
+                refused = exc_
+        if refused is not None:
+            log.warning("HTTP request from %s refused: %s", request.remote, refused.message)
+            resp = web.json_response(refused.to_json(), status=refused.http_status)
         else:
-            log.warning("HTTP request from %s refused (%d): %s", request.remote, status,
-                        (message or "").splitlines()[0][:200] if message else "")
-        code = "bad_http_request" if status == 400 else None
-        text = (message or "").splitlines()[0][:500] if message else None
-        resp = web.Response(status=status, text=json.dumps(error_body(status, code, text)),
-                            content_type="application/json")
+            first_line = (message or "").splitlines()[0][:500] if message else None
+            if status >= 500:
+                log.error("HTTP request from %s failed", request.remote, exc_info=exc)
+                first_line = None
+            else:
+                log.warning("HTTP request from %s refused (%d): %s", request.remote, status,
+                            first_line or "")
+            resp = web.json_response(error_body(status, "bad_http_request" if status == 400
+                                                else None, first_line), status=status)
         resp.force_close()
         return resp
-
 
     async def finish_response(self, request, resp: web.StreamResponse, start_time: float | None
                               ) -> tuple[web.StreamResponse, bool]:

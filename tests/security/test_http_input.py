@@ -121,6 +121,9 @@ async def test_invalid_utf8_in_headers_query_path_and_body_gets_400(http_targets
     reply = await raw_http(t.connector_port, request(
         "GET", "/api/v1/residents/R0001/consents", [b"Authorization: Bearer \xff\xfe"]))
     assert (reply.status, assert_json_error(reply)["error"]["code"]) == (400, "invalid_encoding")
+    # aiohttp reads Expect before any middleware runs
+    reply = await raw_http(t.registry_port, request("GET", "/api/v1/crl", [b"Expect: \x80"]))
+    assert (reply.status, assert_json_error(reply)["error"]["code"]) == (400, "invalid_encoding")
     for port, target in ((t.registry_port, "/api/v1/datasets?q=%ff%fe"),
                          (t.registry_port, "/api/v1/datasets/%c3%28"),
                          (t.registry_port, "/api/v1/usage?period=%ff"),
@@ -166,6 +169,8 @@ async def test_broken_framing_gets_json_400(http_targets: Targets):
             reply = await raw_http(port, data)
             assert (reply.status, assert_json_error(reply)["error"]["code"]) == (
                 400, "bad_http_request"), data[:60]
+    reply = await raw_http(t.connector_port, request("GET", "/healthz", [b"Expect: tea"]))
+    assert (reply.status, assert_json_error(reply)["error"]["code"]) == (417, "expectation_failed")
     # a chunked body broken half-way: the handler reading it answers 400, not 500
     data = (b"POST " + CKAN.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
             b"Connection: close\r\n\r\n5\r\n{\"q\":\r\nzz\r\n")
