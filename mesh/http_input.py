@@ -17,8 +17,6 @@ What a client sends is checked once, here, before a handler uses it, and every m
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -26,9 +24,10 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 
 from mesh.errors import AreameshError, InvalidRequest
+from mesh.strict_json import MAX_DEPTH, StrictJsonError, loads_strict
 
 MAX_JSON_BYTES = 1 << 20          # a JSON request body; larger ones are refused with 413
-MAX_JSON_DEPTH = 32               # nesting levels of a JSON body (our documents use < 6)
+MAX_JSON_DEPTH = MAX_DEPTH        # nesting levels of a JSON body (our documents use < 6)
 BODY_IDLE_SECONDS = 10.0          # a body that stops arriving for this long is timed out
 BODY_GRACE_SECONDS = 10.0         # ...and one slower than MIN_BODY_RATE after this grace
 MIN_BODY_RATE = 16 * 1024         # bytes a second, on average
@@ -190,57 +189,17 @@ async def read_body(request: web.BaseRequest, *, limit: int = MAX_JSON_BYTES) ->
     return b"".join(parts)
 
 
+def parse_json(data: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``data`` as strict JSON (``mesh/strict_json.py``), or 400 ``invalid_json``."""
+    try:
+        return loads_strict(data, max_depth=max_depth)
+    except StrictJsonError as exc:
+        raise _invalid_json(exc.reason, exc.reason_ja) from None
+
+
 def _invalid_json(reason: str, ja: str) -> InvalidRequest:
     return InvalidRequest(f"the body is not valid JSON: {reason}", code="invalid_json",
                           message_ja=f"本文が正しい JSON ではありません: {ja}")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _invalid_json(f"the number {text[:40]} is out of range", "数値が範囲外です")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise _invalid_json(f"{name} is not a JSON number", f"{name} は使えません")
-
-
-def _depth_ok(value: Any, max_depth: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            return False
-        stack.extend((child, depth + 1) for child in children)
-    return True
-
-
-def parse_json(data: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """``data`` as strict JSON (see the module docstring), or 400 ``invalid_json``."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _invalid_json(f"not UTF-8 at byte {exc.start}", "UTF-8 ではありません") from None
-    try:
-        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
-    except RecursionError:
-        value = None
-        deep = True
-    except ValueError as exc:      # JSONDecodeError, and ints over Python's digit limit
-        raise _invalid_json(str(exc)[:200], "構文が正しくありません") from None
-    else:
-        deep = not _depth_ok(value, max_depth)
-    if deep:
-        raise _invalid_json(f"nested deeper than {max_depth} levels",
-                            f"入れ子が{max_depth}段を超えています")
-    return value
 
 
 async def read_json(request: web.BaseRequest, *, limit: int = MAX_JSON_BYTES,

@@ -283,3 +283,27 @@ async def test_handler_reading_json_itself_gets_400_not_500():
         assert reply.status == 200 and reply.json() == {"got": {"a": 1}}
     finally:
         await server.close()
+
+
+async def test_hostile_ledger_export_gets_4xx_not_500(http_targets: Targets, tmp_path):
+    """The ledger audit's NDJSON lines are client input too: deep nesting, numbers out of
+    range, invalid UTF-8 and wrong types in a line get a 4xx naming the line, never a 500."""
+    t = http_targets
+    export = tmp_path / "ledger.ndjson"
+    rc, _, err = await t.harness.cli("connector", "ledger", "export", "--data-dir",
+                                     str(t.connector_dir), "--out", str(export))
+    assert rc == 0, err
+    first = export.read_bytes().splitlines()[0]
+    audit = f"/api/v1/ledger/audit?node={HIMEJI}"
+    for line in (b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+                 first.replace(b'"seq":1', b'"seq":1e309'), first.replace(b'"seq":1', b'"seq":NaN'),
+                 first.replace(b'"seq":1', b'"seq":' + b"9" * 5000),
+                 first.replace(b'"seq":1', b'"seq":"1"'), first.replace(b'"dataset":"', b'"dataset":["'),
+                 first[:20] + b"\xff\xfe" + first[20:], b'"just a string"', b"1e309"):
+        assert line != first
+        reply = await raw_http(t.registry_port, request(
+            "POST", audit, [b"Content-Type: application/x-ndjson"], line + b"\n"))
+        assert 400 <= reply.status < 500 or (reply.status == 200 and reply.json()["ok"] is False), (
+            line[:80], reply.status, reply.body[:300])
+        if reply.status >= 400:
+            assert assert_json_error(reply)["error"]["code"] == "ledger_export_malformed", line[:80]
