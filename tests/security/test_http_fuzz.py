@@ -10,8 +10,9 @@ Two fuzzers, against real processes on loopback:
   out-of-range numbers, deep nesting, wrong JSON types, and the credentials of
   ``http_targets.credentials`` (401/403 are valid answers).
 
-The default run is short (CI). ``AREAMESH_FUZZ_EXAMPLES=N`` sets the raw fuzzer's examples;
-``AREAMESH_FUZZ_LONG=1`` also runs the long, randomised form (``slow`` marker).
+The default run is short and reproducible (CI). ``AREAMESH_FUZZ_EXAMPLES=N`` sets the raw
+fuzzer's examples; ``AREAMESH_FUZZ_LONG=1`` runs the long, randomised form: schemathesis with
+300 examples an operation and the raw fuzzer's ``slow`` test with 3,000 or more.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .http_targets import (
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("AREAMESH_FUZZ_EXAMPLES", "300"))
 LONG = bool(os.environ.get("AREAMESH_FUZZ_LONG"))
+SCHEMA_EXAMPLES = 300 if LONG else 25        # per operation; the long form is randomised
 METHODS = ("get", "post", "put", "delete", "patch", "head", "options")
 
 
@@ -122,7 +124,7 @@ def test_served_connector_document_is_the_one_tested(http_targets: Targets):
 
 
 @CONNECTOR_SCHEMA.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=SCHEMA_EXAMPLES, deadline=None, derandomize=not LONG,
           suppress_health_check=list(HealthCheck))
 def test_connector_conforms_to_its_openapi_document(case, http_targets, http_credentials):
     """Status codes, content types and bodies as documented. A grant's participant id (check
@@ -134,7 +136,7 @@ def test_connector_conforms_to_its_openapi_document(case, http_targets, http_cre
 
 
 @NEGATIVE_REGISTRY.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=SCHEMA_EXAMPLES, deadline=None, derandomize=not LONG,
           suppress_health_check=list(HealthCheck))
 def test_registry_survives_data_its_document_forbids(case, http_targets, http_credentials):
     headers = http_credentials["registry"][0] if http_credentials["registry"] else {}
@@ -144,7 +146,7 @@ def test_registry_survives_data_its_document_forbids(case, http_targets, http_cr
 
 
 @NEGATIVE_CONNECTOR.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=SCHEMA_EXAMPLES, deadline=None, derandomize=not LONG,
           suppress_health_check=list(HealthCheck))
 def test_connector_survives_data_its_document_forbids(case, http_targets, http_credentials):
     headers = http_credentials["connector"][0] if http_credentials["connector"] else {}
