@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 32          # nesting levels; our documents use fewer than 6
@@ -35,43 +36,47 @@ def _no_constant(name: str) -> Any:
     raise StrictJsonError(f"{name} is not a JSON number", f"{name} は使えません")
 
 
-def _depth_ok(value: Any, max_depth: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            return False
-        stack.extend((child, depth + 1) for child in children)
-    return True
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def _deeper_than(raw: bytes, max_depth: int) -> bool:
+    """Whether valid JSON ``raw`` nests arrays and objects deeper than ``max_depth``: each
+    pass removes the innermost level from the brackets alone (all C, where a walk over the
+    parsed value would cost several times the parse). Brackets inside strings only count when
+    the quick bound is over: then the strings are cut first (linear on valid JSON)."""
+    def deeper(brackets: bytes) -> bool:
+        for _ in range(max_depth):
+            if not brackets:
+                return False
+            brackets = _INNERMOST.sub(b"", brackets)
+        return bool(brackets)
+
+    return (deeper(raw.translate(None, _NOT_BRACKETS))
+            and deeper(_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)))
 
 
 def loads_strict(data: bytes | str, *, max_depth: int | None = MAX_DEPTH) -> Any:
-    """``data`` parsed as strict JSON, or ``StrictJsonError``. ``max_depth=None`` skips the
-    walk that counts levels (for large documents whose shape the caller checks itself); the
-    parser's own recursion limit still applies."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise StrictJsonError(f"not UTF-8 at byte {exc.start}", "UTF-8 ではありません") from None
+    """``data`` parsed as strict JSON, or ``StrictJsonError``. ``max_depth=None`` skips
+    counting levels (for documents whose shape the caller checks itself); the parser's own
+    recursion limit still applies."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     try:
-        value = json.loads(data, parse_float=_finite, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrictJsonError(f"not UTF-8 at byte {exc.start}", "UTF-8 ではありません") from None
+    try:
+        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError:
-        deep = True
+        raise StrictJsonError("nested deeper than the parser's limit",
+                              "入れ子が深すぎます") from None
     except StrictJsonError:
         raise
     except ValueError as exc:      # JSONDecodeError, and ints over Python's digit limit
         raise StrictJsonError(str(exc)[:200], "構文が正しくありません") from None
-    else:
-        deep = max_depth is not None and not _depth_ok(value, max_depth)
-    if deep:
-        limit = max_depth or "the parser's"
-        raise StrictJsonError(f"nested deeper than {limit} levels",
-                              f"入れ子が深すぎます（上限 {limit} 段）")
+    # counted on valid JSON only: every string is closed, so the scan is linear
+    if max_depth is not None and _deeper_than(raw, max_depth):
+        raise StrictJsonError(f"nested deeper than {max_depth} levels",
+                              f"入れ子が{max_depth}段を超えています")
     return value
