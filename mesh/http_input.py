@@ -11,7 +11,7 @@ What a client sends is checked once, here, before a handler uses it, and every m
   body) is timed out (408) instead of holding the handler; ``read_json`` parses strictly:
   UTF-8, no ``NaN``/``Infinity``, no number that overflows (``1e309``), at most
   ``MAX_JSON_DEPTH`` levels of nesting;
-- JSON fields: ``field_str``, ``field_int``, ``field_str_list`` check the type of each field.
+- JSON fields: ``field_str``, ``field_str_list`` check the type of each field.
 """
 
 from __future__ import annotations
@@ -43,11 +43,6 @@ class PayloadTooLarge(AreameshError):
 class RequestTimeout(AreameshError):
     code = "request_timeout"
     http_status = 408
-
-
-class UnsupportedMediaType(AreameshError):
-    code = "unsupported_media_type"
-    http_status = 415
 
 
 # ---------------------------------------------------------------- text of the request
@@ -245,22 +240,6 @@ def field_str(body: Mapping[str, Any], name: str, *, required: bool = False,
     if not isinstance(value, str) or len(value) > max_chars:
         raise _wrong_type(name, f"a string of at most {max_chars} characters", code)
     return value
-
-
-def field_int(body: Mapping[str, Any], name: str, *, default: int, low: int, high: int,
-              code: str = "invalid_request") -> int:
-    """``body[name]`` as an integer from ``low`` to ``high``: a JSON integer or a decimal
-    string (as query strings send it); not a bool, a float or anything else."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _wrong_type(name, f"an integer from {low} to {high}", code)
-    if isinstance(value, int):
-        if not low <= value <= high:
-            raise _wrong_type(name, f"an integer from {low} to {high}", code)
-        return value
-    return _bounded_int(value, name, low, high)
 
 
 def field_str_list(body: Mapping[str, Any], name: str, *, max_items: int = 1000,
