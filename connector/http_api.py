@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from connector.credentials import ConnectorAuthenticator
+from connector.openapi import OPENAPI
 from connector.portal_api import ResidentPortalApi
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
@@ -83,6 +84,11 @@ async def peers(request: web.Request) -> web.Response:
         for n in others]})
 
 
+@door(PUBLIC)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
 def build_http_app(node: ConnectorApp) -> web.Application:
     doors = door_middleware(ConnectorAuthenticator(node.config.data_dir, node.state.identity_uri))
     app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
@@ -92,6 +98,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/peers", peers)
+    app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
     check_doors(app)
     return app

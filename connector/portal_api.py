@@ -19,7 +19,6 @@ token in ``DATA_DIR/portal.token`` (created 0600 at first start; give it to the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from aiohttp import web
 
 from mesh.errors import InvalidRequest
 from mesh.http_auth import RESIDENT_PORTAL, door
+from mesh.http_input import field_str, field_str_list, read_json_object
 
 if TYPE_CHECKING:
     from connector.data_plane import DataPlane
@@ -41,14 +41,7 @@ class ResidentPortalApi:
         self.data_plane = data_plane
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidRequest("the body must be a JSON object", message_ja="本文はJSONで送ってください",
-                                 code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("the body must be a JSON object", code="invalid_json")
-        return body
+        return await read_json_object(request)
 
     @door(RESIDENT_PORTAL)
     async def consents(self, request: web.Request) -> web.Response:
@@ -65,28 +58,29 @@ class ResidentPortalApi:
         if unknown:
             raise InvalidRequest(f"unknown fields {unknown}; use {sorted(GRANT_KEYS)}",
                                  message_ja=f"不明な項目です: {unknown}", code="invalid_consent")
-        for key in ("participant", "purpose"):
-            if not isinstance(body.get(key), str) or not body[key]:
-                raise InvalidRequest(f"'{key}' is required", message_ja=f"{key} は必須です",
-                                     code="invalid_consent", details={"field": key})
-        items = body.get("items")
-        if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
-            raise InvalidRequest("'items' must be a list of column names", code="invalid_items")
-        dataset = body.get("dataset") or "*"
+        participant, purpose = (field_str(body, key, required=True, max_chars=200,
+                                          code="invalid_consent")
+                                for key in ("participant", "purpose"))
+        dataset, service, component, expires = (
+            field_str(body, key, max_chars=200, code="invalid_consent")
+            for key in ("dataset", "service", "component", "expires"))
+        items = field_str_list(body, "items", code="invalid_items")
+        dataset = dataset or "*"
         store, _ = await self.data_plane.personal()
         consent_id = await store.grant(
-            request.match_info["resident"], participant=body["participant"], purpose=body["purpose"],
-            dataset_id=dataset, service_id=body.get("service"), component_id=body.get("component"),
-            items=items, expires_at=_expiry(body.get("expires")),
+            request.match_info["resident"], participant=participant, purpose=purpose,
+            dataset_id=dataset, service_id=service, component_id=component,
+            items=items, expires_at=_expiry(expires),
             known_subject=known_in(self.data_dir, dataset), actor="resident-portal")
         return web.json_response((await store.get(consent_id)).to_json(), status=201)
 
     @door(RESIDENT_PORTAL)
     async def withdraw(self, request: web.Request) -> web.Response:
-        body = await self._body(request) if request.can_read_body else {}
+        body = await read_json_object(request, optional=True)
+        reason = field_str(body, "reason", max_chars=500) or ""
         store, _ = await self.data_plane.personal()
         ids = await store.withdraw(request.match_info["consent_id"], resident=request.match_info["resident"],
-                                   reason=str(body.get("reason", ""))[:500], actor="resident-portal")
+                                   reason=reason, actor="resident-portal")
         return web.json_response({"withdrawn": ids})
 
     @door(RESIDENT_PORTAL)

@@ -78,6 +78,7 @@ from cryptography import x509
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, NotFound, PermissionDenied
 from mesh.ledger_checkpoints import SignedCheckpoint, verify_checkpoint
+from mesh.strict_json import StrictJsonError, loads_strict
 
 _encode_string = json.encoder.encode_basestring   # what json.dumps(ensure_ascii=False) uses
 GENESIS = "sha256:" + "0" * 64
@@ -371,8 +372,8 @@ def _malformed(name: str, line: int, why: str) -> InvalidRequest:
 
 def _entry(name: str, number: int, raw: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = loads_strict(raw, max_depth=None)   # outside input: UTF-8, finite numbers
+    except StrictJsonError as exc:
         raise _malformed(name, number, f"not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise _malformed(name, number, "not a JSON object")

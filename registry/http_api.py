@@ -16,7 +16,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mesh.errors import AreameshError, InvalidRequest, PermissionDenied, Unavailable
+from mesh.errors import InvalidRequest, PermissionDenied, Unavailable
 from mesh.http import error_middleware, metrics
 from mesh.http_auth import (
     OPERATOR_READ,
@@ -28,6 +28,7 @@ from mesh.http_auth import (
     door_middleware,
     principal_of,
 )
+from mesh.http_input import PayloadTooLarge, body_chunks, choice_param, int_param
 from mesh.ids import parse_node_identity_uri
 from registry.admin_api import add_admin_routes
 from registry.audit.checkpoints import LedgerCheckpointStore, require_node_uri
@@ -60,11 +61,6 @@ CONCURRENT_AUDITS = 2
 AUDIT_QUEUE_SECONDS = 30
 
 
-class PayloadTooLarge(AreameshError):
-    code = "payload_too_large"
-    http_status = 413
-
-
 @door(PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     await request.app[STORE].db.fetchone("SELECT 1")
@@ -83,9 +79,7 @@ async def trust_bundle(request: web.Request) -> web.Response:
 @door(PUBLIC)
 async def revocation_list(request: web.Request) -> web.Response:
     """The signed CRL: DER by default, PEM with ``?format=pem``."""
-    fmt = request.query.get("format", "der")
-    if fmt not in ("der", "pem"):
-        raise InvalidRequest("format must be der or pem", message_ja="format は der か pem です")
+    fmt = choice_param(request.query, "format", ("der", "pem"), default="der")
     crl = await request.app[STORE].current_crl(request.app[CA], request.app[CONFIG].crl_validity)
     headers = {"X-Areamesh-CRL-Number": str(crl.number),
                "X-Areamesh-Next-Update": crl.next_update.isoformat()}
@@ -156,7 +150,7 @@ async def ledger_checkpoints(request: web.Request) -> web.Response:
     included, most recently received first (an unknown node has none)."""
     node = require_node_uri(request.query.get("node"))
     _own_node(request, node)
-    limit = _int_param(request.query.get("limit"), "limit", default=100, low=1, high=1000)
+    limit = int_param(request.query, "limit", default=100, low=1, high=1000)
     held = await request.app[CHECKPOINTS].held(node, limit=limit)
     return web.json_response({"node": node, "checkpoints": [h.to_json() for h in held]},
                              dumps=_dumps)
@@ -165,24 +159,25 @@ async def ledger_checkpoints(request: web.Request) -> web.Response:
 @door(OPERATOR_READ)
 async def ledger_audit(request: web.Request) -> web.Response:
     """POST /api/v1/ledger/audit?node=URI with the NDJSON file ``areamesh connector ledger
-    export`` wrote as the body: is it an intact chain matching the checkpoints held?"""
+    export`` wrote as the body: is it an intact chain matching the checkpoints held?
+
+    The whole body is received (spooled, with mesh/http_input.py's deadlines) before an audit
+    slot is taken: a client that stalls mid-upload is timed out and never holds a slot."""
     node = require_node_uri(request.query.get("node"))
     store = request.app[CHECKPOINTS]
     await store.reference(node)            # 404 before reading a large body for nothing
-    if request.content_length is not None and request.content_length > MAX_EXPORT_BYTES:
-        raise _too_large()
-    slots = request.app[AUDITS]
-    try:
-        await asyncio.wait_for(slots.acquire(), AUDIT_QUEUE_SECONDS)
-    except TimeoutError:
-        raise Unavailable(f"{CONCURRENT_AUDITS} audits are running; try again in a minute",
-                          message_ja="他の監査を実行中です。しばらくしてから再度お試しください",
-                          code="audit_busy") from None
-    try:
-        async with _spooled(request, request.app[CONFIG].data_dir) as path:
+    async with _spooled(request, request.app[CONFIG].data_dir) as path:
+        slots = request.app[AUDITS]
+        try:
+            await asyncio.wait_for(slots.acquire(), AUDIT_QUEUE_SECONDS)
+        except TimeoutError:
+            raise Unavailable(f"{CONCURRENT_AUDITS} audits are running; try again in a minute",
+                              message_ja="他の監査を実行中です。しばらくしてから再度お試しください",
+                              code="audit_busy") from None
+        try:
             body = await store.audit(node, path)
-    finally:
-        slots.release()
+        finally:
+            slots.release()
     return web.json_response(body, dumps=_dumps)
 
 
@@ -214,11 +209,9 @@ async def _spooled(request: web.Request, data_dir: Path) -> AsyncIterator[Path]:
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
-            size, line, number = 0, 0, 1
-            async for chunk in request.content.iter_chunked(1 << 20):
-                size += len(chunk)
-                if size > MAX_EXPORT_BYTES:
-                    raise _too_large()
+            line, number = 0, 1
+            async for chunk in body_chunks(request, limit=MAX_EXPORT_BYTES,
+                                           too_big=_too_large()):
                 line, number = _check_lines(chunk, line, number)
                 await asyncio.to_thread(f.write, chunk)
         yield path
@@ -242,15 +235,6 @@ def _check_lines(chunk: bytes, line: int, number: int) -> tuple[int, int]:
                          "bytes, not a ledger entry", code="ledger_export_malformed",
                          message_ja=f"アップロードされた台帳の {number} 行目が長すぎます"
                                     "（台帳の記録ではありません）", details={"line": number})
-
-
-def _int_param(text: str | None, name: str, *, default: int, low: int, high: int) -> int:
-    if text is None:
-        return default
-    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidRequest(f"{name} must be an integer from {low} to {high}",
-                             message_ja=f"{name} は {low}〜{high} の整数で指定してください")
-    return int(text)
 
 
 @door(PUBLIC)

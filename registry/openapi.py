@@ -148,10 +148,10 @@ CKAN_PATH: dict = {
     "parameters": [{"name": "action", "in": "path", "required": True, "schema": {
         "type": "string", "enum": ["package_search", "package_show", "package_list",
                                    "organization_list", "organization_show",
-                                   "group_list", "status_show"]}}],
+                                   "group_list", "status_show", "help_show"]}}],
     "get": {"summary": "CKAN Action API (read actions)",
             "parameters": [{"name": n, "in": "query", "schema": _str_param} for n in (
-                "q", "fq", "sort", "id", "facet.field", "all_fields")] + [
+                "q", "fq", "sort", "id", "name", "facet.field", "all_fields")] + [
                 {"name": n, "in": "query", "schema": {"type": "integer", "minimum": 0,
                                                       "maximum": high}}
                 for n, high in (("rows", 1000), ("start", 10_000_000), ("limit", 1_000_000),
@@ -160,7 +160,11 @@ CKAN_PATH: dict = {
                 "200": _resp("CKAN success", {"$ref": "#/components/schemas/CkanOk"}),
                 "400": _resp("CKAN bad request", {"$ref": "#/components/schemas/CkanError"}),
                 "404": _resp("CKAN not found", {"$ref": "#/components/schemas/CkanError"}),
+                "408": _resp("the body stopped arriving",
+                             {"$ref": "#/components/schemas/CkanError"}),
                 "409": _resp("CKAN validation error",
+                             {"$ref": "#/components/schemas/CkanError"}),
+                "413": _resp("the body is larger than 1 MiB",
                              {"$ref": "#/components/schemas/CkanError"})}},
 }
 
@@ -254,6 +258,7 @@ OPENAPI: dict = {
                 "400": _resp("node is not a node identity URI, or the body is not a ledger "
                              "export (the line is named)", ERROR),
                 "404": _resp("no checkpoint of this node is held", ERROR),
+                "408": _resp("the body stopped arriving before it was complete", ERROR),
                 "413": _resp("the export is larger than 1 GiB", ERROR),
                 "503": _resp("other audits are running; try again", ERROR), **DENIED}}},
         "/catalog.jsonld": {"get": {"summary": "DCAT catalog as JSON-LD", "responses": {

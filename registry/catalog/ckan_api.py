@@ -9,11 +9,13 @@ endpoint that serves it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -21,6 +23,7 @@ from mesh import egress
 from mesh.datasets import THEMES
 from mesh.errors import AreameshError, NotFound
 from mesh.http_auth import PUBLIC, door
+from mesh.http_input import parse_json, read_body
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.store import RegistryStore
@@ -42,6 +45,7 @@ FACET_NAMES = {"organization": "publisher", "groups": "theme", "prefecture": "pr
 _FQ_TERM = re.compile(r'(\w+):(?:"([^"]*)"|(\S+))')
 CKAN_VERSION = "2.10.4"
 INT_PARAMS = {"rows": 1000, "start": 10_000_000, "limit": 1_000_000, "offset": 10_000_000}
+LIST_PARAMS = {"facet.field"}        # may be a JSON list in a POST body; every other is a scalar
 
 
 class CkanError(Exception):
@@ -86,6 +90,26 @@ def _params(raw: dict[str, Any], names: set[str]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k in names}
 
 
+def _scalars(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with every value a string, as CKAN's validators see them: a JSON
+    string, integer or boolean is taken as its text; a list (except ``facet.field``), an
+    object or a float is a validation error naming the field. (Any text is a valid search;
+    the body's and the request line's limits bound its length.)"""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in LIST_PARAMS and isinstance(value, list):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, int) and abs(value) < 10 ** 30:
+            out[key] = str(value)
+        elif value is not None:
+            raise CkanError(409, "Validation Error", f"{key}: must be a string or an integer")
+    return out
+
+
 def _parse_fq(fq: str) -> dict[str, str]:
     filters: dict[str, str] = {}
     for field, quoted, bare in _FQ_TERM.findall(fq or ""):
@@ -117,10 +141,11 @@ def _facet_fields(raw: Any) -> list[str]:
 def _int(raw: Any, name: str, default: int, high: int) -> int:
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise CkanError(409, "Validation Error", f"{name}: Invalid integer") from None
+    text = str(raw).strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19):
+        raise CkanError(409, "Validation Error", f"{name}: Invalid integer")
+    value = int(text)
     if not 0 <= value <= high:
         raise CkanError(409, "Validation Error", f"{name}: must be between 0 and {high}")
     return value
@@ -128,6 +153,9 @@ def _int(raw: Any, name: str, default: int, high: int) -> int:
 
 def add_ckan_routes(app: web.Application, catalog: CatalogService, store: RegistryStore) -> None:
     async def package_search(p: dict[str, Any], base: str) -> dict[str, Any]:
+        """Search datasets. Parameters: q (text), fq (organization:, groups:, prefecture:,
+        standard_type:, personal: terms), sort (score desc, metadata_modified desc, title asc),
+        rows (at most 100 returned), start, facet.field (a JSON list of field names)."""
         rows = _int(p.get("rows"), "rows", 10, 1000)
         start = _int(p.get("start"), "start", 0, 10_000_000)
         filters = _parse_fq(str(p.get("fq") or ""))
@@ -157,12 +185,14 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
                 "results": [package_dict(r, base) for r in records]}
 
     async def package_show(p: dict[str, Any], base: str) -> dict[str, Any]:
+        """One dataset (package) by id."""
         ident = str(p.get("id") or p.get("name_or_id") or "")
         if not ident:
             raise CkanError(409, "Validation Error", "id: Missing value")
         return package_dict(await catalog.get(ident), base)
 
     async def package_list(p: dict[str, Any], base: str) -> list[str]:
+        """The ids of all datasets; limit and offset page through them."""
         limit = p.get("limit")
         return await catalog.dataset_ids(
             limit=_int(limit, "limit", 0, 1_000_000) if limit is not None else None,
@@ -174,12 +204,14 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
                 "package_count": count}
 
     async def organization_list(p: dict[str, Any], base: str) -> list[Any]:
+        """The publishers (participants) with datasets; all_fields=true for details."""
         orgs = await catalog.publishers()
         if str(p.get("all_fields", "")).lower() in ("true", "1"):
             return [org_dict(*o) for o in orgs]
         return [o[0] for o in orgs]
 
     async def organization_show(p: dict[str, Any], base: str) -> dict[str, Any]:
+        """One publisher by id or name; include_datasets=true lists its datasets."""
         ident = str(p.get("id") or "")
         for o in await catalog.publishers():
             if ident in (o[0], o[1]):
@@ -192,6 +224,7 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         raise NotFound(f"organization {ident!r} not found")
 
     async def group_list(p: dict[str, Any], base: str) -> list[Any]:
+        """The themes (分野) as groups with ASCII names; all_fields=true for details."""
         result, _ = await catalog.search(search_query({"per_page": 1}))
         counts = result.facets.get("theme", {})
         if str(p.get("all_fields", "")).lower() in ("true", "1"):
@@ -201,38 +234,51 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         return list(THEME_SLUGS.values())
 
     async def status_show(p: dict[str, Any], base: str) -> dict[str, Any]:
+        """The site's CKAN version, URL, title and default locale."""
         return {"ckan_version": CKAN_VERSION, "site_url": base,
                 "site_title": await store.meta("name") or "areamesh registry",
                 "site_description": "areamesh registry catalog (CKAN Action API compatible)",
                 "locale_default": "ja", "extensions": ["areamesh"]}
 
+    async def help_show(p: dict[str, Any], base: str) -> str:
+        """The documentation of the action given as name (the ``help`` link of every answer)."""
+        name = str(p.get("name") or "")
+        if name not in actions:
+            raise NotFound(f"action {name!r} not found; the actions are "
+                           f"{', '.join(sorted(actions))}")
+        return inspect.getdoc(actions[name]) or name
+
     actions: dict[str, Callable[[dict[str, Any], str], Awaitable[Any]]] = {
         "package_search": package_search, "package_show": package_show,
         "package_list": package_list, "organization_list": organization_list,
         "organization_show": organization_show, "group_list": group_list,
-        "status_show": status_show,
+        "status_show": status_show, "help_show": help_show,
     }
 
     @door(PUBLIC)
     async def handle(request: web.Request) -> web.Response:
         name = request.match_info["action"]
-        help_url = f"{request.scheme}://{request.host}/api/3/action/help_show?name={name}"
+        base = f"{request.scheme}://{request.host}"
+        help_url = f"{base}/api/3/action/help_show?name={quote(name, safe='')}"
         params: dict[str, Any] = dict(request.query)
-        if request.method == "POST" and request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                return _error(400, help_url, "Bad request", "JSON body could not be parsed")
-            if not isinstance(body, dict):
-                return _error(400, help_url, "Bad request", "JSON body must be an object")
-            params.update(body)
+        try:
+            # strict JSON, with size and time limits; an empty body is no parameters
+            data = await read_body(request) if request.method == "POST" else b""
+            if data.strip():
+                body = parse_json(data)
+                if not isinstance(body, dict):
+                    return _error(400, help_url, "Bad request", "JSON body must be an object")
+                params.update(body)
+        except AreameshError as exc:
+            return _error(exc.http_status, help_url, "Bad request", exc.message)
         action = actions.get(name)
         if action is None:
             return _error(400, help_url, "Bad request", f"Action name not known: {name}")
         try:
+            params = _scalars(params)
             for key, high in INT_PARAMS.items():  # checked whatever the action, as documented
                 _int(params.get(key), key, 0, high)
-            result = await action(params, f"{request.scheme}://{request.host}")
+            result = await action(params, base)
         except CkanError as exc:
             return _error(exc.status, help_url, exc.kind, exc.message)
         except AreameshError as exc:     # through the one gate (mesh.egress), as every API

@@ -58,6 +58,9 @@ def parse_period(text: str | None, *, now: datetime | None = None) -> Period:
         if b < a:
             raise InvalidRequest(f"period {text!r} ends before it starts", code="invalid_period",
                                  message_ja="期間の終わりが始まりより前です")
+        if b == date.max:
+            raise InvalidRequest(f"period {text!r} ends after the last day there is",
+                                 code="invalid_period", message_ja="期間の終わりが範囲外です")
         return Period(text, datetime.combine(a, datetime.min.time(), JST),
                       datetime.combine(b + timedelta(days=1), datetime.min.time(), JST))
     m = _PERIOD.match(text)
