@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mesh.cli_support import report_errors, serve_until_signal
+from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
 from mesh.durations import parse_duration
 from mesh.errors import FailedPrecondition, InvalidRequest
@@ -32,7 +32,7 @@ async def _with_store(data_dir: Path, fn):
         return await fn(store, CertificateAuthority(data_dir / "ca", mesh_id))
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties"})
 def registry() -> None:
     """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
 

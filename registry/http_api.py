@@ -24,6 +24,7 @@ from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.duties_api import add_duties_routes
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
 from registry.store import RegistryStore
@@ -243,4 +244,5 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_get("/catalog.jsonld", catalog_jsonld)
     app.router.add_get("/openapi.json", openapi)
     add_ckan_routes(app, catalog, store)
+    add_duties_routes(app, store)  # operator only: put behind the operator door
     return app

@@ -1,6 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
 from registry.catalog.search_index import SEARCH_MIGRATION
+from registry.duties import DUTIES_MIGRATION
 
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
@@ -133,4 +134,6 @@ MIGRATIONS = [
         WHERE status = 'fork';
     CREATE INDEX ledger_checkpoints_by_head ON ledger_checkpoints(node, head)
     """,
+    # 7: duties of notarised agreements as their providers report them (registry/duties.py)
+    DUTIES_MIGRATION,
 ]
