@@ -19,7 +19,7 @@ STORE = web.AppKey("duties_store", RegistryStore)
 
 async def list_duties(request: web.Request) -> web.Response:
     state = request.query.get("state")
-    duties = await DutyRegister(request.app[STORE].db).list(state=state or None)
+    duties = await DutyRegister(request.app[STORE].db).list(state=state)
     return web.json_response({"duties": [d.to_json() for d in duties], "total": len(duties)})
 
 
