@@ -193,8 +193,9 @@ def _check_assurance_needs_consent(permission: Permission) -> None:
                 "permission; a consuming organisation has no 身元確認/当人認証 level, so without consent "
                 "this constraint could never be met (restrict organisations with consumerType or "
                 "consumerId)",
-                "identityAssurance（本人確認レベル）は住民のレコードに適用されるため、同じ許可に consent eq true "
-                "が必要です。利用者の組織には身元確認・当人認証レベルがないため、同意なしではこの制約は満たせません"
+                "identityAssurance（本人確認レベル）は住民のレコードに適用されるため、"
+                "同じ許可に consent eq true が必要です。"
+                "利用者の組織には身元確認・当人認証レベルがないため、同意なしではこの制約は満たせません"
                 "（組織の制限には consumerType・consumerId を使ってください）")
 
 
