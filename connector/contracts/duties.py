@@ -39,7 +39,7 @@ from mesh.certs import PeerIdentity
 from mesh.clock import from_iso, iso, timestamp, utcnow
 from mesh.db import Database
 from mesh.errors import AreameshError, FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
-from mesh.policy import Duty, parse_policy
+from mesh.policy import Duty, PolicyError, parse_policy
 from mesh.proto.areamesh.v1 import peer_pb2, registry_pb2
 
 log = logging.getLogger("areamesh.connector.contracts")
@@ -132,31 +132,41 @@ class DutyBook:
 
     async def _refresh_one(self, row: AgreementRow, now: datetime) -> list[DutyState]:
         agreement = SignedAgreement.from_json(row.signed or {}).agreement
-        duties = parse_policy(agreement.policy).duties
+        try:
+            duties = parse_policy(agreement.policy).duties
+        except PolicyError as exc:  # signed under rules this version no longer accepts
+            log.warning("duties of agreement %s unreadable: %s", row.id, exc.message)
+            return []
         if not duties:
             return []
         data_times = [t.started_at for t in await self.usage.list(row.id)
                       if t.role == row.role and t.records > 0]
         stored = {r["duty_index"]: r for r in await self.db.fetchall(
-            "SELECT duty_index, confirmed_at, note FROM duties WHERE agreement_id = ?", (row.id,))}
-        out = []
-        async with self.db.transaction() as conn:
-            for i, duty in enumerate(duties):
-                confirmed = stored[i]["confirmed_at"] if i in stored else None
-                state, since, due = derive(duty, data_times=data_times, confirmed_at=confirmed,
-                                           expires=agreement.expires, now=now)
-                s = DutyState(row.id, i, row.role, duty.action, _within_text(duty), row.dataset_id,
-                              row.counterparty, state, since, due, confirmed,
-                              stored[i]["note"] if i in stored else "")
+            "SELECT duty_index, state, data_since, due_at, confirmed_at, note FROM duties "
+            "WHERE agreement_id = ?", (row.id,))}
+        out, changed = [], []
+        for i, duty in enumerate(duties):
+            old = stored.get(i)
+            confirmed = old["confirmed_at"] if old else None
+            state, since, due = derive(duty, data_times=data_times, confirmed_at=confirmed,
+                                       expires=agreement.expires, now=now)
+            s = DutyState(row.id, i, row.role, duty.action, _within_text(duty), row.dataset_id,
+                          row.counterparty, state, since, due, confirmed, old["note"] if old else "")
+            out.append(s)
+            if old is None or (old["state"], old["data_since"], old["due_at"]) != (state, since, due):
+                changed.append(s)
+        if not changed:
+            return out
+        async with self.db.transaction() as conn:  # only what changed: this runs every heartbeat
+            for s in changed:
                 await conn.execute(
                     "INSERT INTO duties(agreement_id, duty_index, role, action, within, dataset_id, "
                     "counterparty, state, data_since, due_at, confirmed_at, note, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(agreement_id, duty_index) "
                     "DO UPDATE SET state = excluded.state, data_since = excluded.data_since, "
                     "due_at = excluded.due_at, updated_at = excluded.updated_at",
-                    (s.agreement_id, i, s.role, s.action, s.within, s.dataset_id, s.counterparty,
-                     s.state, since, due, confirmed, s.note, iso(now)))
-                out.append(s)
+                    (s.agreement_id, s.duty_index, s.role, s.action, s.within, s.dataset_id,
+                     s.counterparty, s.state, s.data_since, s.due_at, s.confirmed_at, s.note, iso(now)))
         return out
 
     async def record_confirmation(self, agreement_id: str, duty_index: int, confirmed_at: str,
