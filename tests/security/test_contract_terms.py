@@ -13,7 +13,8 @@ import grpc
 import pytest
 import yaml
 
-from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
+from mesh.clock import timestamp
+from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 from ..catalog_fixtures import publish_code, setup_catalog_mesh
 from ..conftest import MeshHarness, http_json, node_target, wait_for
@@ -190,6 +191,34 @@ async def test_only_the_consumer_can_confirm_a_duty(harness: MeshHarness):
         assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         reply = await peer_pb2_grpc.PeerServiceStub(ch).ConfirmDuty(request, timeout=10)
     assert reply.state == "fulfilled" and reply.confirmed_at.seconds > 0
+
+
+async def test_only_the_provider_can_report_duty_states_to_the_registry(harness: MeshHarness):
+    h = harness
+    _provider, agreement = await _agreement_with_data(h)
+    rc, _result, err = await fetch_cli(h, agreement, h.root / "got" / "population.ndjson")
+    assert rc == 0, err
+
+    async def reported():  # the report made after the transfer: its clock has started
+        row = _by_action(await _registry_duties(h), agreement).get("reportUsage")
+        return row if row and row["due_at"] else None
+
+    held = await wait_for(reported, timeout=20, what="the provider's duty report")
+    assert held["state"] == "pending"
+    # the consumer (and a bystander) try to clear the duty at the registry themselves
+    forged = registry_pb2.DutyReport(agreement_id=agreement, duty_index=1, action="reportUsage",
+                                     state="fulfilled", confirmed_at=timestamp())
+    unknown = registry_pb2.DutyReport(agreement_id="no-such-agreement", duty_index=0,
+                                      action="delete", state="fulfilled")
+    for node in ("kakogawa", "himeji"):
+        async with h.registry_channel(h.node_credentials(node)) as ch:
+            reply = await registry_pb2_grpc.RegistryServiceStub(ch).ReportDuties(
+                registry_pb2.ReportDutiesRequest(duties=[forged, unknown]), timeout=10)
+        assert reply.accepted == 0, node
+        assert [r.code for r in reply.rejected] == ["not_the_provider", "unknown_agreement"], node
+    after = _by_action(await _registry_duties(h), agreement)["reportUsage"]
+    assert after["state"] == "pending" and after["confirmed_at"] is None
+    assert after["reported_at"] == held["reported_at"]
 
 
 async def test_duty_state_survives_restart(harness: MeshHarness):
