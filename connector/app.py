@@ -11,6 +11,7 @@ from aiohttp import web
 from connector.config import ConnectorConfig
 from connector.consent_grpc import SERVICE_NAME as CONSENT_SERVICE_NAME
 from connector.consent_grpc import ConsentGrpcService
+from connector.contracts.duties import DutyBook, DutyReporter
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
@@ -60,6 +61,7 @@ class ConnectorApp:
         self._maintenance_task: asyncio.Task | None = None
         self._watch_task: asyncio.Task | None = None
         self._report_task: asyncio.Task | None = None
+        self._duty_task: asyncio.Task | None = None
         self.grpc_port = 0
         self.http_port = 0
         self.advertise = ""
@@ -76,15 +78,17 @@ class ConnectorApp:
                                ParticipantTypes(self.registry, ttl=30))
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
         self.usage_reporter = UsageReporter(usage, self.registry)
+        duties = DutyBook(self.contracts_db, agreements, usage)
+        self.duty_reporter = DutyReporter(duties, self.registry)
         self.data_plane = DataPlane(self.config.data_dir, guard, usage, self.state.identity_uri,
-                                    self.usage_reporter.poke, levels=self.registry.transfer_levels)
+                                    self._transfer_ended, levels=self.registry.transfer_levels)
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(
             [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
             [(add_peer_service,
               PeerGrpcService(self.state.identity_uri, negotiator, self.data_plane, agreements,
-                              guard, self.watcher), SERVICE_NAME),
+                              guard, self.watcher, duties, self.duty_reporter.poke), SERVICE_NAME),
              (consent_pb2_grpc.add_ConsentServiceServicer_to_server,
               ConsentGrpcService(self.config.data_dir, self.data_plane, self.state.identity_uri,
                                  lambda: load_pem_bundle(self.keystore.trust_bundle_pem()),
@@ -104,10 +108,17 @@ class ConnectorApp:
         self._watch_task = asyncio.create_task(self.watcher.run(), name="dataset-watcher")
         self._report_task = asyncio.create_task(
             self.usage_reporter.run(self.config.heartbeat_interval.total_seconds()), name="usage-report")
+        self._duty_task = asyncio.create_task(
+            self.duty_reporter.run(self.config.heartbeat_interval.total_seconds()), name="duty-report")
         self.http, self.http_port = await start_site(build_http_app(self), self.config.http_listen)
         log.info("connector %s ready", self.state.identity_uri,
                  extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                         "advertise": self.advertise})
+
+    def _transfer_ended(self) -> None:
+        """A transfer ended: its usage goes to the registry, and so do the duties it started."""
+        self.usage_reporter.poke()
+        self.duty_reporter.poke()
 
     def ready_info(self) -> dict[str, object]:
         return {"grpc_port": self.grpc_port, "http_port": self.http_port,
@@ -121,7 +132,7 @@ class ConnectorApp:
         if self.http:
             await self.http.cleanup()
         log.info("stopping connector: background loops")
-        for task in (self._maintenance_task, self._watch_task, self._report_task):
+        for task in (self._maintenance_task, self._watch_task, self._report_task, self._duty_task):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -189,7 +189,8 @@ def dataset_refresh(data_dir: Path, dataset_id: str, defer_check: bool) -> None:
         click.echo(f"更新を通知します / {dataset_id} marked changed (generation {info['generation']})")
 
 
-@connector.group()
+@connector.group(cls=LazyGroup, lazy_subcommands={"duties": "connector.contracts.duty_cli:duties",
+                                                  "duty": "connector.contracts.duty_cli:duty"})
 def contract() -> None:
     """Negotiate and inspect usage agreements (利用契約)."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from connector.contracts.duties import DutyBook, accept_confirmation
 from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.store import AgreementStore
 from connector.contracts.termination import accept_termination
@@ -23,8 +24,11 @@ SERVICE_NAME = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 
 class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
     def __init__(self, own_uri: str, negotiator: ProviderNegotiator, data_plane: DataPlane,
-                 agreements: AgreementStore, guard: AgreementGuard, watcher: DatasetWatcher) -> None:
+                 agreements: AgreementStore, guard: AgreementGuard, watcher: DatasetWatcher,
+                 duties: DutyBook, on_duty_change: Callable[[], None] = lambda: None) -> None:
         self.own_uri = own_uri
+        self.duties = duties
+        self.on_duty_change = on_duty_change
         self.negotiator = negotiator
         self.data_plane = data_plane
         self.agreements = agreements
@@ -59,6 +63,10 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
     async def Terminate(self, request: peer_pb2.TerminateRequest,
                         context: grpc.aio.ServicerContext) -> peer_pb2.TerminateResponse:
         return await accept_termination(self.agreements, current_peer(), request)
+
+    async def ConfirmDuty(self, request: peer_pb2.ConfirmDutyRequest,
+                          context: grpc.aio.ServicerContext) -> peer_pb2.DutyState:
+        return await accept_confirmation(self.duties, current_peer(), request, self.on_duty_change)
 
     async def Subscribe(self, request: peer_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
                         ) -> AsyncIterator[peer_pb2.ChangeNotice]:

@@ -153,6 +153,10 @@ class RegistryClient:
                            ) -> registry_pb2.ReportUsageResponse:
         return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(records=records))
 
+    async def report_duties(self, duties: list[registry_pb2.DutyReport]
+                            ) -> registry_pb2.ReportDutiesResponse:
+        return await self._call("ReportDuties", registry_pb2.ReportDutiesRequest(duties=duties))
+
     async def submit_ledger_checkpoints(self, signed_json: list[bytes]
                                         ) -> registry_pb2.SubmitLedgerCheckpointsResponse:
         """Hand signed flow-ledger checkpoints (canonical JSON each, oldest first) to the registry."""

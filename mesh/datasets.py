@@ -235,8 +235,9 @@ def _check_offers(doc: dict, c: _Checker, access: str | None) -> dict[int, Polic
         try:
             policies[i] = parse_policy(offer["policy"])
         except PolicyError as exc:
-            c.add(f"offers[{i}].policy.{exc.path}", exc.message.split(": ", 1)[-1],
-                  (exc.message_ja or "").split(": ", 1)[-1])
+            c.add(f"offers[{i}].policy.{exc.path}",
+                  f"offer {offer['id']!r}: {exc.message.split(': ', 1)[-1]}",
+                  f"オファー {offer['id']}：{(exc.message_ja or '').split(': ', 1)[-1]}")
     if access == "contract" and not offers:
         c.add("offers", "a contract dataset needs at least one offer",
               "契約型のデータセットには1件以上のオファーが必要です")

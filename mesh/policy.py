@@ -168,12 +168,35 @@ def parse_policy(doc: Any) -> Policy:
     permissions = []
     for i, raw in enumerate(_list(doc, "permissions", "", required=True)):
         action, constraints = _parse_rule(raw, f"permissions[{i}]", PERMISSION_ACTIONS, PERMISSION_OPERANDS)
-        permissions.append(Permission(action, constraints, f"permissions[{i}]"))
+        permission = Permission(action, constraints, f"permissions[{i}]")
+        _check_assurance_needs_consent(permission)
+        permissions.append(permission)
     duties = []
     for i, raw in enumerate(_list(doc, "duties", "")):
         action, constraints = _parse_rule(raw, f"duties[{i}]", DUTY_ACTIONS, DUTY_OPERANDS)
         duties.append(Duty(action, constraints, f"duties[{i}]"))
     return Policy(tuple(permissions), tuple(duties))
+
+
+def _check_assurance_needs_consent(permission: Permission) -> None:
+    """``identityAssurance`` is about residents (身元確認・当人認証 of a natural person, 5-10): it
+    is judged on each resident's record, which only a ``consent eq true`` permission has. An
+    organisation has no such levels (its mTLS certificate and the registry's certification prove
+    who it is), so the constraint alone could never hold and is refused here, at publish time."""
+    if permission.requires_consent:
+        return
+    for c in permission.constraints:
+        if c.left_operand == "identityAssurance":
+            raise PolicyError(
+                c.path, "identityAssurance applies to residents' records and needs "
+                "{\"leftOperand\": \"consent\", \"operator\": \"eq\", \"rightOperand\": true} in the same "
+                "permission; a consuming organisation has no 身元確認/当人認証 level, so without consent "
+                "this constraint could never be met (restrict organisations with consumerType or "
+                "consumerId)",
+                "identityAssurance（本人確認レベル）は住民のレコードに適用されるため、"
+                "同じ許可に consent eq true が必要です。"
+                "利用者の組織には身元確認・当人認証レベルがないため、同意なしではこの制約は満たせません"
+                "（組織の制限には consumerType・consumerId を使ってください）")
 
 
 def _parse_rule(raw: Any, path: str, actions: tuple[str, ...], operands: dict[str, tuple[str, ...]]
@@ -333,7 +356,8 @@ def _parse_duration(value: Any, path: str) -> timedelta:
 @dataclass(frozen=True)
 class PolicyContext:
     """The claims a request is judged on: identity from the mTLS certificate and the registry's
-    participant record, the declared purpose, and the contract's usage so far."""
+    participant record, the declared purpose, and the contract's usage so far. There are no
+    identity assurance levels here: those belong to residents and are judged per record."""
 
     consumer_id: str
     consumer_type: str
@@ -343,7 +367,6 @@ class PolicyContext:
     transfers_so_far: int = 0
     records_so_far: int = 0
     records_requested: int | None = None
-    identity_levels: tuple[int, int] | None = None  # (身元確認レベル, 当人認証レベル)
 
     def __post_init__(self) -> None:
         if self.now.utcoffset() is None:
@@ -352,8 +375,6 @@ class PolicyContext:
             raise ValueError(f"unknown consumer_type {self.consumer_type!r}")
         if min(self.transfers_so_far, self.records_so_far, self.records_requested or 0) < 0:
             raise ValueError("counts must not be negative")
-        if self.identity_levels is not None and not all(1 <= lv <= 3 for lv in self.identity_levels):
-            raise ValueError(f"identity levels must be 1–3, got {self.identity_levels}")
 
 
 @dataclass(frozen=True)
@@ -572,21 +593,11 @@ def _remaining_records(c: Constraint, ctx: PolicyContext) -> int:
 
 
 def _check_assurance(c: Constraint, ctx: PolicyContext) -> ConstraintFailure | None:
-    n = c.right_operand
-    need, need_ja = {"eq": (f"exactly {n}", f"{n}"), "gt": (f"above {n}", f"{n}より上"),
-                     "gteq": (f"{n} or higher", f"{n}以上")}[c.operator]
-    if ctx.identity_levels is None:
-        return _fail(c, None, "identity assurance is unknown: the consumer has no 身元確認/当人認証 levels "
-                     f"on record, and the policy requires level {need}",
-                     f"利用者の身元確認レベル・当人認証レベルが登録されていません（レベル{need_ja}が必要です）")
-    proofing, authentication = ctx.identity_levels
-    level = min(proofing, authentication)
-    if _COMPARE[c.operator](level, n):
-        return None
-    return _fail(c, level, f"identity assurance level {level} (the lower of 身元確認 {proofing} and 当人認証 "
-                 f"{authentication}) does not meet the required level {need}",
-                 f"本人確認のレベル{level}（身元確認レベル{proofing}・当人認証レベル{authentication}の低い方）は"
-                 f"必要なレベル（{need_ja}）を満たしません")
+    """Reached only by a ``Policy`` built without ``parse_policy`` (which refuses identityAssurance
+    outside a consent permission): an organisation has no assurance level, so it never holds."""
+    return _fail(c, None, "identityAssurance applies only to residents' records under consent eq true; "
+                 "the consuming organisation has no 身元確認/当人認証 level",
+                 "本人確認レベルは同意（consent eq true）のもとで住民のレコードにのみ適用されます")
 
 
 def residents_levels_meet(constraints: Iterable[Constraint], levels: tuple[int, int]) -> bool:

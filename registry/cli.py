@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mesh.cli_support import report_errors, serve_until_signal
+from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
 from mesh.datadir import check_data_dir
 from mesh.errors import FailedPrecondition, InvalidRequest
@@ -21,7 +21,7 @@ from registry.operators.cli import audit_log, operator, participant_key
 from registry.store import RegistryStore, open_registry_db
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties"})
 def registry() -> None:
     """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
 

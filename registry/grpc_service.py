@@ -26,6 +26,7 @@ from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.duties import DutyRegister
 from registry.metering.usage import UsageLedger
 from registry.store import RegistryStore
 
@@ -222,6 +223,15 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         for r in reply.rejected:
             log.warning("usage record refused: %s", r.message,
                         extra={"peer": peer.uri, "transfer": r.transfer_id, "code": r.code})
+        return reply
+
+    async def ReportDuties(self, request: registry_pb2.ReportDutiesRequest,
+                           context: grpc.aio.ServicerContext) -> registry_pb2.ReportDutiesResponse:
+        peer = current_peer()
+        reply = await DutyRegister(self.store.db).record(peer, list(request.duties))
+        for r in reply.rejected:
+            log.warning("duty report refused: %s", r.message,
+                        extra={"peer": peer.uri, "agreement": r.agreement_id, "code": r.code})
         return reply
 
     # ---- audit of personal-data flows (5-2) --------------------------------------------------

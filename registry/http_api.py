@@ -38,6 +38,7 @@ from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.duties_api import add_duties_routes
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
 from registry.operators.admin import AdminService
@@ -271,5 +272,6 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_get("/openapi.json", openapi)
     add_ckan_routes(app, catalog, store)
     add_admin_routes(app, admin)
+    add_duties_routes(app, store)
     check_doors(app)
     return app

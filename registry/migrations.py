@@ -1,6 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
 from registry.catalog.search_index import SEARCH_MIGRATION
+from registry.duties import DUTIES_MIGRATION
 
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
@@ -176,4 +177,6 @@ MIGRATIONS = [
     ALTER TABLE join_tokens ADD COLUMN revoked_at TEXT;
     ALTER TABLE join_tokens ADD COLUMN revoked_by TEXT
     """,
+    # 8: duties of notarised agreements as their providers report them (registry/duties.py)
+    DUTIES_MIGRATION,
 ]

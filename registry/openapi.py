@@ -217,6 +217,17 @@ OPENAPI: dict = {
                                        "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}],
             "responses": {"200": _resp("usage summary", {"$ref": "#/components/schemas/Usage"}),
                           "400": _resp("bad period", ERROR), **DENIED}}},
+        "/api/v1/duties": {"get": {
+            "summary": "Duties of notarised agreements as their providers report them "
+                       "(operator only), soonest due first",
+            "security": OPERATOR_AUTH,
+            "parameters": [{"name": "state", "in": "query", "schema": {
+                "type": "string", "enum": ["pending", "fulfilled", "overdue"]}}],
+            "responses": {"200": _resp("duties held", {
+                "type": "object", "required": ["duties", "total"],
+                "properties": {"total": {"type": "integer"}, "duties": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Duty"}}}}),
+                          "400": _resp("unknown state", ERROR), **DENIED}}},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
@@ -279,6 +290,18 @@ OPENAPI: dict = {
         "participantKey": {"type": "http", "scheme": "bearer",
                            "description": "a participant's API key, ampt_…"},
     }, "schemas": {
+        "Duty": {"type": "object", "required": [
+            "agreement_id", "duty_index", "dataset_id", "provider", "consumer", "action", "state",
+            "due_at", "confirmed_at", "reported_at"], "properties": {
+            "agreement_id": {"type": "string"}, "duty_index": {"type": "integer"},
+            "dataset_id": {"type": "string"}, "provider": {"type": "string"},
+            "consumer": {"type": "string"}, "provider_node": {"type": "string"},
+            "consumer_node": {"type": "string"},
+            "action": {"type": "string", "enum": ["delete", "reportUsage", "attribute"]},
+            "within": {"type": ["string", "null"]},
+            "state": {"type": "string", "enum": ["pending", "fulfilled", "overdue"]},
+            "data_since": {"type": ["string", "null"]}, "due_at": {"type": ["string", "null"]},
+            "confirmed_at": {"type": ["string", "null"]}, "reported_at": {"type": "string"}}},
         "UsageCounts": {"type": "object", "required": ["transfers", "records", "bytes"],
                         "properties": {"transfers": {"type": "integer"}, "records": {"type": "integer"},
                                        "bytes": {"type": "integer"}, "agreements": {"type": "integer"}}},

@@ -57,7 +57,7 @@ FULL = {"permissions": [{"action": "use", "constraints": [
 def ctx(**kw: Any) -> PolicyContext:
     base: dict[str, Any] = {"consumer_id": KAKOGAWA, "consumer_type": "municipality", "purpose": "防災",
                             "provider_id": HIMEJI, "now": NOW, "transfers_so_far": 0, "records_so_far": 0,
-                            "records_requested": 10, "identity_levels": (2, 2)}
+                            "records_requested": 10}
     base.update(kw)
     return PolicyContext(**base)
 
@@ -148,14 +148,6 @@ CASES = [  # (left, op, right, context, allowed)
     ("recordCount", "lt", 1000, {"records_so_far": 990, "records_requested": 10}, False),
     ("recordCount", "lteq", 1000, {"records_so_far": 999, "records_requested": None}, True),
     ("recordCount", "lteq", 1000, {"records_so_far": 1000, "records_requested": None}, False),
-    ("identityAssurance", "gteq", 2, {"identity_levels": (2, 3)}, True),
-    ("identityAssurance", "gteq", 2, {"identity_levels": (1, 3)}, False),
-    ("identityAssurance", "gteq", 2, {"identity_levels": (3, 1)}, False),
-    ("identityAssurance", "gteq", 2, {"identity_levels": None}, False),
-    ("identityAssurance", "gt", 1, {"identity_levels": (2, 2)}, True),
-    ("identityAssurance", "gt", 2, {"identity_levels": (2, 3)}, False),
-    ("identityAssurance", "eq", 3, {"identity_levels": (3, 3)}, True),
-    ("identityAssurance", "eq", 3, {"identity_levels": (3, 2)}, False),
     ("consent", "eq", True, {}, True),
     ("consent", "eq", False, {}, True),
 ]
@@ -178,6 +170,8 @@ def test_constraint(left: str, op: str, right: Any, overrides: dict[str, Any], a
 def test_cases_cover_every_operand_operator_and_outcome():
     seen = {(left, op, allowed) for left, op, _, _, allowed in CASES}
     for left, ops in PERMISSION_OPERANDS.items():
+        if left == "identityAssurance":  # per resident record: test_resident_assurance.py
+            continue
         for op in ops:
             assert (left, op, True) in seen, (left, op)
             if left != "consent":  # consent never refuses; it only routes through the consent filter
@@ -266,13 +260,13 @@ def test_record_count_message_shows_the_arithmetic():
     assert "unstated size" in f.message and "件数未指定" in f.message_ja
 
 
-def test_identity_assurance_message_names_both_levels():
-    [f] = check("identityAssurance", "gteq", 2, identity_levels=(3, 1)).failures
-    assert f.actual == 1
-    assert "level 1 (the lower of 身元確認 3 and 当人認証 1)" in f.message and "2 or higher" in f.message
-    assert "身元確認レベル3・当人認証レベル1の低い方" in f.message_ja and "2以上" in f.message_ja
-    [f] = check("identityAssurance", "gteq", 2, identity_levels=None).failures
-    assert "unknown" in f.message and f.actual is None
+def test_identity_assurance_without_consent_is_an_invalid_policy():
+    # levels belong to residents (judged per record under consent); an organisation has none
+    for op, n in (("gteq", 2), ("gt", 1), ("eq", 3)):
+        err = parse_error(one("identityAssurance", op, n))
+        assert err.path == "permissions[0].constraints[0]"
+        assert "needs" in err.message and "consent" in err.message and "同意" not in err.message
+        assert "consent eq true" in (err.message_ja or "")
 
 
 # ---- time zones and window edges ----------------------------------------------------------------
@@ -346,8 +340,7 @@ def test_full_policy_allows_a_neighbouring_municipality():
 
 
 def test_and_within_a_permission_reports_every_failing_constraint():
-    d = evaluate(parse_policy(FULL), ctx(consumer_id=COMPANY, consumer_type="private", purpose="観光",
-                                         identity_levels=(1, 3)))
+    d = evaluate(parse_policy(FULL), ctx(consumer_id=COMPANY, consumer_type="private", purpose="観光"))
     assert not d.allowed and d.duties == [] and not d.requires_consent
     # identityAssurance beside consent eq true applies to each resident's record, not the request
     assert [f.path for f in d.failures] == [f"permissions[0].constraints[{i}]" for i in (0, 1, 2, 3)]
@@ -355,7 +348,7 @@ def test_and_within_a_permission_reports_every_failing_constraint():
 
 
 def test_identity_assurance_on_personal_data_is_left_to_each_record():
-    d = evaluate(parse_policy(FULL), ctx(identity_levels=None))
+    d = evaluate(parse_policy(FULL), ctx())
     assert d.allowed and d.requires_consent
     assert [(c.operator, c.right_operand) for c in d.record_assurance] == [("gteq", 2)]
     assert d.to_json()["record_assurance"][0]["leftOperand"] == "identityAssurance"
@@ -364,14 +357,13 @@ def test_identity_assurance_on_personal_data_is_left_to_each_record():
     strict = parse_policy({"permissions": [{"action": "use", "constraints": [
         {"leftOperand": "identityAssurance", "operator": "gt", "rightOperand": 2},
         {"leftOperand": "consent", "operator": "eq", "rightOperand": True}]}]})
-    d = evaluate(strict, ctx(identity_levels=None))
+    d = evaluate(strict, ctx())
     assert not residents_levels_meet(d.record_assurance, (2, 3))
     assert residents_levels_meet(d.record_assurance, (3, 3))
-    # without consent the request itself must state levels, as before
-    plain = parse_policy({"permissions": [{"action": "use", "constraints": [
-        {"leftOperand": "identityAssurance", "operator": "gteq", "rightOperand": 2}]}]})
-    assert not evaluate(plain, ctx(identity_levels=None)).allowed
-    assert evaluate(plain, ctx(identity_levels=(2, 2))).record_assurance == ()
+    # without consent there is no record to judge: the policy itself is refused
+    with pytest.raises(PolicyError):
+        parse_policy({"permissions": [{"action": "use", "constraints": [
+            {"leftOperand": "identityAssurance", "operator": "gteq", "rightOperand": 2}]}]})
 
 
 def test_one_failing_constraint_refuses_the_whole_permission():
@@ -421,7 +413,7 @@ def test_empty_permissions_allow_nothing():
 
 def test_permission_without_constraints_allows_everyone():
     d = evaluate(parse_policy({"permissions": [{"action": "use"}]}),
-                 ctx(consumer_id=COMPANY, consumer_type="private", purpose=None, identity_levels=None))
+                 ctx(consumer_id=COMPANY, consumer_type="private", purpose=None))
     assert d.allowed and not d.requires_consent
 
 
@@ -578,8 +570,8 @@ def test_operand_tables_are_disjoint():
 
 
 @pytest.mark.parametrize("changes", [
-    {"now": datetime(2026, 12, 1, 10, 0)}, {"consumer_type": "company"}, {"identity_levels": (0, 2)},
-    {"identity_levels": (2, 4)}, {"transfers_so_far": -1}, {"records_requested": -5},
+    {"now": datetime(2026, 12, 1, 10, 0)}, {"consumer_type": "company"},
+    {"transfers_so_far": -1}, {"records_requested": -5},
 ])
 def test_context_rejects_programming_errors(changes: dict[str, Any]):
     with pytest.raises(ValueError):

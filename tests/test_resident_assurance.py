@@ -24,7 +24,7 @@ def constraints(op: str, n: int):
     policy = parse_policy({"permissions": [{"action": "use", "constraints": [
         {"leftOperand": "identityAssurance", "operator": op, "rightOperand": n},
         {"leftOperand": "consent", "operator": "eq", "rightOperand": True}]}]})
-    return evaluate(policy, ctx(identity_levels=None)).record_assurance
+    return evaluate(policy, ctx()).record_assurance
 
 
 async def test_both_platforms_must_meet_the_minimum():

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import sqlite3
-import time
 
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
 from connector.grpc_service import add_peer_service
+from connector.transfer import fetch as fetch_module
 from connector.transfer.batches import CHAIN_START, MAX_BATCH_BYTES, batch_digest, chain_next
 from connector.transfer.fetch import Fetcher, Progress
 from connector.transfer.journal import TransferJournal
@@ -79,20 +80,45 @@ async def test_full_transfer_is_complete_verified_metered_and_reported(harness: 
 
 
 class _KillAfter(Progress):
-    """Kills the provider process (SIGKILL) once the consumer has received ``batches`` batches."""
+    """Kills the provider process (SIGKILL) once the consumer has received ``batches`` batches,
+    and returns only once it is dead (its sockets closed): what it sent still arrives, nothing
+    more. Whether that kill lands mid-stream depends on how far ahead of the consumer the provider
+    may run, which the tests bound with ``small_window``, not on timing."""
 
     def __init__(self, provider, batches: int) -> None:
         self.provider, self.batches, self.killed = provider, batches, False
 
     def advance(self, journal) -> None:
         if not self.killed and journal.acked_seq >= self.batches:
-            os.killpg(self.provider.proc.pid, signal.SIGKILL)
-            time.sleep(0.3)  # dead before the consumer reads on; what the sockets hold still arrives
+            pid = self.provider.proc.pid
+            pidfd = os.pidfd_open(pid)  # before the kill: stays valid after the child is reaped
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                assert select.select([pidfd], [], [], 30)[0], "the provider did not die"
+            finally:
+                os.close(pidfd)
             self.killed = True
 
 
+# The consumer's HTTP/2 window in the tests that kill the provider after a few 5,000-row batches
+# (about 230 KB each). The provider can never be further ahead of the consumer than this window
+# plus the batches the consumer has already taken from the channel, so the kill always lands
+# before the provider has sent its last batch, however loaded the machine. With the default
+# 16 MiB window the whole 300,000-row stream (15.4 MB) could be on its way before the consumer
+# had written five batches: under load the kill then came after the stream had ended, nothing
+# was resumed and the test failed.
+KILL_TEST_WINDOW = 512 * 1024
+
+
+@pytest.fixture
+def small_window(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(fetch_module, "RECEIVE_WINDOW", KILL_TEST_WINDOW)
+    return KILL_TEST_WINDOW
+
+
 @pytest.mark.integration
-async def test_provider_killed_mid_stream_resumes_without_loss_or_duplicates(harness: MeshHarness):
+async def test_provider_killed_mid_stream_resumes_without_loss_or_duplicates(harness: MeshHarness,
+                                                                            small_window: int):
     h = harness
     provider, source = await setup_transfer_mesh(h, rows=300_000)
     agreement = await agree(h)
@@ -110,6 +136,7 @@ async def test_provider_killed_mid_stream_resumes_without_loss_or_duplicates(har
     rows = [as_text(r) for r in ndjson_rows(out)]
     assert len(rows) == 300_000 and rows == source_rows(source)  # nothing lost, nothing twice
     assert result.batches >= 60  # 5,000-row batches, cut again where the reader's blocks end
+    assert result.bytes > 20 * small_window  # the stream could never sit in the window
 
 
 @pytest.mark.integration
@@ -133,7 +160,8 @@ async def test_passthrough_resumes_after_the_provider_dies_and_is_byte_identical
 
 
 @pytest.mark.integration
-async def test_interrupted_fetch_leaves_no_output_and_the_same_command_resumes(harness: MeshHarness):
+async def test_interrupted_fetch_leaves_no_output_and_the_same_command_resumes(harness: MeshHarness,
+                                                                              small_window: int):
     h = harness
     provider, source = await setup_transfer_mesh(h, rows=300_000)
     agreement = await agree(h)
@@ -158,12 +186,12 @@ async def test_interrupted_fetch_leaves_no_output_and_the_same_command_resumes(h
 
 
 @pytest.mark.integration
-async def test_a_journal_from_an_older_digest_algorithm_starts_over(harness: MeshHarness):
+async def test_a_journal_from_an_older_digest_algorithm_starts_over(harness: MeshHarness,
+                                                                    small_window: int):
     """A journal an older version wrote (SHA-256 batch digests, no ``digest_algorithm``) cannot
     be continued with XXH3-128 digests: the fetch discards it and its part file, and starts over."""
     h = harness
-    # as many rows as the interrupted-fetch test: with fewer, the whole stream can sit in the
-    # receive window and the socket buffers before the provider is killed
+    # killed after 3 of 60 batches: small_window keeps the provider from finishing first
     provider, source = await setup_transfer_mesh(h, rows=300_000)
     agreement = await agree(h)
     out = h.root / "got" / "population.ndjson"

@@ -2,7 +2,8 @@
 
 One row per agreement, as provider or as consumer, with its Dataspace Protocol state
 (REQUESTED, AGREED, VERIFIED, FINALIZED, TERMINATED), the signed document and, for a
-termination, the structured reason. The serving process and the CLI share the file (WAL).
+termination, the structured reason; and the state of each duty (``duties.py``). The serving
+process and the CLI share the file (WAL).
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ MIGRATIONS = [
         updated_at TEXT NOT NULL
     );
     CREATE INDEX agreements_by_state ON agreements(state)
+    """,
+    # 2: each duty of an agreement and its state (connector/contracts/duties.py)
+    """
+    CREATE TABLE duties (
+        agreement_id TEXT NOT NULL REFERENCES agreements(id),
+        duty_index INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        within TEXT,
+        dataset_id TEXT NOT NULL,
+        counterparty TEXT NOT NULL,
+        state TEXT NOT NULL,
+        data_since TEXT,
+        due_at TEXT,
+        confirmed_at TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        reported TEXT,
+        PRIMARY KEY (agreement_id, duty_index)
+    );
+    CREATE INDEX duties_by_state ON duties(role, state)
     """,
 ]
 

@@ -6,8 +6,10 @@ and digest are checked, the optional mapping is applied (rejected rows go to the
 with their row numbers), and progress is acknowledged in the journal (``journal.py``) every
 5 s or 256 MB. A broken stream — provider restarted, network gone, a batch that fails its
 digest — is resumed from the last acknowledged batch, with backoff; if the provider stays away
-the command stops with the journal in place and the same command resumes later. The output file
-appears only when the summary's digest equals the one computed here.
+the command stops with the journal in place and the same command resumes later. A batch that
+fails its digest is never written; if it still fails on the last attempt the command stops with
+``batch_digest_mismatch`` (the data was altered, not merely cut off). The output file appears
+only when the summary's digest equals the one computed here.
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class _StreamBroken(Exception):
     pass
 
 
+class _BatchCorrupt(_StreamBroken):
+    """A batch whose bytes do not match its digest: never written, the stream resumed before it."""
+
+
 def check_consumer_agreement(row: AgreementRow, roots) -> None:
     if row.state == "TERMINATED":
         raise PermissionDenied(f"agreement {row.id} is terminated",
@@ -196,8 +202,9 @@ class Fetcher:
     async def _attempts(self, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
                         started: float) -> FetchResult:
         resumed, delay, restarted = 0, 0.5, False
-        problem = ""
+        problem, corrupt = "", False
         for attempt in range(1, self.attempts + 1):
+            corrupt = False
             try:
                 async with await self._dial() as channel:
                     return await self._stream(transfer_call(channel), journal, usage, row, started,
@@ -218,7 +225,7 @@ class Fetcher:
                     raise err from None
                 problem = err.message
             except _StreamBroken as exc:
-                problem = str(exc)
+                problem, corrupt = str(exc), isinstance(exc, _BatchCorrupt)
             journal = TransferJournal.load_or_new(self.journal_path, agreement_id=self.agreement_id,
                                                   out=self.out, fmt=self.fmt,
                                                   mapping_digest=self.mapping_digest) \
@@ -235,6 +242,15 @@ class Fetcher:
                                                             "error": problem})
             await self.sleep(delay)
             delay = min(delay * 2, 8.0)
+        if corrupt:  # every attempt ended on a batch that fails its digest: no network glitch
+            raise AreameshError(
+                f"{problem} from {row.counterparty} in the last of {self.attempts} attempts: the "
+                "provider or something between it and this connector altered the data; nothing of "
+                f"that batch was written, {journal.acked_seq} verified batches before it are kept",
+                message_ja=f"提供元 {row.counterparty} から受信したバッチがダイジェストと一致しません"
+                           "（データが改変されています）。そのバッチは書き込んでいません",
+                code="batch_digest_mismatch",
+                details={"acked_seq": journal.acked_seq, "records": journal.records})
         raise Unavailable(
             f"transfer interrupted after {journal.acked_seq} batches ({journal.records:,} records) and "
             f"{self.attempts} attempts: {problem}; run the same command again to resume",
@@ -346,7 +362,7 @@ class Fetcher:
         """Check a batch's digest and write it (in a worker thread, one batch at a time)."""
         data = b.payload
         if batch_digest(data) != b.digest:
-            raise _StreamBroken(f"batch {b.seq} does not match its digest")
+            raise _BatchCorrupt(f"batch {b.seq} does not match its digest")
         live = self._live
         if schema is None:  # passthrough: the file's bytes as they are
             output.write_bytes(data)

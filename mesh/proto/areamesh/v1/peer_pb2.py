@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x0fTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x15\n\rsince_version\x18\x04 \x01(\t\x12\x12\n\nbatch_rows\x18\x05 \x01(\x05\x12\x13\n\x0bpassthrough\x18\x06 \x01(\x08\x12\x12\n\nservice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x63omponent_id\x18\x08 \x01(\t\"\xa0\x01\n\rTransferChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.areamesh.v1.TransferHeaderH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.areamesh.v1.DataBatchH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.areamesh.v1.TransferSummaryH\x00\x42\x06\n\x04\x62ody\"\xcd\x01\n\x0eTransferHeader\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x04 \x01(\x0c\x12\x13\n\x0bincremental\x18\x05 \x01(\x08\x12\x13\n\x0bmax_records\x18\x06 \x01(\x03\x12\x18\n\x10\x63onsent_filtered\x18\x07 \x01(\x08\x12\x13\n\x0bpassthrough\x18\x08 \x01(\x08\x12\x12\n\nmedia_type\x18\t \x01(\t\"b\n\tDataBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x66irst_record\x18\x02 \x01(\x03\x12\x0f\n\x07records\x18\x03 \x01(\x03\x12\x11\n\tarrow_ipc\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"~\n\x0fTransferSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x03\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x17\n\x0fremoved_records\x18\x06 \x01(\x03\"=\n\x10TerminateRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0breason_json\x18\x02 \x01(\x0c\"\"\n\x11TerminateResponse\x12\r\n\x05state\x18\x01 \x01(\t\"?\n\x10SubscribeRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x43hangeNotice\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12.\n\nchanged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63\x61use\x18\x05 \x01(\t\"d\n\x10NegotiateRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x19\n\x11records_requested\x18\x04 \x01(\x03\"l\n\x11NegotiateResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x1d\n\x15signed_agreement_json\x18\x02 \x01(\x0c\x12\x13\n\x0breason_json\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"3\n\x12\x43ountersignRequest\x12\x1d\n\x15signed_agreement_json\x18\x01 \x01(\x0c\"4\n\x13\x43ountersignResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32\xc5\x03\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponse\x12J\n\tNegotiate\x12\x1d.areamesh.v1.NegotiateRequest\x1a\x1e.areamesh.v1.NegotiateResponse\x12P\n\x0b\x43ountersign\x12\x1f.areamesh.v1.CountersignRequest\x1a .areamesh.v1.CountersignResponse\x12\x46\n\x08Transfer\x12\x1c.areamesh.v1.TransferRequest\x1a\x1a.areamesh.v1.TransferChunk0\x01\x12J\n\tTerminate\x12\x1d.areamesh.v1.TerminateRequest\x1a\x1e.areamesh.v1.TerminateResponse\x12G\n\tSubscribe\x12\x1d.areamesh.v1.SubscribeRequest\x1a\x19.areamesh.v1.ChangeNotice0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x12\x43onfirmDutyRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xf2\x01\n\tDutyState\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06within\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12.\n\ndata_since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirmed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0fTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x15\n\rsince_version\x18\x04 \x01(\t\x12\x12\n\nbatch_rows\x18\x05 \x01(\x05\x12\x13\n\x0bpassthrough\x18\x06 \x01(\x08\x12\x12\n\nservice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x63omponent_id\x18\x08 \x01(\t\"\xa0\x01\n\rTransferChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.areamesh.v1.TransferHeaderH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.areamesh.v1.DataBatchH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.areamesh.v1.TransferSummaryH\x00\x42\x06\n\x04\x62ody\"\xcd\x01\n\x0eTransferHeader\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x04 \x01(\x0c\x12\x13\n\x0bincremental\x18\x05 \x01(\x08\x12\x13\n\x0bmax_records\x18\x06 \x01(\x03\x12\x18\n\x10\x63onsent_filtered\x18\x07 \x01(\x08\x12\x13\n\x0bpassthrough\x18\x08 \x01(\x08\x12\x12\n\nmedia_type\x18\t \x01(\t\"b\n\tDataBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x66irst_record\x18\x02 \x01(\x03\x12\x0f\n\x07records\x18\x03 \x01(\x03\x12\x11\n\tarrow_ipc\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"~\n\x0fTransferSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x03\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x17\n\x0fremoved_records\x18\x06 \x01(\x03\"=\n\x10TerminateRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0breason_json\x18\x02 \x01(\x0c\"\"\n\x11TerminateResponse\x12\r\n\x05state\x18\x01 \x01(\t\"?\n\x10SubscribeRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x43hangeNotice\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12.\n\nchanged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63\x61use\x18\x05 \x01(\t\"d\n\x10NegotiateRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x19\n\x11records_requested\x18\x04 \x01(\x03\"l\n\x11NegotiateResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x1d\n\x15signed_agreement_json\x18\x02 \x01(\x0c\x12\x13\n\x0breason_json\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"3\n\x12\x43ountersignRequest\x12\x1d\n\x15signed_agreement_json\x18\x01 \x01(\x0c\"4\n\x13\x43ountersignResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32\x8d\x04\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponse\x12J\n\tNegotiate\x12\x1d.areamesh.v1.NegotiateRequest\x1a\x1e.areamesh.v1.NegotiateResponse\x12P\n\x0b\x43ountersign\x12\x1f.areamesh.v1.CountersignRequest\x1a .areamesh.v1.CountersignResponse\x12\x46\n\x08Transfer\x12\x1c.areamesh.v1.TransferRequest\x1a\x1a.areamesh.v1.TransferChunk0\x01\x12J\n\tTerminate\x12\x1d.areamesh.v1.TerminateRequest\x1a\x1e.areamesh.v1.TerminateResponse\x12G\n\tSubscribe\x12\x1d.areamesh.v1.SubscribeRequest\x1a\x19.areamesh.v1.ChangeNotice0\x01\x12\x46\n\x0b\x43onfirmDuty\x12\x1f.areamesh.v1.ConfirmDutyRequest\x1a\x16.areamesh.v1.DutyStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'areamesh.v1.peer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSFERREQUEST']._serialized_start=73
-  _globals['_TRANSFERREQUEST']._serialized_end=258
-  _globals['_TRANSFERCHUNK']._serialized_start=261
-  _globals['_TRANSFERCHUNK']._serialized_end=421
-  _globals['_TRANSFERHEADER']._serialized_start=424
-  _globals['_TRANSFERHEADER']._serialized_end=629
-  _globals['_DATABATCH']._serialized_start=631
-  _globals['_DATABATCH']._serialized_end=729
-  _globals['_TRANSFERSUMMARY']._serialized_start=731
-  _globals['_TRANSFERSUMMARY']._serialized_end=857
-  _globals['_TERMINATEREQUEST']._serialized_start=859
-  _globals['_TERMINATEREQUEST']._serialized_end=920
-  _globals['_TERMINATERESPONSE']._serialized_start=922
-  _globals['_TERMINATERESPONSE']._serialized_end=956
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=958
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1021
-  _globals['_CHANGENOTICE']._serialized_start=1024
-  _globals['_CHANGENOTICE']._serialized_end=1164
-  _globals['_NEGOTIATEREQUEST']._serialized_start=1166
-  _globals['_NEGOTIATEREQUEST']._serialized_end=1266
-  _globals['_NEGOTIATERESPONSE']._serialized_start=1268
-  _globals['_NEGOTIATERESPONSE']._serialized_end=1376
-  _globals['_COUNTERSIGNREQUEST']._serialized_start=1378
-  _globals['_COUNTERSIGNREQUEST']._serialized_end=1429
-  _globals['_COUNTERSIGNRESPONSE']._serialized_start=1431
-  _globals['_COUNTERSIGNRESPONSE']._serialized_end=1483
-  _globals['_PINGREQUEST']._serialized_start=1485
-  _globals['_PINGREQUEST']._serialized_end=1515
-  _globals['_PINGRESPONSE']._serialized_start=1518
-  _globals['_PINGRESPONSE']._serialized_end=1648
-  _globals['_PEERSERVICE']._serialized_start=1651
-  _globals['_PEERSERVICE']._serialized_end=2104
+  _globals['_CONFIRMDUTYREQUEST']._serialized_start=72
+  _globals['_CONFIRMDUTYREQUEST']._serialized_end=164
+  _globals['_DUTYSTATE']._serialized_start=167
+  _globals['_DUTYSTATE']._serialized_end=409
+  _globals['_TRANSFERREQUEST']._serialized_start=412
+  _globals['_TRANSFERREQUEST']._serialized_end=597
+  _globals['_TRANSFERCHUNK']._serialized_start=600
+  _globals['_TRANSFERCHUNK']._serialized_end=760
+  _globals['_TRANSFERHEADER']._serialized_start=763
+  _globals['_TRANSFERHEADER']._serialized_end=968
+  _globals['_DATABATCH']._serialized_start=970
+  _globals['_DATABATCH']._serialized_end=1068
+  _globals['_TRANSFERSUMMARY']._serialized_start=1070
+  _globals['_TRANSFERSUMMARY']._serialized_end=1196
+  _globals['_TERMINATEREQUEST']._serialized_start=1198
+  _globals['_TERMINATEREQUEST']._serialized_end=1259
+  _globals['_TERMINATERESPONSE']._serialized_start=1261
+  _globals['_TERMINATERESPONSE']._serialized_end=1295
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1297
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1360
+  _globals['_CHANGENOTICE']._serialized_start=1363
+  _globals['_CHANGENOTICE']._serialized_end=1503
+  _globals['_NEGOTIATEREQUEST']._serialized_start=1505
+  _globals['_NEGOTIATEREQUEST']._serialized_end=1605
+  _globals['_NEGOTIATERESPONSE']._serialized_start=1607
+  _globals['_NEGOTIATERESPONSE']._serialized_end=1715
+  _globals['_COUNTERSIGNREQUEST']._serialized_start=1717
+  _globals['_COUNTERSIGNREQUEST']._serialized_end=1768
+  _globals['_COUNTERSIGNRESPONSE']._serialized_start=1770
+  _globals['_COUNTERSIGNRESPONSE']._serialized_end=1822
+  _globals['_PINGREQUEST']._serialized_start=1824
+  _globals['_PINGREQUEST']._serialized_end=1854
+  _globals['_PINGRESPONSE']._serialized_start=1857
+  _globals['_PINGRESPONSE']._serialized_end=1987
+  _globals['_PEERSERVICE']._serialized_start=1990
+  _globals['_PEERSERVICE']._serialized_end=2515
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ConfirmDutyRequest(_message.Message):
+    __slots__ = ("agreement_id", "duty_index", "action", "note")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUTY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    duty_index: int
+    action: str
+    note: str
+    def __init__(self, agreement_id: _Optional[str] = ..., duty_index: _Optional[int] = ..., action: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class DutyState(_message.Message):
+    __slots__ = ("agreement_id", "duty_index", "action", "within", "state", "data_since", "due_at", "confirmed_at")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUTY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DATA_SINCE_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_AT_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    duty_index: int
+    action: str
+    within: str
+    state: str
+    data_since: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    confirmed_at: _timestamp_pb2.Timestamp
+    def __init__(self, agreement_id: _Optional[str] = ..., duty_index: _Optional[int] = ..., action: _Optional[str] = ..., within: _Optional[str] = ..., state: _Optional[str] = ..., data_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class TransferRequest(_message.Message):
     __slots__ = ("agreement_id", "transfer_id", "after_seq", "since_version", "batch_rows", "passthrough", "service_id", "component_id")
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,11 @@ class PeerServiceStub:
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_peer__pb2.ChangeNotice.FromString,
                 _registered_method=True)
+        self.ConfirmDuty = channel.unary_unary(
+                '/areamesh.v1.PeerService/ConfirmDuty',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.ConfirmDutyRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.DutyState.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -119,6 +124,15 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmDuty(self, request, context):
+        """The consumer declares one duty of an agreement fulfilled (e.g. the data deleted). Only the
+        agreement's consumer, proven by its certificate, may; the provider records when it heard
+        and answers the duty's state. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +165,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_peer__pb2.ChangeNotice.SerializeToString,
+            ),
+            'ConfirmDuty': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmDuty,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.ConfirmDutyRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.DutyState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +335,33 @@ class PeerService:
             '/areamesh.v1.PeerService/Subscribe',
             areamesh_dot_v1_dot_peer__pb2.SubscribeRequest.SerializeToString,
             areamesh_dot_v1_dot_peer__pb2.ChangeNotice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmDuty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.PeerService/ConfirmDuty',
+            areamesh_dot_v1_dot_peer__pb2.ConfirmDutyRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.DutyState.FromString,
             options,
             channel_credentials,
             insecure,

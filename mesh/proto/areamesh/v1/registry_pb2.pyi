@@ -307,3 +307,49 @@ class GetLedgerCheckpointResponse(_message.Message):
     received_at: str
     forks: int
     def __init__(self, held: _Optional[bool] = ..., signed_checkpoint_json: _Optional[bytes] = ..., received_at: _Optional[str] = ..., forks: _Optional[int] = ...) -> None: ...
+
+class ReportDutiesRequest(_message.Message):
+    __slots__ = ("duties",)
+    DUTIES_FIELD_NUMBER: _ClassVar[int]
+    duties: _containers.RepeatedCompositeFieldContainer[DutyReport]
+    def __init__(self, duties: _Optional[_Iterable[_Union[DutyReport, _Mapping]]] = ...) -> None: ...
+
+class DutyReport(_message.Message):
+    __slots__ = ("agreement_id", "duty_index", "action", "within", "state", "data_since", "due_at", "confirmed_at")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUTY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DATA_SINCE_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_AT_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    duty_index: int
+    action: str
+    within: str
+    state: str
+    data_since: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    confirmed_at: _timestamp_pb2.Timestamp
+    def __init__(self, agreement_id: _Optional[str] = ..., duty_index: _Optional[int] = ..., action: _Optional[str] = ..., within: _Optional[str] = ..., state: _Optional[str] = ..., data_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReportDutiesResponse(_message.Message):
+    __slots__ = ("accepted", "rejected")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedDuty]
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedDuty, _Mapping]]] = ...) -> None: ...
+
+class RejectedDuty(_message.Message):
+    __slots__ = ("agreement_id", "duty_index", "code", "message")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUTY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    duty_index: int
+    code: str
+    message: str
+    def __init__(self, agreement_id: _Optional[str] = ..., duty_index: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...

@@ -106,6 +106,11 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.FromString,
                 _registered_method=True)
+        self.ReportDuties = channel.unary_unary(
+                '/areamesh.v1.RegistryService/ReportDuties',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -219,6 +224,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportDuties(self, request, context):
+        """Duties: the providing connector reports the state of its agreements' duties (delete,
+        reportUsage, attribute). Only the provider of a notarised agreement may. Idempotent: the
+        latest report of a duty replaces the previous one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +305,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetLedgerCheckpoint,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.SerializeToString,
+            ),
+            'ReportDuties': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportDuties,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -673,6 +692,33 @@ class RegistryService:
             '/areamesh.v1.RegistryService/GetLedgerCheckpoint',
             areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.GetLedgerCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportDuties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/ReportDuties',
+            areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.FromString,
             options,
             channel_credentials,
             insecure,
