@@ -9,10 +9,7 @@ from pathlib import Path
 import click
 
 from mesh.cli_support import report_errors
-
-data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_REGISTRY_DATA_DIR",
-                               show_envvar=True, type=click.Path(path_type=Path),
-                               help="Registry data directory.")
+from registry.cli_common import data_dir_option
 
 
 @click.group()
@@ -29,11 +26,11 @@ def duties() -> None:
 @report_errors
 def duties_list(data_dir: Path, overdue: bool, state: str | None, as_json: bool) -> None:
     """List duties: agreement, index, action, state, due time, provider and consumer."""
-    from registry.cli import _with_store
+    from registry.cli_common import with_store  # the store stack loads only when run
     from registry.duties import DutyRegister
 
     wanted = "overdue" if overdue else state
-    rows = asyncio.run(_with_store(data_dir, lambda store, _ca: DutyRegister(store.db).list(state=wanted)))
+    rows = asyncio.run(with_store(data_dir, lambda store, _ca: DutyRegister(store.db).list(state=wanted)))
     if as_json:
         click.echo(json.dumps([d.to_json() for d in rows], ensure_ascii=False, indent=2))
         return

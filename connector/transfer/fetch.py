@@ -204,7 +204,7 @@ class Fetcher:
         resumed, delay, restarted = 0, 0.5, False
         problem, corrupt = "", False
         for attempt in range(1, self.attempts + 1):
-            corrupt = False
+            was_corrupt, corrupt = corrupt, False
             try:
                 async with await self._dial() as channel:
                     return await self._stream(transfer_call(channel), journal, usage, row, started,
@@ -222,6 +222,10 @@ class Fetcher:
                     restarted = True
                     continue
                 if exc.code() not in RETRYABLE:
+                    if was_corrupt:  # e.g. transfer_complete: every batch had left before the
+                        corrupt = True  # forged one arrived; the forgery is what to report
+                        problem += f" (the provider then refused to resume: {err.code})"
+                        break
                     raise err from None
                 problem = err.message
             except _StreamBroken as exc:

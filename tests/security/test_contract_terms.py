@@ -108,6 +108,14 @@ async def test_identity_assurance_offer_without_consent_is_refused_at_publish(ha
     assert parse_policy(with_consent["policy"]).permissions[0].requires_consent
 
 
+DUTIES = "/api/v1/duties"
+
+
+async def _auditor(h: MeshHarness) -> dict[str, str]:
+    """The registry operator's view (duties are operator-only: an auditor reads them)."""
+    return await h.operator_headers("auditor")
+
+
 # ---- duties -------------------------------------------------------------------------------------
 
 
@@ -133,7 +141,7 @@ async def test_deletion_duty_overdue_is_shown_to_provider_and_operator(harness: 
 
     # the operator sees it at the registry: from the HTTP route and the CLI
     async def operator_overdue():
-        body = await http_json(f"{h.http_url}/api/v1/duties?state=overdue")
+        body = await http_json(f"{h.http_url}{DUTIES}?state=overdue", await _auditor(h))
         assert body["_status"] == 200
         return body["duties"]
 
@@ -142,10 +150,10 @@ async def test_deletion_duty_overdue_is_shown_to_provider_and_operator(harness: 
     assert (seen["provider"], seen["consumer"]) == ("270008", "282103")
     assert seen["dataset_id"] == DATASET_ID and seen["due_at"] == overdue["due_at"]
     assert list(_by_action(await _registry_duties(h, "--overdue"), agreement)) == ["delete"]
-    held = _by_action((await http_json(f"{h.http_url}/api/v1/duties"))["duties"], agreement)
+    held = _by_action((await http_json(f"{h.http_url}{DUTIES}", await _auditor(h)))["duties"], agreement)
     assert held["reportUsage"]["state"] == "pending"  # 30 days: not overdue
     assert held["reportUsage"]["due_at"] > held["delete"]["due_at"]
-    bad = await http_json(f"{h.http_url}/api/v1/duties?state=late")
+    bad = await http_json(f"{h.http_url}{DUTIES}?state=late", await _auditor(h))
     assert bad["_status"] == 400 and bad["error"]["code"] == "invalid_state"
 
     # the consumer deletes and says so: fulfilled on both sides and, soon, at the registry
@@ -155,7 +163,7 @@ async def test_deletion_duty_overdue_is_shown_to_provider_and_operator(harness: 
     assert _by_action(await _duties(h, "kakogawa"), agreement)["delete"]["state"] == "fulfilled"
 
     async def operator_clear():
-        body = await http_json(f"{h.http_url}/api/v1/duties")
+        body = await http_json(f"{h.http_url}{DUTIES}", await _auditor(h))
         rows = _by_action(body["duties"], agreement)
         return rows.get("delete", {}).get("state") == "fulfilled" and rows
 
@@ -249,7 +257,7 @@ async def test_duty_state_survives_restart(harness: MeshHarness):
     await provider.stop()
     await h.registry.stop()
     await h.start_registry()
-    body = await http_json(f"{h.http_url}/api/v1/duties?state=fulfilled")
+    body = await http_json(f"{h.http_url}{DUTIES}?state=fulfilled", await _auditor(h))
     assert {(d["agreement_id"], d["action"]) for d in body["duties"]} == {
         (agreement, "delete"), (agreement, "reportUsage")}
     for db, version in ((h.root / "osaka" / "contracts.db", 2), (h.registry_dir / "registry.db", 7)):
