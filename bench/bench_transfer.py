@@ -183,8 +183,9 @@ class Mesh:
                "offers": [{"id": "bench", "policy": {"permissions": [{"action": "use"}]}}],
                "source": {"adapter": "csv", "path": "feed.csv"}}
         (self.root / "dataset.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        # the feed is written later, once per size: the source check is deferred on purpose
         await cli("connector", "dataset", "add", "--data-dir", str(self.root / "provider"), "--file",
-                  str(self.root / "dataset.yaml"))
+                  str(self.root / "dataset.yaml"), "--defer-check")
         provider = ManagedProcess("provider", areamesh_command(
             "connector", "serve", "--data-dir", str(self.root / "provider"), "--grpc", "127.0.0.1:0",
             "--http", "127.0.0.1:0"), log_path=self.root / "logs" / "provider.log")
