@@ -484,6 +484,7 @@ class Fetcher:
         self.journal_path.unlink(missing_ok=True)
         await usage.progress(journal.transfer_id, records=live.records, bytes=live.bytes,
                              batches=live.acked_seq, status="complete")
+        stream_seconds = round(time.monotonic() - self._stream_started, 3)
         # the final ack: the provider counts the transfer complete only now (a lost one leaves
         # it resumable by this consumer, from its last ack: nothing is counted twice)
         if not await acks.final(journal.transfer_id, live.acked_seq, live.chain):
@@ -495,8 +496,7 @@ class Fetcher:
                            journal.incremental, live.records, live.written, live.rejected_rows,
                            live.bytes, live.acked_seq, summary.digest, summary.truncated,
                            summary.removed_records, resumed, list(self._resumed_after),
-                           round(time.monotonic() - started, 3),
-                           round(time.monotonic() - self._stream_started, 3))
+                           round(time.monotonic() - started, 3), stream_seconds)
 
 
 async def fetch(data_dir: Path, agreement_id: str, out: Path, **kw) -> FetchResult:

@@ -512,8 +512,9 @@ class _BreakOnSummary(Progress):
             raise _StreamBroken("connection lost at the end of the stream")
 
 
-async def test_hangup_near_the_end_resumes_without_restart(harness: MeshHarness):
+async def test_hangup_near_the_end_resumes_without_restart(harness: MeshHarness, monkeypatch):
     h = harness
+    monkeypatch.setattr("connector.transfer.fetch.ACK_EVERY_SECONDS", 0.0)  # journal acks too
     provider = await _setup(h, rows=3000)
     once = await agree(h, "one-transfer")              # a second transfer would be refused
     out = h.root / "got" / "near-end.ndjson"
