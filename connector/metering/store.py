@@ -201,20 +201,27 @@ class UsageStore:
 
     async def progress(self, transfer_id: str, *, records: int, bytes: int, batches: int,
                        status: str = "running", chain: str | None = None) -> None:
-        """Record the counts so far (exact again, and due to be reported when they changed) and,
-        on the provider, ``chain``, the stream digest up to batch ``batches``; a final status
-        also stamps the end time. A transfer the consumer has acknowledged complete stays so."""
+        """Record the counts so far (due to be reported when they changed) and, on the provider,
+        ``chain``, the stream digest up to batch ``batches``; a final status also stamps the end
+        time. Counts are positional and never go down: a resumed stream cut off before the
+        furthest batch ever sent leaves that batch's counts (and their exactness) as they were.
+        A transfer the consumer has acknowledged complete stays so."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status}")
         ended = None if status == "running" else iso(utcnow())
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE transfers SET reported_at = CASE WHEN (records, bytes, batches, status) "
-                "IS (?, ?, ?, ?) THEN reported_at END, records = ?, bytes = ?, batches = ?, "
-                "status = ?, counts_exact = 1, ended_at = COALESCE(?, ended_at), "
-                "sent_chain = COALESCE(?, sent_chain) WHERE id = ? AND status != 'complete'",
-                (records, bytes, batches, status, records, bytes, batches, status, ended,
-                 chain, transfer_id))
+            await conn.execute(  # SET expressions all see the row as it was
+                "UPDATE transfers SET reported_at = CASE WHEN (CASE WHEN :b >= batches THEN :r "
+                "ELSE records END, CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+                "MAX(batches, :b), :s) IS (records, bytes, batches, status) THEN reported_at END, "
+                "records = CASE WHEN :b >= batches THEN :r ELSE records END, "
+                "bytes = CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+                "counts_exact = CASE WHEN :b >= batches THEN 1 ELSE counts_exact END, "
+                "sent_chain = CASE WHEN :b >= batches THEN COALESCE(:c, sent_chain) "
+                "ELSE sent_chain END, batches = MAX(batches, :b), status = :s, "
+                "ended_at = COALESCE(:e, ended_at) WHERE id = :id AND status != 'complete'",
+                {"r": records, "y": bytes, "b": batches, "s": status, "c": chain, "e": ended,
+                 "id": transfer_id})
 
     async def acknowledge(self, transfer_id: str, acked_seq: int) -> tuple[int, bool]:
         """The provider's transfer acknowledged up to ``acked_seq`` (already verified): the
