@@ -60,6 +60,12 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
                 chunk = peer_pb2.TransferChunk.FromString(chunk)
             yield chunk
 
+    async def AcknowledgeTransfer(self, request: peer_pb2.AcknowledgeTransferRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> peer_pb2.AcknowledgeTransferResponse:
+        transfers = await self.data_plane.transfers()
+        return await transfers.acknowledge(current_peer(), request)
+
     async def Terminate(self, request: peer_pb2.TerminateRequest,
                         context: grpc.aio.ServicerContext) -> peer_pb2.TerminateResponse:
         return await accept_termination(self.agreements, current_peer(), request)

@@ -57,13 +57,21 @@ MIGRATIONS = [
     ALTER TABLE transfers ADD COLUMN acked_seq INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE transfers ADD COLUMN counts_exact INTEGER NOT NULL DEFAULT 1
     """,
+    # 3: acknowledgements (``AcknowledgeTransfer``). acked_seq now also rises with the consumer's
+    # verified acks. sent_chain: the stream digest up to batch ``batches`` as the provider sent
+    # it, so a final ack can be checked after the stream (and the process) is gone.
+    """
+    ALTER TABLE transfers ADD COLUMN sent_chain TEXT
+    """,
 ]
-STATUSES = ("running", "interrupted", "complete", "failed")
+# sent: every batch and the summary left, the consumer's final ack is awaited (resumable, from
+# its last ack: only the summary if that was the last batch); complete: the final ack arrived.
+STATUSES = ("running", "interrupted", "sent", "complete", "failed")
 # What an agreement has used, the transfer ``?`` excluded: a running transfer counts with the
 # records it may still send; an interrupted one only if a batch left (or may have: cut off by a
-# crash); a complete one always.
+# crash); a sent or complete one always.
 _USAGE = (
-    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'complete') OR batches > 0 "
+    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'sent', 'complete') OR batches > 0 "
     "OR counts_exact = 0 THEN 1 ELSE 0 END), 0) AS n, COALESCE(SUM(CASE WHEN status = 'running' "
     "THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END), 0) AS r "
     "FROM transfers WHERE agreement_id = ? AND role = ? AND id != ?")
@@ -100,6 +108,7 @@ class TransferRow:
     reserved_records: int | None = None
     acked_seq: int = 0
     counts_exact: bool = True
+    sent_chain: str | None = None
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -166,8 +175,9 @@ class UsageStore:
             _check_resume(row, agreement_id, consumer, after_seq, version)
             decision = limits(*await self._used(conn, agreement_id, transfer_id))
             await conn.execute(
-                "UPDATE transfers SET status = 'running', acked_seq = ?, reserved_records = ?, "
-                "ended_at = NULL WHERE id = ?", (after_seq, decision.max_records, transfer_id))
+                "UPDATE transfers SET status = 'running', acked_seq = MAX(acked_seq, ?), "
+                "reserved_records = ?, ended_at = NULL WHERE id = ?",
+                (after_seq, decision.max_records, transfer_id))
         return row, decision
 
     async def release(self, transfer_id: str) -> None:
@@ -190,22 +200,45 @@ class UsageStore:
             return cur.rowcount
 
     async def progress(self, transfer_id: str, *, records: int, bytes: int, batches: int,
-                       status: str = "running") -> None:
-        """Record the counts so far (exact again, and due to be reported when they changed);
-        a final status also stamps the end time."""
+                       status: str = "running", chain: str | None = None) -> None:
+        """Record the counts so far (due to be reported when they changed) and, on the provider,
+        ``chain``, the stream digest up to batch ``batches``; a final status also stamps the end
+        time. Counts are positional and never go down: a resumed stream cut off before the
+        furthest batch ever sent leaves that batch's counts (and their exactness) as they were.
+        A transfer the consumer has acknowledged complete stays so."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status}")
         ended = None if status == "running" else iso(utcnow())
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE transfers SET reported_at = CASE WHEN (records, bytes, batches, status) "
-                "IS (?, ?, ?, ?) THEN reported_at END, records = ?, bytes = ?, batches = ?, "
-                "status = ?, counts_exact = 1, ended_at = COALESCE(?, ended_at) WHERE id = ?",
-                (records, bytes, batches, status, records, bytes, batches, status, ended,
-                 transfer_id))
+            await conn.execute(  # SET expressions all see the row as it was
+                "UPDATE transfers SET reported_at = CASE WHEN (CASE WHEN :b >= batches THEN :r "
+                "ELSE records END, CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+                "MAX(batches, :b), :s) IS (records, bytes, batches, status) THEN reported_at END, "
+                "records = CASE WHEN :b >= batches THEN :r ELSE records END, "
+                "bytes = CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+                "counts_exact = CASE WHEN :b >= batches THEN 1 ELSE counts_exact END, "
+                "sent_chain = CASE WHEN :b >= batches THEN COALESCE(:c, sent_chain) "
+                "ELSE sent_chain END, batches = MAX(batches, :b), status = :s, "
+                "ended_at = COALESCE(:e, ended_at) WHERE id = :id AND status != 'complete'",
+                {"r": records, "y": bytes, "b": batches, "s": status, "c": chain, "e": ended,
+                 "id": transfer_id})
 
-    async def get(self, transfer_id: str) -> TransferRow:
-        row = await self.db.fetchone("SELECT * FROM transfers WHERE id = ?", (transfer_id,))
+    async def acknowledge(self, transfer_id: str, acked_seq: int) -> tuple[int, bool]:
+        """The provider's transfer acknowledged up to ``acked_seq`` (already verified): the
+        acknowledged batch only rises; acknowledging the last batch once the summary has left
+        completes the transfer. Returns (acknowledged batch, complete?)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE transfers SET status = CASE WHEN status = 'sent' AND ? = batches "
+                "THEN 'complete' ELSE status END, acked_seq = MAX(acked_seq, ?) "
+                "WHERE id = ? AND role = 'provider'", (acked_seq, acked_seq, transfer_id))
+            row = await (await conn.execute(
+                "SELECT acked_seq, status FROM transfers WHERE id = ?", (transfer_id,))).fetchone()
+        return int(row["acked_seq"]), row["status"] == "complete"
+
+    async def get(self, transfer_id: str, role: str | None = None) -> TransferRow:
+        row = await self.db.fetchone("SELECT * FROM transfers WHERE id = ? AND role = "
+                                     "COALESCE(?, role)", (transfer_id, role))
         if row is None:
             raise NotFound(f"no transfer {transfer_id}", message_ja=f"転送 {transfer_id} はありません",
                            code="unknown_transfer")
@@ -227,10 +260,10 @@ class UsageStore:
 
     async def unreported(self, limit: int = 500) -> list[TransferRow]:
         """The provider's ended transfers that sent something and whose counts the registry has
-        not acknowledged: complete ones, and interrupted ones (what left is metered even if the
-        consumer never comes back; a resume reports the grown counts again)."""
+        not acknowledged: complete and sent ones, and interrupted ones (what left is metered even
+        if the consumer never comes back; a resume reports the grown counts again)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM transfers WHERE role = 'provider' AND status IN ('complete', "
+            "SELECT * FROM transfers WHERE role = 'provider' AND status IN ('complete', 'sent', "
             "'interrupted') AND reported_at IS NULL AND batches > 0 ORDER BY ended_at LIMIT ?",
             (limit,))
         return [_row(r) for r in rows]
@@ -257,7 +290,7 @@ def _row(r) -> TransferRow:
                        r["consumer"], r["version"], bool(r["incremental"]), r["status"],
                        r["records"], r["bytes"], r["batches"], r["started_at"], r["ended_at"],
                        r["reported_at"], r["reserved_records"], r["acked_seq"],
-                       bool(r["counts_exact"]))
+                       bool(r["counts_exact"]), r["sent_chain"])
 
 
 def _check_resume(row: TransferRow, agreement_id: str, consumer: str, after_seq: int,
@@ -267,7 +300,8 @@ def _check_resume(row: TransferRow, agreement_id: str, consumer: str, after_seq:
                                message_ja="この転送は別の合意・利用者のものです", code="not_a_party")
     if row.status == "complete":
         raise FailedPrecondition(
-            f"transfer {row.id} is complete ({row.batches} batches, {row.records} records); it "
+            f"transfer {row.id} is complete ({row.batches} batches, {row.records} records, "
+            "acknowledged by the consumer); it "
             "cannot be asked for again: start a new transfer (connector fetch --restart)",
             message_ja=f"転送 {row.id} は完了しています。再取得は新しい転送として行ってください"
                        "（--restart）", code="transfer_complete")

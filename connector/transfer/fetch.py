@@ -4,9 +4,12 @@ Checks its own copy of the agreement first (FINALIZED, signatures, not expired),
 provider's connector through the registry, and reads the stream: every batch's sequence number
 and digest are checked, the optional mapping is applied (rejected rows go to the rejects file
 with their row numbers), and progress is acknowledged in the journal (``journal.py``) every
-5 s or 256 MB. A broken stream — provider restarted, network gone, a batch that fails its
-digest — is resumed from the last acknowledged batch, with backoff; if the provider stays away
-the command stops with the journal in place and the same command resumes later. A batch that
+5 s or 256 MB; each such acknowledgement is also told to the provider in the background
+(``AckSender``: ``AcknowledgeTransfer``, one call at a time, the newest waiting), and the final
+one after the summary checks out completes the transfer there. A broken stream — provider
+restarted, network gone, a batch that fails its digest — is resumed from the last acknowledged
+batch, with backoff; if the provider stays away the command stops with the journal in place
+and the same command resumes later. A batch that
 fails its digest is never written; if it still fails on the last attempt the command stops with
 ``batch_digest_mismatch`` (the data was altered, not merely cut off). The output file appears
 only when the summary's digest equals the one computed here.
@@ -56,7 +59,7 @@ from mesh.errors import (
     from_grpc,
 )
 from mesh.keystore import NodeKeyStore
-from mesh.proto.areamesh.v1 import peer_pb2
+from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("areamesh.connector.transfer")
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
@@ -73,6 +76,55 @@ ACK_EVERY_BYTES = 256 * 1024 * 1024
 # at window / round trip: 16 MiB / 30 ms ≈ 560 MB/s, more than a 1 Gbit/s link carries; on
 # loopback 16 MiB kept the sender busier than 8 MiB.
 RECEIVE_WINDOW = 16 * 1024 * 1024
+ACK_CALL_TIMEOUT = 10.0   # seconds an AcknowledgeTransfer call may take
+
+
+class AckSender:
+    """Tells the provider what the journal has durably acknowledged (``AcknowledgeTransfer``),
+    off the stream's path: ``offer`` never waits; one call at a time, and only the latest ack
+    waits for it (a queue of one: a newer ack supersedes an older one). Failures are logged and
+    dropped: the next ack, or the next resume's ``after_seq``, says as much."""
+
+    def __init__(self, ack_call, agreement_id: str) -> None:
+        self.ack_call, self.agreement_id = ack_call, agreement_id
+        self._latest: peer_pb2.AcknowledgeTransferRequest | None = None
+        self._task: asyncio.Task | None = None
+
+    def offer(self, transfer_id: str, seq: int, chain: str) -> None:
+        self._latest = peer_pb2.AcknowledgeTransferRequest(
+            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while (request := self._latest) is not None:
+            self._latest = None
+            await self.call(request)
+
+    async def call(self, request: peer_pb2.AcknowledgeTransferRequest
+                   ) -> peer_pb2.AcknowledgeTransferResponse | None:
+        try:
+            return await self.ack_call(request, timeout=ACK_CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("acknowledgement of batch %d not taken: %s", request.acked_seq,
+                        exc.details(), extra={"agreement": self.agreement_id})
+            return None
+
+    async def final(self, transfer_id: str, seq: int, chain: str) -> bool:
+        """The ack of the last batch, after the summary is verified; True once the provider
+        counts the transfer complete. Waits for a periodic ack still on its way first."""
+        await self.close(wait=True)
+        reply = await self.call(peer_pb2.AcknowledgeTransferRequest(
+            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain))
+        return bool(reply and reply.complete)
+
+    async def close(self, wait: bool = False) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if not wait:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -207,8 +259,13 @@ class Fetcher:
             was_corrupt, corrupt = corrupt, False
             try:
                 async with await self._dial() as channel:
-                    return await self._stream(transfer_call(channel), journal, usage, row, started,
-                                              resumed)
+                    acks = AckSender(peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer,
+                                     self.agreement_id)
+                    try:
+                        return await self._stream(transfer_call(channel), journal, usage, row,
+                                                  started, resumed, acks)
+                    finally:
+                        await acks.close()
             except Unavailable as exc:  # the registry does not know where the provider is (yet)
                 problem = exc.message
             except grpc.aio.AioRpcError as exc:
@@ -264,7 +321,7 @@ class Fetcher:
             details={"acked_seq": journal.acked_seq, "records": journal.records})
 
     async def _stream(self, transfer, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
-                      started: float, resumed: int) -> FetchResult:
+                      started: float, resumed: int, acks: AckSender) -> FetchResult:
         """Read the stream. Each batch is checked and written by a worker thread while the next
         one arrives; the journal and the progress see a batch only once it is written."""
         request = peer_pb2.TransferRequest(
@@ -290,7 +347,7 @@ class Fetcher:
                     if (time.monotonic() - last_ack >= ACK_EVERY_SECONDS
                             or unacked_bytes >= ACK_EVERY_BYTES) and self._ack_idle():
                         # fsync in the background while the stream goes on
-                        self._pending_ack = self._start_ack(journal, output, usage)
+                        self._pending_ack = self._start_ack(journal, output, usage, acks)
                         last_ack, unacked_bytes = time.monotonic(), 0
                     self._pending_write = loop.run_in_executor(
                         None, self._receive, chunk, schema, output)
@@ -303,7 +360,8 @@ class Fetcher:
                     if output is None:
                         raise _StreamBroken("a summary arrived before the header")
                     await self._settle_write()
-                    return await self._finish(chunk.summary, journal, output, usage, started, resumed)
+                    return await self._finish(chunk.summary, journal, output, usage, started,
+                                              resumed, acks)
             raise _StreamBroken("the stream ended without a summary")
         except (grpc.aio.AioRpcError, _StreamBroken):
             # every batch written so far passed its digest: acknowledge them, resume after them
@@ -387,26 +445,29 @@ class Fetcher:
         live.chain = chain_next(live.chain, b.digest)
         live.acked_seq = b.seq
 
-    def _start_ack(self, journal: TransferJournal, output: PartialOutput, usage: UsageStore
-                   ) -> asyncio.Task:
+    def _start_ack(self, journal: TransferJournal, output: PartialOutput, usage: UsageStore,
+                   acks: AckSender | None = None) -> asyncio.Task:
         """Journal what has been written so far, claiming only bytes that are fsynced: the state
         and the file lengths are taken together now (no batch is being written), then those
         descriptors are fsynced in the background."""
         snapshot = dataclasses.replace(self._live)
         fds, (snapshot.data_offset, snapshot.rejects_offset) = output.flush()
-        return asyncio.create_task(self._ack(journal, snapshot, fds, usage))
+        return asyncio.create_task(self._ack(journal, snapshot, fds, usage, acks))
 
     async def _ack(self, journal: TransferJournal, snapshot: TransferJournal, fds: list[int],
-                   usage: UsageStore) -> None:
+                   usage: UsageStore, acks: AckSender | None) -> None:
         for fd in fds:
             await asyncio.to_thread(os.fsync, fd)
         journal.__dict__.update(snapshot.__dict__)
         journal.save(self.journal_path)
+        if acks is not None and journal.acked_seq:  # durable now: the provider may know it
+            acks.offer(journal.transfer_id, journal.acked_seq, journal.chain)
         await usage.progress(journal.transfer_id, records=journal.records, bytes=journal.bytes,
                              batches=journal.acked_seq)
 
     async def _finish(self, summary, journal: TransferJournal, output: PartialOutput,
-                      usage: UsageStore, started: float, resumed: int) -> FetchResult:
+                      usage: UsageStore, started: float, resumed: int, acks: AckSender
+                      ) -> FetchResult:
         await self._settle_ack()  # or it could write the journal back after it is removed
         live = self._live
         if (summary.digest, summary.records, summary.batches) != (live.chain, live.records, live.acked_seq):
@@ -423,14 +484,19 @@ class Fetcher:
         self.journal_path.unlink(missing_ok=True)
         await usage.progress(journal.transfer_id, records=live.records, bytes=live.bytes,
                              batches=live.acked_seq, status="complete")
+        stream_seconds = round(time.monotonic() - self._stream_started, 3)
+        # the final ack: the provider counts the transfer complete only now (a lost one leaves
+        # it resumable by this consumer, from its last ack: nothing is counted twice)
+        if not await acks.final(journal.transfer_id, live.acked_seq, live.chain):
+            log.warning("the provider did not confirm the transfer complete",
+                        extra={"agreement": self.agreement_id, "transfer": journal.transfer_id})
         self.progress.done()
         log.info("transfer complete", extra={"agreement": self.agreement_id, "records": live.records})
         return FetchResult(self.agreement_id, journal.transfer_id, self.out, rejects_file, journal.version,
                            journal.incremental, live.records, live.written, live.rejected_rows,
                            live.bytes, live.acked_seq, summary.digest, summary.truncated,
                            summary.removed_records, resumed, list(self._resumed_after),
-                           round(time.monotonic() - started, 3),
-                           round(time.monotonic() - self._stream_started, 3))
+                           round(time.monotonic() - started, 3), stream_seconds)
 
 
 async def fetch(data_dir: Path, agreement_id: str, out: Path, **kw) -> FetchResult:

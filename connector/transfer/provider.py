@@ -41,6 +41,7 @@ from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.ledger.checkpoint import request_checkpoint
 from connector.metering.store import UsageStore
+from connector.transfer.acks import SentChains, TransferAcks
 from connector.transfer.batches import (
     CHAIN_START,
     DEFAULT_BATCH_ROWS,
@@ -131,6 +132,12 @@ class TransferProvider:
         self.ledger = ledger
         self.levels = levels      # the registry's identity service, for per-record assurance
         self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
+        self.sent_chains = SentChains()       # what each batch's ack must carry (``acks.py``)
+        self.acks = TransferAcks(usage, self.sent_chains)
+
+    async def acknowledge(self, peer: PeerIdentity, req: peer_pb2.AcknowledgeTransferRequest
+                          ) -> peer_pb2.AcknowledgeTransferResponse:
+        return await self.acks.acknowledge(peer, req)
 
     def _consent_gate(self, peer: PeerIdentity, auth: Authorised, req: peer_pb2.TransferRequest,
                       transfer_id: str) -> ConsentGate:
@@ -231,6 +238,7 @@ class TransferProvider:
         status = "interrupted"
         last_save = time.monotonic()
         loop = asyncio.get_running_loop()
+        chains = self.sent_chains.track(transfer_id)
         try:
             with open(path, "rb") as f, ThreadPoolExecutor(1, "transfer-read") as worker:  # noqa: ASYNC230 (read by worker)
                 chunker = FileChunker(f, req.after_seq)
@@ -240,24 +248,31 @@ class TransferProvider:
                     while chunk := await ahead.popleft():
                         ahead.append(loop.run_in_executor(worker, chunker.next))
                         seq, lines, size, chain = chunk.seq, chunk.lines, chunk.size, chunk.chain
+                        chains[seq] = chain
                         if chunk.wire is None:
                             continue
                         yield chunk.wire
                         if time.monotonic() - last_save > PROGRESS_EVERY:
                             last_save = time.monotonic()
                             await self.usage.progress(transfer_id, records=lines, bytes=size,
-                                                      batches=seq)
+                                                      batches=seq, chain=chain)
                 finally:  # a stream that ends early: let the worker finish with the file first
                     chunker.stop = True
                     if ahead:
                         await asyncio.wait(ahead)
-            status = "complete"  # every batch has left: hanging up on the summary changes nothing
+            # every batch has left: saved before the summary, so the final ack finds it; the
+            # transfer completes when the consumer acknowledges the last batch
+            await asyncio.shield(self.usage.progress(
+                transfer_id, records=lines, bytes=size, batches=seq, status="sent", chain=chain))
+            status = "sent"
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
                 batches=seq, records=lines, bytes=size, digest=chain))
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.usage.progress(
-                    transfer_id, records=lines, bytes=size, batches=seq, status=status))
+            if status != "sent":
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.usage.progress(
+                        transfer_id, records=lines, bytes=size, batches=seq, status=status,
+                        chain=chain))
         for callback in self.on_transfer_complete:
             callback()
 
@@ -308,6 +323,7 @@ class TransferProvider:
         status = "interrupted"
         seen_old = 0
         last_save = time.monotonic()
+        chains = self.sent_chains.track(transfer_id)
         try:
             async for batch in source.read(batch_rows=batch_rows):
                 if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
@@ -334,6 +350,7 @@ class TransferProvider:
                     seq += 1
                     digest = batch_digest(data)
                     chain = chain_next(chain, digest)
+                    chains[seq] = chain
                     first = records + 1
                     records += piece.num_rows
                     sent += len(data)
@@ -344,13 +361,17 @@ class TransferProvider:
                         digest=digest))
                     if time.monotonic() - last_save > PROGRESS_EVERY:
                         last_save = time.monotonic()
-                        await self.usage.progress(transfer_id, records=records, bytes=sent, batches=seq)
+                        await self.usage.progress(transfer_id, records=records, bytes=sent,
+                                                  batches=seq, chain=chain)
                 if truncated:
                     break
             if req.after_seq > seq:
                 raise InvalidRequest(f"after_seq {req.after_seq} is past the stream's last batch {seq}")
             removed = (len(old) - seen_old) if old is not None else 0
-            status = "complete"  # every batch has left: hanging up on the summary changes nothing
+            # every batch has left; complete once the consumer acknowledges it
+            await asyncio.shield(self.usage.progress(
+                transfer_id, records=records, bytes=sent, batches=seq, status="sent", chain=chain))
+            status = "sent"
             if gate is not None:  # personal data went out: a ledger checkpoint now, without
                 request_checkpoint()  # waiting (before the summary, after which we may not run)
             yield peer_pb2.TransferChunk(summary=peer_pb2.TransferSummary(
@@ -358,9 +379,11 @@ class TransferProvider:
                 removed_records=max(removed, 0)))
         finally:
             # the consumer may be gone (cancelled stream): the counts must be saved regardless
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.usage.progress(
-                    transfer_id, records=records, bytes=sent, batches=seq, status=status))
+            if status != "sent":
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.usage.progress(
+                        transfer_id, records=records, bytes=sent, batches=seq, status=status,
+                        chain=chain))
             log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
                                                    "batches": seq})
             if gate is not None:      # and after a stream that broke off

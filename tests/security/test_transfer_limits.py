@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +21,8 @@ import grpc
 import pytest
 import yaml
 
-from connector.transfer.fetch import Fetcher, Progress
+from connector.transfer.batches import CHAIN_START, chain_next
+from connector.transfer.fetch import Fetcher, Progress, _StreamBroken
 from connector.transfer.journal import TransferJournal
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
@@ -59,12 +61,15 @@ async def _setup(h: MeshHarness, rows: int):
 
 @dataclass
 class Received:
-    """What one Transfer call brought: header, batches (seq → (records, bytes)), summary, error."""
+    """What one Transfer call brought: header, batches (seq → (records, bytes)) and their
+    digests, summary, error, and the answer to the final ack (if one was sent)."""
 
     transfer_id: str = ""
     batches: dict[int, tuple[int, int]] = field(default_factory=dict)
+    digests: dict[int, str] = field(default_factory=dict)
     summary: peer_pb2.TransferSummary | None = None
     error: grpc.aio.AioRpcError | None = None
+    final: peer_pb2.AcknowledgeTransferResponse | grpc.aio.AioRpcError | None = None
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -89,7 +94,8 @@ async def _transfer(h: MeshHarness, provider, agreement: str, *, node: str = "ka
     """One Transfer call as ``node``. ``stop_after``: hang up after that many batches (a consumer
     that dies). ``header`` is set when the header arrives; ``hold`` keeps the call open there.
     ``on_batch`` is called with the number of batches received so far; ``hang_up_on_summary``
-    cancels the call as soon as the summary is in, before the provider has finished."""
+    cancels the call as soon as the summary is in, before the provider has finished, and sends
+    no final ack. Otherwise a summary is followed by the final ack, as the fetch command does."""
     got = Received()
     async with _channel(h, provider, node) as channel:
         call = peer_pb2_grpc.PeerServiceStub(channel).Transfer(peer_pb2.TransferRequest(
@@ -107,6 +113,7 @@ async def _transfer(h: MeshHarness, provider, agreement: str, *, node: str = "ka
                 elif kind == "batch":
                     b = chunk.batch
                     got.batches[b.seq] = (b.records, len(b.arrow_ipc))
+                    got.digests[b.seq] = b.digest
                     if on_batch is not None:
                         on_batch(len(got.batches))
                     if stop_after is not None and len(got.batches) >= stop_after:
@@ -122,7 +129,41 @@ async def _transfer(h: MeshHarness, provider, agreement: str, *, node: str = "ka
         finally:
             if header is not None:
                 header.set()
+        if got.summary is not None and not hang_up_on_summary:
+            got.final = await _ack_on(channel, agreement, got.transfer_id, got.summary.batches,
+                                      got.summary.digest)
     return got
+
+
+async def _ack_on(channel: grpc.aio.Channel, agreement: str, transfer_id: str, seq: int,
+                  chain: str) -> peer_pb2.AcknowledgeTransferResponse | grpc.aio.AioRpcError:
+    try:
+        return await peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer(
+            peer_pb2.AcknowledgeTransferRequest(agreement_id=agreement, transfer_id=transfer_id,
+                                                acked_seq=seq, chain=chain), timeout=30)
+    except grpc.aio.AioRpcError as exc:
+        return exc
+
+
+async def _ack(h: MeshHarness, provider, agreement: str, transfer_id: str, seq: int, chain: str,
+               node: str = "kakogawa"
+               ) -> peer_pb2.AcknowledgeTransferResponse | grpc.aio.AioRpcError:
+    """``node`` acknowledges batch ``seq`` of a transfer with ``chain``: the reply or the error."""
+    async with _channel(h, provider, node) as channel:
+        return await _ack_on(channel, agreement, transfer_id, seq, chain)
+
+
+def _chain(digests: dict[int, str], upto: int) -> str:
+    """The stream digest up to batch ``upto`` over the digests received."""
+    chain = CHAIN_START
+    for seq in range(1, upto + 1):
+        chain = chain_next(chain, digests[seq])
+    return chain
+
+
+def _refused(reply, status: grpc.StatusCode, code: str) -> bool:
+    return isinstance(reply, grpc.aio.AioRpcError) and reply.code() == status \
+        and code in (reply.details() or "")
 
 
 def _provider_row(h: MeshHarness, transfer_id: str) -> sqlite3.Row | None:
@@ -168,11 +209,15 @@ async def test_replaying_a_completed_transfer_is_refused(harness: MeshHarness):
     h = harness
     provider = await _setup(h, rows=3000)
     agreement = await agree(h)
-    # the consumer hangs up the moment the summary arrives, hoping to find the transfer unfinished
+    # the consumer hangs up the moment the summary arrives, then acknowledges the last batch
+    # (as its fetch command does once the summary checks out): the transfer is complete
     first = await _transfer(h, provider, agreement, hang_up_on_summary=True)
     assert first.summary is not None and first.summary.records == 3000, first.details
     await _ended(h, first.transfer_id)
     batches = len(first.batches)
+    final = await _ack(h, provider, agreement, first.transfer_id, batches,
+                       _chain(first.digests, batches))
+    assert isinstance(final, peer_pb2.AcknowledgeTransferResponse) and final.complete, final
 
     # the same consumer asks again for the completed transfer, from anywhere in it
     for after_seq in (0, 1, batches - 1, batches):
@@ -408,3 +453,174 @@ def _consumer_row(h: MeshHarness, transfer_id: str) -> sqlite3.Row:
                            (transfer_id,)).fetchone()
     finally:
         con.close()
+
+
+async def test_resume_below_acknowledged_batch_is_refused(harness: MeshHarness):
+    h = harness
+    provider = await _setup(h, rows=60_000)
+    agreement = await agree(h, "big-capped")
+    cut = await _transfer(h, provider, agreement, batch_rows=500, stop_after=5)
+    assert sorted(cut.batches) == [1, 2, 3, 4, 5] and cut.summary is None, cut.details
+    await _ended(h, cut.transfer_id)
+
+    # the consumer acknowledges batch 4 (it had stored 1–4 durably), then hangs up for good
+    reply = await _ack(h, provider, agreement, cut.transfer_id, 4, _chain(cut.digests, 4))
+    assert isinstance(reply, peer_pb2.AcknowledgeTransferResponse), reply
+    assert (reply.acked_seq, reply.complete) == (4, False)
+    assert _provider_row(h, cut.transfer_id)["acked_seq"] == 4
+
+    # asking for what it acknowledged again, from the start or from the middle: refused
+    for after_seq in (0, 2, 3):
+        back = await _transfer(h, provider, agreement, transfer_id=cut.transfer_id,
+                               after_seq=after_seq, batch_rows=500)
+        assert back.code == grpc.StatusCode.FAILED_PRECONDITION, (after_seq, back.details)
+        assert "resume_behind_ack" in back.details and not back.batches
+
+    # an older ack arriving late changes nothing
+    late = await _ack(h, provider, agreement, cut.transfer_id, 2, _chain(cut.digests, 2))
+    assert isinstance(late, peer_pb2.AcknowledgeTransferResponse) and late.acked_seq == 4, late
+    assert _provider_row(h, cut.transfer_id)["acked_seq"] == 4
+
+    # from the acknowledged batch on: the rest, every record once, one transfer
+    rest = await _transfer(h, provider, agreement, transfer_id=cut.transfer_id, after_seq=4,
+                           batch_rows=500)
+    assert rest.summary is not None and min(rest.batches) == 5, rest.details
+    seen = {**{s: cut.batches[s] for s in range(1, 5)}, **rest.batches}
+    assert sorted(seen) == list(range(1, rest.summary.batches + 1))
+    assert sum(r for r, _ in seen.values()) == rest.summary.records == 60_000
+    assert isinstance(rest.final, peer_pb2.AcknowledgeTransferResponse) and rest.final.complete
+    [row] = _provider_rows(h, agreement)
+    assert (row["status"], row["records"], row["acked_seq"]) == \
+        ("complete", 60_000, rest.summary.batches)
+
+
+class _BreakOnSummary(Progress):
+    """An honest consumer whose stream breaks once the last batch is written (the summary has
+    arrived, not yet checked), when the provider has sent everything: a broken connection right
+    at the end. ``provider_done`` tells whether the provider's stream has ended."""
+
+    def __init__(self, batches: int, provider_done: Callable[[], bool]) -> None:
+        self.batches, self.provider_done, self.broke = batches, provider_done, 0
+
+    def advance(self, journal) -> None:
+        if journal.acked_seq == self.batches and not self.broke:
+            deadline = time.monotonic() + 15  # the provider is another process: poll its row
+            while not self.provider_done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert self.provider_done(), "the provider never finished sending"
+            self.broke += 1
+            raise _StreamBroken("connection lost at the end of the stream")
+
+
+async def test_hangup_near_the_end_resumes_without_restart(harness: MeshHarness, monkeypatch):
+    h = harness
+    monkeypatch.setattr("connector.transfer.fetch.ACK_EVERY_SECONDS", 0.0)  # journal acks too
+    provider = await _setup(h, rows=3000)
+    once = await agree(h, "one-transfer")              # a second transfer would be refused
+    out = h.root / "got" / "near-end.ndjson"
+
+    def provider_done() -> bool:
+        rows = _provider_rows(h, once)
+        return len(rows) == 1 and rows[0]["status"] != "running"
+
+    breaker = _BreakOnSummary(6, provider_done)        # 3000 rows in batches of 500
+    result = await Fetcher(h.root / "kakogawa", once, out, batch_rows=500, progress=breaker,
+                           sleep=lambda _: asyncio.sleep(0)).run()
+    assert breaker.broke == 1
+    assert (result.records, result.batches, result.resumed, result.resumed_after) == \
+        (3000, 6, 1, [6])                              # resumed after the last batch: no restart
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3000
+
+    # one transfer, complete once the consumer acknowledged it; counted once at the registry
+    [row] = _provider_rows(h, once)
+    assert (row["id"], row["status"], row["records"], row["batches"], row["acked_seq"]) == \
+        (result.transfer_id, "complete", 3000, 6, 6)
+
+    async def reported():
+        got = _registry_rows(h, once)
+        return got if got else None
+    usage = await wait_for(reported, timeout=15, what="usage at the registry")
+    assert list(usage) == [result.transfer_id] and usage[result.transfer_id][0::2] == (3000, 6)
+    # now it is complete: asking again is refused, and the agreement's one transfer is used
+    replay = await _transfer(h, provider, once, transfer_id=result.transfer_id, after_seq=6)
+    assert "transfer_complete" in replay.details and replay.summary is None
+    again = await _transfer(h, provider, once)
+    assert again.code == grpc.StatusCode.PERMISSION_DENIED and "policy_denied" in again.details
+
+
+async def test_ack_of_unsent_or_forged_chain_is_refused(harness: MeshHarness):
+    h = harness
+    provider = await _setup(h, rows=60_000)
+    agreement = await agree(h, "big-capped")
+    cut = await _transfer(h, provider, agreement, batch_rows=500, stop_after=3)
+    assert sorted(cut.batches) == [1, 2, 3], cut.details
+    sent = (await _ended(h, cut.transfer_id))["batches"]
+    assert 3 <= sent < 120, sent
+
+    # batches never sent, even with a digest that would continue the real chain
+    ahead = await _ack(h, provider, agreement, cut.transfer_id, sent + 5, _chain(cut.digests, 3))
+    assert _refused(ahead, grpc.StatusCode.INVALID_ARGUMENT, "ack_beyond_sent"), ahead
+    # batch 3, claimed with a chain over data the provider never sent
+    forged = {**cut.digests, 3: "xxh3-128:" + "0" * 32}
+    wrong = await _ack(h, provider, agreement, cut.transfer_id, 3, _chain(forged, 3))
+    assert _refused(wrong, grpc.StatusCode.INVALID_ARGUMENT, "ack_chain_mismatch"), wrong
+    # another batch's chain, and no chain at all
+    shifted = await _ack(h, provider, agreement, cut.transfer_id, 3, _chain(cut.digests, 2))
+    assert _refused(shifted, grpc.StatusCode.INVALID_ARGUMENT, "ack_chain_mismatch"), shifted
+    empty = await _ack(h, provider, agreement, cut.transfer_id, 3, "")
+    assert _refused(empty, grpc.StatusCode.INVALID_ARGUMENT, "invalid_ack"), empty
+    assert _provider_row(h, cut.transfer_id)["acked_seq"] == 0   # none of them counted
+
+    # the consumer may still resume from where it really is; the true ack is taken
+    again = await _transfer(h, provider, agreement, transfer_id=cut.transfer_id, after_seq=0,
+                            batch_rows=500, stop_after=1)
+    assert sorted(again.batches) == [1], again.details
+    # cut off sooner than the first stream: the batches that left then stay counted
+    assert (await _ended(h, cut.transfer_id))["batches"] >= sent
+    good = await _ack(h, provider, agreement, cut.transfer_id, 3, _chain(cut.digests, 3))
+    assert isinstance(good, peer_pb2.AcknowledgeTransferResponse) and good.acked_seq == 3, good
+
+    # the final ack must carry the stream's real digest too: a forged one leaves it unfinished
+    rest = await _transfer(h, provider, agreement, transfer_id=cut.transfer_id, after_seq=3,
+                           batch_rows=500, hang_up_on_summary=True)
+    assert rest.summary is not None, rest.details
+    await _ended(h, cut.transfer_id)
+    last = rest.summary.batches
+    digests = {**cut.digests, **rest.digests}
+    assert _chain(digests, last) == rest.summary.digest
+    bad_final = await _ack(h, provider, agreement, cut.transfer_id, last,
+                           _chain({**digests, last: "xxh3-128:" + "1" * 32}, last))
+    assert _refused(bad_final, grpc.StatusCode.INVALID_ARGUMENT, "ack_chain_mismatch"), bad_final
+    assert _provider_row(h, cut.transfer_id)["status"] == "sent"
+    final = await _ack(h, provider, agreement, cut.transfer_id, last, rest.summary.digest)
+    assert isinstance(final, peer_pb2.AcknowledgeTransferResponse) and final.complete, final
+    assert _provider_row(h, cut.transfer_id)["status"] == "complete"
+
+
+async def test_only_the_consumer_can_acknowledge(harness: MeshHarness):
+    h = harness
+    provider = await _setup(h, rows=3000)
+    agreement = await agree(h)
+    theirs = await agree(h, node="himeji")             # 姫路市, on its own agreement
+    got = await _transfer(h, provider, agreement, hang_up_on_summary=True)
+    assert got.summary is not None, got.details
+    await _ended(h, got.transfer_id)
+    last, digest = got.summary.batches, got.summary.digest
+
+    # another consumer that knows the transfer id and its digest, naming either agreement
+    for named in (agreement, theirs):
+        stolen = await _ack(h, provider, named, got.transfer_id, last, digest, node="himeji")
+        assert _refused(stolen, grpc.StatusCode.PERMISSION_DENIED, "not_a_party"), (named, stolen)
+    # the consumer itself, naming the other consumer's agreement
+    crossed = await _ack(h, provider, theirs, got.transfer_id, last, digest)
+    assert _refused(crossed, grpc.StatusCode.PERMISSION_DENIED, "not_a_party"), crossed
+    unknown = await _ack(h, provider, agreement, "00000000-0000-4000-8000-000000000000", 1, digest)
+    assert _refused(unknown, grpc.StatusCode.NOT_FOUND, "unknown_transfer"), unknown
+    row = _provider_row(h, got.transfer_id)
+    assert (row["status"], row["acked_seq"]) == ("sent", 0)
+
+    # the transfer's consumer, on its agreement: complete, and then it cannot be asked again
+    mine = await _ack(h, provider, agreement, got.transfer_id, last, digest)
+    assert isinstance(mine, peer_pb2.AcknowledgeTransferResponse) and mine.complete, mine
+    replay = await _transfer(h, provider, agreement, transfer_id=got.transfer_id)
+    assert "transfer_complete" in replay.details and not replay.batches

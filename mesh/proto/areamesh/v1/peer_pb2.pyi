@@ -60,6 +60,26 @@ class TransferRequest(_message.Message):
     component_id: str
     def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., since_version: _Optional[str] = ..., batch_rows: _Optional[int] = ..., passthrough: _Optional[bool] = ..., service_id: _Optional[str] = ..., component_id: _Optional[str] = ...) -> None: ...
 
+class AcknowledgeTransferRequest(_message.Message):
+    __slots__ = ("agreement_id", "transfer_id", "acked_seq", "chain")
+    AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACKED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
+    agreement_id: str
+    transfer_id: str
+    acked_seq: int
+    chain: str
+    def __init__(self, agreement_id: _Optional[str] = ..., transfer_id: _Optional[str] = ..., acked_seq: _Optional[int] = ..., chain: _Optional[str] = ...) -> None: ...
+
+class AcknowledgeTransferResponse(_message.Message):
+    __slots__ = ("acked_seq", "complete")
+    ACKED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    acked_seq: int
+    complete: bool
+    def __init__(self, acked_seq: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
+
 class TransferChunk(_message.Message):
     __slots__ = ("header", "batch", "summary")
     HEADER_FIELD_NUMBER: _ClassVar[int]

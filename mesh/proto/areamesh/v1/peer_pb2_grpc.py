@@ -55,6 +55,11 @@ class PeerServiceStub:
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.TransferRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
                 _registered_method=True)
+        self.AcknowledgeTransfer = channel.unary_unary(
+                '/areamesh.v1.PeerService/AcknowledgeTransfer',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.FromString,
+                _registered_method=True)
         self.Terminate = channel.unary_unary(
                 '/areamesh.v1.PeerService/Terminate',
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.TerminateRequest.SerializeToString,
@@ -109,6 +114,17 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeTransfer(self, request, context):
+        """The consumer acknowledges the batches of a transfer it has durably received, up to
+        acked_seq, with the stream digest up to it (what the provider sent, or refused). Sent every
+        acknowledgement period and once after the summary is verified (the final ack, which
+        completes the transfer). Only the transfer's consumer, proven by its certificate, may.
+        Acks going backwards are ignored; resumes may not start before the acknowledged batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Terminate(self, request, context):
         """End an agreement (either party), with a structured reason. Idempotent.
         """
@@ -155,6 +171,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Transfer,
                     request_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.SerializeToString,
+            ),
+            'AcknowledgeTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeTransfer,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.SerializeToString,
             ),
             'Terminate': grpc.unary_unary_rpc_method_handler(
                     servicer.Terminate,
@@ -281,6 +302,33 @@ class PeerService:
             '/areamesh.v1.PeerService/Transfer',
             areamesh_dot_v1_dot_peer__pb2.TransferRequest.SerializeToString,
             areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.PeerService/AcknowledgeTransfer',
+            areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.FromString,
             options,
             channel_credentials,
             insecure,
