@@ -8,17 +8,9 @@ portal's bearer token (``DATA_DIR/portal.token``, ``connector/portal_api.py``).
 from __future__ import annotations
 
 from mesh import __version__
-
-ERROR = {"$ref": "#/components/schemas/Error"}
-_json = "application/json"
-
-
-def _resp(description: str, schema: dict | None = None, ctype: str = _json) -> dict:
-    out: dict = {"description": description}
-    if schema is not None:
-        out["content"] = {ctype: {"schema": schema}}
-    return out
-
+from mesh.openapi_parts import ERROR
+from mesh.openapi_parts import JSON as _json
+from mesh.openapi_parts import response as _resp
 
 _ERRORS = {"400": _resp("bad request (parameter, body or encoding)", ERROR),
            "401": _resp("no or wrong bearer token", ERROR),

@@ -7,17 +7,9 @@ so it must say what the handlers really do.
 from __future__ import annotations
 
 from mesh import __version__
-
-ERROR = {"$ref": "#/components/schemas/Error"}
-_json = "application/json"
-
-
-def _resp(description: str, schema: dict | None = None, ctype: str = _json) -> dict:
-    out: dict = {"description": description}
-    if schema is not None:
-        out["content"] = {ctype: {"schema": schema}}
-    return out
-
+from mesh.openapi_parts import ERROR
+from mesh.openapi_parts import JSON as _json
+from mesh.openapi_parts import response as _resp
 
 # Any text is a valid search: the index reads a query's first MAX_QUERY_CHARS (512) characters.
 _str_param = {"type": "string"}

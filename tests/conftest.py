@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,22 @@ from registry.ca.authority import CertificateAuthority
 MESH_ID = "testmesh"
 PARTICIPANTS = [("270008", "大阪府", "prefecture"), ("282014", "姫路市", "municipality"),
                 ("282103", "加古川市", "municipality")]
+
+
+class LoopThread:
+    """An event loop on its own thread, so sync fixtures and tests can drive the async harness."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 class MeshHarness:
@@ -198,3 +215,17 @@ async def running(harness: MeshHarness) -> MeshHarness:
     return harness
 
 
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """schemathesis names each operation's test ``test_x[GET /path]`` but gives all of them the
+    function's node id; pytest-xdist schedules by node id and would run one of them. Give each
+    the id its name says."""
+    for item in items:
+        if "[" in item.name and not item.nodeid.endswith("]"):
+            parent = getattr(item.parent, "id", None)
+            if hasattr(item, "_id") and hasattr(parent, "child"):   # pytest >= 9.1
+                item._id = parent.child(item.name)
+            else:
+                item._nodeid = f"{item.nodeid.rpartition('::')[0]}::{item.name}"
+            assert item.nodeid.endswith("]"), item.nodeid

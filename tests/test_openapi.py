@@ -3,9 +3,7 @@ the document and checks every response (status codes, content types, bodies, no 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import urllib.request
 
 import pytest
@@ -16,27 +14,11 @@ from schemathesis.checks import positive_data_acceptance
 from registry.openapi import OPENAPI
 
 from .catalog_fixtures import setup_catalog_mesh
-from .conftest import MeshHarness, bearer
+from .conftest import LoopThread, MeshHarness, bearer
 
 pytestmark = pytest.mark.integration
 schema = schemathesis.openapi.from_dict(OPENAPI)
 ADMIN: dict[str, str] = {}  # an admin's key: the admin API is driven too (401/403: test_http_auth)
-
-
-class LoopThread:
-    """An event loop on its own thread, so sync tests can drive the async harness."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from unittest.mock import MagicMock
 from connector.ledger import FlowBatch, SqliteLedger
 from mesh.ids import node_identity_uri
 
-from ..conftest import MeshHarness, wait_for
+from ..conftest import LoopThread, MeshHarness, wait_for
 
 HIMEJI = node_identity_uri("282014", "main")
 FAST = ("--heartbeat-interval", "200ms", "--ledger-checkpoint-interval", "200ms")
@@ -179,22 +178,6 @@ def connector_routes(tmp: Path) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- the running mesh
-
-class LoopThread:
-    """An event loop on its own thread, so sync fixtures can drive the async harness."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
 
 @dataclass
 class Targets:
