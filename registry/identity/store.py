@@ -22,6 +22,7 @@ transaction, so a refused request writes nothing.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import uuid
@@ -164,14 +165,17 @@ def _linked(r: aiosqlite.Row) -> LinkedId:
                     r["asserted_ial"], r["asserted_aal"], r["elevated_from"], r["linked_at"])
 
 
-class _Reads:
-    """Queries shared by the store (autocommit reads) and a transaction."""
+class _Reads(abc.ABC):
+    """Queries shared by the store (autocommit reads) and a transaction; each supplies how a
+    query runs."""
 
+    @abc.abstractmethod
     async def _one(self, sql: str, params: tuple = ()) -> aiosqlite.Row | None:
-        raise NotImplementedError
+        """The first row of ``sql``, or None."""
 
+    @abc.abstractmethod
     async def _all(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
-        raise NotImplementedError
+        """Every row of ``sql``."""
 
     async def provider(self, participant_id: str) -> Provider | None:
         row = await self._one("SELECT * FROM identity_providers WHERE participant_id = ?",
