@@ -30,6 +30,8 @@ from mesh.http_auth import (
 )
 from mesh.http_input import PayloadTooLarge, body_chunks, choice_param, int_param
 from mesh.ids import parse_node_identity_uri
+from mesh.web.render import page_errors
+from mesh.web.sessions import SessionStore
 from registry.admin_api import add_admin_routes
 from registry.audit.checkpoints import LedgerCheckpointStore, require_node_uri
 from registry.ca.authority import CertificateAuthority
@@ -44,6 +46,8 @@ from registry.openapi import OPENAPI
 from registry.operators.admin import AdminService
 from registry.operators.credentials import RegistryAuthenticator
 from registry.store import RegistryStore
+from registry.web.pages import add_registry_pages
+from registry.web.site import setup_registry_web
 
 STORE = web.AppKey("store", RegistryStore)
 CA = web.AppKey("ca", CertificateAuthority)
@@ -250,8 +254,10 @@ def _dumps(obj) -> str:
 def build_http_app(config: RegistryConfig, store: RegistryStore, ca: CertificateAuthority,
                    catalog: CatalogService) -> web.Application:
     admin = AdminService(store, ca)
-    doors = door_middleware(RegistryAuthenticator(store, admin.accounts, admin.keys))
-    app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
+    sessions = SessionStore(store.db)
+    doors = door_middleware(RegistryAuthenticator(store, admin.accounts, admin.keys, sessions))
+    app = web.Application(middlewares=[error_middleware, page_errors, doors],
+                          client_max_size=1024 * 1024)
     app[STORE] = store
     app[CA] = ca
     app[CONFIG] = config
@@ -273,5 +279,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_ckan_routes(app, catalog, store)
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
+    setup_registry_web(app, sessions, admin.accounts)
+    add_registry_pages(app, admin, catalog, store)
     check_doors(app)
     return app

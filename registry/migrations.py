@@ -1,5 +1,6 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
+from mesh.web.sessions import WEB_SESSIONS_MIGRATION
 from registry.catalog.search_index import SEARCH_MIGRATION
 from registry.duties import DUTIES_MIGRATION
 
@@ -179,4 +180,6 @@ MIGRATIONS = [
     """,
     # 8: duties of notarised agreements as their providers report them (registry/duties.py)
     DUTIES_MIGRATION,
+    # 9: operators' browser sessions of the console at /admin/ (mesh/web/sessions.py)
+    WEB_SESSIONS_MIGRATION,
 ]

@@ -4,6 +4,9 @@
 - ``Authorization: Bearer ampt_…``: a participant's API key; the participant must not be
   suspended.
 - ``Authorization: Basic …``: an operator's name and password (argon2-checked, throttled).
+- no ``Authorization`` header: the console's session cookie (``mesh/web/sessions.py``), its
+  CSRF token checked on every state-changing request; the account must still be active and
+  its current role is the one that counts.
 
 The registry's HTTP port is plain HTTP: bind it to loopback or an admin network, or put a TLS
 proxy in front, before sending credentials over it (docs/security.md).
@@ -18,6 +21,8 @@ from aiohttp import web
 
 from mesh.errors import PermissionDenied, Unauthenticated
 from mesh.http_auth import OPERATOR, PARTICIPANT, Principal
+from mesh.web.sessions import SessionStore
+from mesh.web.signin import session_principal
 from registry.operators.accounts import OperatorAccounts, require_active
 from registry.operators.api_keys import OPERATOR_KEY, ApiKeys
 from registry.operators.audit_log import Actor
@@ -25,8 +30,10 @@ from registry.store import RegistryStore
 
 
 class RegistryAuthenticator:
-    def __init__(self, store: RegistryStore, accounts: OperatorAccounts, keys: ApiKeys) -> None:
+    def __init__(self, store: RegistryStore, accounts: OperatorAccounts, keys: ApiKeys,
+                 sessions: SessionStore | None = None) -> None:
         self.store, self.accounts, self.keys = store, accounts, keys
+        self.sessions = sessions
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         header = request.headers.get("Authorization", "")
@@ -37,7 +44,18 @@ class RegistryAuthenticator:
             name, password = _basic(value.strip())
             operator = await self.accounts.verify_password(name, password)
             return Principal(OPERATOR, operator.name, operator.role, "password")
+        if not header and self.sessions is not None:
+            return await self.session(request)
         return None
+
+    async def session(self, request: web.Request) -> Principal | None:
+        """The operator signed in to the console, if the request carries a live session."""
+        found = await session_principal(request, self.sessions, OPERATOR)
+        if found is None:
+            return None
+        operator = await self.accounts.get(found[0].id)
+        require_active(operator)
+        return Principal(OPERATOR, operator.name, operator.role, "session")
 
     async def _key(self, text: str) -> Principal | None:
         key = await self.keys.resolve(text)
@@ -68,5 +86,6 @@ def _basic(value: str) -> tuple[str, str]:
 def http_actor(request: web.Request, principal: Principal) -> Actor:
     """The audit log's actor for an operator's HTTP request (the peer address, not a header
     a client could forge)."""
-    via = "password" if principal.credential == "password" else f"key {principal.credential}"
+    via = principal.credential if principal.credential in ("password", "session") \
+        else f"key {principal.credential}"
     return Actor(principal.id, principal.role, f"http {request.remote or '?'} ({via})")

@@ -1,0 +1,20 @@
+"""All of the registry's pages, by area. Each area is a sub-package with its own handlers,
+templates (``templates/<area>/``) and messages (``messages/<area>.yaml``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from registry.catalog.datasets import CatalogService
+from registry.operators.admin import AdminService
+from registry.store import RegistryStore
+from registry.web.catalog import add_catalog_pages
+from registry.web.console import add_console_pages
+from registry.web.developers import add_developer_pages
+
+
+def add_registry_pages(app: web.Application, admin: AdminService, catalog: CatalogService,
+                       store: RegistryStore) -> None:
+    add_catalog_pages(app, catalog, store)
+    add_developer_pages(app)
+    add_console_pages(app, admin, store)
