@@ -76,6 +76,13 @@ def wants_json(request: web.Request) -> bool:
     return json_ is not None and (html is None or json_ < html)
 
 
+def wants_html(request: web.Request) -> bool:
+    """True when the client names text/html before JSON, as browsers do; ``*/*`` clients
+    (curl, scripts) get JSON errors."""
+    return _position(request.headers.get("Accept", ""), "text/html") is not None \
+        and not wants_json(request)
+
+
 def _position(accept: str, media: str) -> int | None:
     for i, part in enumerate(accept.split(",")[:30]):
         name, _, params = part.strip().partition(";")
@@ -169,7 +176,7 @@ async def page_errors(request: web.Request, handler) -> web.StreamResponse:
     info = request.match_info
     page_route = is_page(info.handler) if info.http_exception is None else \
         not request.path.startswith("/api/")
-    if not page_route or wants_json(request) or SITE not in request.app:
+    if not page_route or not wants_html(request) or SITE not in request.app:
         return await handler(request)
     try:
         return await handler(request)

@@ -58,3 +58,6 @@ STATIC = web.AppKey("static_files", StaticFiles)
 @door(PUBLIC)
 async def static_file(request: web.Request) -> web.StreamResponse:
     return request.app[STATIC].response(request.match_info["path"], request.query.get("v"))
+
+
+static_file.page = True  # type: ignore[attr-defined]  # not an API: no OpenAPI entry, HTML errors
