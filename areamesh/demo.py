@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import csv
 import json
+import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from areamesh.demo_personal import PersonalDataDemo
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
 MESH_ID = "kansai-demo"
+DEMO_OPERATOR = "demo-admin"
 OPERATOR = "関西エリアデータ連携基盤 運営組織（デモ）"
 PARTICIPANTS = [
     ("osaka", "270008", "大阪府", "prefecture"),
@@ -67,6 +70,7 @@ class DemoMesh:
         self.aed_agreement = ""
         self.connectors: dict[str, ManagedProcess] = {}
         self.registry: ManagedProcess | None = None
+        self.portal = ""
 
     async def start(self) -> None:
         reg_dir = self.root / "registry"
@@ -96,11 +100,17 @@ class DemoMesh:
             "--http", "127.0.0.1:0", "--heartbeat-interval", "2s"),
             log_path=self.root / "logs" / "registry.log")
         self.processes.append(self.registry)
+        password = await self._operator_account(reg_dir)
         ready = await self.registry.start()
         grpc_addr = f"127.0.0.1:{ready['grpc_port']}"
         enrol_addr = f"127.0.0.1:{ready['enrol_port']}"
+        self.portal = f"http://127.0.0.1:{ready['http_port']}/"
+        say(f"■ カタログポータル / catalog portal: {self.portal}")
+        say(f"■ 運営管理コンソール / operator console: {self.portal}admin/  "
+            f"オペレーター名 / name: {DEMO_OPERATOR}  パスワード / password: {password}  "
+            "（この一回だけ表示 / shown once）")
         say(f"■ レジストリ起動 / registry serving: gRPC (mTLS) {grpc_addr}, enrolment {enrol_addr},"
-            f" HTTP http://127.0.0.1:{ready['http_port']}")
+            f" HTTP {self.portal}")
         for key, pid, name, _ in PARTICIPANTS:
             token = await _cli("registry", "token", "create", "--data-dir", str(reg_dir),
                                "--participant", pid, "--ttl", "15m")
@@ -121,6 +131,21 @@ class DemoMesh:
             say(f"■ {name} コネクタ起動 / connector serving: gRPC 127.0.0.1:{r['grpc_port']}, "
                 f"admin http://127.0.0.1:{r['http_port']}/api/v1/status (Authorization: Bearer "
                 f"$(cat {self.root / key / 'operator.key'}))")
+
+    @staticmethod
+    async def _operator_account(reg_dir: Path) -> str:
+        """An admin account for the console with a fresh random password. The password passes
+        through a 0600 file that is removed at once; the registry keeps only its argon2id hash."""
+        password = secrets.token_urlsafe(12)
+        fd, name = tempfile.mkstemp(prefix="operator-", dir=reg_dir)
+        try:
+            with os.fdopen(fd, "w") as f:     # mkstemp creates it 0600
+                f.write(password + "\n")
+            await _cli("registry", "operator", "add", "--data-dir", str(reg_dir), "--name",
+                       DEMO_OPERATOR, "--role", "admin", "--password-file", name)
+        finally:
+            os.unlink(name)
+        return password
 
     async def publish_catalog(self) -> bool:
         """Each connector publishes its datasets (加古川市 also 稲美町's); one refused attempt."""
@@ -288,7 +313,8 @@ async def _run(once: bool, root: Path) -> int:
                                    if ok else f"失敗 / FAILED (see logs in {root / 'logs'})"))
         if once or not ok:
             return 0 if ok else 1
-        say("■ 実行中です。Ctrl-C で停止 / running; press Ctrl-C to stop")
+        say(f"■ 実行中です。ポータル {mesh.portal} ・Ctrl-C で停止 / running at {mesh.portal}; "
+            "press Ctrl-C to stop")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,9 +9,16 @@ from areamesh.processes import run_cli
 pytestmark = pytest.mark.integration
 
 
-async def test_demo_once_enrols_publishes_searches_and_negotiates():
-    rc, out, err = await run_cli("demo", "--once", timeout=120)
+async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
+    rc, out, err = await run_cli("demo", "--once", "--workdir", str(tmp_path / "demo"), timeout=120)
     assert rc == 0, out + err
+    # the first URL printed is the portal's, with a console sign-in whose password works
+    import re
+    first_url = re.search(r"http://[0-9.:]+/\S*", out).group(0)
+    assert "カタログポータル" in next(line for line in out.splitlines() if first_url in line)
+    password = re.search(r"パスワード / password: (\S+)", out).group(1)
+    assert len(password) >= 16 and out.count(password) == 1
+    await _console_accepts(tmp_path / "demo" / "registry", password)
     for name in ("大阪府", "姫路市", "加古川市"):
         assert f"■ {name} が参加" in out
     ok_lines = [line for line in out.splitlines() if line.strip().startswith("OK ")]
@@ -36,3 +43,28 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates():
     pseudonyms = [line.rsplit(": ", 1)[1] for line in out.splitlines() if "pairwise pseudonym for" in line]
     assert len(pseudonyms) == 2 and len(set(pseudonyms)) == 2
     assert "personal data flows only under consent" in out
+
+
+async def _console_accepts(registry_dir, password: str) -> None:
+    """The printed password signs in to the demo registry's console (served again here)."""
+    import aiohttp
+
+    from areamesh.processes import ManagedProcess, areamesh_command
+
+    proc = ManagedProcess("registry", areamesh_command(
+        "registry", "serve", "--data-dir", str(registry_dir), "--grpc", "127.0.0.1:0",
+        "--http", "127.0.0.1:0"), log_path=registry_dir.parent / "logs" / "registry-again.log")
+    ready = await proc.start()
+    try:
+        base = f"http://127.0.0.1:{ready['http_port']}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(base + "/admin/login") as r:
+                token = r.cookies["am_csrf"].value
+            form = {"name": "demo-admin", "password": password, "csrf_token": token}
+            async with s.post(base + "/admin/login", data=form, allow_redirects=False) as r:
+                assert r.status == 303 and "am_session" in r.cookies
+            form["password"] = password + "x"
+            async with s.post(base + "/admin/login", data=form, allow_redirects=False) as r:
+                assert r.status == 401
+    finally:
+        await proc.stop()
