@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from mesh.durations import parse_duration
 from mesh.errors import AreameshError, InvalidRequest, PermissionDenied
 from mesh.jointoken import JoinToken
+from mesh.web.sessions import SessionStore
 from registry.ca.authority import CertificateAuthority
 from registry.operators.accounts import Operator, OperatorAccounts
 from registry.operators.api_keys import OPERATOR_KEY, ApiKey, ApiKeys
@@ -118,16 +119,25 @@ class AdminService:
                               lambda: self.accounts.add(name, role, password))
 
     async def disable_operator(self, actor: Actor, name: str) -> Operator:
-        return await self.run(actor, "operator.disable", name, {},
-                              lambda: self.accounts.set_status(name, "disabled"))
+        async def act() -> Operator:
+            operator = await self.accounts.set_status(name, "disabled")
+            await SessionStore(self.store.db).end_all(name)     # signed out of the console
+            return operator
+
+        return await self.run(actor, "operator.disable", name, {}, act)
 
     async def enable_operator(self, actor: Actor, name: str) -> Operator:
         return await self.run(actor, "operator.enable", name, {},
                               lambda: self.accounts.set_status(name, "active"))
 
     async def set_password(self, actor: Actor, name: str, password: str) -> None:
-        await self.run(actor, "operator.password", name, {},
-                       lambda: self.accounts.set_password(name, password))
+        """A new password; every console session of the account ends (whoever knew the old
+        password is signed out too)."""
+        async def act() -> None:
+            await self.accounts.set_password(name, password)
+            await SessionStore(self.store.db).end_all(name)
+
+        await self.run(actor, "operator.password", name, {}, act)
 
     async def create_key(self, actor: Actor, kind: str, owner: str, label: str
                          ) -> tuple[ApiKey, str]:
