@@ -64,10 +64,25 @@ def _digest(session_id: str) -> str:
 
 
 class SessionStore:
-    """Sessions in a server's database (one writer connection, like the rest of its data)."""
+    """Sessions in a server's database (one writer connection, like the rest of its data),
+    carried by the cookie ``cookie`` on ``path`` (the resident portal uses its own cookie and
+    path, so a resident and an operator in one browser never share a session)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cookie: str = SESSION_COOKIE, path: str = "/") -> None:
         self.db = db
+        self.cookie, self.path = cookie, path
+
+    def id_of(self, request: web.Request) -> str:
+        return request.cookies.get(self.cookie, "")
+
+    def set_cookie(self, request: web.Request, response: web.StreamResponse,
+                   session_id: str) -> None:
+        response.set_cookie(self.cookie, session_id, httponly=True, samesite="Strict",
+                            path=self.path, secure=request.secure,
+                            max_age=int(MAX_AGE.total_seconds()))
+
+    def clear_cookie(self, response: web.StreamResponse) -> None:
+        response.del_cookie(self.cookie, path=self.path)
 
     async def create(self, subject: str, role: str, source: str) -> tuple[str, WebSession]:
         """A new session (a new id: signing in never reuses an id a browser brought)."""
@@ -113,15 +128,6 @@ class SessionStore:
         async with self.db.transaction() as conn:
             cur = await conn.execute("DELETE FROM web_sessions WHERE subject = ?", (subject,))
             return cur.rowcount
-
-
-def set_session_cookie(request: web.Request, response: web.StreamResponse, session_id: str) -> None:
-    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="Strict", path="/",
-                        secure=request.secure, max_age=int(MAX_AGE.total_seconds()))
-
-
-def clear_session_cookie(response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/")
 
 
 def signin_token(request: web.Request, response: web.StreamResponse) -> str:

@@ -24,13 +24,10 @@ from mesh.web.i18n import request_language
 from mesh.web.render import page, render
 from mesh.web.sessions import (
     CSRF_FIELD,
-    SESSION_COOKIE,
     SessionStore,
     WebSession,
     check_signin_token,
-    clear_session_cookie,
     require_csrf,
-    set_session_cookie,
     signin_token,
 )
 
@@ -42,10 +39,11 @@ _CACHE = "areamesh.web_session"
 
 async def current_session(request: web.Request, sessions: SessionStore) -> WebSession | None:
     """The live session the request's cookie names (read once per request)."""
-    if _CACHE not in request:
-        cookie = request.cookies.get(SESSION_COOKIE, "")
-        request[_CACHE] = await sessions.get(cookie) if cookie else None
-    return request[_CACHE]
+    key = f"{_CACHE}.{sessions.cookie}"
+    if key not in request:
+        cookie = sessions.id_of(request)
+        request[key] = await sessions.get(cookie) if cookie else None
+    return request[key]
 
 
 async def session_principal(request: web.Request, sessions: SessionStore, kind: str
@@ -101,14 +99,14 @@ def add_signin_routes(app: web.Application, *, prefix: str, sessions: SessionSto
         session_id, _ = await sessions.create(subject, role, f"{request.remote or '?'}")
         log.info("%s signed in to %s from %s", subject, prefix, request.remote)
         response = web.HTTPSeeOther(_safe_next(form.get("next", ""), prefix))
-        set_session_cookie(request, response, session_id)
+        sessions.set_cookie(request, response, session_id)
         raise response
 
     @page(signed_in_door)
     async def signout(request: web.Request) -> web.StreamResponse:
-        await sessions.end(request.cookies.get(SESSION_COOKIE, ""))
+        await sessions.end(sessions.id_of(request))
         response = web.HTTPSeeOther(prefix + "/login")
-        clear_session_cookie(response)
+        sessions.clear_cookie(response)
         raise response
 
     app.router.add_get(prefix + "/login", signin_form)

@@ -9,7 +9,7 @@ from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from mesh.http_auth import ROLES
-from registry.operators.passwords import FailureThrottle, hash_password, password_matches
+from mesh.passwords import FailureThrottle, hash_password, password_matches
 
 NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 # A fixed hash to check against when the account does not exist, so an unknown name takes as

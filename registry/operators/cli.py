@@ -15,11 +15,11 @@ from mesh.cli_support import report_errors
 from mesh.errors import FailedPrecondition
 from mesh.files import write_secret
 from mesh.http_auth import ROLES
+from mesh.passwords import check_policy, read_password_file
 from registry.cli_common import as_admin, data_dir_option, with_store
 from registry.operators.accounts import OperatorAccounts
 from registry.operators.api_keys import OPERATOR_KEY, PARTICIPANT_KEY, ApiKeys
 from registry.operators.audit_log import AdminAuditLog
-from registry.operators.passwords import check_policy, read_password_file
 
 password_file_option = click.option(
     "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

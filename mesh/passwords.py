@@ -1,5 +1,6 @@
-"""Operator passwords: argon2id hashes (argon2-cffi's RFC 9106 defaults), checked off the event
-loop, at most two at a time, and a short lock-out after repeated failures for one account."""
+"""Passwords of console accounts (registry operators, connector operators): argon2id hashes
+(argon2-cffi's RFC 9106 defaults), checked off the event loop, at most two at a time, and a
+short lock-out after repeated failures for one account."""
 
 from __future__ import annotations
 
