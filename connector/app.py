@@ -22,6 +22,7 @@ from connector.maintenance import Maintenance
 from connector.metering.reporter import UsageReporter
 from connector.metering.store import UsageStore, open_metering_db
 from connector.node_state import NodeState
+from connector.operators.accounts import open_console_db
 from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from connector.subscriptions.watcher import DatasetWatcher
@@ -69,6 +70,7 @@ class ConnectorApp:
     async def start(self) -> None:
         self.contracts_db = await open_contracts_db(self.config.data_dir).open()
         self.metering_db = await open_metering_db(self.config.data_dir).open()
+        self.console_db = await open_console_db(self.config.data_dir).open()
         agreements = AgreementStore(self.contracts_db)
         usage = UsageStore(self.metering_db)
         if orphans := await usage.recover_orphans():  # transfers a previous process was sending
@@ -142,5 +144,6 @@ class ConnectorApp:
         log.info("stopping connector: databases")
         await self.contracts_db.close()
         await self.metering_db.close()
+        await self.console_db.close()
         await self.data_plane.close()
         log.info("connector stopped")

@@ -18,6 +18,7 @@ from mesh.log import setup_logging
 
 
 @click.group(cls=LazyGroup, lazy_subcommands={"consent": "connector.consent.cli:consent",
+                                              "operator": "connector.operators.cli:operator",
                                               "identity": "connector.identity_cli:identity",
                                               "ledger": "connector.ledger.cli:ledger"})
 def connector() -> None:

@@ -13,10 +13,15 @@ from aiohttp import web
 
 from connector.credentials import ConnectorAuthenticator
 from connector.openapi import OPENAPI
+from connector.operators.accounts import ConsoleAccounts
 from connector.portal_api import ResidentPortalApi
+from connector.web.pages import add_connector_pages
+from connector.web.site import setup_connector_web
 from mesh.certs import remaining_fraction
 from mesh.http import error_middleware, metrics
 from mesh.http_auth import NODE_ADMIN, PUBLIC, check_doors, door, door_middleware
+from mesh.web.render import page_errors
+from mesh.web.sessions import SessionStore
 
 if TYPE_CHECKING:
     from connector.app import ConnectorApp
@@ -90,8 +95,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def build_http_app(node: ConnectorApp) -> web.Application:
-    doors = door_middleware(ConnectorAuthenticator(node.config.data_dir, node.state.identity_uri))
-    app = web.Application(middlewares=[error_middleware, doors], client_max_size=1024 * 1024)
+    sessions = SessionStore(node.console_db)
+    accounts = ConsoleAccounts(node.console_db)
+    doors = door_middleware(ConnectorAuthenticator(node.config.data_dir, node.state.identity_uri,
+                                                   sessions, accounts))
+    app = web.Application(middlewares=[error_middleware, page_errors, doors],
+                          client_max_size=1024 * 1024)
     app[NODE] = node
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
@@ -100,5 +109,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/api/v1/peers", peers)
     app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
+    setup_connector_web(app, sessions, accounts)
+    add_connector_pages(app, node)
     check_doors(app)
     return app

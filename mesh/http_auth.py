@@ -8,7 +8,8 @@ programming error: ``check_doors`` refuses to build such an app, so no route is 
 accident. ``route_doors`` lists (method, path, door) for docs/security.md and its test.
 
 Both servers use it: the registry (operators, participants) and the connector (its operator,
-the resident portal). The web consoles of later issues put their pages behind the same doors.
+its console accounts, the resident portal's server and signed-in residents). Pages sit behind
+the same doors (``mesh.web.render.page``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ OPERATOR = "operator"              # a registry operator account (role admin or 
 PARTICIPANT = "participant"        # a participant, by an API key the registry issued to it
 NODE_OPERATOR = "node_operator"    # a connector's operator, by the node's operator key
 PORTAL = "portal"                  # the municipality's resident portal, by portal.token
+RESIDENT = "resident"              # a resident signed in through the platform's OpenID provider
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -40,8 +42,9 @@ class Principal:
 
     kind: str
     id: str                  # operator name, participant id, node identity, "resident-portal"
-    role: str = ""           # operators: admin | auditor
+    role: str = ""           # operators (registry and connector): admin | auditor
     credential: str = ""     # which credential proved it: an API key id, "password", a file name
+    scope: str = ""          # a connector operator limited to one hosted tenant: its participant id
 
     def label(self) -> str:
         return f"{self.kind}:{self.id}" + (f" ({self.role})" if self.role else "")
@@ -65,7 +68,8 @@ class Door:
     def admits(self, principal: Principal) -> bool:
         if principal.kind not in self.kinds:
             return False
-        return principal.kind != OPERATOR or not self.roles or principal.role in self.roles
+        return principal.kind not in (OPERATOR, NODE_OPERATOR) or not self.roles \
+            or principal.role in self.roles
 
 
 PUBLIC = Door("public", "anyone who can reach the port")
@@ -78,13 +82,21 @@ OPERATOR_READ = Door("operator-read", "a registry operator: admin or auditor",
 OPERATOR_ADMIN = Door("operator-admin", "a registry operator with role admin",
                       frozenset({OPERATOR}), frozenset({ADMIN}), "operator_credentials_required",
                       "運営組織のオペレーター（管理者）の認証が必要です")
-NODE_ADMIN = Door("node-operator", "the connector's operator (DATA_DIR/operator.key)",
-                  frozenset({NODE_OPERATOR}), code="operator_key_required",
-                  message_ja="コネクタ運用者のキーが必要です")
+NODE_ADMIN = Door("node-operator", "the connector's operator: DATA_DIR/operator.key, or a "
+                  "console account with role admin", frozenset({NODE_OPERATOR}), frozenset({ADMIN}),
+                  code="operator_key_required", message_ja="コネクタ運用者のキーが必要です")
+NODE_READ = Door("node-operator-read", "the connector's operator: DATA_DIR/operator.key, or a "
+                 "console account (admin or auditor)", frozenset({NODE_OPERATOR}),
+                 frozenset(ROLES), code="operator_key_required",
+                 message_ja="コネクタ運用者の認証が必要です")
 RESIDENT_PORTAL = Door("resident-portal", "the municipality's resident portal "
                        "(DATA_DIR/portal.token)", frozenset({PORTAL}),
                        code="portal_token_required", message_ja="住民ポータルのトークンが必要です")
-DOORS = (PUBLIC, OWN_FIGURES, OPERATOR_READ, OPERATOR_ADMIN, NODE_ADMIN, RESIDENT_PORTAL)
+RESIDENT_SELF = Door("resident", "a resident signed in through the platform's OpenID provider "
+                     "(their own data only)", frozenset({RESIDENT}), code="resident_sign_in_required",
+                     message_ja="住民としてのサインインが必要です")
+DOORS = (PUBLIC, OWN_FIGURES, OPERATOR_READ, OPERATOR_ADMIN, NODE_ADMIN, NODE_READ,
+         RESIDENT_PORTAL, RESIDENT_SELF)
 
 H = TypeVar("H", bound=Callable[..., Any])
 

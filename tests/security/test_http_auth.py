@@ -407,7 +407,7 @@ def connector_routes(tmp: Path) -> list[tuple[str, str, object]]:
 
     node = SimpleNamespace(config=SimpleNamespace(data_dir=tmp),
                            state=SimpleNamespace(identity_uri="urn:areamesh:org:282014:node:main"),
-                           data_plane=None)
+                           data_plane=None, console_db=None)
     return route_doors(build_http_app(node))
 
 
@@ -437,6 +437,7 @@ async def test_every_route_is_in_the_security_table_and_its_door_is_enforced(
         OPERATOR_ADMIN.name: await h.operator_headers("auditor"),
         OPERATOR_READ.name: bearer(await participant_key(h, "282103")),
         "node-operator": bearer((node_dir / "portal.token").read_text().strip()),
+        "node-operator-read": bearer((node_dir / "portal.token").read_text().strip()),
         "resident-portal": h.node_operator_headers("himeji"),
     }
     bases = {"registry": h.http_url, "connector": f"http://127.0.0.1:{node.ready['http_port']}"}
