@@ -20,7 +20,9 @@ HERE = Path(__file__).parent
 SESSIONS = web.AppKey("console_sessions", SessionStore)
 ACCOUNTS = web.AppKey("console_accounts", ConsoleAccounts)
 
-NAV = [("nav.console", "/admin/")]
+NAV = [("nav.console", "/admin/"), ("nav.datasets", "/admin/datasets/"),
+       ("nav.agreements", "/admin/agreements/"), ("nav.transfers", "/admin/transfers/"),
+       ("nav.node", "/admin/node/"), ("nav.catalog", "/admin/catalog/")]
 
 
 def message_files() -> list[Path]:

@@ -63,9 +63,20 @@ class Site:
     signin_path: str | None = None                   # where console pages send strangers
     signed_in: Callable[[web.Request], Awaitable[Principal | None]] | None = None
     csrf_of: Callable[[web.Request], Awaitable[str]] | None = None
+    sections: dict[str, Site] = field(default_factory=dict)   # path prefix → another face
 
 
 SITE = web.AppKey("site", Site)
+
+
+def site_of(request: web.Request) -> Site:
+    """The site a path belongs to: a section (the connector's resident portal under /portal/,
+    with its own name, menu and sign-in) or the app's main site."""
+    site = request.app[SITE]
+    for prefix, section in site.sections.items():
+        if request.path.startswith(prefix):
+            return section
+    return site
 
 
 def wants_json(request: web.Request) -> bool:
@@ -139,7 +150,7 @@ def with_query(request: web.Request, **changes: object) -> str:
 
 
 async def context(request: web.Request, values: Mapping[str, Any]) -> dict[str, Any]:
-    site = request.app[SITE]
+    site = site_of(request)
     lang = request_language(request)
     principal = request.get(PRINCIPAL)
     if principal is None and site.signed_in is not None:
@@ -181,7 +192,7 @@ async def page_errors(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except AreameshError as exc:
-        site = request.app[SITE]
+        site = site_of(request)
         if exc.http_status == 401 and site.signin_path and request.method == "GET":
             raise web.HTTPSeeOther(f"{site.signin_path}?{urlencode({'next': request.path_qs})}") \
                 from None
