@@ -36,6 +36,20 @@ SERVE_SETTINGS = [
             "How often the flow ledger's head is signed (when entries were added) and the "
             "checkpoints the registry does not hold yet are sent to it for audit."),
     Setting("connector.log.format", "--log-format", "text", "Log format: text or json."),
+    Setting("connector.portal.oidc.issuer", "--portal-oidc-issuer", None,
+            "The resident portal's OpenID provider: the platform's issuer URL (discovery at "
+            "ISSUER/.well-known/openid-configuration; https, or http on loopback). Unset: the "
+            "portal's sign-in is off."),
+    Setting("connector.portal.oidc.client_id", "--portal-oidc-client-id", None,
+            "The portal's client id at the OpenID provider."),
+    Setting("connector.portal.oidc.client_secret_file", "--portal-oidc-client-secret-file", None,
+            "File (mode 0600) holding the portal's client secret at the OpenID provider."),
+    Setting("connector.portal.oidc.resident_claim", "--portal-oidc-resident-claim", "sub",
+            "The ID token claim that carries the platform's resident id (the personal datasets' "
+            "subject id)."),
+    Setting("connector.portal.base_url", "--portal-base-url", None,
+            "The portal's public base URL as browsers reach it (e.g. https://portal.example.jp); "
+            "the OpenID redirect URI is BASE/portal/callback. Default: http://<--http address>."),
 ]
 
 
@@ -53,6 +67,11 @@ class ConnectorConfig:
     log_format: str = "text"
     watch_interval: timedelta = timedelta(seconds=10)
     ledger_checkpoint_interval: timedelta = timedelta(minutes=5)
+    portal_oidc_issuer: str | None = None
+    portal_oidc_client_id: str | None = None
+    portal_oidc_client_secret_file: Path | None = None
+    portal_oidc_resident_claim: str = "sub"
+    portal_base_url: str | None = None
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -69,6 +88,12 @@ class ConnectorConfig:
                 raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 100ms")
         if self.log_format not in ("text", "json"):
             raise InvalidRequest("--log-format must be text or json")
+        if self.portal_oidc_issuer and not (self.portal_oidc_client_id
+                                            and self.portal_oidc_client_secret_file):
+            raise InvalidRequest("--portal-oidc-issuer needs --portal-oidc-client-id and "
+                                 "--portal-oidc-client-secret-file",
+                                 message_ja="住民ポータルのOpenID設定には client id と "
+                                            "client secret のファイルも必要です")
 
     @classmethod
     def from_options(cls, **kw: str | None) -> ConnectorConfig:
@@ -85,4 +110,10 @@ class ConnectorConfig:
                    log_format=str(kw["log_format"]),
                    watch_interval=parse_duration(str(kw["watch_interval"] or "10s")),
                    ledger_checkpoint_interval=parse_duration(
-                       str(kw.get("ledger_checkpoint_interval") or "5m")))
+                       str(kw.get("ledger_checkpoint_interval") or "5m")),
+                   portal_oidc_issuer=kw.get("portal_oidc_issuer") or None,
+                   portal_oidc_client_id=kw.get("portal_oidc_client_id") or None,
+                   portal_oidc_client_secret_file=Path(str(kw["portal_oidc_client_secret_file"]))
+                   if kw.get("portal_oidc_client_secret_file") else None,
+                   portal_oidc_resident_claim=str(kw.get("portal_oidc_resident_claim") or "sub"),
+                   portal_base_url=(kw.get("portal_base_url") or "").rstrip("/") or None)

@@ -1,9 +1,11 @@
 """The resident portal's HTTP API on the connector (5-4, 5-5, 5-6): consent and "where did my data go".
 
-The municipality's resident portal authenticates the resident (with its own identity provider)
-and then calls these routes for that resident. The connector trusts the portal, not the
-browser: every route's door is ``resident-portal``, ``Authorization: Bearer <token>`` with the
-token in ``DATA_DIR/portal.token`` (created 0600 at first start; give it to the portal only).
+These routes are for server-to-server integration only: a municipality's own portal server
+that has already authenticated the resident calls them for that resident. The shared token
+(``Authorization: Bearer`` with ``DATA_DIR/portal.token``, created 0600 at first start) lets
+its holder act for ANY resident, so it must never reach a browser. Residents themselves use the
+connector's own resident portal at ``/portal/`` (``connector/web/portal``), signed in through
+the platform's OpenID provider, where the resident id comes from their session only.
 
 - ``GET  /api/v1/residents/{resident}/consents``: every consent, with its status now.
 - ``POST /api/v1/residents/{resident}/consents``: grant; JSON ``{participant, purpose,
@@ -98,22 +100,9 @@ class ResidentPortalApi:
 
     @door(RESIDENT_PORTAL)
     async def datasets(self, request: web.Request) -> web.Response:
-        from connector.consent.cli import SUBJECT_FIELD, subject_sources
-        from connector.datasets.sources import open_dataset_source
-
         resident = request.match_info["resident"]
-        held = []
-        for store, doc in subject_sources(self.data_dir, "*"):
-            source = open_dataset_source(store, doc)
-            try:
-                count = await _records_of(source, doc[SUBJECT_FIELD], resident)
-            finally:
-                await source.close()
-            if count:
-                held.append({"dataset": doc["id"], "publisher": doc.get("publisher"),
-                             "title": doc.get("title", {}), "classification": doc.get("classification"),
-                             "management": doc.get("management", "external"), "records": count})
-        return web.json_response({"resident": resident, "datasets": held})
+        return web.json_response({"resident": resident,
+                                  "datasets": await datasets_holding(self.data_dir, resident)})
 
     def add_routes(self, app: web.Application) -> None:
         base = "/api/v1/residents/{resident}"
@@ -123,6 +112,28 @@ class ResidentPortalApi:
         app.router.add_get(f"{base}/consent-history", self.history)
         app.router.add_get(f"{base}/flows", self.flows)
         app.router.add_get(f"{base}/datasets", self.datasets)
+
+
+async def datasets_holding(data_dir: Path, resident: str) -> list[dict[str, Any]]:
+    """Each personal dataset on this connector holding records about ``resident``, with how
+    many (the JSON API and the resident portal's 「わたしのデータ」 both ask this)."""
+    from connector.consent.cli import SUBJECT_FIELD, subject_sources
+    from connector.datasets.sources import open_dataset_source
+
+    held = []
+    for store, doc in subject_sources(data_dir, "*"):
+        source = open_dataset_source(store, doc)
+        try:
+            count = await _records_of(source, doc[SUBJECT_FIELD], resident)
+        finally:
+            await source.close()
+        if count:
+            held.append({"dataset": doc["id"], "publisher": doc.get("publisher"),
+                         "title": doc.get("title", {}), "classification": doc.get("classification"),
+                         "management": doc.get("management", "external"), "records": count,
+                         "fields": [f.get("name") for f in doc.get("schema", {}).get("fields", [])
+                                    if isinstance(f, dict) and f.get("name") != doc[SUBJECT_FIELD]]})
+    return held
 
 
 async def _records_of(source: Any, column: str, resident: str) -> int:

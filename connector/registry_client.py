@@ -167,6 +167,26 @@ class RegistryClient:
         """The newest flow-ledger checkpoint the registry holds for this node."""
         return await self._call("GetLedgerCheckpoint", registry_pb2.GetLedgerCheckpointRequest())
 
+    async def _identity_call(self, name: str, request):
+        self._ensure()
+        assert self._identity is not None
+        try:
+            return await getattr(self._identity, name)(request, timeout=self.timeout,
+                                                       wait_for_ready=self.wait or None)
+        except grpc.aio.AioRpcError as exc:
+            raise self._failed(exc, name) from None
+
+    async def identity_levels(self, local_id: str) -> identity_pb2.LinkedIdLevels:
+        """The levels on record for this platform's ``local_id`` (NotFound when never linked)."""
+        reply = await self._identity_call("GetLevels", identity_pb2.GetLevelsRequest(local_id=local_id))
+        return reply.levels
+
+    async def unlink_identity(self, local_id: str, assertion: bytes) -> identity_pb2.UnlinkResponse:
+        """Remove this platform's ``local_id`` from its resident, proven by a fresh unlink
+        assertion this node signed as the platform's identity provider."""
+        return await self._identity_call("Unlink", identity_pb2.UnlinkRequest(
+            platform=self.state.participant_id, local_id=local_id, assertion=assertion))
+
     async def transfer_levels(self, target_platform: str, local_ids: list[str]
                               ) -> list[identity_pb2.TransferLevels]:
         """Per id of this platform: its levels and those of the same person on ``target_platform``

@@ -40,6 +40,18 @@ MIGRATIONS = [
     """,
     # 2: browser sessions of the console (mesh/web/sessions.py)
     WEB_SESSIONS_MIGRATION,
+    # 3: the resident portal's sign-ins under way (connector/web/portal/oidc.py): state, nonce
+    # and PKCE verifier, single use, 10 minutes; any process of the connector can finish one
+    """
+    CREATE TABLE portal_signins (
+        state_sha256 TEXT PRIMARY KEY,
+        nonce TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        next TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )
+    """,
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from connector.operators.accounts import ConsoleAccounts
+from connector.web.portal import setup_portal_site
 from mesh.http_auth import NODE_OPERATOR, NODE_READ, Principal
 from mesh.web.i18n import MessageCatalog
 from mesh.web.render import HERE as SHARED
@@ -44,9 +45,11 @@ def setup_connector_web(app: web.Application, sessions: SessionStore,
         account = await accounts.verify_password(name, password)
         return account.name, account.role
 
-    site = Site(MessageCatalog.load(message_files()),
-                StaticFiles([HERE / "static", SHARED / "static"]), "site.connector", NAV,
-                signin_path="/admin/login", signed_in=signed_in, csrf_of=csrf_of)
+    messages = MessageCatalog.load(message_files())
+    static = StaticFiles([HERE / "static", SHARED / "static"])
+    site = Site(messages, static, "site.connector", NAV,
+                signin_path="/admin/login", signed_in=signed_in, csrf_of=csrf_of,
+                sections={"/portal/": setup_portal_site(app, messages, static, sessions.db)})
     app[SESSIONS] = sessions
     app[ACCOUNTS] = accounts
     setup_pages(app, site, HERE / "templates")

@@ -439,6 +439,7 @@ async def test_every_route_is_in_the_security_table_and_its_door_is_enforced(
         "node-operator": bearer((node_dir / "portal.token").read_text().strip()),
         "node-operator-read": bearer((node_dir / "portal.token").read_text().strip()),
         "resident-portal": h.node_operator_headers("himeji"),
+        "resident": h.node_operator_headers("himeji"),     # an operator is not a resident
     }
     bases = {"registry": h.http_url, "connector": f"http://127.0.0.1:{node.ready['http_port']}"}
     checked = 0
