@@ -126,6 +126,32 @@ async def pyop_login(s: aiohttp.ClientSession, authorize_url: str, user: str) ->
         return r.headers["Location"]
 
 
+async def node_login(s: aiohttp.ClientSession, authorize_url: str, user: str) -> str:
+    """Sign in at the npm oidc-provider; returns the callback URL it redirects to."""
+    parts = urlsplit(authorize_url)
+    issuer = f"{parts.scheme}://{parts.netloc}"
+    url, form = authorize_url, None
+    for _ in range(10):
+        if form is not None:
+            request = s.post(url, data=form, allow_redirects=False)
+            form = None
+        else:
+            request = s.get(url, allow_redirects=False)
+        async with request as r:
+            page = await r.text()
+            if r.status in (302, 303):
+                url = r.headers["Location"]
+                if url.startswith("/"):
+                    url = issuer + url
+                if not url.startswith(issuer):
+                    return url
+                continue
+            assert r.status == 200, (r.status, page)
+            action = unescape(re.search(r'action="([^"]+)"', page).group(1))
+            url, form = issuer + action, {"username": user, "password": "pass-" + user}
+    raise AssertionError("the provider never redirected back")
+
+
 async def finish(s: aiohttp.ClientSession, callback: str) -> aiohttp.ClientResponse:
     async with s.get(callback, allow_redirects=False, headers={"Accept": "text/html"}) as r:
         await r.read()

@@ -27,12 +27,15 @@ from .portal_fixtures import (
     begin,
     client_secret,
     finish,
+    free_port,
+    node_login,
     personal_mesh,
     pyop_login,
     pyop_sign_in,
     query_of,
     session,
     start_himeji,
+    start_node_provider,
     start_pyop,
 )
 from .transfer_fixtures import fetch_cli, ndjson_rows
@@ -249,3 +252,28 @@ async def test_bad_sign_ins_are_refused_with_clear_errors(harness: MeshHarness):
             await s.close()
     finally:
         await idp.stop()
+
+
+async def test_sign_in_through_a_second_independent_provider(harness: MeshHarness):
+    """The npm ``oidc-provider`` (certified; Node.js) in front of the same connector."""
+    h = harness
+    await personal_mesh(h)
+    secret, secret_file = client_secret(h)
+    port = free_port()
+    base = await start_himeji(h, f"http://127.0.0.1:{port}", secret_file)
+    await start_node_provider(h, port, secret, base)
+    async with session() as s:
+        callback = await node_login(s, await begin(s, base), RESIDENT_B)
+        assert query_of(callback).get("iss") == f"http://127.0.0.1:{port}"
+        r = await finish(s, callback)
+        assert r.status == 303 and r.headers["Location"] == "/portal/data"
+        async with s.get(base + "/portal/consents", headers=HTML) as r:
+            page = await r.text()
+        assert r.status == 200 and f"{RESIDENT_B} でサインイン中" in page and "研究" in page
+        assert (await finish(s, callback)).status == 401          # the same callback again
+    async with session() as s:                                     # a tampered nonce
+        url = await begin(s, base)
+        url = url.replace(f"nonce={query_of(url)['nonce']}", "nonce=not-ours")
+        async with s.get(await node_login(s, url, RESIDENT_A), headers=HTML,
+                         allow_redirects=False) as r:
+            assert r.status == 401 and "nonce" in await r.text()
