@@ -179,3 +179,26 @@ async def agreement_and_fetch(h: MeshHarness, out: Path) -> str:
     rc, _, err = await fetch_cli(h, agreement, out)
     assert rc == 0, err
     return agreement
+
+
+async def link_ids(h: MeshHarness, resident: str) -> None:
+    """The resident links 姫路市's id with the id 大阪府's platform issued them (both platforms'
+    identity providers sign an assertion; the registry's identity service links them)."""
+    from mesh.identity_assertions import issue_assertion
+    from mesh.keystore import NodeKeyStore
+    from mesh.proto.areamesh.v1 import identity_pb2, identity_pb2_grpc
+
+    for pid, platform in (("282014", "ひめじID"), ("270008", "おおさか住民ID")):
+        rc, _, err = await h.cli("registry", "identity-provider", "add", "--data-dir",
+                                 str(h.registry_dir), "--participant", pid, "--platform", platform,
+                                 "--max-ial", "3", "--max-aal", "2")
+        assert rc == 0, err
+    himeji = NodeKeyStore(h.root / "himeji" / "tls")
+    basic4 = {"name": "髙橋 花子", "name_kana": "タカハシ ハナコ", "birth_date": "1985-04-12",
+              "sex": "2", "address": "兵庫県姫路市本町68番地"}
+    a = issue_assertion(himeji, local_id=resident, ial=2, aal=1, basic4=basic4)
+    b = issue_assertion(NodeKeyStore(h.root / "osaka" / "tls"), local_id="OSK-7731", ial=3, aal=2,
+                        basic4=dict(basic4, name="高橋花子", birth_date="1985/4/12"))
+    async with h.registry_channel(himeji.channel_credentials()) as channel:
+        await identity_pb2_grpc.IdentityServiceStub(channel).Link(identity_pb2.LinkRequest(
+            assertion_a=a.dumps().encode(), assertion_b=b.dumps().encode()), timeout=10)

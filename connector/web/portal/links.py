@@ -39,7 +39,10 @@ async def linked_ids(node: ConnectorApp, request: web.Request, resident: str) ->
     names = await participant_names(request, node)
     others = []
     for pid in sorted(p for p in names if p != node.state.participant_id):
-        [levels] = await node.registry.transfer_levels(pid, [resident])
+        try:
+            [levels] = await node.registry.transfer_levels(pid, [resident])
+        except NotFound:            # not an identity provider's platform: no ids there
+            continue
         if levels.linked:
             others.append({"platform": pid, "name": names[pid], "ial": levels.target_ial,
                            "aal": levels.target_aal})

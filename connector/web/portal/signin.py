@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -19,11 +20,12 @@ from connector.credentials import RESIDENT_ROLE
 from connector.web.portal.oidc import OidcClient, OidcSettings, PendingSignins
 from connector.web.portal.site import PORTAL_SESSIONS
 from mesh.config import parse_hostport
-from mesh.errors import FailedPrecondition, Unauthenticated
+from mesh.errors import AreameshError, FailedPrecondition, Unauthenticated
 from mesh.http_auth import PUBLIC, RESIDENT_SELF
 from mesh.web.forms import read_form
 from mesh.web.i18n import request_language
 from mesh.web.render import page, render
+from mesh.web.security_headers import CSP
 from mesh.web.sessions import CSRF_FIELD, check_signin_token, signin_token
 
 if TYPE_CHECKING:
@@ -73,7 +75,21 @@ def add_routes(app: web.Application, node: ConnectorApp) -> None:
             "error": error, "code": code}, status=status)
         for cookie in holder.cookies.values():
             response.cookies[cookie.key] = cookie
+        # the sign-in form's POST is answered with a redirect to the provider, which the CSP's
+        # form-action must allow (Chromium applies it to a form's redirects too)
+        provider = await provider_origin()
+        if provider:
+            response.headers["Content-Security-Policy"] = CSP.replace(
+                "form-action 'self'", f"form-action 'self' {provider}")
         return response
+
+    async def provider_origin() -> str:
+        try:
+            endpoint = (await client().metadata())["authorization_endpoint"]
+        except AreameshError:
+            return ""
+        parts = urlsplit(endpoint)
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else ""
 
     @page(PUBLIC)
     async def login_form(request: web.Request) -> web.Response:
