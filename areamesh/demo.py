@@ -26,6 +26,7 @@ import yaml
 from areamesh.demo_catalog import DATASETS, TENANT
 from areamesh.demo_data.himeji_aed_2019 import HEADER_2019, write_himeji_aed_csv
 from areamesh.demo_personal import PersonalDataDemo
+from areamesh.demo_portal import PortalDemo
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
 MESH_ID = "kansai-demo"
@@ -71,6 +72,7 @@ class DemoMesh:
         self.connectors: dict[str, ManagedProcess] = {}
         self.registry: ManagedProcess | None = None
         self.portal = ""
+        self.residents = PortalDemo(root, say)
 
     async def start(self) -> None:
         reg_dir = self.root / "registry"
@@ -118,14 +120,17 @@ class DemoMesh:
                        grpc_addr, "--enrol", enrol_addr, "--token", token, "--name", "main")
             say(f"■ {name} が参加 / joined: urn:areamesh:org:{pid}:node:main "
                 f"(token {token[:14]}…, key 0600 in {self.root / key / 'tls'})")
+        await self.residents.start_provider()
         for key, *_ in PARTICIPANTS:
             proc = ManagedProcess(key, areamesh_command(
                 "connector", "serve", "--data-dir", str(self.root / key), "--grpc", "127.0.0.1:0",
-                "--http", "127.0.0.1:0", "--heartbeat-interval", "1s", "--crl-refresh", "10s"),
+                "--http", "127.0.0.1:0", "--heartbeat-interval", "1s", "--crl-refresh", "10s",
+                *(self.residents.connector_args() if key == "himeji" else [])),
                 log_path=self.root / "logs" / f"{key}.log")
             self.processes.append(proc)
             self.connectors[key] = proc
         await asyncio.gather(*(p.start() for p in self.connectors.values()))
+        self.residents.connector_started(self.connectors["himeji"].ready["http_port"])
         for key, _pid, name, _ in PARTICIPANTS:
             r = self.connectors[key].ready
             say(f"■ {name} コネクタ起動 / connector serving: gRPC 127.0.0.1:{r['grpc_port']}, "
@@ -254,10 +259,17 @@ class DemoMesh:
         demo = PersonalDataDemo(self.root, run_cli, say,
                                 f"127.0.0.1:{self.registry.ready['grpc_port']}")
         try:
-            return await demo.run()
+            ok = await demo.run()
         except RuntimeError as exc:
             say(f"  NG: {exc}")
             return False
+        say("■ 住民ポータル / the resident portal (OpenID Connect sign-in at 姫路市's provider)")
+        try:
+            ok &= await self.residents.check_sign_in()
+        except (aiohttp.ClientError, AttributeError, KeyError) as exc:
+            say(f"  NG: resident portal sign-in failed: {exc!r}")
+            return False
+        return ok
 
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
@@ -292,6 +304,7 @@ class DemoMesh:
     async def stop(self) -> None:
         for proc in reversed(self.processes):
             await proc.stop()
+        await self.residents.stop()
 
 
 async def _run(once: bool, root: Path) -> int:
@@ -311,6 +324,8 @@ async def _run(once: bool, root: Path) -> int:
                                    "catalog is published and searchable; contracts are negotiated; "
                                    "data arrives translated; personal data flows only under consent"
                                    if ok else f"失敗 / FAILED (see logs in {root / 'logs'})"))
+        if ok:
+            mesh.residents.print_sign_in()
         if once or not ok:
             return 0 if ok else 1
         say(f"■ 実行中です。ポータル {mesh.portal} ・Ctrl-C で停止 / running at {mesh.portal}; "

@@ -21,7 +21,8 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
     await _console_accepts(tmp_path / "demo" / "registry", password)
     for name in ("大阪府", "姫路市", "加古川市"):
         assert f"■ {name} が参加" in out
-    ok_lines = [line for line in out.splitlines() if line.strip().startswith("OK ")]
+    ok_lines = [line for line in out.splitlines()     # pings between connectors
+                if line.strip().startswith("OK ") and " → " in line]
     assert len(ok_lines) == 6, out
     assert not [line for line in out.splitlines() if line.strip().startswith("NG ")]
     assert "every connector sees the other two" in out
@@ -43,6 +44,14 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
     pseudonyms = [line.rsplit(": ", 1)[1] for line in out.splitlines() if "pairwise pseudonym for" in line]
     assert len(pseudonyms) == 2 and len(set(pseudonyms)) == 2
     assert "personal data flows only under consent" in out
+    # the resident portal: 姫路市's OpenID provider (pyop), a sign-in the demo did itself, and
+    # how a person signs in (two residents, generated passwords printed once each)
+    assert "姫路市's OpenID provider: http://127.0.0.1:" in out
+    assert "OK 住民 H-0001 がOpenIDでサインインし" in out and "saw where their data went: yes" in out
+    assert re.search(r"resident portal: http://127\.0\.0\.1:\d+/portal/ ", out)
+    resident_passwords = re.findall(r"利用者ID / user: (H-000[12]).*resident password: (\S+)", out)
+    assert [r for r, _ in resident_passwords] == ["H-0001", "H-0002"]
+    assert all(len(p) >= 12 and out.count(p) == 1 for _, p in resident_passwords)
 
 
 async def _console_accepts(registry_dir, password: str) -> None:
