@@ -68,6 +68,8 @@ class PortalDemo:
             async with s.post(self.idp.issuer + "/authorization",
                               data={"request": form, "username": user.user_id,
                                     "password": user.password}) as r:
+                onward = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', await r.text())
+            async with s.get(self.base + unescape(onward.group(1))) as r:
                 page = await r.text()
                 ok = r.status == 200 and r.url.path == "/portal/flows"
         flows = "270008" in page and "健康増進" in page

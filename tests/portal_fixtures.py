@@ -158,10 +158,16 @@ async def finish(s: aiohttp.ClientSession, callback: str) -> aiohttp.ClientRespo
         return r
 
 
+def moves_on_to(page: str) -> str | None:
+    """Where the page after a sign-in sends the browser (its meta refresh), if anywhere."""
+    found = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', page)
+    return unescape(found.group(1)) if found else None
+
+
 async def pyop_sign_in(base: str, user: str) -> aiohttp.ClientSession:
     s = session()
     r = await finish(s, await pyop_login(s, await begin(s, base), user))
-    assert r.status == 303 and r.headers["Location"] == "/portal/data", r.status
+    assert r.status == 200 and moves_on_to(await r.text()) == "/portal/data", r.status
     return s
 
 

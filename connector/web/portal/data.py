@@ -47,7 +47,8 @@ def add_routes(app: web.Application, node: ConnectorApp) -> None:
     @page(RESIDENT_SELF)
     async def my_data(request: web.Request) -> web.Response:
         held = await datasets_holding(node.config.data_dir, resident_of(request))
-        return await render(request, "portal/data.html", {"datasets": held})
+        return await render(request, "portal/data.html", {
+            "datasets": held, "names": await participant_names(request, node) if held else {}})
 
     @page(RESIDENT_SELF)
     async def flows(request: web.Request) -> web.Response:

@@ -3,8 +3,9 @@
 ``GET /portal/login`` shows one button; ``POST /portal/login`` (double-submit token) starts
 the flow and sends the browser to the provider, with the state also in a short-lived
 ``HttpOnly`` cookie (``SameSite=Lax``: the provider's redirect back is a cross-site top-level
-navigation). ``GET /portal/callback`` finishes it (``oidc.OidcClient.finish``) and starts a
-resident session (a new id; the portal's own cookie and path). A refused sign-in is shown as a
+navigation). ``GET /portal/callback`` finishes it (``oidc.OidcClient.finish``), starts a resident session
+(a new id; the portal's own cookie and path) and answers with a short page that moves on to
+the portal by itself (``meta refresh``, no script). A refused sign-in is shown as a
 page with the reason and a way to start again, status 401.
 """
 
@@ -106,7 +107,7 @@ def add_routes(app: web.Application, node: ConnectorApp) -> None:
         raise response
 
     @page(PUBLIC)
-    async def callback(request: web.Request) -> web.StreamResponse:
+    async def callback(request: web.Request) -> web.Response:
         params = {k: v for k, v in request.query.items() if len(v) <= 4096}
         try:
             resident, next_path = await client().finish(params,
@@ -121,10 +122,13 @@ def add_routes(app: web.Application, node: ConnectorApp) -> None:
         session_id, _ = await sessions.create(resident, RESIDENT_ROLE,
                                               f"oidc {request.remote or '?'}")
         log.info("resident %s signed in to the portal from %s", resident, request.remote)
-        response = web.HTTPSeeOther(safe_next(next_path))
+        # a page of our own that moves on (not a redirect): the browser arrived here from the
+        # provider's site, and a SameSite=Strict cookie is not sent on a redirect chain that
+        # began on another site; this page's own navigation is same-site
+        response = await render(request, "portal/signed_in.html", {"next": safe_next(next_path)})
         response.del_cookie(STATE_COOKIE, path="/portal")
         sessions.set_cookie(request, response, session_id)
-        raise response
+        return response
 
     @page(RESIDENT_SELF)
     async def logout(request: web.Request) -> web.StreamResponse:
