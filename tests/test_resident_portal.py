@@ -125,6 +125,9 @@ async def test_a_resident_sees_and_changes_only_their_own_data(harness: MeshHarn
                 assert r.status == 303
             rows = [c for c in await _consents(h, RESIDENT_A) if c["participant"] == "270008"]
             assert sorted(c["status"] for c in rows) == ["active", "withdrawn"]
+            async with a.get(base + f"/portal/consents/{mine['id']}/change", headers=HTML) as r:
+                page = await r.text()
+            assert r.status == 200 and "同意の内容を変更する" in page and 'value="研究"' in page
             # A withdraws the consent to 加古川市 on the confirmation page; the next fetch leaves A out
             async with a.get(base + f"/portal/consents/{mine['id']}/withdraw", headers=HTML) as r:
                 assert r.status == 200 and "同意の撤回の確認" in await r.text()

@@ -73,6 +73,9 @@ async def test_resident_portal_in_the_browser(harness: MeshHarness, page, phone,
         await screenshot(page, "portal-links")
         await page.get_by_role("link", name="ID連携を解除する").click()
         await check_axe(page, "portal unlink confirmation")
+        await page.get_by_role("button", name="連携を解除する").click()
+        text = await main.inner_text()
+        assert "ID連携を解除しました" in text and "連携していません" in text
 
         # a new consent: form → confirmation → recorded
         await page.get_by_role("link", name="同意の管理").click()
