@@ -94,6 +94,10 @@ class ConnectorConfig:
                                  "--portal-oidc-client-secret-file",
                                  message_ja="住民ポータルのOpenID設定には client id と "
                                             "client secret のファイルも必要です")
+        if self.portal_oidc_issuer:
+            from connector.web.portal.oidc import check_issuer_url
+
+            check_issuer_url(self.portal_oidc_issuer)
 
     @classmethod
     def from_options(cls, **kw: str | None) -> ConnectorConfig:

@@ -70,3 +70,16 @@ def test_the_issuer_must_be_https_except_on_loopback():
     for bad in ("http://id.city.himeji.example", "http://10.0.0.1", "ftp://x"):
         with pytest.raises(FailedPrecondition):
             check_issuer_url(bad)
+
+
+def test_the_connector_refuses_to_start_with_an_incomplete_or_insecure_provider(tmp_path):
+    from connector.config import ConnectorConfig
+    from mesh.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest):
+        ConnectorConfig(data_dir=tmp_path, portal_oidc_issuer="https://id.example.jp")
+    with pytest.raises(FailedPrecondition):
+        ConnectorConfig(data_dir=tmp_path, portal_oidc_issuer="http://id.example.jp",
+                        portal_oidc_client_id="c", portal_oidc_client_secret_file=tmp_path / "s")
+    ConnectorConfig(data_dir=tmp_path, portal_oidc_issuer="https://id.example.jp",
+                    portal_oidc_client_id="c", portal_oidc_client_secret_file=tmp_path / "s")

@@ -71,9 +71,16 @@ def add_routes(app: web.Application, node: ConnectorApp) -> None:
                    status: int = 200) -> web.Response:
         holder = web.Response()
         token = signin_token(request, holder)
+        configured = True
+        try:
+            client()
+        except FailedPrecondition as exc:      # no provider set up: say so instead of a button
+            configured, code = False, exc.code or ""
+            error = exc.message_ja if request_language(request) == "ja" and exc.message_ja \
+                else str(exc)
         response = await render(request, "portal/login.html", {
             "signin_csrf": token, "next": safe_next(request.query.get("next", "")),
-            "error": error, "code": code}, status=status)
+            "error": error, "code": code, "configured": configured}, status=status)
         for cookie in holder.cookies.values():
             response.cookies[cookie.key] = cookie
         # the sign-in form's POST is answered with a redirect to the provider, which the CSP's
