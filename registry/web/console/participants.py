@@ -41,7 +41,7 @@ async def _list(request: web.Request, form: dict[str, str] | None = None,
     rows = [{"p": p, "host": everyone.get(host) if (host := await store.host_of(p.id)) else None,
              "nodes": nodes.get(p.id, 0)} for p in everyone.values()]
     return await show(request, "console/participants.html", {
-        "rows": rows, "types": TYPES, "form": form or {"type": "municipality"},
+        "rows": rows, "types": TYPES, "form": form or {"id": "", "name": "", "type": "municipality"},
         "errors": errors or {}}, status=status)
 
 
