@@ -44,6 +44,10 @@ class NodeRow:
     software_version: str | None = None
     cert_not_after: datetime | None = None    # of its newest certificate not revoked
 
+    def online(self, heartbeat: timedelta, now: datetime | None = None) -> bool:
+        """Seen within three heartbeat intervals (``--heartbeat-interval``)."""
+        return bool(self.last_seen and self.last_seen >= (now or utcnow()) - 3 * heartbeat)
+
 
 @dataclass(frozen=True)
 class TokenRow:

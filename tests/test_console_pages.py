@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ from .conftest import MeshHarness
 pytestmark = pytest.mark.integration
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+UNTRANSLATED = re.compile(r"[>\s\"]console\.[a-z_]+\.[a-z_.]+")   # a key the catalog lacks
 
 
 class Browser:
@@ -122,6 +124,7 @@ async def test_auditor_sees_but_cannot_change(running: MeshHarness):
             forms = re.findall(r'<form method="post" action="([^"]+)"', page)
             assert forms == ["/admin/logout"], (path, forms)      # sign-out only
             assert "監査者として閲覧しています" in page
+            assert not UNTRANSLATED.search(page), UNTRANSLATED.search(page)
         for path, data in (("/admin/participants", {"type": "municipality", "id": "282090",
                                                     "name": "豊岡市"}),
                            ("/admin/participants/282014/certify", {}),
@@ -195,3 +198,34 @@ async def test_usage_page_figures_and_chart_data(running: MeshHarness, admin: Br
     assert '"provided": [1234574, 0, 0]' in data.replace("&#34;", '"') or \
         '"provided":[1234574,0,0]' in data.replace("&#34;", '"')
     assert "2026-11-01 00:00 JST" in page and "姫路市" in page
+
+
+async def test_english_pages(admin: Browser):
+    for path, heading in (("/admin/?lang=en", "Operator console"),
+                          ("/admin/participants", "Participants"), ("/admin/nodes", "Nodes"),
+                          ("/admin/tokens", "Join tokens"), ("/admin/audit", "Audit log"),
+                          ("/admin/usage", "Usage"), ("/admin/revocation", "Revocation list"),
+                          ("/admin/criteria", "Certification criteria")):
+        status, page = await admin.get(path)             # the choice is remembered (cookie)
+        assert status == 200 and f"<h1>{heading}</h1>" in page, path
+        assert not UNTRANSLATED.search(page), (path, UNTRANSLATED.search(page))
+
+
+def test_join_command_names_the_bound_ports_or_the_page_host():
+    from types import SimpleNamespace
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from registry.config import RegistryConfig
+    from registry.web.console.common import CONSOLE
+    from registry.web.console.tokens import join_command
+
+    def command(grpc: str, host: str) -> str:
+        app = {CONSOLE: SimpleNamespace(config=RegistryConfig(data_dir=Path("."), grpc_listen=grpc))}
+        request = make_mocked_request("POST", "/admin/tokens", headers={"Host": host}, app=app)
+        return join_command(request, "am1.x")
+
+    assert "--registry 10.1.2.3:7700 --enrol 10.1.2.3:7699 " in command("10.1.2.3:7700", "a:1")
+    assert "--registry registry.example.lg.jp:7700 --enrol registry.example.lg.jp:7699 " in \
+        command("0.0.0.0:7700", "registry.example.lg.jp:7780")
+    assert "--registry '[2001:db8::1]:7700' " in command("[::]:7700", "[2001:db8::1]:7780")

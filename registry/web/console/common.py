@@ -110,4 +110,5 @@ async def show(request: web.Request, template: str, values: Mapping[str, Any] | 
     key = request.query.get("done", "")
     return await render(request, template, {
         "menu": MENU, "can_change": can_change(request), "place": place,
+        "heartbeat": console(request).config.heartbeat_interval,
         "done": key if key in DONE else "", **(values or {})}, status=status)

@@ -20,8 +20,7 @@ MAX_REASON = 500
 async def nodes(request: web.Request) -> web.Response:
     store = console(request).store
     return await show(request, "console/nodes.html", {
-        "nodes": await store.nodes(include_revoked=True), "names": await names(store),
-        "heartbeat": console(request).config.heartbeat_interval})
+        "nodes": await store.nodes(include_revoked=True), "names": await names(store)})
 
 
 async def _node(request: web.Request) -> NodeRow:
