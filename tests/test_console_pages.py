@@ -229,3 +229,26 @@ def test_join_command_names_the_bound_ports_or_the_page_host():
     assert "--registry registry.example.lg.jp:7700 --enrol registry.example.lg.jp:7699 " in \
         command("0.0.0.0:7700", "registry.example.lg.jp:7780")
     assert "--registry '[2001:db8::1]:7700' " in command("[::]:7700", "[2001:db8::1]:7780")
+
+
+async def test_suspend_after_confirmation_then_reinstate(running: MeshHarness, admin: Browser):
+    await running.enrol("himeji", "282014")
+    status, page = await admin.get("/admin/participants/282014/suspend/confirm")
+    assert status == 200 and "失効するノード: 1 台" in page
+    assert 'action="/admin/participants/282014/suspend"' in page
+    status, _, location = await admin.post("/admin/participants/282014/suspend",
+                                           {"reason": "認定基準の違反"})
+    assert (status, location) == (303, "/admin/participants/282014?done=suspended")
+    status, page = await admin.get(location)
+    assert "停止中" in page and "停止を解除する" in page and "認定する" not in page
+    status, page, _ = await admin.post("/admin/tokens", {"participant": "282014", "ttl": "1h"})
+    assert status == 409 and "参加者 282014 は停止中です" in page
+    status, _, location = await admin.post("/admin/participants/282014/reinstate", {})
+    assert (status, location) == (303, "/admin/participants/282014?done=reinstated")
+    status, page = await admin.get(location)
+    assert "参加者の停止を解除しました" in page and "認定待ち" in page
+    con = sqlite3.connect(running.registry_dir / "registry.db")
+    suspended = con.execute("SELECT details FROM admin_audit WHERE action = "
+                            "'participant.suspend'").fetchone()
+    con.close()
+    assert "認定基準の違反" in suspended[0]

@@ -84,7 +84,7 @@ async def test_admin_adds_certifies_enrols_and_revokes_a_node(running: MeshHarne
         row = page.locator("tr", has=page.locator("a", has_text="282090"))
         return await row.count() == 1 and "JST" in await row.inner_text()
 
-    await wait_for(seen, timeout=20, interval=0.5, what="the node's heartbeat in the console")
+    await wait_for(seen, timeout=60, interval=0.5, what="the node's heartbeat in the console")
     row = page.locator("tr", has=page.locator("a", has_text="282090"))
     assert "有効" in await row.inner_text() and "127.0.0.1:" in await row.inner_text()
     await check_axe(page, "nodes")
