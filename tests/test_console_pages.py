@@ -218,7 +218,7 @@ def test_join_command_names_the_bound_ports_or_the_page_host():
 
     from registry.config import RegistryConfig
     from registry.web.console.common import CONSOLE
-    from registry.web.console.tokens import join_command
+    from registry.web.console.enrolment import join_command
 
     def command(grpc: str, host: str) -> str:
         app = {CONSOLE: SimpleNamespace(config=RegistryConfig(data_dir=Path("."), grpc_listen=grpc))}
@@ -252,3 +252,17 @@ async def test_suspend_after_confirmation_then_reinstate(running: MeshHarness, a
                             "'participant.suspend'").fetchone()
     con.close()
     assert "認定基準の違反" in suspended[0]
+
+
+async def test_audit_log_pages_newest_first(admin: Browser):
+    for i in range(52):                         # refused attempts are audited too
+        await admin.post("/admin/participants", {"type": "municipality", "id": f"9{i:05d}",
+                                                 "name": "x"})
+    status, first = await admin.get("/admin/audit")     # 4 entries of the harness's CLI + 52
+    seqs = [int(s) for s in re.findall(r'<td class="num">(\d+)</td>', first)]
+    assert status == 200 and seqs == list(range(56, 6, -1))
+    older = re.search(r'href="(/admin/audit\?before=\d+)"', first).group(1)
+    assert older == "/admin/audit?before=7"
+    status, second = await admin.get(older)
+    assert [int(s) for s in re.findall(r'<td class="num">(\d+)</td>', second)] == [6, 5, 4, 3, 2, 1]
+    assert "さらに古い記録" not in second and "最新の記録へ" in second

@@ -1,5 +1,6 @@
-"""The operating organisation's console at ``/admin/``: overview, participants and hosting,
-join tokens, nodes, certification criteria and the revocation list, the audit log, usage.
+"""The operating organisation's console at ``/admin/``: the overview, participants and
+shared-use hosting (participants.py), join tokens and nodes (enrolment.py), certification
+criteria, the revocation list, the audit log and usage (oversight.py).
 
 Pages are behind ``operator-read`` (admin and auditor); every change is a POST form behind
 ``operator-admin`` carrying the session's CSRF token, and calls ``AdminService`` as the JSON
@@ -13,23 +14,15 @@ from aiohttp import web
 from registry.config import RegistryConfig
 from registry.operators.admin import AdminService
 from registry.store import RegistryStore
-from registry.web.console.audit import add_audit_routes
 from registry.web.console.common import CONSOLE, Console
-from registry.web.console.nodes import add_node_routes
-from registry.web.console.overview import add_overview_routes
+from registry.web.console.enrolment import add_enrolment_routes
+from registry.web.console.oversight import add_oversight_routes
 from registry.web.console.participants import add_participant_routes
-from registry.web.console.tokens import add_token_routes
-from registry.web.console.trust import add_trust_routes
-from registry.web.console.usage import add_usage_routes
 
 
 def add_console_pages(app: web.Application, admin: AdminService, store: RegistryStore,
                       config: RegistryConfig) -> None:
     app[CONSOLE] = Console(admin, store, config)
-    add_overview_routes(app)
+    add_oversight_routes(app)
     add_participant_routes(app)
-    add_token_routes(app)
-    add_node_routes(app)
-    add_usage_routes(app)
-    add_trust_routes(app)
-    add_audit_routes(app)
+    add_enrolment_routes(app)

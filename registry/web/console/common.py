@@ -37,6 +37,8 @@ class Console:
 
 CONSOLE = web.AppKey("console", Console)
 
+MAX_REASON = 500          # as the JSON admin API's text fields
+
 DONE = frozenset({"participant_added", "certified", "suspended", "reinstated", "hosting_added",
                   "hosting_removed", "token_revoked", "node_revoked", "criteria_saved"})
 

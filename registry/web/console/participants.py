@@ -17,6 +17,7 @@ from mesh.ids import ParticipantType
 from mesh.web.forms import field, read_form
 from mesh.web.render import page
 from registry.web.console.common import (
+    MAX_REASON,
     actor,
     console,
     done,
@@ -28,7 +29,6 @@ from registry.web.console.common import (
 )
 
 TYPES = [t.value for t in ParticipantType]
-MAX_REASON = 500
 
 
 async def _list(request: web.Request, form: dict[str, str] | None = None,

@@ -1,4 +1,7 @@
-"""Join tokens: the list (state only, never a secret), creating one, revoking an unused one.
+"""Joining and leaving the mesh: join tokens (the list, state only and never a secret; creating
+one; revoking an unused one after confirmation) and nodes (endpoint, last heartbeat, certificate
+expiry, software version; revoking one after confirmation, which puts its certificates on a new
+revocation list at once, so the registry refuses them from then on).
 
 A created token is shown once, in the answer to the POST that made it (the registry keeps only
 its hash), with the exact ``areamesh connector join`` command to run on the connector host.
@@ -18,8 +21,9 @@ from mesh.errors import AreameshError, NotFound
 from mesh.http_auth import OPERATOR_ADMIN, OPERATOR_READ
 from mesh.web.forms import field, read_form
 from mesh.web.render import page
-from registry.store import TokenRow
+from registry.store import NodeRow, TokenRow
 from registry.web.console.common import (
+    MAX_REASON,
     actor,
     console,
     done,
@@ -50,8 +54,9 @@ def join_command(request: web.Request, token: str) -> str:
                        "--token", token, "--name", NODE_NAME])
 
 
-async def _list(request: web.Request, form: dict[str, str] | None = None,
-                errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
+# ---- join tokens -----------------------------------------------------------------------------
+async def _tokens_page(request: web.Request, form: dict[str, str] | None = None,
+                       errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
     store = console(request).store
     everyone = await names(store)
     return await show(request, "console/tokens.html", {
@@ -63,7 +68,7 @@ async def _list(request: web.Request, form: dict[str, str] | None = None,
 
 @page(OPERATOR_READ)
 async def tokens(request: web.Request) -> web.Response:
-    return await _list(request)
+    return await _tokens_page(request)
 
 
 @page(OPERATOR_ADMIN)
@@ -76,8 +81,8 @@ async def create_token(request: web.Request) -> web.Response:
     except AreameshError as exc:
         html_or_raise(request, exc)
         where = "ttl" if exc.code in ("invalid_ttl", "invalid_request") else "participant"
-        return await _list(request, values, {where: message_of(request, exc)},
-                           status=exc.http_status)
+        return await _tokens_page(request, values, {where: message_of(request, exc)},
+                                  status=exc.http_status)
     p = await c.store.participant(values["participant"])
     row = next(t for t in await c.store.tokens(p.id) if t.id == token.token_id)
     return await show(request, "console/token_created.html", {
@@ -95,7 +100,7 @@ async def _token(request: web.Request) -> TokenRow:
 
 
 @page(OPERATOR_READ)
-async def revoke_confirm(request: web.Request) -> web.Response:
+async def token_revoke_confirm(request: web.Request) -> web.Response:
     row = await _token(request)
     everyone = await names(console(request).store)
     return await show(request, "console/confirm_token.html",
@@ -103,15 +108,47 @@ async def revoke_confirm(request: web.Request) -> web.Response:
 
 
 @page(OPERATOR_ADMIN)
-async def revoke(request: web.Request) -> web.Response:
-    token_id = request.match_info["token_id"]
-    await console(request).admin.revoke_token(actor(request), token_id)
+async def token_revoke(request: web.Request) -> web.Response:
+    await console(request).admin.revoke_token(actor(request), request.match_info["token_id"])
     raise done("/admin/tokens", "token_revoked")
 
 
-def add_token_routes(app: web.Application) -> None:
+# ---- nodes -----------------------------------------------------------------------------------
+@page(OPERATOR_READ)
+async def nodes(request: web.Request) -> web.Response:
+    store = console(request).store
+    return await show(request, "console/nodes.html", {
+        "nodes": await store.nodes(include_revoked=True), "names": await names(store)})
+
+
+async def _node(request: web.Request) -> NodeRow:
+    pid, name = request.match_info["participant"], request.match_info["name"]
+    for n in await console(request).store.nodes(pid, include_revoked=True):
+        if n.name == name:
+            return n
+    raise NotFound(f"unknown node {name} of participant {pid}",
+                   message_ja=f"ノード {pid}/{name} は登録されていません")
+
+
+@page(OPERATOR_READ)
+async def node_revoke_confirm(request: web.Request) -> web.Response:
+    return await show(request, "console/confirm_node.html", {"n": await _node(request)})
+
+
+@page(OPERATOR_ADMIN)
+async def node_revoke(request: web.Request) -> web.Response:
+    pid, name = request.match_info["participant"], request.match_info["name"]
+    reason = field(await read_form(request), "reason")[:MAX_REASON] or "revoked by operator"
+    await console(request).admin.revoke_node(actor(request), pid, name, reason)
+    raise done("/admin/nodes", "node_revoked")
+
+
+def add_enrolment_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/tokens", tokens)
     r.add_post("/admin/tokens", create_token)
-    r.add_get("/admin/tokens/{token_id}/revoke/confirm", revoke_confirm)
-    r.add_post("/admin/tokens/{token_id}/revoke", revoke)
+    r.add_get("/admin/tokens/{token_id}/revoke/confirm", token_revoke_confirm)
+    r.add_post("/admin/tokens/{token_id}/revoke", token_revoke)
+    r.add_get("/admin/nodes", nodes)
+    r.add_get("/admin/nodes/{participant}/{name}/revoke/confirm", node_revoke_confirm)
+    r.add_post("/admin/nodes/{participant}/{name}/revoke", node_revoke)
