@@ -280,6 +280,6 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
-    add_registry_pages(app, admin, catalog, store)
+    add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)
     return app
