@@ -23,6 +23,7 @@ async def _csrf(s: aiohttp.ClientSession, base: str) -> str:
         return re.search(r'name="csrf_token" value="([^"]+)"', await r.text())[1]
 
 
+@pytest.mark.timeout(300)   # two connectors, a registry and a dozen CLI runs
 async def test_console_fetch_progress_and_refusals(running: MeshHarness):
     h = running
     _, source = await setup_transfer_mesh(h, rows=700)
@@ -107,6 +108,22 @@ async def test_console_fetch_progress_and_refusals(running: MeshHarness):
             assert r.status == 404
         async with admin.get(base + "/admin/transfers/?page=x", headers=HTML) as r:
             assert r.status == 400
+
+        # an account limited to a hosted tenant sees none of the node's own fetches
+        await _account(h, "kakogawa", "tenant-op", "admin", "--tenant", "270008")
+        tenant, _ = await _sign_in(base, "tenant-op")
+        try:
+            async with tenant.get(base + "/admin/transfers/progress") as r:
+                assert (await r.json())["fetches"] == []
+            async with tenant.get(base + "/admin/transfers/", headers=HTML) as r:
+                text = await r.text()
+                assert r.status == 200 and "population.ndjson" not in text and DATASET_ID not in text
+            async with tenant.get(base + "/admin/transfers/new", headers=HTML) as r:
+                assert r.status == 403
+            async with tenant.get(base + location, headers=HTML) as r:
+                assert r.status == 404
+        finally:
+            await tenant.close()
 
         async with auditor.get(base + "/admin/node/", headers=HTML) as r:
             text = await r.text()

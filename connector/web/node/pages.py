@@ -64,6 +64,6 @@ async def node_page(request: web.Request) -> web.Response:
     return await render(request, "node/status.html", {
         "state": node.state, "identity": node.state.identity_uri, "advertise": node.advertise,
         "peers": peers, "peers_refreshed": node.peers.refreshed_at,
-        "subscriptions": subscriptions, "watch_interval": node.watcher.interval,
+        "subscriptions": subscriptions, "watch_interval": f"{node.watcher.interval:g}",
         "cert": certificate_info(node), "crl": revocation_info(node),
         "registry": registry_info(node), "trust": trust_bundle(node)})

@@ -13,10 +13,16 @@
   var timer = null;
   var failures = 0;
   var message = "";
+  var detail = "";
 
   function number(n) { return Math.round(n).toLocaleString(lang); }
   function mb(n) {
     return (n / 1e6).toLocaleString(lang, {minimumFractionDigits: 1, maximumFractionDigits: 1});
+  }
+  function jst(iso) {     // as the pages' jst filter writes it: 2026-12-03 21:17 JST
+    var d = new Date(iso);
+    if (isNaN(d)) { return iso; }
+    return d.toLocaleString("sv-SE", {timeZone: "Asia/Tokyo"}).slice(0, 16) + " JST";
   }
   function say(key) { live.textContent = live.getAttribute("data-msg-" + key) || ""; }
 
@@ -50,6 +56,7 @@
       set(root, "batches", number(job.batches));
       if (job.dataset_id) { set(root, "dataset_id", job.dataset_id); }
       if (job.transfer_id) { set(root, "transfer_id", job.transfer_id); }
+      if (job.ended_at) { set(root, "ended_at", jst(job.ended_at)); }
       setStatus(root, job.state);
       var bar = root.querySelector('[data-field="progress"]');
       if (bar && job.state === "done") { bar.value = 1; }
@@ -59,7 +66,10 @@
     states[job.job] = job.state;
     if (roots.length && before && before !== job.state) {
       if (job.state === "done") { message = "done"; }
-      else if (job.state === "failed" || job.state === "cancelled") { message = "failed"; }
+      else if (job.state === "failed" || job.state === "cancelled") {
+        message = "failed";
+        if (job.error) { detail = lang === "ja" ? job.error.message_ja : job.error.message; }
+      }
     }
   }
 
@@ -89,9 +99,11 @@
       .then(function (data) {
         failures = 0;
         message = "";
+        detail = "";
         data.fetches.forEach(updateJob);
         updateRunning(data.running);
         if (message) { say(message); }
+        if (detail) { live.textContent += " " + detail; }
         var busy = data.running.length > 0 || data.fetches.some(function (j) {
           return j.state === "running" || j.state === "starting";
         });

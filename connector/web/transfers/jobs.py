@@ -27,6 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from connector.metering.store import UsageStore, open_metering_db
 from connector.transfer.fetch import Fetcher, FetchResult, Progress
 from connector.transfer.journal import TransferJournal
 from mesh.clock import iso, utcnow
@@ -143,6 +144,9 @@ class FetchJob:
     def to_json(self) -> dict:
         p = self.progress
         rate_records, rate_bytes = p.rates() if self.active else (0.0, 0.0)
+        if self.result is not None and self.result.stream_seconds > 0:   # done: the average
+            seconds = self.result.stream_seconds
+            rate_records, rate_bytes = self.result.records / seconds, self.result.bytes / seconds
         return {"job": self.id, "state": self.state, "agreement_id": self.agreement_id,
                 "file": self.out.name, "format": self.fmt, "transfer_id": p.transfer_id,
                 "dataset_id": p.dataset_id, "records": p.records, "written": p.written,
@@ -219,12 +223,23 @@ class FetchJobs:
             del self.jobs[job.id]
 
     async def close(self) -> None:
-        tasks = [j.task for j in self.jobs.values() if j.task and not j.task.done()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        """Cancel the running fetches and wait for them. Each keeps its journal (it resumes from
+        its last acknowledgement); its row in ``metering.db`` is marked interrupted, or it would
+        read as running until the fetch is resumed."""
+        running = [j for j in self.jobs.values() if j.task and not j.task.done()]
+        for job in running:
+            job.task.cancel()
+        for job in running:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await job.task
+        cut = [j for j in running if j.progress.transfer_id]
+        if not cut:
+            return
+        async with open_metering_db(self.data_dir) as db:
+            for job in cut:
+                p = job.progress
+                await UsageStore(db).progress(p.transfer_id, records=p.records, bytes=p.bytes,
+                                              batches=p.batches, status="interrupted")
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         yield
