@@ -1,15 +1,19 @@
 """The console's fetch jobs without processes: file names confined to the downloads folder, a
-job's progress from the fetch's hooks, and shutdown cancelling running fetches."""
+job's progress from the fetch's hooks, and shutdown cancelling running fetches; the health
+flags the overview's badges show (certificate expiry, revocation list freshness)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from connector.metering.store import UsageStore, open_metering_db
 from connector.transfer.journal import TransferJournal
+from connector.web.node.common import certificate_info, revocation_info
 from connector.web.transfers.jobs import FetchJobs, check_file_name, download_path
 from mesh.errors import Conflict, InvalidRequest, Unavailable
 from mesh.proto.areamesh.v1 import peer_pb2
@@ -85,3 +89,40 @@ async def test_progress_conflicts_failure_and_shutdown(tmp_path: Path):
         row = await UsageStore(db).get("t-1")
     assert (row.status, row.records, row.batches) == ("interrupted", 10, 1)
     assert [j.id for j in jobs.all()] == [running.id, other.id, job.id]
+
+
+def _cert(days: float):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from mesh.keystore import generate_key
+
+    key, now = generate_key(), datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "main")])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(0xABC)
+            .not_valid_before(now - timedelta(days=20)).not_valid_after(now + timedelta(days=days))
+            .sign(key, hashes.SHA256()))
+
+
+@pytest.mark.parametrize(("days", "warn", "expired"), [(29, False, False), (13.5, True, False),
+                                                       (-1, True, True)])
+def test_certificate_expiry_flags(days: float, warn: bool, expired: bool):
+    node = SimpleNamespace(keystore=SimpleNamespace(certificate=lambda: _cert(days)),
+                           maintenance=SimpleNamespace(renewals=2))
+    info = certificate_info(node)
+    assert (info["warn"], info["expired"], info["serial"]) == (warn, expired, "abc")
+    assert abs(info["days_left"] - days) < 0.01 and info["subject"] == "CN=main"
+
+
+@pytest.mark.parametrize(("next_in", "stale", "overdue"), [(timedelta(hours=1), False, False),
+                                                           (timedelta(hours=-1), False, True),
+                                                           (timedelta(days=-2), True, True)])
+def test_revocation_list_freshness(next_in: timedelta, stale: bool, overdue: bool):
+    now = datetime.now(UTC)
+    crl = SimpleNamespace(number=7, this_update=now - timedelta(hours=1), next_update=now + next_in,
+                          usable_until=lambda: now + next_in + timedelta(days=1),
+                          revoked_serials=lambda: {1, 2})
+    info = revocation_info(SimpleNamespace(crl=crl))
+    assert (info["stale"], info["overdue"], info["number"], info["revoked"]) == (stale, overdue, 7, 2)

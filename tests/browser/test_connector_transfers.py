@@ -82,6 +82,12 @@ async def test_console_fetch_with_progress_transfers_and_node(running: MeshHarne
     await check_axe(page, "node status")
     await screenshot(page, "connector-node")
 
+    await page.goto(f"{base}/admin/node/?lang=en")
+    assert await page.inner_text("h1") == "Node status"
+    assert "ms" in await page.locator("tr", has_text="大阪府").inner_text()
+    await page.goto(f"{base}/admin/transfers/")
+    assert await page.inner_text("h1") == "Transfers" and "Complete" in await page.inner_text("main")
+
     await sign_in(phone, base, "tanaka")
     await phone.goto(f"{base}/admin/")
     await no_horizontal_scroll(phone, "connector overview")
