@@ -4,10 +4,13 @@ the console to its end, and the node page's peers."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiohttp
 import pytest
+
+from areamesh.processes import areamesh_command
 
 from .conftest import MeshHarness, wait_for
 from .test_connector_console_accounts import _account, _sign_in
@@ -26,7 +29,7 @@ async def _csrf(s: aiohttp.ClientSession, base: str) -> str:
 @pytest.mark.timeout(300)   # two connectors, a registry and a dozen CLI runs
 async def test_console_fetch_progress_and_refusals(running: MeshHarness):
     h = running
-    _, source = await setup_transfer_mesh(h, rows=700)
+    provider, source = await setup_transfer_mesh(h, rows=700)
     consumer = await h.start_connector("kakogawa")
     base = f"http://127.0.0.1:{consumer.ready['http_port']}"
     agreement = await agree(h)
@@ -124,6 +127,26 @@ async def test_console_fetch_progress_and_refusals(running: MeshHarness):
                 assert r.status == 404
         finally:
             await tenant.close()
+
+        # a subscription to the provider's dataset shows on the provider's node page
+        await _account(h, "osaka", "sato", "auditor")
+        osaka_base = f"http://127.0.0.1:{provider.ready['http_port']}"
+        osaka, _ = await _sign_in(osaka_base, "sato")
+        follower = await asyncio.create_subprocess_exec(
+            *areamesh_command("connector", "subscribe", "--data-dir", str(h.root / "kakogawa"),
+                              "--agreement", agreement),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async def subscribed() -> bool:
+                async with osaka.get(osaka_base + "/admin/node/", headers=HTML) as r:
+                    subs = (await r.text()).split('id="subs"')[1].split("</table>")[0]
+                return DATASET_ID in subs and re.search(r'class="num">1</td>', subs) is not None
+
+            await wait_for(subscribed, timeout=30, interval=0.5, what="the subscription listed")
+        finally:
+            follower.kill()
+            await follower.wait()
+            await osaka.close()
 
         async with auditor.get(base + "/admin/node/", headers=HTML) as r:
             text = await r.text()
