@@ -14,7 +14,7 @@ from ..test_connector_console_accounts import _account
 from ..transfer_fixtures import DATASET_ID, agree, ndjson_rows, setup_transfer_mesh, source_rows
 from .conftest import check_axe, no_horizontal_scroll, screenshot, sign_in
 
-ROWS = 60_000
+ROWS = 200_000     # a stream of a few seconds: the page is loaded before it ends
 
 
 @pytest.mark.timeout(300)   # two connectors, a registry and a dozen CLI runs
@@ -49,6 +49,8 @@ async def test_console_fetch_with_progress_transfers_and_node(running: MeshHarne
     await page.get_by_role("button", name="取得を始める").click()
     await page.wait_for_url(re.compile(r".*/admin/transfers/fetches/[0-9a-f]{16}$"))
     fetch_url = page.url
+    # rendered while the fetch ran: what follows is the script's doing, not a reload
+    assert await page.locator(".fetch").get_attribute("data-state") in ("starting", "running")
     await check_axe(page, "fetch progress page")
     # the script polls the progress JSON and updates the numbers without a reload
     await page.locator('.fetch [data-field="status"]', has_text="完了").wait_for(timeout=60_000)
