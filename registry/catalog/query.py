@@ -51,6 +51,7 @@ def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
         prefecture=_text(params.get("prefecture"), "prefecture"),
         standard_type=_text(params.get("standard_type"), "standard_type"),
         personal=None if personal is None else personal in ("true", "1"),
+        classification=_text(params.get("classification"), "classification"),
         page=_int(params.get("page"), "page", 1, 1, 100_000),
         per_page=_int(params.get("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
         sort=sort)
