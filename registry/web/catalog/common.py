@@ -12,7 +12,7 @@ from aiohttp import web
 from mesh.datasets import CLASSIFICATIONS
 from mesh.places import label, prefecture_name
 from mesh.web.i18n import request_language
-from mesh.web.render import SITE
+from mesh.web.render import site_of
 from registry.catalog.ckan_api import SLUG_THEMES, THEME_SLUGS
 from registry.catalog.datasets import CatalogService
 from registry.store import Participant, RegistryStore
@@ -42,7 +42,7 @@ def names_of(participants: dict[str, Participant]) -> dict[str, str]:
 
 def translator(request: web.Request):
     """``t(key, **params)`` in the request's language, as templates have it."""
-    messages, lang = request.app[SITE].messages, request_language(request)
+    messages, lang = site_of(request).messages, request_language(request)
     return lambda key, **params: messages.text(lang, key, **params)
 
 
