@@ -157,8 +157,8 @@ def _permission(p: Permission, provider: str, names: Mapping[str, str]) -> tuple
             except_en += [_participant(v, names, "en") for v in vals]
     if not nouns_ja:
         located = bool(places_ja) or any(c.operator in POSITIVE for c in by.get("spatial", []))
-        nouns_ja = ["地方公共団体" if located else "参加者"]
-        nouns_en = ["local governments" if located else "participants"]
+        nouns_ja = ["地方公共団体" if located else "すべての参加者"]
+        nouns_en = ["local governments" if located else "every participant"]
     who_ja = "".join(f"{pl}の" for pl in places_ja) + nouns_ja[-1]
     who_en = nouns_en[-1] + "".join(f" {pl}" for pl in places_en)
     if except_ja:

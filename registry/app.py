@@ -55,6 +55,7 @@ class RegistryApp:
         revocation = RegistryDbChecker(self.store)
         interceptor = PeerAuthInterceptor(revocation, public_methods=frozenset({ENROL_METHOD}))
         self.catalog = CatalogService(self.db, self.store)
+        await self.catalog.reindex_unclassified()
         service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
         self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
                                                    revocation=revocation)
