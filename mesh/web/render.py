@@ -221,3 +221,11 @@ async def page_errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         return await render(request, "error.html",
                             {"status": exc.status, "code": "", "message": ""}, status=exc.status)
+    except Exception:
+        ref = egress.new_reference()
+        log.exception("HTTP %s %s failed [ref %s]", request.method, request.path, ref)
+        en, ja = egress.internal_message(ref)
+        return await render(request, "error.html",
+                            {"status": 500, "code": "internal",
+                             "message": ja if request_language(request) == "ja" else en},
+                            status=500)
