@@ -5,7 +5,12 @@ browsers, JSON for programs)."""
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
+import re
+import shlex
+import shutil
 from urllib.parse import urlencode
 
 import aiohttp
@@ -56,7 +61,25 @@ async def test_index_lists_apis_grpc_and_adapters(mesh: MeshHarness):
                  'href="/openapi.json"', 'href="/developers/grpc#service-RegistryService"',
                  'href="/developers/adapters"', 'href="/developers/api/registry#group-ckan"'):
         assert link in text, link
-    assert f"curl &#39;{mesh.http_url}/api/v1/datasets?q=" in text   # the copyable first call
+
+
+
+async def test_the_first_calls_shown_work_as_copied(mesh: MeshHarness):
+    """The index's curl commands, run as a reader would paste them."""
+    _, _, text, _ = await fetch(mesh.http_url + "/developers/", BROWSER)
+    commands = [html.unescape(c) for c in re.findall(r"<pre id=\"call-\w+\"><code>(.*?)</code>", text)]
+    assert len(commands) == 2 and all(c.startswith(f"curl -G '{mesh.http_url}/") for c in commands)
+    assert shutil.which("curl"), "apt-get install -y curl"
+    answers = []
+    for command in commands:
+        proc = await asyncio.create_subprocess_exec(*shlex.split(command), "-sS",
+                                                    stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, command
+        answers.append(json.loads(out))
+    search, ckan = answers
+    assert search["total"] >= 2 and len(search["results"]) <= 5
+    assert ckan["success"] is True and ckan["result"]["count"] == search["total"]
 
 
 async def test_try_form_without_javascript_reaches_the_real_api(mesh: MeshHarness):

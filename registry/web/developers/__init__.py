@@ -28,7 +28,7 @@ from mesh.web.i18n import request_language
 from mesh.web.render import page, render
 from registry.openapi import OPENAPI
 from registry.web.developers.content import page_html
-from registry.web.developers.grpc_view import grpc_contract, type_anchor
+from registry.web.developers.grpc_view import PACKAGE, Service, grpc_contract, short_name, type_anchor
 from registry.web.developers.openapi_view import ApiDoc, api_doc, schema_anchor
 
 HERE = Path(__file__).parent
@@ -50,16 +50,21 @@ def registry_doc(app: web.Application) -> ApiDoc:
     return api_doc(OPENAPI, doors)
 
 
+def services_in_order() -> list[Service]:
+    """The registry's services first, then the connector's; each server's main one first."""
+    return sorted(grpc_contract().services,
+                  key=lambda s: (SERVER_ORDER.index(s.served_by), -len(s.methods), s.name))
+
+
 def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
 @page(PUBLIC)
 async def developers_index(request: web.Request) -> web.Response:
-    contract = grpc_contract()
     return await render(request, "developers/index.html", {
         "registry": registry_doc(request.app), "connector": connector_doc(),
-        "services": contract.services, "base_url": _base_url(request),
+        "services": services_in_order(), "base_url": _base_url(request),
         "connector_json": "developers.connector-openapi.json"})
 
 
@@ -121,10 +126,10 @@ def _fill(template: str, params: list[dict], values) -> str:
 @page(PUBLIC)
 async def grpc_page(request: web.Request) -> web.Response:
     contract = grpc_contract()
-    services = sorted(contract.services, key=lambda s: (SERVER_ORDER.index(s.served_by), s.name))
     return await render(request, "developers/grpc.html", {
-        "services": services, "messages": contract.messages, "enums": contract.enums,
-        "known": contract.known, "type_anchor": type_anchor})
+        "services": services_in_order(), "messages": contract.messages, "enums": contract.enums,
+        "known": contract.known, "type_anchor": type_anchor, "short": short_name,
+        "package": PACKAGE})
 
 
 @page(PUBLIC)

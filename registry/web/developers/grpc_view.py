@@ -18,6 +18,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 import mesh.proto.areamesh.v1 as generated
 
+PACKAGE = "areamesh.v1"
 # Which server offers a service (the servers register them in registry/app.py and
 # connector/app.py; tests/test_developer_portal.py checks this table against both).
 SERVED_BY = {"areamesh.v1.RegistryService": "registry",
@@ -84,6 +85,11 @@ class GrpcContract:
 def type_anchor(full_name: str) -> str:
     """The fragment id of a message or enum: type-areamesh-v1-TransferChunk."""
     return "type-" + re.sub(r"[^A-Za-z0-9_-]+", "-", full_name)
+
+
+def short_name(full_name: str) -> str:
+    """A name of the mesh's own package without it (TransferChunk); others stay whole."""
+    return full_name.removeprefix(PACKAGE + ".")
 
 
 def proto_files() -> list[FileDescriptor]:
