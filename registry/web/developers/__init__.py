@@ -46,8 +46,13 @@ def connector_doc() -> ApiDoc:
 
 def registry_doc(app: web.Application) -> ApiDoc:
     """The registry's document with the doors of the app that serves it."""
-    doors = {(m, p): d.name for m, p, d in route_doors(app) if d is not None}
-    return api_doc(OPENAPI, doors)
+    return _registry_doc(tuple(sorted(((m, p), d.name) for m, p, d in route_doors(app)
+                                      if d is not None)))
+
+
+@cache
+def _registry_doc(doors: tuple[tuple[tuple[str, str], str], ...]) -> ApiDoc:
+    return api_doc(OPENAPI, dict(doors))       # the same for every request: built once
 
 
 def services_in_order() -> list[Service]:
