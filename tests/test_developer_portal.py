@@ -242,9 +242,13 @@ def example(lang: str) -> tuple[ModuleType, type]:
     return module, namespace["TestFixedWidthSource"]
 
 
-def test_both_languages_show_the_same_code():
+def test_both_languages_show_the_same_code_as_docs_adapters_md():
     assert code_blocks("ja", "python")[:2] == code_blocks("en", "python")[:2]
     assert code_blocks("ja", "toml") == code_blocks("en", "toml")
+    docs = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
+    for kind in ("python", "toml", "yaml"):
+        for block in code_blocks("en", kind):
+            assert f"```{kind}\n{block}```" in docs, "adapters.en.md has drifted from docs/adapters.md"
 
 
 _plugin, _QuickStartTest = example("ja")
