@@ -40,12 +40,11 @@ REWRITE = "python -m tests.test_developer_portal"
 
 
 def connector_doors(tmp: Path) -> dict[str, str]:
-    from connector.http_api import build_http_app
+    """(method path) → door of the connector's app as built, the way the route table test
+    builds it."""
+    from tests.security.test_http_auth import connector_routes
 
-    node = SimpleNamespace(config=SimpleNamespace(data_dir=tmp),
-                           state=SimpleNamespace(identity_uri="urn:areamesh:org:282014:node:main"),
-                           data_plane=None)
-    return {f"{m} {p}": d.name for m, p, d in route_doors(build_http_app(node))}
+    return {f"{m} {p}": d.name for m, p, d in connector_routes(tmp)}
 
 
 def write_snapshots(tmp: Path) -> None:
