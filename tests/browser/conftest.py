@@ -10,6 +10,7 @@ into ``docs/images/`` by hand.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -95,7 +96,7 @@ async def check_axe(page, what: str) -> list[dict]:
 
 
 async def screenshot(page, name: str, *, full_page: bool = True) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=full_page)
     return path
