@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.web.datasets import add_datasets_pages
 from mesh.http_auth import NODE_READ
 from mesh.web.render import page, render
 
@@ -21,3 +22,4 @@ async def console_home(request: web.Request) -> web.Response:
 
 def add_connector_pages(app: web.Application, node: ConnectorApp) -> None:
     app.router.add_get("/admin/", console_home)
+    add_datasets_pages(app, node)
