@@ -93,7 +93,7 @@ async def dataset_new(request: web.Request) -> web.Response:
 async def dataset_edit(request: web.Request) -> web.Response:
     entry = _entry(request)
     doc = entry.draft["description"] if entry.draft else entry.doc
-    return await _form_page(request, forms.form_of(doc, (entry.draft or {}).get("mapping", "")), {},
+    return await _form_page(request, forms.form_of(doc, _svc(request).mapping_of(entry)), {},
                             entry=entry)
 
 
@@ -167,6 +167,7 @@ async def dataset_preview(request: web.Request) -> web.Response:
                          "problem_text": _text(problem, lang) if problem else "",
                          "columns_problems": (problem.details or {}).get("columns", [])
                          if problem and problem.code == "header_mismatch" else [],
+                         "mapped": bool(_svc(request).mapping_of(entry).strip()),
                          "mapping_text": _text(preview.mapping_error, lang)
                          if preview.mapping_error else "", "lang": lang, **_common(request)})
 

@@ -231,8 +231,27 @@ class ConsoleDatasets:
             raise InvalidRequest("a draft cannot change its publisher",
                                  message_ja="公開者は変更できません", code="publisher_changed")
         record = await publish_description(self.data_dir, dict(doc), published)
-        self.drop_draft(self.store(entry.publisher), entry.id)
+        store = self.store(entry.publisher)
+        self._keep_mapping(store, entry.id, self.mapping_of(entry))
+        self.drop_draft(store, entry.id)
         return record.version
+
+    def mapping_of(self, entry: Entry) -> str:
+        """The mapping the dataset is checked through: the draft's, else the one kept when it
+        was published (``mappings/<id>.yaml``)."""
+        if entry.draft is not None:
+            return entry.draft.get("mapping", "")
+        path = self.store(entry.publisher).root / "mappings" / f"{checked_id(entry.id)}.yaml"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    @staticmethod
+    def _keep_mapping(store: PublisherStore, dataset_id: str, mapping: str) -> None:
+        path = store.root / "mappings" / f"{dataset_id}.yaml"
+        if not mapping.strip():
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        atomic_write(path, mapping.encode(), mode=0o600)
 
     async def refresh(self, entry: Entry) -> dict[str, Any]:
         _require_state(entry, PUBLISHED)
@@ -250,8 +269,7 @@ class ConsoleDatasets:
             published = validate(doc)
             await publish_description(self.data_dir, doc, published)
         else:
-            draft = entry.draft or {}
-            self.save_draft(doc, draft.get("mapping", ""), draft.get("saved_by", ""))
+            self.save_draft(doc, self.mapping_of(entry), (entry.draft or {}).get("saved_by", ""))
         return self.find(entry.publisher, entry.id)
 
     async def preview(self, entry: Entry, rows: int = PREVIEW_ROWS) -> Preview:
@@ -259,7 +277,7 @@ class ConsoleDatasets:
         draft's mapping (if any) with the rows it rejects."""
         store = self.store(entry.publisher)
         doc = self.working_copy(entry)
-        mapping_text = (entry.draft or {}).get("mapping", "")
+        mapping_text = self.mapping_of(entry)
         p = Preview()
         try:
             await check_source(store, doc, validate(doc))
