@@ -142,6 +142,12 @@ async def test_form_errors_preview_publish_withdraw_and_roles(mesh):
             text = await r.text()
         assert "kakogawa-aed" in text and "公開中" in text
 
+        assert (await post(auditor, base + "/admin/datasets/kakogawa-aed/refresh", {},
+                           auditor_token))[0] == 403
+        status, _, location = await post(admin, base + "/admin/datasets/kakogawa-aed/refresh", {}, token)
+        assert status == 303 and location.endswith("?done=refreshed")
+        generation = files.parent / "store" / "kakogawa-aed" / "generation.json"
+        assert generation.exists()                              # the CLI's refresh, marked changed
         async with admin.get(base + "/admin/datasets/kakogawa-aed/withdraw") as r:
             assert r.status == 200 and "取り下げますか" in await r.text()
         assert (await post(admin, base + "/admin/datasets/kakogawa-aed/withdraw", {}, None))[0] == 403
@@ -255,6 +261,8 @@ async def test_offer_form_preview_and_save(mesh):
         assert 'value="防災, 研究"' in text and 'name="area_282014" checked' in text
         status, text, _ = await post(admin, url + "/preview", offer, token)
         assert status == 200
+        assert "防災または研究の目的に限り、姫路市（282014）または大阪府内の市区町村が利用できます" in text
+        assert "利用者の義務：受け取ってから 90 日以内にデータを削除すること" in text
         for shown in ("防災", "研究", "市区町村", "姫路市（282014）", "大阪府（27）", "1,000",
                       "2027-04-01 00:00 JST", "90"):
             assert shown in text, shown

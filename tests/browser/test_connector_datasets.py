@@ -122,6 +122,9 @@ async def test_operator_adds_a_shift_jis_dataset_fixes_its_header_publishes_and_
     for shown in ("防災", "市区町村", "都道府県", "姫路市（282014）", "加古川市（282103）",
                   "2027-04-01 00:00 JST", "100", "90"):
         assert shown in conditions, shown
+    words = await page.locator("#policy-text").inner_text()             # mesh/policy_text
+    assert "防災目的に限り、姫路市（282014）または加古川市（282103）" in words, words
+    assert "90 日以内にデータを削除" in words
     await check_axe(page, "offer preview")
     await screenshot(page, "connector-offer-preview")
     await page.get_by_role("button", name="この条件で保存する").click()

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def add_datasets_pages(app: web.Application, node: ConnectorApp) -> None:
-    participant, _ = parse_node_identity_uri(node.state.identity_uri) or ("", "")
+    def participant() -> str:          # asked when a page needs it, not when routes are built
+        return (parse_node_identity_uri(node.state.identity_uri) or ("", ""))[0]
+
     app[SERVICE] = ConsoleDatasets(node.config.data_dir, participant)
     add_routes(app)

@@ -1,5 +1,5 @@
-"""An offer's policy for people: one row per constraint and duty (label key, value parts), and,
-where ``mesh.policy_text`` is available, its plain-language description."""
+"""An offer's policy for people: its plain-language description (``mesh.policy_text``) and one
+row per constraint and duty (label key, value parts)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from connector.web.datasets.areas import area_names
 from mesh.policy import TYPE_JA, Constraint, PolicyError, parse_policy
+from mesh.policy_text import describe_offer
 from mesh.web.render import jst
 
 _NEGATIVE = ("neq", "isNoneOf")
@@ -63,14 +64,10 @@ def policy_rows(doc: Any) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def policy_sentences(doc: Any, lang: str) -> list[str] | None:
-    """The policy in plain words from ``mesh.policy_text``; None until that module exists."""
-    try:
-        from mesh import policy_text  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        described = policy_text.describe_policy(parse_policy(doc), lang)  # type: ignore[attr-defined]
-    except (AttributeError, PolicyError, TypeError):
-        return None
-    return [described] if isinstance(described, str) else list(described)
+def policy_sentences(doc: Any, lang: str, provider: str) -> list[str]:
+    """The policy in plain words (``mesh.policy_text``, shared with the registry's catalog):
+    one sentence per permission, then the duties. ``provider``: the dataset's publisher."""
+    text = describe_offer(doc, provider, area_names())
+    lines = text.permissions_ja if lang == "ja" else text.permissions_en
+    duties = text.duties_ja if lang == "ja" else text.duties_en
+    return [*lines, *([duties] if duties else [])]

@@ -66,7 +66,7 @@ async def dataset_detail(request: web.Request) -> web.Response:
     lang = request_language(request)
     shown = entry.draft["description"] if entry.draft else entry.doc
     offer_views = [{"id": o.get("id"), "rows": policy_rows(o.get("policy") or {}),
-                    "sentences": policy_sentences(o.get("policy") or {}, lang)}
+                    "sentences": policy_sentences(o.get("policy") or {}, lang, entry.publisher)}
                    for o in shown.get("offers") or [] if isinstance(o, dict)]
     return await render(request, "datasets/detail.html",
                         {"entry": entry, "doc": shown, "offers": offer_views, **_common(request)})
@@ -229,7 +229,8 @@ async def offer_preview(request: web.Request) -> web.Response:
     return await render(request, "datasets/offer_preview.html",
                         {"entry": entry, "offer": offer, "hidden": hidden,
                          "rows": policy_rows(offer["policy"]),
-                         "sentences": policy_sentences(offer["policy"], lang), **_common(request)})
+                         "sentences": policy_sentences(offer["policy"], lang, entry.publisher),
+                         **_common(request)})
 
 
 @page(NODE_ADMIN)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,8 +123,13 @@ def validate(doc: Any) -> dict[str, Any]:
 
 
 class ConsoleDatasets:
-    def __init__(self, data_dir: Path, participant_id: str) -> None:
-        self.data_dir, self.participant_id = data_dir, participant_id
+    def __init__(self, data_dir: Path, participant: Callable[[], str]) -> None:
+        self.data_dir, self._participant = data_dir, participant
+
+    @property
+    def participant_id(self) -> str:
+        """This connector's own participant (the default publisher)."""
+        return self._participant()
 
     def publishers(self, scope: str) -> list[str]:
         if scope:
