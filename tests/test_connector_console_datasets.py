@@ -10,8 +10,9 @@ import aiohttp
 import pytest
 import yaml
 
+from areamesh.demo_catalog import TENANT
+
 from .browser.conftest import PASSWORD
-from .catalog_fixtures import setup_catalog_mesh
 from .conftest import MeshHarness, http_json
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,18 @@ async def post(s: aiohttp.ClientSession, url: str, data, token: str | None) -> t
 
 @pytest.fixture
 async def mesh(harness: MeshHarness):
-    await setup_catalog_mesh(harness, publish=False)      # kakogawa hosts 稲美町 (283819)
+    """加古川市's connector, hosting 稲美町 (283819); both certified publishers."""
+    tenant, name, kind, host = TENANT
+    rc, _, err = await harness.cli("registry", "participant", "certify", "--data-dir",
+                                   str(harness.registry_dir), "--id", "282103")
+    assert rc == 0, err
+    for args in (("add", "--id", tenant, "--name", name, "--type", kind),
+                 ("certify", "--id", tenant), ("host", "--tenant", tenant, "--host", host)):
+        rc, _, err = await harness.cli("registry", "participant", args[0], "--data-dir",
+                                       str(harness.registry_dir), *args[1:])
+        assert rc == 0, err
+    await harness.start_registry()
+    await harness.enrol("kakogawa", "282103")
     node = await harness.start_connector("kakogawa")
     await account(harness, "kakogawa", "tanaka", "admin")
     await account(harness, "kakogawa", "kansa", "auditor")
@@ -238,6 +250,11 @@ async def test_uploads_are_bounded_utf8_yaml(mesh):
         assert status == 303
         async with admin.get(base + "/admin/datasets/kakogawa-ponds/preview") as r:
             assert r.status == 200 and "公開できます" in await r.text()
+        catalog_only = {k: v for k, v in _doc("kakogawa-list").items() if k != "source"}
+        status, _ = await upload(yaml.safe_dump(catalog_only, allow_unicode=True).encode())
+        assert status == 303
+        async with admin.get(base + "/admin/datasets/kakogawa-list/preview") as r:
+            assert r.status == 200 and "データソースの指定がない" in await r.text()
     finally:
         await admin.close()
 

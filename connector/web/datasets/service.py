@@ -73,6 +73,7 @@ class Preview:
     problem: AreameshError | None = None        # the source check's refusal
     mapping_error: AreameshError | None = None
     encoding: str = ""
+    no_source: bool = False
 
     @property
     def ok(self) -> bool:
@@ -285,6 +286,9 @@ class ConsoleDatasets:
         doc = self.working_copy(entry)
         mapping_text = self.mapping_of(entry)
         p = Preview()
+        if not isinstance(doc.get("source"), dict):     # a catalog-only entry: nothing to read
+            p.no_source = True
+            return p
         try:
             await check_source(store, doc, validate(doc))
         except InvalidRequest as exc:
