@@ -295,5 +295,20 @@ async def test_offer_form_preview_and_save(mesh):
             in constraints
         async with admin.get(base + "/admin/datasets/kakogawa-aed") as r:
             assert "オファー bousai-use" in await r.text()
+        # editing a published dataset: a draft beside it until published again
+        async with admin.get(base + "/admin/datasets/kakogawa-aed/edit") as r:
+            text = await r.text()
+        assert 'value="姫路市 AED設置箇所（テスト）"' in text and "経度:number" in text
+        status, _, _ = await post(admin, base + "/admin/datasets/kakogawa-aed/edit",
+                                  form("ignored-id", title_ja="加古川市 AED（改訂）"), token)
+        assert status == 303
+        async with admin.get(base + "/admin/datasets/") as r:
+            assert "未公開の変更あり" in await r.text()
+        assert (await http_json(f"{h.http_url}/api/v1/datasets/kakogawa-aed"))["title"]["ja"] == \
+            "姫路市 AED設置箇所（テスト）"
+        assert (await post(admin, base + "/admin/datasets/kakogawa-aed/publish", {}, token))[0] == 303
+        again = await http_json(f"{h.http_url}/api/v1/datasets/kakogawa-aed")
+        assert again["title"]["ja"] == "加古川市 AED（改訂）" and again["version"] > found["version"]
+        assert [o["id"] for o in again["offers"]] == ["bousai-use"]          # offers kept
     finally:
         await admin.close()
