@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.web.datasets import add_datasets_pages
 from connector.web.node import add_node_pages
 from connector.web.transfers import add_transfers_pages
 
@@ -17,3 +18,4 @@ if TYPE_CHECKING:
 def add_connector_pages(app: web.Application, node: ConnectorApp) -> None:
     add_node_pages(app, node)          # the overview at /admin/ and /admin/node/
     add_transfers_pages(app, node)
+    add_datasets_pages(app, node)
