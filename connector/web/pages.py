@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.web.agreements import add_agreements_pages
+from connector.web.catalog import add_catalog_pages
 from mesh.http_auth import NODE_READ
 from mesh.web.render import page, render
 
@@ -21,3 +23,5 @@ async def console_home(request: web.Request) -> web.Response:
 
 def add_connector_pages(app: web.Application, node: ConnectorApp) -> None:
     app.router.add_get("/admin/", console_home)
+    add_agreements_pages(app, node)
+    add_catalog_pages(app, node)
