@@ -5,16 +5,18 @@ usage is counted against the offer's limits on the provider's page."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
 
 import aiohttp
 import pytest
+import yaml
 
 from .browser.conftest import PASSWORD
 from .conftest import MeshHarness
-from .transfer_fixtures import DATASET_ID, fetch_cli, setup_transfer_mesh
+from .transfer_fixtures import DATASET_ID, dataset_doc, fetch_cli, write_rows
 
 pytestmark = pytest.mark.integration
 KAKOGAWA = "urn:areamesh:org:282103:node:main"
@@ -68,24 +70,47 @@ def base_of(proc) -> str:
     return f"http://127.0.0.1:{proc.ready['http_port']}"
 
 
+async def two_connectors(h: MeshHarness, accounts: dict[str, list[tuple[str, ...]]]):
+    """大阪府 serving ``DATASET_ID`` (transfer_fixtures' offers: purpose 研究, one transfer, a
+    record cap) and 加古川市 to consume it, both serving, with console ``accounts`` per node.
+    Independent CLI calls run at once: each is a Python start-up."""
+    d = str(h.registry_dir)
+    for rc, _, err in await asyncio.gather(*(
+            h.cli("registry", "participant", "certify", "--data-dir", d, "--id", pid)
+            for pid in ("270008", "282103"))):
+        assert rc == 0, err
+    await h.start_registry()
+    await asyncio.gather(h.enrol("osaka", "270008"), h.enrol("kakogawa", "282103"))
+    folder = h.root / "feed"
+    folder.mkdir()
+    write_rows(folder / "population.csv", 1, 200)
+    desc = folder / "dataset.yaml"
+    desc.write_text(yaml.safe_dump(dataset_doc(folder / "population.csv"), allow_unicode=True),
+                    encoding="utf-8")
+    rc, _, err = await h.cli("connector", "dataset", "add", "--data-dir", str(h.root / "osaka"),
+                             "--file", str(desc))
+    assert rc == 0, err
+    provider, consumer, *_ = await asyncio.gather(
+        h.start_connector("osaka"), h.start_connector("kakogawa"),
+        *(account(h, node, *a) for node, rows in accounts.items() for a in rows))
+    return provider, consumer
+
+
 async def test_request_filter_terminate_and_doors(harness: MeshHarness):
     h = harness
-    provider, _ = await setup_transfer_mesh(h)
-    consumer = await h.start_connector("kakogawa")
-    await account(h, "kakogawa", "tanaka", "admin")
-    await account(h, "kakogawa", "kansa", "auditor")
-    await account(h, "kakogawa", "inami", "admin", "--tenant", "283819")    # a hosted tenant
-    await account(h, "osaka", "osaka-admin", "admin")
-    await account(h, "osaka", "osaka-tenant", "admin", "--tenant", "283819")
-    admin = await Browser(base_of(consumer)).sign_in("tanaka")
-    auditor = await Browser(base_of(consumer)).sign_in("kansa")
-    tenant = await Browser(base_of(consumer)).sign_in("inami")
-    provider_admin = await Browser(base_of(provider)).sign_in("osaka-admin")
-    provider_tenant = await Browser(base_of(provider)).sign_in("osaka-tenant")
+    provider, consumer = await two_connectors(h, {
+        "kakogawa": [("tanaka", "admin"), ("kansa", "auditor"),
+                     ("inami", "admin", "--tenant", "283819")],                 # a hosted tenant
+        "osaka": [("osaka-admin", "admin"), ("osaka-tenant", "admin", "--tenant", "283819")]})
+    admin, auditor, tenant, provider_admin, provider_tenant = await asyncio.gather(
+        Browser(base_of(consumer)).sign_in("tanaka"), Browser(base_of(consumer)).sign_in("kansa"),
+        Browser(base_of(consumer)).sign_in("inami"), Browser(base_of(provider)).sign_in("osaka-admin"),
+        Browser(base_of(provider)).sign_in("osaka-tenant"))
     try:
         # the consumer finds the dataset in the registry's catalog, over mTLS
         status, page = await admin.get("/admin/catalog/?q=人口")
-        assert status == 200 and "大阪府 市区町村別人口（配信）" in page and f"/admin/catalog/{DATASET_ID}" in page
+        assert status == 200 and "大阪府 市区町村別人口（配信）" in page
+        assert f"/admin/catalog/{DATASET_ID}" in page
         status, page = await admin.get(f"/admin/catalog/{DATASET_ID}")
         assert status == 200 and "research-use" in page and "one-transfer" in page
         assert "利用目的が次と等しい: <code>研究</code>" in page
@@ -160,7 +185,7 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
         assert (await provider_tenant.get(f"/admin/agreements/{agreed}"))[0] == 404
 
         # usage against the limit, on the provider's page: 1 of 1 transfer used
-        rc, result, err = await fetch_cli(h, agreed, h.root / "got" / "feed.ndjson")
+        rc, _, err = await fetch_cli(h, agreed, h.root / "got" / "feed.ndjson")
         assert rc == 0, err
         status, page = await provider_admin.get(f"/admin/agreements/{agreed}")
         row = re.search(r"transferCount lteq 1</code>.*?</tr>", page, re.S)[0]

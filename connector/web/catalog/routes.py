@@ -68,6 +68,7 @@ async def search(request: web.Request) -> web.Response:
                                                 **{k: v for k, v in filters.items() if v})
     lang = request_language(request)
     return await render(request, "catalog/search.html", {
+        "publishers": {r.publisher_id: r.publisher_name for r in reply.results},
         "q": text, "filters": filters, "total": reply.total, "page": number,
         "pages": max(1, -(-reply.total // PER_PAGE)),
         "results": [dataset_view(r, lang) for r in reply.results],
