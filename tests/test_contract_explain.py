@@ -77,7 +77,7 @@ def test_a_refusal_names_the_constraint_the_claim_and_its_value(constraint, ctx,
 def test_the_demo_refusal_reads_as_the_demo_prints_it():
     x = explain(row("consumer", "TERMINATED", refusal([c("purpose", "eq", "研究")])), ME)
     assert "purpose '観光' is not '研究'" in x.text()
-    assert "申告された利用目的は 「観光」" in x.text()
+    assert "申告された利用目的は「観光」。" in x.text()
     assert x.failures[0].constraint == "purpose eq 研究"
 
 

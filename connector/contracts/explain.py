@@ -100,7 +100,7 @@ class Explanation:
             for f in self.failures:
                 shown = ("（申告なし）" if ja else "(not declared)") if f.actual is None \
                     else _show(f.actual, ja)
-                out.append(f"- 制約 {f.path}「{f.constraint}」: {f.claim_ja}は {shown}。"
+                out.append(f"- 制約 {f.path}「{f.constraint}」: {f.claim_ja}は{shown}。"
                            f"{f.message_ja}" if ja else
                            f"- constraint {f.path} \"{f.constraint}\": {f.claim_en} is {shown}; "
                            f"{f.message_en}")

@@ -5,6 +5,7 @@ document, signatures, notarisation, usage against its limits and, when it ended,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from mesh.agreements import PARTIES, SignedAgreement, verify_signed
 from mesh.certs import load_pem_bundle
 from mesh.datasets import canonical_json
 from mesh.errors import AreameshError, InvalidRequest, NotFound
+from mesh.ids import parse_node_identity_uri
 from mesh.keystore import NodeKeyStore
 from mesh.policy import PolicyError, parse_policy
+from mesh.policy_text import describe_offer
 
 ROLES = ("provider", "consumer")
 MAX_FILTER = 200
@@ -118,6 +121,8 @@ class Detail:
     signature_error: str             # '' when both signatures verify
     digest_matches: bool | None      # the notarised digest is this document's
     limits: list[Limit]
+    policy_ja: str                   # the policy in plain words (mesh.policy_text)
+    policy_en: str
     used: tuple[int, int]            # (transfers, records) as the limits count them
     transfers: list[TransferRow]
 
@@ -159,12 +164,18 @@ async def detail(row: AgreementRow, usage: UsageStore, keystore: NodeKeyStore,
         done = [t for t in transfers if t.status in ("sent", "complete") or t.batches > 0]
         used = (len(done), sum(t.records for t in done))
     document = canonical_json(row.signed).decode() if row.signed else ""
+    text = describe_offer(signed.agreement.policy, _participant(signed.agreement.provider)) \
+        if signed else None
     return Detail(row, explain(row, own_identity), signed, _pretty(document), error, matches,
-                  _limits(signed.agreement.policy, *used) if signed else [], used, transfers)
+                  _limits(signed.agreement.policy, *used) if signed else [],
+                  text.ja if text else "", text.en if text else "", used, transfers)
+
+
+def _participant(node_uri: str) -> str:
+    parsed = parse_node_identity_uri(node_uri)
+    return parsed[0] if parsed else ""
 
 
 def _pretty(document: str) -> str:
-    import json
-
     return json.dumps(json.loads(document), ensure_ascii=False, indent=2, sort_keys=True) \
         if document else ""

@@ -19,6 +19,7 @@ from connector.contracts.negotiation import MAX_PURPOSE, request_contract
 from connector.web.agreements.routes import NODE_KEY, can_change, page_number, scope_of
 from mesh.errors import AreameshError, InvalidRequest, PermissionDenied
 from mesh.http_auth import NODE_ADMIN, NODE_READ
+from mesh.policy_text import describe_offer
 from mesh.web.forms import field, read_form
 from mesh.web.i18n import request_language
 from mesh.web.render import page, render
@@ -75,26 +76,17 @@ async def search(request: web.Request) -> web.Response:
         "facets": {f.name: [(c.value, c.count) for c in f.counts] for f in reply.facets}})
 
 
-def offers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each offer with its policy as (permission, constraints) rows and its plain-words text."""
+def offers_of(doc: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Each offer with its policy as written and in plain words (``mesh.policy_text``)."""
     out = []
     for offer in doc.get("offers") or []:
         if not isinstance(offer, dict):
             continue
         policy = offer.get("policy") if isinstance(offer.get("policy"), dict) else {}
+        text = describe_offer(policy, str(doc.get("publisher", "")), names)
         out.append({"id": str(offer.get("id", "")), "policy": policy,
-                    "text": describe(policy, str(doc.get("publisher", "")))})
+                    "text": {"ja": text.ja, "en": text.en}})
     return out
-
-
-def describe(policy: dict[str, Any], provider: str) -> dict[str, str] | None:
-    """The policy in plain words, once ``mesh.policy_text`` is there; else None."""
-    try:
-        from mesh.policy_text import describe_offer  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    text = describe_offer(policy, provider)
-    return {"ja": text.ja, "en": text.en}
 
 
 async def show_dataset(request: web.Request, *, form: dict[str, str] | None = None,
@@ -102,7 +94,7 @@ async def show_dataset(request: web.Request, *, form: dict[str, str] | None = No
     node = node_of(request)
     record = await node.registry.get_dataset(request.match_info["id"])
     view = dataset_view(record, request_language(request))
-    offers = offers_of(view["doc"])
+    offers = offers_of(view["doc"], {record.publisher_id: record.publisher_name})
     return await render(request, "catalog/dataset.html", {
         "ds": view, "offers": offers, "may_request": may_request(request),
         "form": form or {"offer": offers[0]["id"] if offers else "", "purpose": ""},
