@@ -127,6 +127,10 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
         assert "利用目的「観光」は許可された目的「研究」と異なります" in page
         assert "申込みで申告された利用目的" in page and "permissions[0].constraints[0]" in page
         assert f"提供者である相手方（{OSAKA}）が" in page
+        status, page_en = await admin.get(f"/admin/agreements/{refused}?lang=en")
+        assert f"The provider, the counterparty ({OSAKA}), refused the request at " in page_en
+        assert "the purpose declared in the request" in page_en and "Why it ended" in page_en
+        await admin.get("/admin/agreements/?lang=ja")
         # the CLI says the same, Japanese first and then English
         rc, out, err = await h.cli("connector", "contract", "explain", "--data-dir",
                                    str(h.root / "kakogawa"), refused)
