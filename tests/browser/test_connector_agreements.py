@@ -54,7 +54,7 @@ async def test_find_request_refused_then_finalized(harness: MeshHarness, page, p
     refused = page.url.split("/admin/agreements/")[1].split("?")[0]
     await phone.context.add_cookies(await page.context.cookies())
     await phone.goto(f"{base}/admin/agreements/{refused}")
-    await screenshot(phone, "dbg-terminated-agreement-at-360-px")
+    await screenshot(phone, "connector-agreement-terminated-phone")
     await no_horizontal_scroll(phone, "terminated agreement at 360 px")
 
     # the right purpose: FINALIZED, then found again through the list
@@ -85,13 +85,11 @@ async def test_find_request_refused_then_finalized(harness: MeshHarness, page, p
     assert await page.get_by_role("link", name="この合意の転送").get_attribute("href") == \
         f"/admin/transfers/?agreement={agreed}"
     await phone.goto(f"{base}/admin/agreements/{agreed}")
-    await screenshot(phone, "dbg-finalized-agreement-at-360-px")
     await no_horizontal_scroll(phone, "finalized agreement at 360 px")
     await phone.goto(f"{base}/admin/agreements/")
-    await screenshot(phone, "dbg-agreement-list-at-360-px")
     await no_horizontal_scroll(phone, "agreement list at 360 px")
     await phone.goto(f"{base}/admin/catalog/{DATASET_ID}")
-    await screenshot(phone, "dbg-catalog-dataset-at-360-px")
+    await screenshot(phone, "connector-catalog-dataset-phone")
     await no_horizontal_scroll(phone, "catalog dataset at 360 px")
 
     # the confirmation page before ending it
