@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.web.agreements import add_agreements_pages
+from connector.web.catalog import add_catalog_pages
 from connector.web.datasets import add_datasets_pages
 from connector.web.node import add_node_pages
 from connector.web.transfers import add_transfers_pages
@@ -19,3 +21,5 @@ def add_connector_pages(app: web.Application, node: ConnectorApp) -> None:
     add_node_pages(app, node)          # the overview at /admin/ and /admin/node/
     add_transfers_pages(app, node)
     add_datasets_pages(app, node)
+    add_agreements_pages(app, node)
+    add_catalog_pages(app, node)
