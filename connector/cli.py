@@ -156,18 +156,40 @@ def dataset_withdraw(data_dir: Path, dataset_id: str) -> None:
     click.echo(f"公開を取り下げました / withdrawn {dataset_id} (version {version})")
 
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="JSON の配列で出力 / Print a JSON array instead of a table.")
+
+
+def echo_table(header: list[str], rows: list[list[object]]) -> None:
+    """Tab-separated rows under a header row (Japanese/English column names)."""
+    click.echo("\t".join(header))
+    for row in rows:
+        click.echo("\t".join("-" if v is None or v == "" else str(v) for v in row))
+
+
+def echo_json(value: object) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
 @dataset.command("list")
 @data_dir_option
+@json_option
 @report_errors
-def dataset_list(data_dir: Path) -> None:
+def dataset_list(data_dir: Path, as_json: bool) -> None:
     """List the datasets this connector publishes, per publisher."""
     from connector.datasets.store import PublisherStore, all_publishers
 
+    rows = []
     for pid in all_publishers(data_dir):
         for doc in PublisherStore(data_dir, pid).list():
             title = doc["title"]["ja"] if isinstance(doc["title"], dict) else doc["title"]
             check = (doc.get("source_check") or {}).get("status", "-")
-            click.echo(f"{pid}\t{doc['id']}\t{title}\tsource check: {check}")
+            rows.append({"publisher": pid, "id": doc["id"], "title": title, "source_check": check})
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(["提供者/publisher", "ID/id", "名称/title", "ソース確認/source check"],
+               [list(r.values()) for r in rows])
 
 
 @dataset.command("refresh")
@@ -225,18 +247,47 @@ def contract_request(data_dir: Path, dataset_id: str, offer_id: str, purpose: st
 
 @contract.command("list")
 @data_dir_option
+@json_option
 @report_errors
-def contract_list(data_dir: Path) -> None:
-    """List agreements on this connector, as provider and as consumer."""
+def contract_list(data_dir: Path, as_json: bool) -> None:
+    """List agreements on this connector, as provider and as consumer, newest first."""
     from connector.contracts.store import AgreementStore, open_contracts_db
 
     async def run():
         async with open_contracts_db(data_dir) as db:
             return await AgreementStore(db).list()
 
-    for row in asyncio.run(run()):
-        click.echo(f"{row.id}\t{row.role}\t{row.state}\t{row.dataset_id}\t{row.offer_id}\t"
-                   f"{row.counterparty}\t{row.purpose}")
+    rows = asyncio.run(run())
+    if as_json:
+        echo_json([row.to_json() for row in rows])
+        return
+    echo_table(["ID/id", "役割/role", "状態/state", "データセット/dataset", "提供条件/offer",
+                "相手方/counterparty", "目的/purpose", "更新/updated"],
+               [[r.id, r.role, r.state, r.dataset_id, r.offer_id, r.counterparty, r.purpose,
+                 r.updated_at] for r in rows])
+
+
+@contract.command("explain")
+@data_dir_option
+@click.argument("agreement_id")
+@json_option
+@report_errors
+def contract_explain(data_dir: Path, agreement_id: str, as_json: bool) -> None:
+    """Why an agreement ended, in plain words: which constraint failed on which claim, or who
+    ended it, when and why (Japanese, then English). The console's agreement page says the same."""
+    from connector.contracts.explain import explain
+    from connector.contracts.store import AgreementStore, open_contracts_db
+    from connector.node_state import NodeState
+
+    async def run():
+        async with open_contracts_db(data_dir) as db:
+            return await AgreementStore(db).get(agreement_id)
+
+    explanation = explain(asyncio.run(run()), NodeState.load(data_dir).identity_uri)
+    if as_json:
+        echo_json(explanation.to_json())
+        return
+    click.echo(explanation.text())
 
 
 @contract.command("show")
@@ -357,8 +408,9 @@ def subscribe(data_dir: Path, agreement_id: str, fetch_dir: Path | None, fmt: st
 @connector.command()
 @data_dir_option
 @click.option("--agreement", "agreement_id", default=None, help="Only this agreement.")
+@json_option
 @report_errors
-def transfers(data_dir: Path, agreement_id: str | None) -> None:
+def transfers(data_dir: Path, agreement_id: str | None, as_json: bool) -> None:
     """List transfers metered on this connector (as provider and consumer)."""
     from connector.metering.store import UsageStore, open_metering_db
 
@@ -366,6 +418,11 @@ def transfers(data_dir: Path, agreement_id: str | None) -> None:
         async with open_metering_db(data_dir) as db:
             return await UsageStore(db).list(agreement_id)
 
-    for row in asyncio.run(run()):
-        click.echo(f"{row.id}\t{row.role}\t{row.status}\t{row.agreement_id}\t{row.dataset_id}\t"
-                   f"{row.records}\t{row.bytes}\t{row.started_at}\t{row.reported_at or '-'}")
+    rows = asyncio.run(run())
+    if as_json:
+        echo_json([row.to_json() for row in rows])
+        return
+    echo_table(["ID/id", "役割/role", "状態/status", "合意/agreement", "データセット/dataset",
+                "件数/records", "バイト数/bytes", "開始/started", "報告/reported"],
+               [[r.id, r.role, r.status, r.agreement_id, r.dataset_id, r.records, r.bytes,
+                 r.started_at, r.reported_at] for r in rows])

@@ -66,6 +66,23 @@ OPENAPI: dict = {
                                "peers": {"type": "array", "items": _OBJECT}}}),
                           "401": _resp("no or wrong API key", ERROR),
                           "403": _resp("not the node's operator", ERROR)}}},
+        "/admin/transfers/progress": {"get": {
+            "summary": "Running transfers and the console's fetches, with their live figures "
+                       "(polled by the console's transfer pages)",
+            "responses": {"200": _resp("progress", {
+                "type": "object", "required": ["now", "running", "fetches"],
+                "properties": {"now": {"type": "string"},
+                               "running": {"type": "array", "items": {
+                                   "type": "object",
+                                   "required": ["id", "role", "status", "agreement_id",
+                                                "dataset_id", "peer", "records", "bytes",
+                                                "rate_records", "started_at"]}},
+                               "fetches": {"type": "array", "items": {
+                                   "type": "object",
+                                   "required": ["job", "state", "agreement_id", "file",
+                                                "records", "bytes", "rate_records"]}}}}),
+                          "401": _resp("no credentials", ERROR),
+                          "403": _resp("not the node's operator", ERROR)}}},
         "/api/v1/residents/{resident}/consents": {
             **_resident_get("Every consent of the resident, with its status now", {
                 "type": "object", "required": ["consents"],

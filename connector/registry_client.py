@@ -134,6 +134,13 @@ class RegistryClient:
     async def get_dataset(self, dataset_id: str) -> registry_pb2.DatasetRecord:
         return await self._call("GetDataset", registry_pb2.GetDatasetRequest(id=dataset_id))
 
+    async def search_datasets(self, q: str = "", *, page: int = 1, per_page: int = 20,
+                              **filters: str) -> registry_pb2.SearchDatasetsResponse:
+        """The registry's catalog search (``filters``: theme, publisher, prefecture,
+        standard_type, personal), as the catalog portal answers it."""
+        return await self._call("SearchDatasets", registry_pb2.SearchDatasetsRequest(
+            q=q, page=page, per_page=per_page, **filters))
+
     async def notarise(self, signed_json: bytes) -> registry_pb2.NotariseAgreementResponse:
         return await self._call("NotariseAgreement", registry_pb2.NotariseAgreementRequest(
             signed_agreement_json=signed_json))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 
 from mesh import egress
+from mesh.config import parse_hostport
 from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
@@ -53,6 +55,7 @@ class RegistryApp:
         revocation = RegistryDbChecker(self.store)
         interceptor = PeerAuthInterceptor(revocation, public_methods=frozenset({ENROL_METHOD}))
         self.catalog = CatalogService(self.db, self.store)
+        await self.catalog.reindex_unclassified()
         service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
         self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
                                                    revocation=revocation)
@@ -63,8 +66,11 @@ class RegistryApp:
              (identity_pb2_grpc.add_IdentityServiceServicer_to_server, identity,
               IDENTITY_SERVICE_NAME)])
         self.grpc_port, self.enrol_port = self.grpc.ports
+        # the HTTP side (the console's join command) knows the ports as bound, not as port 0
+        bound = replace(self.config, grpc_listen=_with_port(self.config.grpc_listen, self.grpc_port),
+                        enrol_listen=_with_port(self.config.enrol_listen, self.enrol_port))
         self.http, self.http_port = await start_site(
-            build_http_app(self.config, self.store, self.ca, self.catalog), self.config.http_listen)
+            build_http_app(bound, self.store, self.ca, self.catalog), self.config.http_listen)
         log.info("registry of mesh %s ready (CA %s)", self.ca.mesh_id, self.ca.fingerprint,
                  extra={"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
                         "http_port": self.http_port})
@@ -87,3 +93,8 @@ class RegistryApp:
         log.info("stopping registry: database")
         await self.db.close()
         log.info("registry stopped")
+
+
+def _with_port(address: str, port: int) -> str:
+    host, _ = parse_hostport(address, what="address")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

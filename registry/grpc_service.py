@@ -136,7 +136,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def ListNodes(self, request: registry_pb2.ListNodesRequest,
                         context: grpc.aio.ServicerContext) -> registry_pb2.ListNodesResponse:
         current_peer()
-        horizon = utcnow() - 3 * self.config.heartbeat_interval
+        now = utcnow()
         nodes = []
         for n in await self.store.nodes(request.participant_id or None):
             info = common_pb2.NodeInfo(
@@ -145,7 +145,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                 endpoint=n.endpoint or "",
                 tls_server_name=node_dns_name(n.participant_id, n.name, self.ca.mesh_id),
                 certificate_serial=n.cert_serial or "",
-                online=bool(n.last_seen and n.last_seen >= horizon),
+                online=n.online(self.config.heartbeat_interval, now),
                 identity_uri=node_identity_uri(n.participant_id, n.name))
             if n.last_seen:
                 info.last_seen.CopyFrom(timestamp(n.last_seen))

@@ -38,7 +38,7 @@ from registry.ca.authority import CertificateAuthority
 from registry.catalog.ckan_api import add_ckan_routes
 from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
-from registry.catalog.query import search_query
+from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.duties_api import add_duties_routes
 from registry.metering.usage import UsageLedger, parse_period
@@ -120,20 +120,12 @@ async def usage(request: web.Request) -> web.Response:
                              dumps=_dumps)
 
 
-def search_json(result, records) -> dict:
-    return {"total": result.total, "results": [r.to_json() for r in records],
-            "facets": {name: [{"value": str(v), "count": n} for v, n in counts.items()]
-                       for name, counts in result.facets.items()}}
-
-
 @door(PUBLIC)
 async def datasets(request: web.Request) -> web.Response:
     """GET /api/v1/datasets?q=&theme=&publisher=&prefecture=&standard_type=&personal=&page=&per_page="""
     query = search_query(request.query)
     result, records = await request.app[CATALOG].search(query)
-    body = search_json(result, records)
-    body.update(page=query.page, per_page=query.per_page)
-    return web.json_response(body, dumps=_dumps)
+    return web.json_response(search_body(query, result, records), dumps=_dumps)
 
 
 @door(PUBLIC)
@@ -280,6 +272,6 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
-    add_registry_pages(app, admin, catalog, store)
+    add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)
     return app

@@ -1,7 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
-from registry.catalog.search_index import SEARCH_MIGRATION
+from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
 from registry.duties import DUTIES_MIGRATION
 
 MIGRATIONS = [
@@ -79,7 +79,7 @@ MIGRATIONS = [
     CREATE INDEX datasets_by_publisher ON datasets(publisher_id, status)
     """,
     # 3: the catalog's Japanese full-text index (registry/catalog/search_index.py)
-    SEARCH_MIGRATION,
+    SEARCH_MIGRATION_V1,
     # 4: notarised usage agreements (digests of agreements signed by both connectors)
     """
     CREATE TABLE notarisations (
@@ -182,4 +182,6 @@ MIGRATIONS = [
     DUTIES_MIGRATION,
     # 9: operators' browser sessions of the console at /admin/ (mesh/web/sessions.py)
     WEB_SESSIONS_MIGRATION,
+    # 10: the data classification as a search facet (registry/catalog/search_index.py)
+    CLASSIFICATION_MIGRATION,
 ]

@@ -17,7 +17,7 @@ SEARCH_PARAMS = [
     {"name": "q", "in": "query", "schema": _str_param,
      "description": "Japanese full-text query (2-character words, kana and width variants)"},
     *[{"name": n, "in": "query", "schema": {"type": "string", "maxLength": 200}}
-      for n in ("theme", "publisher", "prefecture", "standard_type")],
+      for n in ("theme", "publisher", "prefecture", "standard_type", "classification")],
     {"name": "personal", "in": "query", "schema": {"type": "string",
                                                    "enum": ["", "true", "false", "1", "0"]},
      "description": "empty means no filter"},

@@ -41,6 +41,12 @@ class NodeRow:
     endpoint: str | None
     last_seen: datetime | None
     cert_serial: str | None
+    software_version: str | None = None
+    cert_not_after: datetime | None = None    # of its newest certificate not revoked
+
+    def online(self, heartbeat: timedelta, now: datetime | None = None) -> bool:
+        """Seen within three heartbeat intervals (``--heartbeat-interval``)."""
+        return bool(self.last_seen and self.last_seen >= (now or utcnow()) - 3 * heartbeat)
 
 
 @dataclass(frozen=True)
@@ -348,17 +354,26 @@ class RegistryStore:
                 "software_version = ? WHERE participant_id = ? AND name = ?",
                 (endpoint, iso(utcnow()), serial_hex, version, participant_id, node_name))
 
-    async def nodes(self, participant_id: str | None = None) -> list[NodeRow]:
-        sql = ("SELECT n.*, p.name AS pname, p.type AS ptype FROM nodes n JOIN participants p "
-               "ON p.id = n.participant_id WHERE n.status = 'active' AND p.status <> 'suspended'")
+    async def nodes(self, participant_id: str | None = None, *, include_revoked: bool = False
+                    ) -> list[NodeRow]:
+        """Active nodes of participants not suspended; ``include_revoked``: every node (status
+        ``revoked``, or ``suspended`` while its participant is)."""
+        sql = ("SELECT n.*, p.name AS pname, p.type AS ptype, p.status AS pstatus, "
+               "(SELECT MAX(c.not_after) FROM certificates c WHERE c.participant_id = "
+               "n.participant_id AND c.node_name = n.name AND c.revoked_at IS NULL) AS not_after "
+               "FROM nodes n JOIN participants p ON p.id = n.participant_id WHERE ")
+        sql += "1 = 1" if include_revoked else "n.status = 'active' AND p.status <> 'suspended'"
         params: tuple = ()
         if participant_id:
             sql += " AND n.participant_id = ?"
             params = (participant_id,)
         rows = await self.db.fetchall(sql + " ORDER BY n.participant_id, n.name", params)
-        return [NodeRow(r["participant_id"], r["pname"], r["ptype"], r["name"], r["status"],
+        return [NodeRow(r["participant_id"], r["pname"], r["ptype"], r["name"],
+                        "suspended" if r["status"] == "active" and r["pstatus"] == "suspended"
+                        else r["status"],
                         r["endpoint"], from_iso(r["last_seen"]) if r["last_seen"] else None,
-                        r["cert_serial"]) for r in rows]
+                        r["cert_serial"], r["software_version"],
+                        from_iso(r["not_after"]) if r["not_after"] else None) for r in rows]
 
     # ---- notarised agreements --------------------------------------------------------------
     async def notarise(self, digest: str, agreement_id: str, dataset_id: str, provider: str,

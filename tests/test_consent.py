@@ -371,7 +371,10 @@ def test_cli_grant_list_withdraw_history(tmp_path: Path):
     assert again.exit_code == 1 and "consent_already_withdrawn" in again.output
     history = json.loads(run("history", "--resident", "R1", "--json").output)
     assert [e["event"] for e in history] == ["granted", "withdrawn"]
-    assert "本人の申出" in run("history", "--resident", "R1").output
+    shown = run("history", "--resident", "R1").output.splitlines()
+    assert shown[0].split("\t") == ["日時/effective", "出来事/event", "同意/consent", "操作者/actor",
+                                     "詳細/detail"]
+    assert "本人の申出" in shown[2] and len(shown) == 3
     for command in ("grant", "withdraw", "list", "history"):
         shown = runner.invoke(consent_cli, [command, "--help"])
         assert shown.exit_code == 0 and " / " in shown.output

@@ -38,7 +38,9 @@ async def request(h: MeshHarness, purpose: str, offer: str = "research-use", nod
 async def rows(h: MeshHarness, node: str) -> list[list[str]]:
     rc, out, err = await h.cli("connector", "contract", "list", "--data-dir", str(h.root / node))
     assert rc == 0, err
-    return [line.split("\t") for line in out.strip().splitlines()]
+    header, *lines = out.strip().splitlines()
+    assert header.split("\t")[:3] == ["ID/id", "役割/role", "状態/state"]
+    return [line.split("\t") for line in lines]
 
 
 async def show(h: MeshHarness, node: str, agreement_id: str) -> dict:

@@ -24,12 +24,15 @@ from registry.catalog.textnorm import bigrams, index_tokens, normalise, query_te
 def doc(id: str, title: str, description: str = "", *, keywords: tuple[str, ...] = (),
         themes: tuple[str, ...] = (), publisher: str = "282014", publisher_name: str = "姫路市",
         prefecture: str = "28", standard_type: str | None = None, personal: bool = False,
-        modified: str = "2024-01-01T00:00:00Z", title_en: str = "") -> IndexedDataset:
+        modified: str = "2024-01-01T00:00:00Z", title_en: str = "",
+        classification: str | None = None) -> IndexedDataset:
     return IndexedDataset(id=id, publisher_id=publisher, publisher_name=publisher_name,
                           prefecture=prefecture, title_ja=title, title_en=title_en,
                           description_ja=description, description_en="", keywords=keywords,
                           themes=themes, standard_type=standard_type, personal=personal,
-                          modified=modified)
+                          modified=modified,
+                          classification=classification or ("personal" if personal
+                                                            else "non_personal"))
 
 
 KOBE = {"publisher": "281000", "publisher_name": "神戸市"}
@@ -55,6 +58,8 @@ CORPUS = [
     doc("kanko_kana", "カンコウ案内所", "まちの案内。", themes=("観光",), personal=True),
     doc("toilet", "公衆トイレ一覧", "Public toilets in the city.", themes=("環境",),
         title_en="Public Toilets", **OSAKA),
+    doc("anon", "救急搬送の匿名加工情報", "搬送記録を匿名加工した。", themes=("防災",),
+        classification="anonymised"),
 ]
 
 
@@ -227,12 +232,14 @@ async def test_sort_by_modified_and_title(index: CatalogIndex):
 async def test_facets_without_filters(index: CatalogIndex):
     result = await index.search(SearchQuery())
     assert result.total == len(CORPUS)
-    assert result.facets["theme"] == {"環境": 3, "観光": 3, "防災": 3, "交通": 2, "子育て": 1,
+    assert result.facets["theme"] == {"防災": 4, "環境": 3, "観光": 3, "交通": 2, "子育て": 1,
                                       "医療・福祉": 1}
-    assert result.facets["publisher"] == {"282014": 4, "281000": 4, "271004": 4}
-    assert result.facets["prefecture"] == {"28": 8, "27": 4}
+    assert result.facets["publisher"] == {"282014": 5, "281000": 4, "271004": 4}
+    assert result.facets["prefecture"] == {"28": 9, "27": 4}
     assert result.facets["standard_type"] == {"aed": 1, "evacuation_space": 1, "tourism": 1}
-    assert result.facets["personal"] == {"false": 11, "true": 1}
+    assert result.facets["personal"] == {"false": 12, "true": 1}
+    assert result.facets["classification"] == {"non_personal": 11, "anonymised": 1,
+                                               "personal": 1}
 
 
 async def test_facets_follow_query_and_filters(index: CatalogIndex):
@@ -255,6 +262,11 @@ async def test_facets_follow_query_and_filters(index: CatalogIndex):
     assert themed.facets["theme"] == {"観光": 2}
     assert themed.facets["standard_type"] == {"tourism": 1}
 
+    anonymised = await index.search(SearchQuery(theme="防災", classification="anonymised"))
+    assert anonymised.ids == ["anon"]
+    assert anonymised.facets["classification"] == {"anonymised": 1}
+    assert anonymised.facets["theme"] == {"防災": 1}
+
     browse = await index.search(SearchQuery(theme="防災", publisher="271004"))
     assert set(browse.ids) == {"bousai", "aed"}
     assert browse.facets["theme"] == {"防災": 2, "医療・福祉": 1}
@@ -263,6 +275,9 @@ async def test_facets_follow_query_and_filters(index: CatalogIndex):
 
 async def test_filters(index: CatalogIndex):
     assert await idset(index, personal=True) == {"kanko_kana"}
+    assert await idset(index, classification="personal") == {"kanko_kana"}
+    assert await idset(index, "搬送", classification="anonymised") == {"anon"}
+    assert await idset(index, "搬送", classification="non_personal") == set()
     assert len(await idset(index, personal=False)) == len(CORPUS) - 1
     assert await idset(index, standard_type="aed") == {"aed"}
     assert await idset(index, "一覧", publisher="281000") == {"shukuhaku", "hinanjo"}
@@ -321,7 +336,7 @@ async def test_hostile_input_never_raises(index: CatalogIndex, hostile: str):
         assert isinstance(result.total, int) and result.total >= 0
         assert len(result.ids) == len(result.scores) <= 20
         assert set(result.facets) == {"theme", "publisher", "prefecture", "standard_type",
-                                      "personal"}
+                                      "personal", "classification"}
     assert await counts(index) == before
 
 
@@ -371,7 +386,7 @@ async def test_upsert_replaces(index: CatalogIndex):
     assert await idset(index, "防災") == {"bousai", "kanko"}
     assert await idset(index, "城") == set()
     facets = (await index.search(SearchQuery())).facets
-    assert facets["theme"]["観光"] == 2 and facets["theme"]["防災"] == 4
+    assert facets["theme"]["観光"] == 2 and facets["theme"]["防災"] == 5
     assert "tourism" not in facets["standard_type"]
 
 

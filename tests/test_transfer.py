@@ -65,7 +65,8 @@ async def test_full_transfer_is_complete_verified_metered_and_reported(harness: 
     # both sides metered the transfers; the provider reported them to the registry
     rc, listing, err = await h.cli("connector", "transfers", "--data-dir", str(h.root / "osaka"))
     assert rc == 0, err
-    provided = [line.split("\t") for line in listing.strip().splitlines()]
+    header, *provided = [line.split("\t") for line in listing.strip().splitlines()]
+    assert header[:3] == ["ID/id", "役割/role", "状態/status"]
     assert len(provided) == 2 and all(r[1:3] == ["provider", "complete"] and r[5] == "2500" for r in provided)
 
     async def reported():

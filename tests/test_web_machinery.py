@@ -174,3 +174,19 @@ async def test_sessions_expire_when_idle_and_at_their_deadline(store: SessionSto
     end = start + sessions_mod.MAX_AGE + timedelta(seconds=1)          # … still ends at 8 h
     monkeypatch.setattr(sessions_mod, "utcnow", lambda: end)
     assert await store.get(sid) is None
+
+
+def test_the_menu_marks_the_closest_entry():
+    from mesh.web.render import Site, current_nav
+
+    site = Site(MessageCatalog({}), StaticFiles([]), "x",
+                [("a", "/admin/"), ("b", "/admin/datasets/"), ("c", "/admin/node/")])
+    assert current_nav(site, "/admin/") == "/admin/"
+    assert current_nav(site, "/admin/datasets/x/offers") == "/admin/datasets/"
+    assert current_nav(site, "/admin/agreements/") == "/admin/"
+    assert current_nav(site, "/portal/") == ""
+    registry = Site(MessageCatalog({}), StaticFiles([]), "x",
+                    [("a", "/"), ("b", "/developers/"), ("c", "/admin/")])
+    assert current_nav(registry, "/") == "/"
+    assert current_nav(registry, "/datasets/abc") == ""
+    assert current_nav(registry, "/admin/participants/") == "/admin/"

@@ -203,6 +203,8 @@ def history(data_dir: Path, resident: str, as_json: bool) -> None:
         return
     if not events:
         click.echo(f"住民 {resident} の同意の記録はありません / no consent events for {resident}")
+        return
+    click.echo("日時/effective\t出来事/event\t同意/consent\t操作者/actor\t詳細/detail")
     for e in events:
         detail = e.detail.get("reason") or e.detail.get("by") or e.detail.get("purpose") or ""
         click.echo(f"{e.effective_at}\t{e.event}\t{e.consent_id}\t{e.actor or '-'}\t{detail}")

@@ -36,6 +36,9 @@ def duties(data_dir: Path, agreement_id: str | None, overdue: bool, as_json: boo
     if as_json:
         click.echo(json.dumps([s.to_json() for s in states], ensure_ascii=False, indent=2))
         return
+    click.echo("合意/agreement\t役割/role\t番号/index\t義務/action\t期間/within\t状態/state\t"
+               "状態（日本語）/state (ja)\t期限/due\t履行確認/confirmed\t相手方/counterparty\t"
+               "データセット/dataset")
     for s in states:
         click.echo(f"{s.agreement_id}\t{s.role}\t{s.duty_index}\t{s.action}\t{s.within or '-'}\t"
                    f"{s.state}\t{STATE_JA[s.state]}\t{s.due_at or '-'}\t{s.confirmed_at or '-'}\t"

@@ -46,6 +46,15 @@ async def publish_file(data_dir: Path, path: Path, *, defer_check: bool = False
     then keep the description."""
     state = NodeState.load(data_dir)
     full, published = read_description(path, state.participant_id)
+    return await publish_description(data_dir, full, published, defer_check=defer_check)
+
+
+async def publish_description(data_dir: Path, full: dict[str, Any], published: dict[str, Any],
+                              *, defer_check: bool = False) -> registry_pb2.DatasetRecord:
+    """Publish a description already validated by ``parse_description`` (``full`` keeps its
+    ``source`` and ``source_base``): the same steps for a file (``publish_file``) and for the
+    connector's console."""
+    state = NodeState.load(data_dir)
     store = PublisherStore(data_dir, published["publisher"])
     checked = await check_source(store, full, published, defer=defer_check)
     published.pop("source_check", None)     # only the connector's own check says so

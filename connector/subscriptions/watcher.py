@@ -82,6 +82,10 @@ class DatasetWatcher:
     def subscriber_count(self) -> int:
         return sum(len(w.queues) for w in self._watched.values())
 
+    def watched(self) -> list[tuple[str, str, int]]:
+        """(dataset id, version last seen, open subscriptions) of every watched dataset."""
+        return sorted((d, w.version, len(w.queues)) for d, w in self._watched.items())
+
     async def check_once(self) -> list[Change]:
         changes = []
         async with self._lock:

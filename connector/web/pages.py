@@ -7,19 +7,21 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.web.agreements import add_agreements_pages
+from connector.web.catalog import add_catalog_pages
+from connector.web.datasets import add_datasets_pages
+from connector.web.node import add_node_pages
 from connector.web.portal import add_portal_pages
-from mesh.http_auth import NODE_READ
-from mesh.web.render import page, render
+from connector.web.transfers import add_transfers_pages
 
 if TYPE_CHECKING:
     from connector.app import ConnectorApp
 
 
-@page(NODE_READ)
-async def console_home(request: web.Request) -> web.Response:
-    return await render(request, "console/home.html")
-
-
 def add_connector_pages(app: web.Application, node: ConnectorApp) -> None:
-    app.router.add_get("/admin/", console_home)
+    add_node_pages(app, node)          # the overview at /admin/ and /admin/node/
+    add_transfers_pages(app, node)
+    add_datasets_pages(app, node)
+    add_agreements_pages(app, node)
+    add_catalog_pages(app, node)
     add_portal_pages(app, node)

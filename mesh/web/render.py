@@ -138,6 +138,17 @@ def setup_pages(app: web.Application, site: Site, templates: Path, static: Path 
     app.on_response_prepare.append(add_security_headers)
 
 
+def current_nav(site: Site, path: str) -> str:
+    """The menu entry a path belongs to: the longest menu URL that is the path or a folder of
+    it ("/admin/" for "/admin/participants/282014", "/admin/datasets/" for its pages)."""
+    best = ""
+    for _, url in site.nav:
+        if (path == url or (url.endswith("/") and url != "/" and path.startswith(url))) \
+                and len(url) > len(best):
+            best = url
+    return best
+
+
 def with_query(request: web.Request, **changes: object) -> str:
     """The current URL with some query parameters changed (None removes one)."""
     query = {k: v for k, v in request.query.items()}
@@ -161,6 +172,7 @@ async def context(request: web.Request, values: Mapping[str, Any]) -> dict[str, 
         return site.messages.text(lang, key, **params)
 
     return {"lang": lang, "t": t, "static": site.static.url, "principal": principal,
+            "current_nav": current_nav(site, request.path),
             "csrf": csrf, "site": site, "request": request, "path": request.path,
             "url_with": lambda **kw: with_query(request, **kw),
             "other_languages": [(code, with_query(request, lang=code))
@@ -209,3 +221,11 @@ async def page_errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         return await render(request, "error.html",
                             {"status": exc.status, "code": "", "message": ""}, status=exc.status)
+    except Exception:
+        ref = egress.new_reference()
+        log.exception("HTTP %s %s failed [ref %s]", request.method, request.path, ref)
+        en, ja = egress.internal_message(ref)
+        return await render(request, "error.html",
+                            {"status": 500, "code": "internal",
+                             "message": ja if request_language(request) == "ja" else en},
+                            status=500)

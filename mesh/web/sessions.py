@@ -25,7 +25,7 @@ from aiohttp import web
 from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import PermissionDenied
-from mesh.web.forms import read_form  # cached: the handler reads the same form again
+from mesh.web.forms import text_fields  # cached: the handler reads the same form again
 
 SESSION_COOKIE = "am_session"
 SIGNIN_COOKIE = "am_csrf"
@@ -163,6 +163,6 @@ async def require_csrf(request: web.Request, session: WebSession) -> None:
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent and request.content_type in ("application/x-www-form-urlencoded",
                                              "multipart/form-data"):
-        sent = (await read_form(request)).get(CSRF_FIELD, "")
+        sent = (await text_fields(request)).get(CSRF_FIELD, "")
     if not _same(sent, session.csrf):
         raise csrf_refused()

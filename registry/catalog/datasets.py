@@ -113,7 +113,7 @@ class CatalogService:
                       *([doc["standard_type"]] if doc.get("standard_type") else [])),
             themes=tuple(doc["themes"]),
             standard_type=doc.get("standard_type"), personal=doc["personal"],
-            modified=iso(modified))
+            modified=iso(modified), classification=doc.get("classification", "non_personal"))
 
     async def withdraw(self, caller: PeerIdentity, dataset_id: str) -> int:
         record = await self.get(dataset_id)
@@ -149,6 +149,25 @@ class CatalogService:
     async def search(self, query: SearchQuery) -> tuple[SearchResult, list[DatasetRecord]]:
         result = await self.index.search(query)
         return result, await self.load(result.ids)
+
+    async def reindex_unclassified(self, batch: int = 2000) -> int:
+        """Re-index the datasets indexed before the classification facet existed (their facet
+        set has no classification); returns how many. Idempotent, run at start-up."""
+        done = 0
+        seen: set[str] = set()
+        while True:
+            rows = await self.db.fetchall(
+                "SELECT d.id FROM catalog_docs d JOIN catalog_facet_sets s ON s.id = d.set_id "
+                "WHERE s.classification IS NULL LIMIT ?", (batch,))
+            records = [r for r in await self.load([r[0] for r in rows]) if r.id not in seen]
+            if not records:
+                return done
+            seen.update(r.id for r in records)
+            async with self.db.transaction() as conn:
+                await self.index.upsert_many(conn, [
+                    self._indexed(r.doc, r.publisher_name, r.modified) for r in records])
+            done += len(records)
+            log.info("catalog index: %d datasets re-indexed with their classification", done)
 
     async def dataset_ids(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
         rows = await self.db.fetchall(

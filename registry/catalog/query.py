@@ -6,10 +6,11 @@ are checked, with a 4xx-class ``InvalidRequest`` for values out of range.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mesh.errors import InvalidRequest
-from registry.catalog.search_index import MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery
+from registry.catalog.search_index import MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery, SearchResult
 
 MAX_FILTER_CHARS = 200
 
@@ -51,6 +52,15 @@ def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
         prefecture=_text(params.get("prefecture"), "prefecture"),
         standard_type=_text(params.get("standard_type"), "standard_type"),
         personal=None if personal is None else personal in ("true", "1"),
+        classification=_text(params.get("classification"), "classification"),
         page=_int(params.get("page"), "page", 1, 1, 100_000),
         per_page=_int(params.get("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
         sort=sort)
+
+
+def search_body(query: SearchQuery, result: SearchResult, records: Sequence[Any]) -> dict[str, Any]:
+    """The JSON answer of a search (GET /api/v1/datasets, and ``/`` for JSON clients)."""
+    return {"total": result.total, "results": [r.to_json() for r in records],
+            "facets": {name: [{"value": str(v), "count": n} for v, n in counts.items()]
+                       for name, counts in result.facets.items()},
+            "page": query.page, "per_page": query.per_page}

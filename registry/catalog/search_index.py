@@ -28,7 +28,7 @@ Query semantics:
 * a *blank* query (empty once normalised: whitespace, control characters, lone surrogates)
   matches every document, so filters alone list the catalog; a non-blank query that yields no
   term at all (only punctuation or emoji, say) matches nothing;
-* filters (theme, publisher, prefecture, standard_type, personal) are ANDed with the query and
+* filters (theme, publisher, prefecture, standard_type, personal, classification) are ANDed with the query and
   with each other; ``None`` or ``""`` means "no filter".
 
 Ranking, ``sort='relevance'``, in two tiers:
@@ -46,8 +46,8 @@ over the 10k title matches, about 10 ms. ``sort='modified'`` and ``sort='title'`
 matches by that key, then id, and report the tier-2 ``bm25()`` for the page.
 
 Facets follow CKAN: counts over *all* documents matching the query and the current filters.
-Each distinct combination of facet values (publisher, prefecture, standard_type, personal, the
-set of themes) is a *facet set* with a small integer id, and a document's FTS rowid is
+Each distinct combination of facet values (publisher, prefecture, standard_type, personal,
+classification, the set of themes) is a *facet set* with a small integer id, and a document's FTS rowid is
 ``facet_set_id << 32 | serial``. Counting facets is then one ``GROUP BY rowid >> 32`` over the FTS
 matches, with no per-row join (a join plus GROUP BY measured 90–120 ms for 77k matches; this,
 about 16 ms), and the few thousand (set, count) rows are summed per facet in Python from a cache
@@ -68,19 +68,20 @@ import aiosqlite
 from mesh.db import Database
 from registry.catalog.textnorm import index_tokens, normalise, query_terms
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TOKENS", "SEARCH_MIGRATION", "CatalogIndex",
+__all__ = ["CLASSIFICATION_MIGRATION", "MAX_QUERY_CHARS", "MAX_QUERY_TOKENS", "SEARCH_MIGRATION",
+           "SEARCH_MIGRATION_V1", "CatalogIndex",
            "IndexedDataset", "SearchQuery", "SearchResult", "match_expression"]
 
 MAX_QUERY_CHARS = 512
 MAX_QUERY_TOKENS = 64
 MAX_PER_PAGE = 100
 WEIGHTS = (10.0, 4.0, 1.0)  # title, keywords, description
-FACETS = ("theme", "publisher", "prefecture", "standard_type", "personal")
+FACETS = ("theme", "publisher", "prefecture", "standard_type", "personal", "classification")
 SET_SHIFT = 32  # FTS rowid = facet set id << SET_SHIFT | serial
 SERIAL_LIMIT = 1 << SET_SHIFT
 SET_LIMIT = 1 << (63 - SET_SHIFT)
 
-SEARCH_MIGRATION = """
+SEARCH_MIGRATION_V1 = """
 CREATE TABLE catalog_docs (
     id TEXT PRIMARY KEY,
     serial INTEGER NOT NULL UNIQUE,
@@ -125,14 +126,25 @@ CREATE TABLE catalog_facet_set_themes (
 CREATE VIRTUAL TABLE catalog_fts USING fts5(title, keywords, description, tokenize = 'ascii');
 CREATE VIRTUAL TABLE catalog_title_fts USING fts5(title, tokenize = 'ascii')
 """
+"""The index as first released (registry migration 3); ``CLASSIFICATION_MIGRATION`` follows it."""
+
+CLASSIFICATION_MIGRATION = """
+ALTER TABLE catalog_facet_sets ADD COLUMN classification TEXT;
+ALTER TABLE catalog_docs ADD COLUMN classification TEXT
+"""
+"""The data classification (個人情報, 匿名加工情報, …) as a facet. Sets made before it have NULL
+there and their documents are re-indexed into new sets by ``CatalogService.reindex_unclassified``
+when the registry starts."""
+
+SEARCH_MIGRATION = SEARCH_MIGRATION_V1 + ";\n" + CLASSIFICATION_MIGRATION
 """Schema of the search index (append it to a component's migrations list).
 
 * ``catalog_docs``: the indexed metadata, one row per dataset (``themes`` and ``keywords`` are
   JSON arrays); ``serial`` is the dataset's permanent low half of its FTS rowid.
 * ``catalog_doc_order``: the ranking and sort keys, keyed by the FTS rowid (``docid``), narrow so
   that joining thousands of matches to it is cheap; ``title_sort`` is the normalised title.
-* ``catalog_facet_sets``: each distinct (publisher, prefecture, standard_type, personal, themes)
-  combination, immutable once created, with its current document count.
+* ``catalog_facet_sets``: each distinct (publisher, prefecture, standard_type, personal, themes,
+  classification) combination, immutable once created, with its current document count.
 * ``catalog_facet_set_themes``: (theme, facet set) pairs, for theme filters and theme facets.
 * ``catalog_fts``: the token index; rowid = set id << 32 | serial, explicit so VACUUM cannot
   renumber it. ``catalog_title_fts``: the title tokens again, same rowids, for the title tier.
@@ -158,6 +170,7 @@ class IndexedDataset:
     standard_type: str | None
     personal: bool
     modified: str
+    classification: str = "non_personal"   # mesh.datasets.CLASSIFICATIONS
 
 
 Sort = Literal["relevance", "modified", "title"]
@@ -173,6 +186,7 @@ class SearchQuery:
     prefecture: str | None = None
     standard_type: str | None = None
     personal: bool | None = None
+    classification: str | None = None
     page: int = 1
     per_page: int = 20
     sort: Sort = "relevance"
@@ -236,7 +250,8 @@ def _facet_set(doc: IndexedDataset) -> tuple[str, tuple[Any, ...]]:
     themes = sorted({_text(t) for t in doc.themes})
     standard_type = None if doc.standard_type is None else _text(doc.standard_type)
     values = (_text(doc.publisher_id), _text(doc.prefecture), standard_type,
-              1 if doc.personal else 0, json.dumps(themes, ensure_ascii=False))
+              1 if doc.personal else 0, json.dumps(themes, ensure_ascii=False),
+              _text(doc.classification))
     return json.dumps(values, ensure_ascii=False), values
 
 
@@ -312,7 +327,8 @@ class CatalogIndex:
                 None if doc.standard_type is None else _text(doc.standard_type),
                 1 if doc.personal else 0, _text(doc.modified), title_ja, _text(doc.title_en),
                 _text(doc.description_ja), _text(doc.description_en),
-                json.dumps([_text(k) for k in doc.keywords], ensure_ascii=False)))
+                json.dumps([_text(k) for k in doc.keywords], ensure_ascii=False),
+                _text(doc.classification)))
             order_rows.append((docid, doc_id, _text(doc.modified),
                                normalise(title_ja or doc.title_en)))
             fts_rows.append((docid, _tokens(doc.title_ja, doc.title_en), _tokens(*doc.keywords),
@@ -320,8 +336,8 @@ class CatalogIndex:
         await conn.executemany(
             """INSERT INTO catalog_docs (id, serial, set_id, publisher_id, publisher_name,
                    prefecture, themes, standard_type, personal, modified, title_ja, title_en,
-                   description_ja, description_en, keywords)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   description_ja, description_en, keywords, classification)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (id) DO UPDATE SET
                    set_id = excluded.set_id, publisher_id = excluded.publisher_id,
                    publisher_name = excluded.publisher_name, prefecture = excluded.prefecture,
@@ -329,7 +345,8 @@ class CatalogIndex:
                    personal = excluded.personal, modified = excluded.modified,
                    title_ja = excluded.title_ja, title_en = excluded.title_en,
                    description_ja = excluded.description_ja,
-                   description_en = excluded.description_en, keywords = excluded.keywords""",
+                   description_en = excluded.description_en, keywords = excluded.keywords,
+                   classification = excluded.classification""",
             doc_rows)
         await conn.executemany(
             "INSERT INTO catalog_doc_order (docid, id, modified, title_sort) VALUES (?, ?, ?, ?)",
@@ -366,7 +383,8 @@ class CatalogIndex:
             self._max_set_id = next_id - 1
             await conn.executemany(
                 """INSERT INTO catalog_facet_sets (id, key, publisher_id, prefecture,
-                       standard_type, personal, themes) VALUES (?, ?, ?, ?, ?, ?, ?)""", set_rows)
+                       standard_type, personal, themes, classification)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""", set_rows)
             await conn.executemany("INSERT INTO catalog_facet_set_themes (theme, set_id) VALUES (?, ?)",
                                    theme_rows)
         return [found[key] for key, _ in sets]
@@ -414,7 +432,8 @@ class CatalogIndex:
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("publisher_id", query.publisher), ("prefecture", query.prefecture),
-                              ("standard_type", query.standard_type)):
+                              ("standard_type", query.standard_type),
+                              ("classification", query.classification)):
             if isinstance(value, str) and value:
                 where.append(f"s.{column} = ?")
                 params.append(_text(value))
@@ -540,7 +559,7 @@ class CatalogIndex:
         return SearchResult(total=total, ids=[], scores=[], facets=facets)
 
     async def _load_sets(self, set_ids: list[int]) -> None:
-        columns = "id, publisher_id, prefecture, standard_type, personal, themes"
+        columns = "id, publisher_id, prefecture, standard_type, personal, themes, classification"
         if len(set_ids) > 2000:
             rows = await self.db.fetchall(f"SELECT {columns} FROM catalog_facet_sets")
         else:
@@ -548,11 +567,13 @@ class CatalogIndex:
             for chunk in _chunks(set_ids):
                 rows += await self.db.fetchall(
                     f"SELECT {columns} FROM catalog_facet_sets WHERE id IN ({_marks(chunk)})", chunk)
-        for set_id, publisher, prefecture, standard_type, personal, themes in rows:
+        for set_id, publisher, prefecture, standard_type, personal, themes, classification in rows:
             values = [("publisher", publisher), ("prefecture", prefecture),
                       ("personal", "true" if personal else "false")]
             if standard_type is not None:
                 values.append(("standard_type", standard_type))
+            if classification is not None:   # NULL: a set from before the facet existed
+                values.append(("classification", classification))
             values += [("theme", theme) for theme in json.loads(themes)]
             slots = []
             for value in values:

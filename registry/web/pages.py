@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from registry.catalog.datasets import CatalogService
+from registry.config import RegistryConfig
 from registry.operators.admin import AdminService
 from registry.store import RegistryStore
 from registry.web.catalog import add_catalog_pages
@@ -14,7 +15,7 @@ from registry.web.developers import add_developer_pages
 
 
 def add_registry_pages(app: web.Application, admin: AdminService, catalog: CatalogService,
-                       store: RegistryStore) -> None:
+                       store: RegistryStore, config: RegistryConfig) -> None:
     add_catalog_pages(app, catalog, store)
     add_developer_pages(app)
-    add_console_pages(app, admin, store)
+    add_console_pages(app, admin, store, config)

@@ -1,19 +1,28 @@
-"""The operating organisation's console at ``/admin/``."""
+"""The operating organisation's console at ``/admin/``: the overview, participants and
+shared-use hosting (participants.py), join tokens and nodes (enrolment.py), certification
+criteria, the revocation list, the audit log and usage (oversight.py).
+
+Pages are behind ``operator-read`` (admin and auditor); every change is a POST form behind
+``operator-admin`` carrying the session's CSRF token, and calls ``AdminService`` as the JSON
+admin API and the CLI do, so it lands in the audit log. An auditor sees no forms.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from mesh.http_auth import OPERATOR_READ
-from mesh.web.render import page, render
+from registry.config import RegistryConfig
 from registry.operators.admin import AdminService
 from registry.store import RegistryStore
+from registry.web.console.common import CONSOLE, Console
+from registry.web.console.enrolment import add_enrolment_routes
+from registry.web.console.oversight import add_oversight_routes
+from registry.web.console.participants import add_participant_routes
 
 
-@page(OPERATOR_READ)
-async def console_home(request: web.Request) -> web.Response:
-    return await render(request, "console/home.html")
-
-
-def add_console_pages(app: web.Application, admin: AdminService, store: RegistryStore) -> None:
-    app.router.add_get("/admin/", console_home)
+def add_console_pages(app: web.Application, admin: AdminService, store: RegistryStore,
+                      config: RegistryConfig) -> None:
+    app[CONSOLE] = Console(admin, store, config)
+    add_oversight_routes(app)
+    add_participant_routes(app)
+    add_enrolment_routes(app)
