@@ -61,6 +61,9 @@ def services_in_order() -> list[Service]:
                   key=lambda s: (SERVER_ORDER.index(s.served_by), -len(s.methods), s.name))
 
 
+EXAMPLE_QUERY = "防災"     # a search word the demo catalog answers (data, not page text)
+
+
 def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
@@ -70,7 +73,8 @@ async def developers_index(request: web.Request) -> web.Response:
     return await render(request, "developers/index.html", {
         "registry": registry_doc(request.app), "connector": connector_doc(),
         "services": services_in_order(), "base_url": _base_url(request),
-        "connector_json": "developers.connector-openapi.json"})
+        "connector_json": "developers.connector-openapi.json",
+        "example": EXAMPLE_QUERY, "example_q": quote(EXAMPLE_QUERY)})
 
 
 @page(PUBLIC)
