@@ -114,7 +114,7 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
         status, page = await admin.get(f"/admin/catalog/{DATASET_ID}")
         assert status == 200 and "research-use" in page and "one-transfer" in page
         assert "利用目的が次と等しい: <code>研究</code>" in page              # the fields
-        assert "研究目的に限り、参加者が利用できます。レコードは合計 150 件まで。" in page    # in words
+        assert "研究目的に限り、すべての参加者が利用できます。レコードは合計 150 件まで。" in page    # in words
         assert (await admin.get("/admin/catalog/no-such-dataset"))[0] == 404
 
         # the wrong purpose: refused, and the agreement's page says which constraint and claim
@@ -150,7 +150,7 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
         assert "この合意文書のダイジェストと一致します" in page and "レジストリが記録した日時" in page
         assert "署名はすべて検証できました" in page and f"/admin/transfers/?agreement={agreed}" in page
         assert '"purpose": "研究"' in page                        # the signed document, pretty
-        assert "研究目的に限り、参加者が利用できます。転送は最大 1 回まで。" in page
+        assert "研究目的に限り、すべての参加者が利用できます。転送は最大 1 回まで。" in page
         # a bad request is shown on the form, not a 5xx
         status, page = await admin.post(f"/admin/catalog/{DATASET_ID}/request",
                                         {"offer": "nope", "purpose": "研究"})

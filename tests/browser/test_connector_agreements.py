@@ -38,7 +38,7 @@ async def test_find_request_refused_then_finalized(harness: MeshHarness, page, p
     await page.wait_for_load_state()
     assert page.url == f"{base}/admin/catalog/{DATASET_ID}"
     offers = await page.locator("#offers + .offer, .offer").all_inner_texts()
-    assert "研究目的に限り、参加者が利用できます。転送は最大 1 回まで。" in "".join(offers)
+    assert "研究目的に限り、すべての参加者が利用できます。転送は最大 1 回まで。" in "".join(offers)
     await check_axe(page, "catalog dataset page")
 
     # the wrong purpose: the page says which constraint, which claim, who and when
