@@ -114,7 +114,7 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
         status, page = await admin.get(f"/admin/catalog/{DATASET_ID}")
         assert status == 200 and "research-use" in page and "one-transfer" in page
         assert "利用目的が次と等しい: <code>研究</code>" in page              # the fields
-        assert "研究目的に限り、すべての参加者が利用できます。レコードは合計 150 件まで。" in page    # in words
+        assert "研究目的に限り、すべての参加者が利用できます。レコードは合計 150 件まで。" in page  # in words
         assert (await admin.get("/admin/catalog/no-such-dataset"))[0] == 404
 
         # the wrong purpose: refused, and the agreement's page says which constraint and claim
