@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import click
@@ -101,3 +102,22 @@ class LazyGroup(click.Group):
         import importlib
 
         return getattr(importlib.import_module(module_name), attribute)
+
+
+password_file_option = click.option(
+    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="File (mode 0600) whose first line is the password. Without it, you are prompted.")
+
+
+def new_password(path: Path | None) -> str:
+    """A console account's new password: from a 0600 file, or prompted twice; never an
+    argument. Shared by the registry's and the connector's ``operator`` commands."""
+    from mesh.passwords import check_policy, read_password_file
+
+    if path is not None:
+        password = read_password_file(path)
+    else:
+        password = click.prompt("パスワード / password", hide_input=True,
+                                confirmation_prompt=True)
+    check_policy(password)
+    return password

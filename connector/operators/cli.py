@@ -10,26 +10,12 @@ from pathlib import Path
 import click
 
 from connector.operators.accounts import ConsoleAccounts, open_console_db
-from mesh.cli_support import report_errors
+from mesh.cli_support import new_password, password_file_option, report_errors
 from mesh.http_auth import ROLES
-from mesh.passwords import check_policy, read_password_file
 
 data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_CONNECTOR_DATA_DIR",
                                show_envvar=True, type=click.Path(path_type=Path),
                                help="Connector data directory.")
-password_file_option = click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="File (mode 0600) whose first line is the password. Without it, you are prompted.")
-
-
-def _password(path: Path | None) -> str:
-    if path is not None:
-        password = read_password_file(path)
-    else:
-        password = click.prompt("パスワード / password", hide_input=True,
-                                confirmation_prompt=True)
-    check_policy(password)
-    return password
 
 
 def _run(data_dir: Path, fn):
@@ -61,7 +47,7 @@ def operator() -> None:
 @report_errors
 def add(data_dir: Path, name: str, role: str, tenant: str, password_file: Path | None) -> None:
     """Create a console account; its password is stored as an argon2id hash."""
-    password = _password(password_file)
+    password = new_password(password_file)
     account = _run(data_dir, lambda a: a.add(name, role, password, tenant))
     scope = f", tenant {account.tenant}" if account.tenant else ""
     click.echo(f"アカウントを登録しました / account added: {account.name} ({account.role}{scope})")
@@ -109,6 +95,6 @@ def enable(data_dir: Path, name: str) -> None:
 @report_errors
 def password(data_dir: Path, name: str, password_file: Path | None) -> None:
     """Set a new password; the account's console sessions end."""
-    new = _password(password_file)
+    new = new_password(password_file)
     _run(data_dir, lambda a: a.set_password(name, new))
     click.echo(f"パスワードを変更しました / password changed: {name}")

@@ -11,31 +11,17 @@ from pathlib import Path
 
 import click
 
-from mesh.cli_support import report_errors
+from mesh.cli_support import new_password, password_file_option, report_errors
 from mesh.errors import FailedPrecondition
 from mesh.files import write_secret
 from mesh.http_auth import ROLES
-from mesh.passwords import check_policy, read_password_file
 from registry.cli_common import as_admin, data_dir_option, with_store
 from registry.operators.accounts import OperatorAccounts
 from registry.operators.api_keys import OPERATOR_KEY, PARTICIPANT_KEY, ApiKeys
 from registry.operators.audit_log import AdminAuditLog
 
-password_file_option = click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-    help="File (mode 0600) whose first line is the password. Without it, you are prompted.")
 out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                           help="Write the key to this file (mode 0600) instead of printing it.")
-
-
-def _password(path: Path | None) -> str:
-    if path is not None:
-        password = read_password_file(path)
-    else:
-        password = click.prompt("パスワード / password", hide_input=True,
-                                confirmation_prompt=True)
-    check_policy(password)
-    return password
 
 
 def _emit_secret(secret: str, out: Path | None, what: str) -> None:
@@ -60,7 +46,7 @@ def operator() -> None:
 @report_errors
 def operator_add(data_dir: Path, name: str, role: str, password_file: Path | None) -> None:
     """Create an operator account; its password is stored as an argon2id hash."""
-    password = _password(password_file)
+    password = new_password(password_file)
     op = as_admin(data_dir, lambda a, who: a.add_operator(who, name, role, password))
     click.echo(f"オペレーターを登録しました / operator added: {op.name} ({op.role})")
 
@@ -101,7 +87,7 @@ def operator_enable(data_dir: Path, name: str) -> None:
 @report_errors
 def operator_password(data_dir: Path, name: str, password_file: Path | None) -> None:
     """Set a new password for an account."""
-    password = _password(password_file)
+    password = new_password(password_file)
     as_admin(data_dir, lambda a, who: a.set_password(who, name, password))
     click.echo(f"オペレーター {name} のパスワードを変更しました / password changed")
 
