@@ -92,6 +92,12 @@ class Database:
                 code="database_too_new", details={"path": str(self.path), "version": current})
         for number, script in enumerate(self.migrations[current:], start=current + 1):
             async with self.transaction() as conn:
+                # Another process (a CLI call beside the server) may have migrated since the
+                # version was read: re-read it under the write lock and skip what it did.
+                async with conn.execute("PRAGMA user_version") as cur:
+                    row = await cur.fetchone()
+                if row is not None and int(row[0]) >= number:
+                    continue
                 for statement in _split_sql(script):
                     await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={number}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import threading
 
 import aiosqlite
@@ -74,3 +75,36 @@ async def test_a_newer_schema_is_refused_and_closed(tmp_path):
         await Database(tmp_path / "t.db", [V1]).open()
     assert exc.value.code == "database_too_new"
     assert await settled_connections(before) <= before
+
+
+class _StaleVersion(Database):
+    """Reads the schema version as it was before another process migrated the file."""
+
+    async def version(self) -> int:
+        return 0
+
+
+async def test_a_migration_another_process_finished_meanwhile_is_skipped(tmp_path):
+    # A CLI call (operator add) opening the console database while the server migrates it:
+    # both read version 0; the second must not run CREATE TABLE again.
+    async with Database(tmp_path / "t.db", [V1, V2]):
+        pass
+    async with _StaleVersion(tmp_path / "t.db", [V1, V2]) as db:
+        assert (await db.fetchone("PRAGMA user_version"))[0] == 2
+        assert (await db.fetchone("SELECT count(*) FROM b"))[0] == 1
+
+
+async def test_several_processes_opening_a_new_file_at_once_all_succeed(tmp_path):
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from mesh.db import Database\n"
+        f"async def go():\n    async with Database(Path(sys.argv[1]), {[V1, V2]!r}):\n        pass\n"
+        "asyncio.run(go())\n"
+    )
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(tmp_path / "t.db"),
+                                                  stderr=asyncio.subprocess.PIPE) for _ in range(4)]
+    results = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err.decode()[-400:] for _, err in results]
+    async with Database(tmp_path / "t.db", [V1, V2]) as db:
+        assert (await db.fetchone("SELECT count(*) FROM b"))[0] == 1
