@@ -14,12 +14,14 @@ import grpc
 import pytest
 from cryptography import x509
 
-from areamesh.processes import ManagedProcess, areamesh_command, run_cli
+from areamesh.processes import ManagedProcess, areamesh_command
 from mesh.certs import to_pem
 from mesh.ids import node_dns_name, registry_dns_name
 from mesh.keystore import NodeKeyStore, build_csr, generate_key, key_to_pem
 from mesh.proto.areamesh.v1 import registry_pb2_grpc
 from registry.ca.authority import CertificateAuthority
+
+from .cli_fork import run_cli
 
 MESH_ID = "testmesh"
 PARTICIPANTS = [("270008", "大阪府", "prefecture"), ("282014", "姫路市", "municipality"),

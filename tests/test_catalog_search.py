@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 
 from areamesh.demo_catalog import DATASETS
-from areamesh.processes import run_cli
 from mesh.proto.areamesh.v1 import registry_pb2
 
 from .catalog_fixtures import setup_catalog_mesh
+from .cli_fork import run_cli
 from .conftest import MeshHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
