@@ -8,8 +8,10 @@ import fcntl
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,69 @@ def test_a_lock_removed_under_a_waiting_taker_is_not_shared(tmp_path: Path):
         second.release()
     finally:
         os.close(stale_fd)
+
+
+def _consumer_rows(data_dir: Path) -> list[str]:
+    if not (data_dir / "metering.db").exists():
+        return []
+    with closing(sqlite3.connect(f"file:{data_dir / 'metering.db'}?mode=ro", uri=True)) as db:
+        try:
+            return [r[0] for r in db.execute("SELECT id FROM transfers WHERE role = 'consumer'")]
+        except sqlite3.OperationalError:   # not created yet
+            return []
+
+
+@pytest.mark.integration
+async def test_a_real_fetch_killed_mid_transfer_is_interrupted_then_resumes(harness):
+    """`areamesh connector fetch` stopped mid-stream (SIGSTOP): its row runs and a second fetch
+    into the same file refuses; killed (SIGKILL): `connector transfers` reads it interrupted,
+    its lock is gone, and the same command resumes it to the end."""
+    import asyncio
+
+    from areamesh.processes import areamesh_command
+
+    from .transfer_fixtures import agree, as_text, fetch_cli, ndjson_rows, setup_transfer_mesh, source_rows
+
+    h = harness
+    _provider, source = await setup_transfer_mesh(h, rows=300_000)
+    agreement = await agree(h)
+    data_dir, out = h.root / "kakogawa", h.root / "got" / "population.ndjson"
+    journal = TransferJournal.path_for(data_dir, agreement, out)
+    proc = await asyncio.create_subprocess_exec(
+        *areamesh_command("connector", "fetch", "--data-dir", str(data_dir), "--agreement",
+                          agreement, "--out", str(out), "--json"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(6000):   # until the header has arrived and the row is written
+            if _consumer_rows(data_dir):
+                break
+            assert proc.returncode is None, "the fetch ended before it could be stopped"
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGSTOP)
+        [transfer_id] = _consumer_rows(data_dir)
+        assert json.loads(journal.read_text())["transfer_id"] == transfer_id
+
+        async def listed() -> dict[str, str]:
+            rc, stdout, err = await run_cli("connector", "transfers", "--data-dir", str(data_dir),
+                                            "--json")
+            assert rc == 0, err
+            return {r["id"]: r["status"] for r in json.loads(stdout)}
+
+        assert (await listed())[transfer_id] == "running"      # its process holds the lock
+        rc, _, err = await fetch_cli(h, agreement, out)
+        assert rc == 1 and "fetch_running" in err, err
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert held(lock_path(journal)) is False and lock_path(journal).exists()
+    assert (await listed())[transfer_id] == "interrupted"
+    assert not lock_path(journal).exists()
+    rc, result, err = await fetch_cli(h, agreement, out)
+    assert rc == 0, err
+    assert result["transfer_id"] == transfer_id and result["records"] == 300_000
+    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
+    assert (await listed())[transfer_id] == "complete"
+    assert not lock_path(journal).exists() and not journal.exists()
