@@ -28,7 +28,6 @@ def test_the_console_transfer_pages_build_without_the_data_plane(tmp_path):
     connector/web/portal/consents.py.)"""
     code = ("import sys; from pathlib import Path; from types import SimpleNamespace; "
             "from aiohttp import web; from connector.web.transfers import add_transfers_pages; "
-            "import connector.transfer.fetch_lock; "
             f"add_transfers_pages(web.Application(), SimpleNamespace(config=SimpleNamespace("
             f"data_dir=Path({str(tmp_path)!r})))); "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
