@@ -26,6 +26,7 @@ from connector.operators.accounts import open_console_db
 from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
 from connector.subscriptions.watcher import DatasetWatcher
+from connector.transfer.fetch_lock import recover_consumer_orphans, remove_free_locks
 from connector.transfer.guard import AgreementGuard
 from mesh import egress
 from mesh.certs import load_pem_bundle
@@ -75,6 +76,9 @@ class ConnectorApp:
         usage = UsageStore(self.metering_db)
         if orphans := await usage.recover_orphans():  # transfers a previous process was sending
             log.warning("%d transfers were cut off when this connector last stopped", orphans)
+        if orphans := await recover_consumer_orphans(usage, self.config.data_dir):
+            log.warning("%d fetches were cut off (their process ended while fetching)", orphans)
+        remove_free_locks(self.config.data_dir)   # left by fetches killed before their first batch
         negotiator = ProviderNegotiator(self.config.data_dir, self.keystore, self.registry, agreements)
         guard = AgreementGuard(self.config.data_dir, self.keystore, agreements,
                                ParticipantTypes(self.registry, ttl=30))

@@ -413,10 +413,13 @@ def subscribe(data_dir: Path, agreement_id: str, fetch_dir: Path | None, fmt: st
 def transfers(data_dir: Path, agreement_id: str | None, as_json: bool) -> None:
     """List transfers metered on this connector (as provider and consumer)."""
     from connector.metering.store import UsageStore, open_metering_db
+    from connector.transfer.fetch_lock import recover_consumer_orphans
 
     async def run():
         async with open_metering_db(data_dir) as db:
-            return await UsageStore(db).list(agreement_id)
+            usage = UsageStore(db)
+            await recover_consumer_orphans(usage, data_dir)   # a killed fetch: not running
+            return await usage.list(agreement_id)
 
     rows = asyncio.run(run())
     if as_json:

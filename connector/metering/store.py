@@ -12,7 +12,8 @@ inserts (or, for a resume, claims) the row (``reserve``, ``resume``). While a tr
 counts as a transfer and holds the records it may still send (``reserved_records``, its cap);
 when it ends, only what it sent stays counted. A transfer that ended without sending a batch
 holds nothing. Rows left ``running`` by a provider that died are released at its next start
-(``recover_orphans``).
+(``recover_orphans``); a consumer's, whenever its fetch is found gone (``recover_consumer_orphans``,
+asked with ``connector/transfer/fetch_lock.py``).
 """
 
 from __future__ import annotations
@@ -198,6 +199,27 @@ class UsageStore:
                 "ended_at = COALESCE(ended_at, ?) WHERE role = 'provider' AND status = 'running'",
                 (iso(utcnow()),))
             return cur.rowcount
+
+    async def recover_consumer_orphans(self, is_live: Callable[[TransferRow], bool]
+                                       ) -> list[TransferRow]:
+        """Consumer transfers still ``running`` whose fetch is gone (``is_live`` says so: a CLI
+        fetch killed with kill -9, a connector that died while fetching) become interrupted,
+        their counts kept; running the same fetch again resumes it and its row runs again.
+        ``is_live`` is asked inside the write transaction: a fetch that starts meanwhile
+        records its progress only after the update, so it is never left marked interrupted.
+        Returns the rows changed (as they were)."""
+        if await self.db.fetchone("SELECT 1 FROM transfers WHERE role = 'consumer' AND "
+                                  "status = 'running' LIMIT 1") is None:
+            return []   # the usual case, read without taking the write lock
+        async with self.db.transaction() as conn:
+            rows = [_row(r) for r in await (await conn.execute(
+                "SELECT * FROM transfers WHERE role = 'consumer' AND status = 'running'")).fetchall()]
+            dead = [r for r in rows if not is_live(r)]
+            await conn.executemany(
+                "UPDATE transfers SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) "
+                "WHERE id = ? AND role = 'consumer' AND status = 'running'",
+                [(iso(utcnow()), r.id) for r in dead])
+        return dead
 
     async def progress(self, transfer_id: str, *, records: int, bytes: int, batches: int,
                        status: str = "running", chain: str | None = None) -> None:

@@ -28,14 +28,14 @@ from collections.abc import Iterator
 import pyarrow as pa
 import xxhash
 
+from connector.transfer.constants import CHAIN_START, DIGEST_ALGORITHM
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT, MAX_BATCH_BYTES
 
-__all__ = ["GRPC_MESSAGE_LIMIT", "MAX_BATCH_BYTES"]  # the limits, re-exported for callers here
+# the limits and constants (light modules), re-exported for callers here
+__all__ = ["CHAIN_START", "DIGEST_ALGORITHM", "GRPC_MESSAGE_LIMIT", "MAX_BATCH_BYTES"]
 
 DEFAULT_BATCH_ROWS = 10_000
 
-CHAIN_START = hashlib.sha256(b"areamesh-transfer-v1").hexdigest()
-DIGEST_ALGORITHM = "xxh3-128"
 
 
 def batch_digest(data: bytes | memoryview) -> str:

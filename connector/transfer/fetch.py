@@ -42,19 +42,17 @@ from connector.transfer.batches import (
     decode_batch,
     read_schema,
 )
+from connector.transfer.fetch_lock import FetchLock
 from connector.transfer.journal import TransferJournal
 from connector.transfer.memory import keep_large_buffers
 from connector.transfer.output import FORMATS, PartialOutput
+from connector.transfer.progress_hooks import Progress, check_consumer_agreement
 from connector.transfer.wire import WireBatch, transfer_call
 from connector.translate.mapping import Mapping, load_mapping
-from mesh.agreements import SignedAgreement, verify_signed
 from mesh.certs import load_pem_bundle
-from mesh.clock import from_iso, utcnow
 from mesh.errors import (
     AreameshError,
-    FailedPrecondition,
     InvalidRequest,
-    PermissionDenied,
     Unavailable,
     from_grpc,
 )
@@ -160,37 +158,12 @@ class FetchResult:
         return d
 
 
-class Progress:
-    """What the CLI shows; the default shows nothing."""
-
-    def start(self, header: peer_pb2.TransferHeader, journal: TransferJournal) -> None: ...
-    def advance(self, journal: TransferJournal) -> None: ...
-    def note(self, message: str) -> None: ...
-    def done(self) -> None: ...
-
-
 class _StreamBroken(Exception):
     pass
 
 
 class _BatchCorrupt(_StreamBroken):
     """A batch whose bytes do not match its digest: never written, the stream resumed before it."""
-
-
-def check_consumer_agreement(row: AgreementRow, roots) -> None:
-    if row.state == "TERMINATED":
-        raise PermissionDenied(f"agreement {row.id} is terminated",
-                               message_ja=f"合意 {row.id} は終了しています", code="agreement_terminated",
-                               details={"reason": row.reason})
-    if row.state != "FINALIZED" or row.signed is None:
-        raise FailedPrecondition(f"agreement {row.id} is {row.state}, not FINALIZED",
-                                 message_ja=f"合意 {row.id} は確定していません（{row.state}）",
-                                 code="agreement_not_finalized")
-    signed = SignedAgreement.from_json(row.signed)
-    verify_signed(signed, roots)
-    if signed.agreement.expires and from_iso(signed.agreement.expires) <= utcnow():
-        raise PermissionDenied(f"agreement {row.id} expired at {signed.agreement.expires}",
-                               code="agreement_expired")
 
 
 class Fetcher:
@@ -218,6 +191,14 @@ class Fetcher:
         self._pending_write: asyncio.Future | None = None
 
     async def run(self) -> FetchResult:
+        """The fetch, holding its lock (``fetch_lock.py``) throughout: one at a time per output."""
+        lock = await FetchLock(self.journal_path).acquire(self.out)
+        try:
+            return await self._run()
+        finally:
+            lock.release()
+
+    async def _run(self) -> FetchResult:
         started = time.monotonic()
         keep_large_buffers()
         state = NodeState.load(self.data_dir)

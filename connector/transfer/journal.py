@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connector.datasets.store import checked_id
-from connector.transfer.batches import CHAIN_START, DIGEST_ALGORITHM
+from connector.transfer.constants import CHAIN_START, DIGEST_ALGORITHM
 from mesh.errors import Conflict
 from mesh.files import atomic_write
 

@@ -21,11 +21,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from connector.transfer.constants import FORMATS
 from connector.translate.mapping import Reject
 from connector.translate.ndjson import encode_ndjson
 from connector.translate.report import CSV_HEADER
 
-FORMATS = ("ndjson", "csv", "raw")  # raw: the source file as it is (passthrough)
+__all__ = ["FORMATS", "PartialOutput"]  # FORMATS lives in constants.py (light), re-exported
+
 WRITEBACK_BYTES = 4 * 1024 * 1024   # start writeback after this much has been written
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 

@@ -17,8 +17,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from connector.transfer.fetch import Progress as ProgressBase
 from connector.transfer.journal import TransferJournal
+from connector.transfer.progress_hooks import Progress as ProgressBase
 from mesh.proto.areamesh.v1 import peer_pb2
 
 

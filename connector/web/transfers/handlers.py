@@ -10,9 +10,10 @@ from aiohttp import web
 
 from connector.contracts.store import AgreementStore
 from connector.metering.store import UsageStore
-from connector.transfer.fetch import check_consumer_agreement
+from connector.transfer.constants import FORMATS
+from connector.transfer.fetch_lock import FetchLock, held, recover_consumer_orphans
 from connector.transfer.journal import TransferJournal
-from connector.transfer.output import FORMATS
+from connector.transfer.progress_hooks import check_consumer_agreement
 from connector.web.node.common import can_change, node_of, scope_of
 from connector.web.transfers.jobs import DOWNLOADS, FetchJobs, download_path
 from connector.web.transfers.views import (
@@ -49,7 +50,7 @@ def _page_number(request: web.Request) -> int:
 @page(NODE_READ)
 async def transfers_page(request: web.Request) -> web.Response:
     node, scope = node_of(request), scope_of(request)
-    rows = await transfer_rows(UsageStore(node.metering_db), scope)
+    rows = await transfer_rows(await _recovered(node), scope)
     jobs = _jobs(request)
     live = running_json(rows, jobs, scope)
     history, pages = page_of([transfer_json(r) for r in rows if r.status in ENDED],
@@ -67,8 +68,16 @@ async def transfers_page(request: web.Request) -> web.Response:
 async def progress_json(request: web.Request) -> web.Response:
     """Running transfers and the console's fetches, for the pages' progress script."""
     node, scope = node_of(request), scope_of(request)
-    rows = await transfer_rows(UsageStore(node.metering_db), scope)
+    rows = await transfer_rows(await _recovered(node), scope)
     return web.json_response(running_json(rows, _jobs(request), scope))
+
+
+async def _recovered(node) -> UsageStore:
+    """The usage store, once the consumer's fetches that died (a CLI fetch killed with kill -9)
+    no longer read as running: each page and progress poll asks, the lock files answer."""
+    usage = UsageStore(node.metering_db)
+    await recover_consumer_orphans(usage, node.config.data_dir)
+    return usage
 
 
 async def _finalized(request: web.Request) -> list:
@@ -123,6 +132,10 @@ async def start_fetch(request: web.Request) -> web.StreamResponse:
         row = await AgreementStore(node.contracts_db).get(values["agreement"], role="consumer")
         check_consumer_agreement(row, load_pem_bundle(node.keystore.trust_bundle_pem()))
         journal = TransferJournal.path_for(node.config.data_dir, row.id, out)
+        if held(FetchLock(journal).path):   # `areamesh connector fetch` writing it now
+            raise Conflict(f"a fetch into {out.name} is running already (from the command line)",
+                           message_ja=f"{out.name} への取得はすでに実行中です（コマンドラインから）",
+                           code="fetch_running", details={"field": "file"})
         if out.exists() and not journal.exists():
             raise Conflict(f"{out.name} exists already in the downloads folder",
                            message_ja=f"{out.name} はすでにあります。別の名前にしてください",

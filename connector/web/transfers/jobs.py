@@ -24,15 +24,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from connector.metering.store import UsageStore, open_metering_db
-from connector.transfer.fetch import Fetcher, FetchResult, Progress
 from connector.transfer.journal import TransferJournal
+from connector.transfer.progress_hooks import Progress
 from mesh.clock import iso, utcnow
 from mesh.errors import AreameshError, Conflict, InvalidRequest
 from mesh.proto.areamesh.v1 import peer_pb2
+
+if TYPE_CHECKING:  # the data plane (pyarrow): imported when the first fetch starts
+    from connector.transfer.fetch import Fetcher, FetchResult
 
 log = logging.getLogger("areamesh.connector.web")
 
@@ -163,9 +167,9 @@ class FetchJob:
 class FetchJobs:
     """The console's fetches of this process: running ones and the last finished ones."""
 
-    def __init__(self, data_dir: Path, *, fetcher: Callable[..., Fetcher] = Fetcher) -> None:
+    def __init__(self, data_dir: Path, *, fetcher: Callable[..., Fetcher] | None = None) -> None:
         self.data_dir = data_dir
-        self.fetcher = fetcher
+        self.fetcher = fetcher        # None: ``Fetcher``, imported by the first ``start``
         self.jobs: OrderedDict[str, FetchJob] = OrderedDict()
 
     def get(self, job_id: str) -> FetchJob | None:
@@ -184,6 +188,10 @@ class FetchJobs:
                                message_ja=f"{out.name} への取得はすでに実行中です",
                                code="fetch_running", details={"field": "file", "job": job.id})
         out.parent.mkdir(mode=0o700, exist_ok=True)
+        if self.fetcher is None:
+            from connector.transfer.fetch import Fetcher  # loads pyarrow: only once a fetch starts
+
+            self.fetcher = Fetcher
         progress = JobProgress()
         fetcher = self.fetcher(self.data_dir, agreement_id, out, fmt=fmt, progress=progress,
                                service=service, component=component)
