@@ -20,7 +20,8 @@ from mesh.log import setup_logging
 @click.group(cls=LazyGroup, lazy_subcommands={"consent": "connector.consent.cli:consent",
                                               "operator": "connector.operators.cli:operator",
                                               "identity": "connector.identity_cli:identity",
-                                              "ledger": "connector.ledger.cli:ledger"})
+                                              "ledger": "connector.ledger.cli:ledger",
+                                              "sink": "connector.sinks_cli:sink"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""
 
@@ -329,10 +330,14 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @connector.command()
 @data_dir_option
 @click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file; it appears only when the transfer is complete and verified.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "raw"]), default="ndjson",
-              show_default=True, help="raw: the provider's source file byte for byte (passthrough).")
+@click.option("--sink", "sink_name", default=None,
+              help="Instead of --out: load into this named sink (see 'connector sink add'); "
+                   "staged in DATA_DIR/sinks/staging/, loaded in one commit.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "raw", "arrow"]), default=None,
+              help="ndjson (default), csv, raw: the provider's source file byte for byte "
+                   "(passthrough), arrow: an Arrow IPC stream keeping the column types.")
 @click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Translation mapping applied to every batch; rejects go to OUT.rejects.csv.")
 @click.option("--incremental", is_flag=True,
@@ -346,23 +351,41 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @report_errors
-def fetch(data_dir: Path, agreement_id: str, out: Path, fmt: str, mapping: Path | None,
-          incremental: bool, restart: bool, attempts: int, service: str, component: str,
-          quiet: bool, as_json: bool) -> None:
-    """Receive an agreed dataset from the provider's connector (データ取得), resuming broken streams."""
+def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | None, fmt: str | None,
+          mapping: Path | None, incremental: bool, restart: bool, attempts: int, service: str,
+          component: str, quiet: bool, as_json: bool) -> None:
+    """Receive an agreed dataset from the provider's connector (データ取得), resuming broken
+    streams, into a file (--out) or a named sink (--sink)."""
     from connector.transfer.fetch import fetch as run_fetch
     from connector.transfer.progress import progress_for_terminal
 
+    if (out is None) == (sink_name is None):
+        raise click.UsageError("give exactly one of --out FILE and --sink NAME")
+    if sink_name is not None and fmt is not None:
+        raise click.UsageError("--format cannot be combined with --sink (a sink is loaded from a "
+                               "typed arrow staging file)")
     setup_logging("text", "WARNING")
-    result = asyncio.run(run_fetch(data_dir, agreement_id, out, fmt=fmt, mapping_path=mapping,
-                                   incremental=incremental, restart=restart, attempts=attempts,
-                                   service=service, component=component,
-                                   progress=progress_for_terminal(quiet)))
-    if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
-        return
-    click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
-               f"{result.batches} batches) in {result.seconds:.2f}s → {result.out}")
+    kw = dict(mapping_path=mapping, incremental=incremental, restart=restart, attempts=attempts,
+              service=service, component=component, progress=progress_for_terminal(quiet))
+    if sink_name is not None:
+        from connector.transfer.sinks import SinkFetch
+
+        loaded = asyncio.run(SinkFetch(data_dir, agreement_id, sink_name, **kw).run())
+        result = loaded.fetch
+        if as_json:
+            click.echo(json.dumps(loaded.to_json(), ensure_ascii=False, indent=2))
+            return
+        click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
+                   f"{result.batches} batches) in {result.seconds:.2f}s")
+        click.echo(f"読み込みました / loaded {loaded.loaded:,} rows into sink "
+                   f"{loaded.sink.describe()}")
+    else:
+        result = asyncio.run(run_fetch(data_dir, agreement_id, out, fmt=fmt or "ndjson", **kw))
+        if as_json:
+            click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+            return
+        click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
+                   f"{result.batches} batches) in {result.seconds:.2f}s → {result.out}")
     click.echo(f"  digest {result.digest} (provider's summary matches)")
     if result.mapping_rejects_note():
         click.echo(result.mapping_rejects_note(), err=True)

@@ -4,7 +4,19 @@ and the journal need them without loading pyarrow (``batches.py``, ``output.py``
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 CHAIN_START = hashlib.sha256(b"areamesh-transfer-v1").hexdigest()   # the stream digest's seed
 DIGEST_ALGORITHM = "xxh3-128"                                       # of each batch
-FORMATS = ("ndjson", "csv", "raw")  # of a fetch's output; raw: the source file as it is (passthrough)
+# of a fetch's output; raw: the source file as it is (passthrough); arrow: an Arrow IPC stream
+FORMATS = ("ndjson", "csv", "raw", "arrow")
+SINKS = "sinks"        # DATA_DIR/sinks/<name>.yaml: the named sinks (connector/transfer/sinks.py)
+STAGING = "staging"    # DATA_DIR/sinks/staging/: verified fetches waiting to be loaded
+
+
+def sinks_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / SINKS
+
+
+def staging_dir(data_dir: Path) -> Path:
+    return sinks_dir(data_dir) / STAGING

@@ -392,8 +392,9 @@ class Fetcher:
         schema = None if header.passthrough else read_schema(header.arrow_schema)
         if self.mapping is not None and schema is not None:
             self.mapping.check_input(schema.names)
+        written = self.mapping.output_schema if self.mapping is not None and schema else schema
         output = PartialOutput(self.out, self.fmt, journal.transfer_id[:8],
-                               with_rejects=self.mapping is not None)
+                               with_rejects=self.mapping is not None, schema=written)
         output.open(journal.data_offset, journal.rejects_offset)
         self._seq = journal.acked_seq
         self._stream_started = time.monotonic()

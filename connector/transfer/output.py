@@ -6,6 +6,14 @@ reopens the part file and cuts it back to the length recorded at the last acknow
 so whatever was written after that point (and not acknowledged) is written again exactly once.
 Rejected rows of a mapping go to ``<out>.rejects.csv`` the same way.
 
+Formats: ``ndjson``, ``csv``, ``raw`` (the provider's file as it is) and ``arrow``: an Arrow IPC
+*stream* (what ``pyarrow.ipc.open_stream`` reads, typed: integers, dates and timestamps stay what
+the source schema says). Its schema message is written when the part file is empty, each batch
+is one IPC record batch message, and the end-of-stream marker is added at commit, so an empty
+transfer still gives a readable file and a resumed one (cut back to a batch boundary the
+journal recorded) reads as if it had never broken. It is also the staging format of a fetch
+into a sink (``connector/transfer/sinks.py``).
+
 Written data is handed to the disk as it goes and dropped from the page cache once written
 (``posix_fadvise``, the streaming-write pattern), so the fsyncs of the journal and of the commit
 find little left to do and a large transfer does not fill memory with page cache.
@@ -30,6 +38,23 @@ __all__ = ["FORMATS", "PartialOutput"]  # FORMATS lives in constants.py (light),
 
 WRITEBACK_BYTES = 4 * 1024 * 1024   # start writeback after this much has been written
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
+IPC_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"   # continuation marker, length 0
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded columns as their value type (a stream written message
+    by message carries no dictionary batches)."""
+    return pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                      for f in schema], metadata=schema.metadata)
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with exactly the column types of ``schema`` (the stream's schema message)."""
+    if batch.schema.equals(schema):
+        return batch
+    arrays = [a.dictionary_decode() if pa.types.is_dictionary(a.type) else a for a in batch.columns]
+    arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -112,16 +137,23 @@ class _PartFile:
 
 
 class PartialOutput:
-    def __init__(self, out: Path, fmt: str, transfer_key: str, *, with_rejects: bool) -> None:
+    def __init__(self, out: Path, fmt: str, transfer_key: str, *, with_rejects: bool,
+                 schema: pa.Schema | None = None) -> None:
+        """``schema``: what the written batches hold; ``arrow`` needs it to open the file."""
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}")
         self.fmt = fmt
+        self.schema = plain_schema(schema) if schema is not None else None
         self.data = _PartFile(out, transfer_key)
         self.rejects = _PartFile(out.with_name(out.name + ".rejects.csv"), transfer_key) \
             if with_rejects else None
 
     def open(self, data_offset: int = 0, rejects_offset: int = 0) -> None:
+        if self.fmt == "arrow" and self.schema is None:
+            raise ValueError("the arrow format needs the schema of the batches")
         self.data.open(data_offset)
+        if self.fmt == "arrow" and data_offset == 0:
+            self.data.write(self.schema.serialize())
         if self.rejects:
             self.rejects.open(rejects_offset)
 
@@ -130,6 +162,9 @@ class PartialOutput:
             return
         if self.fmt == "ndjson":
             self.data.write(encode_ndjson(batch))
+            return
+        if self.fmt == "arrow":
+            self.data.write(conform(batch, self.schema).serialize())
             return
         buf = io.BytesIO()
         pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=self.data.offset == 0))
@@ -164,6 +199,8 @@ class PartialOutput:
 
     def commit(self) -> Path | None:
         """Publish the output (and the rejects file, when there were rejects)."""
+        if self.fmt == "arrow":
+            self.data.write(IPC_END_OF_STREAM)
         self.data.commit()
         if self.rejects is None:
             return None

@@ -1,15 +1,19 @@
 """How ``connector fetch`` shows a transfer: a rich progress bar on a terminal, plain lines
-(about one a second) otherwise, so logs and the demo show progress too. Both go to stderr."""
+(about one a second) otherwise, so logs and the demo show progress too. Both go to stderr.
+A fetch into a sink (``--sink``) shows its loading phase the same way (``load_*``: the
+``LoadProgress`` hooks of ``connector/transfer/sinks.py``)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.progress import (
+    BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
@@ -20,6 +24,9 @@ from rich.progress import (
 from connector.transfer.journal import TransferJournal
 from connector.transfer.progress_hooks import Progress as ProgressBase
 from mesh.proto.areamesh.v1 import peer_pb2
+
+if TYPE_CHECKING:
+    from connector.transfer.sinks import SinkSetting
 
 
 def _mb(n: int) -> str:
@@ -33,6 +40,7 @@ class LineProgress(ProgressBase):
         self._t0 = self._last = 0.0
         self._base = (0, 0)
         self._journal: TransferJournal | None = None
+        self._load_total = 0
 
     def _line(self, journal: TransferJournal, final: bool = False) -> None:
         dt = max(time.monotonic() - self._t0, 1e-6)
@@ -62,6 +70,27 @@ class LineProgress(ProgressBase):
         if self._journal is not None:
             self._line(self._journal, final=True)
 
+    def load_start(self, sink: SinkSetting, rows: int) -> None:
+        self._t0 = self._last = time.monotonic()
+        self._load_total = rows
+        print(f"  出力先へ読み込み中 / loading into sink {sink.describe()}: {rows:,} 件 / rows",
+              file=self.out, flush=True)
+
+    def load_advance(self, rows: int) -> None:
+        if time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            print(f"  読み込み中 / loading: {rows:,} / {self._load_total:,} 件 / rows",
+                  file=self.out, flush=True)
+
+    def load_end(self, rows: int, committed: bool) -> None:
+        if not committed:
+            print(f"  読み込み中止 / loading aborted after {rows:,} 件 / rows (nothing changed)",
+                  file=self.out, flush=True)
+            return
+        dt = max(time.monotonic() - self._t0, 1e-6)
+        print(f"  読み込み完了 / loaded: {rows:,} 件 / rows, {rows / dt:,.0f} 件/s (committed)",
+              file=self.out, flush=True)
+
 
 class RichProgress(ProgressBase):
     def __init__(self) -> None:
@@ -90,6 +119,20 @@ class RichProgress(ProgressBase):
 
     def done(self) -> None:
         self.bar.stop()
+
+    def load_start(self, sink: SinkSetting, rows: int) -> None:
+        self.load_bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                                 transient=False)
+        self.load_bar.start()
+        self.load_task = self.load_bar.add_task(f"→ {sink.name} ({sink.adapter})", total=rows)
+
+    def load_advance(self, rows: int) -> None:
+        self.load_bar.update(self.load_task, completed=rows)
+
+    def load_end(self, rows: int, committed: bool) -> None:
+        self.load_bar.update(self.load_task, completed=rows)
+        self.load_bar.stop()
 
 
 def progress_for_terminal(quiet: bool = False) -> ProgressBase:

@@ -57,8 +57,14 @@
       if (job.dataset_id) { set(root, "dataset_id", job.dataset_id); }
       if (job.transfer_id) { set(root, "transfer_id", job.transfer_id); }
       if (job.ended_at) { set(root, "ended_at", jst(job.ended_at)); }
+      if (job.phase) { set(root, "phase", live.getAttribute("data-phase-" + job.phase) || job.phase); }
+      if (job.sink) {
+        set(root, "loaded", number(job.loaded));
+        if (job.load_total) { set(root, "load_total", number(job.load_total)); }
+      }
       setStatus(root, job.state);
       var bar = root.querySelector('[data-field="progress"]');
+      if (bar && job.phase === "loading" && job.load_total) { bar.value = job.loaded / job.load_total; }
       if (bar && job.state === "done") { bar.value = 1; }
       if (bar && (job.state === "failed" || job.state === "cancelled")) { bar.value = 0; }
     });

@@ -35,6 +35,13 @@ JOBS = web.AppKey("console_fetch_jobs", FetchJobs)
 MAX_TEXT = 200
 
 
+def _sinks():
+    """``connector.transfer.sinks`` (it loads pyarrow: imported when a page needs it)."""
+    from connector.transfer import sinks
+
+    return sinks
+
+
 def _jobs(request: web.Request) -> FetchJobs:
     return request.app[JOBS]
 
@@ -95,9 +102,11 @@ def _require_consumer_side(request: web.Request) -> None:
 
 async def _form(request: web.Request, values: dict[str, str], errors: dict[str, str],
                 *, status: int = 200) -> web.Response:
+    data_dir = node_of(request).config.data_dir
     return await render(request, "transfers/new.html", {
         "agreements": await _finalized(request), "values": values, "errors": errors,
-        "formats": FORMATS, "downloads": DOWNLOADS}, status=status)
+        "formats": FORMATS, "downloads": DOWNLOADS, "data_dir": str(data_dir),
+        "sinks": [s.to_json() for s in _sinks().list_sinks(data_dir)]}, status=status)
 
 
 @page(NODE_ADMIN)
@@ -111,8 +120,10 @@ async def new_fetch(request: web.Request) -> web.Response:
             errors["agreement"] = _message(request, AreameshError(
                 f"agreement {agreement} is {row.state}", message_ja=f"合意 {agreement} は確定して"
                 f"いません（{row.state}）"))
+    destination = "sink" if request.query.get("sink") else "file"
     return await _form(request, {"agreement": agreement, "file": "", "format": "ndjson",
-                                 "service": "", "component": ""}, errors)
+                                 "service": "", "component": "", "destination": destination,
+                                 "sink": request.query.get("sink", "")[:MAX_TEXT]}, errors)
 
 
 def _message(request: web.Request, exc: AreameshError) -> str:
@@ -124,25 +135,31 @@ async def start_fetch(request: web.Request) -> web.StreamResponse:
     """Check the form, then run the fetch in the background and show its progress page."""
     _require_consumer_side(request)
     form = await read_form(request)
-    values = {k: field(form, k) for k in ("agreement", "file", "format", "service", "component")}
+    values = {k: field(form, k) for k in ("agreement", "file", "format", "service", "component",
+                                          "destination", "sink")}
     values["format"] = values["format"] or "ndjson"
+    values["destination"] = values["destination"] or "file"
     node = node_of(request)
     try:
         out = _check(values, node.config.data_dir)
+        if values["destination"] == "sink":
+            _sinks().get_sink(node.config.data_dir, values["sink"])    # unknown or removed: at its field
         row = await AgreementStore(node.contracts_db).get(values["agreement"], role="consumer")
         check_consumer_agreement(row, load_pem_bundle(node.keystore.trust_bundle_pem()))
-        journal = TransferJournal.path_for(node.config.data_dir, row.id, out)
-        if held(FetchLock(journal).path):   # `areamesh connector fetch` writing it now
-            raise Conflict(f"a fetch into {out.name} is running already (from the command line)",
-                           message_ja=f"{out.name} への取得はすでに実行中です（コマンドラインから）",
-                           code="fetch_running", details={"field": "file"})
-        if out.exists() and not journal.exists():
-            raise Conflict(f"{out.name} exists already in the downloads folder",
-                           message_ja=f"{out.name} はすでにあります。別の名前にしてください",
-                           code="file_exists", details={"field": "file"})
+        if out is not None:
+            journal = TransferJournal.path_for(node.config.data_dir, row.id, out)
+            if held(FetchLock(journal).path):   # `areamesh connector fetch` writing it now
+                raise Conflict(f"a fetch into {out.name} is running already (from the command line)",
+                               message_ja=f"{out.name} への取得はすでに実行中です（コマンドラインから）",
+                               code="fetch_running", details={"field": "file"})
+            if out.exists() and not journal.exists():
+                raise Conflict(f"{out.name} exists already in the downloads folder",
+                               message_ja=f"{out.name} はすでにあります。別の名前にしてください",
+                               code="file_exists", details={"field": "file"})
         job = _jobs(request).start(row.id, out, fmt=values["format"], service=values["service"],
                                    component=values["component"],
-                                   started_by=principal_of(request).id)
+                                   started_by=principal_of(request).id,
+                                   sink=values["sink"] if out is None else None)
     except AreameshError as exc:
         if not wants_html(request):
             raise
@@ -153,9 +170,13 @@ async def start_fetch(request: web.Request) -> web.StreamResponse:
 
 
 def _check(values: dict[str, str], data_dir) -> Any:
+    """The output file in the downloads folder, or None for a sink (checked by the caller)."""
     if not values["agreement"] or len(values["agreement"]) > MAX_TEXT:
         raise InvalidRequest("choose an agreement", message_ja="利用契約を選んでください",
                              code="invalid_form", details={"field": "agreement"})
+    if values["destination"] not in ("file", "sink"):
+        raise InvalidRequest("destination must be file or sink", message_ja="保存先を選んでください",
+                             code="invalid_form", details={"field": "destination"})
     if values["format"] not in FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}",
                              message_ja="形式を選んでください", code="invalid_form",
@@ -164,6 +185,11 @@ def _check(values: dict[str, str], data_dir) -> Any:
         if len(values[name]) > MAX_TEXT:
             raise InvalidRequest(f"{name} is too long", message_ja="入力が長すぎます",
                                  code="invalid_form", details={"field": name})
+    if values["destination"] == "sink":
+        if not values["sink"]:
+            raise InvalidRequest("choose a sink", message_ja="出力先を選んでください",
+                                 code="invalid_form", details={"field": "sink"})
+        return None
     return download_path(data_dir, values["file"])
 
 

@@ -2,7 +2,9 @@
 as background tasks the HTTP app owns.
 
 Each fetch writes into ``DATA_DIR/downloads/<name>`` (the name is one plain file name, checked by
-``download_path``: no folder, no ``..``, no hidden file). Its live progress is kept in memory
+``download_path``: no folder, no ``..``, no hidden file), or into a named sink (``SinkFetch``:
+staged as arrow under ``DATA_DIR/sinks/staging/``, then loaded in one commit; its phase goes
+receiving → loading → done). Its live progress is kept in memory
 (``JobProgress``, fed by the fetch's own progress hooks); what lasts is what the fetch itself
 records: the consumer's row in ``metering.db`` and, while unfinished, its journal under
 ``DATA_DIR/transfers/`` (so the same fetch, from here or from the CLI, resumes it).
@@ -37,6 +39,7 @@ from mesh.proto.areamesh.v1 import peer_pb2
 
 if TYPE_CHECKING:  # the data plane (pyarrow): imported when the first fetch starts
     from connector.transfer.fetch import Fetcher, FetchResult
+    from connector.transfer.sinks import SinkFetch, SinkSetting
 
 log = logging.getLogger("areamesh.connector.web")
 
@@ -101,6 +104,9 @@ class JobProgress(Progress):
     bytes: int = 0
     batches: int = 0
     notes: list[str] = field(default_factory=list)
+    phase: str = "receiving"          # receiving → loading (a sink only) → done
+    loaded: int = 0                   # rows loaded into the sink so far
+    load_total: int = 0
     _t0: float = 0.0
     _base: tuple[int, int] = (0, 0)
 
@@ -117,6 +123,17 @@ class JobProgress(Progress):
 
     def note(self, message: str) -> None:
         self.notes = [*self.notes[-9:], message]
+
+    def load_start(self, sink: SinkSetting, rows: int) -> None:
+        self.phase, self.load_total, self.loaded = "loading", rows, 0
+
+    def load_advance(self, rows: int) -> None:
+        self.loaded = rows
+
+    def load_end(self, rows: int, committed: bool) -> None:
+        self.loaded = rows if committed else 0     # an aborted load left nothing behind
+        if committed:
+            self.phase = "done"
 
     def rates(self) -> tuple[float, float]:
         """(records, bytes) a second over this stream (a resumed one counts from its resume)."""
@@ -140,6 +157,7 @@ class FetchJob:
     error: dict[str, str] = field(default_factory=dict)
     result: FetchResult | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
+    sink: dict | None = None          # SinkSetting.to_json() of a fetch into a sink
 
     @property
     def active(self) -> bool:
@@ -161,6 +179,9 @@ class FetchJob:
                 "started_by": self.started_by, "error": self.error or None,
                 "notes": list(p.notes),
                 "truncated": bool(self.result and self.result.truncated),
+                "destination": "sink" if self.sink else "file", "sink": self.sink,
+                "phase": "done" if self.state == "done" else p.phase, "loaded": p.loaded,
+                "load_total": p.load_total,
                 "seconds": self.result.seconds if self.result else None}
 
 
@@ -178,33 +199,50 @@ class FetchJobs:
     def all(self) -> list[FetchJob]:
         return list(reversed(self.jobs.values()))
 
-    def start(self, agreement_id: str, out: Path, *, fmt: str, service: str = "",
-              component: str = "", started_by: str = "") -> FetchJob:
-        """Start ``Fetcher(...).run()`` in the background (the agreement is checked by the
-        caller first, and again by the fetch itself)."""
+    def start(self, agreement_id: str, out: Path | None, *, fmt: str, service: str = "",
+              component: str = "", started_by: str = "", sink: str | None = None) -> FetchJob:
+        """Start ``Fetcher(...).run()`` in the background, or ``SinkFetch(...).run()`` when
+        ``sink`` names one (then ``out`` is ignored). The agreement is checked by the caller
+        first, and again by the fetch itself."""
+        progress = JobProgress()
+        setting = None
+        if sink is not None:
+            from connector.transfer.sinks import SinkFetch
+
+            fetcher: Fetcher | SinkFetch = SinkFetch(
+                self.data_dir, agreement_id, sink, progress=progress, service=service,
+                component=component, fetcher=self.fetcher)
+            out, fmt, setting = fetcher.staging, "arrow", fetcher.setting
+        assert out is not None
         for job in self.jobs.values():
+            if job.active and setting is not None and (job.sink or {}).get("name") == sink:
+                raise Conflict(f"a fetch into sink {sink} is running already",
+                               message_ja=f"出力先 {sink} への取得はすでに実行中です",
+                               code="fetch_running", details={"field": "sink", "job": job.id})
             if job.active and job.out == out:
                 raise Conflict(f"a fetch into {out.name} is running already",
                                message_ja=f"{out.name} への取得はすでに実行中です",
                                code="fetch_running", details={"field": "file", "job": job.id})
-        out.parent.mkdir(mode=0o700, exist_ok=True)
-        if self.fetcher is None:
-            from connector.transfer.fetch import Fetcher  # loads pyarrow: only once a fetch starts
+        if setting is None:
+            out.parent.mkdir(mode=0o700, exist_ok=True)
+            if self.fetcher is None:
+                from connector.transfer.fetch import Fetcher  # loads pyarrow: only once a fetch starts
 
-            self.fetcher = Fetcher
-        progress = JobProgress()
-        fetcher = self.fetcher(self.data_dir, agreement_id, out, fmt=fmt, progress=progress,
-                               service=service, component=component)
-        job = FetchJob(secrets.token_hex(8), agreement_id, out, fmt, started_by, utcnow(), progress)
+                self.fetcher = Fetcher
+            fetcher = self.fetcher(self.data_dir, agreement_id, out, fmt=fmt, progress=progress,
+                                   service=service, component=component)
+        job = FetchJob(secrets.token_hex(8), agreement_id, out, fmt, started_by, utcnow(), progress,
+                       sink=setting.to_json() if setting else None)
         job.task = asyncio.create_task(self._run(job, fetcher), name=f"console-fetch-{job.id}")
         self.jobs[job.id] = job
         self._forget_old()
         return job
 
-    async def _run(self, job: FetchJob, fetcher: Fetcher) -> None:
+    async def _run(self, job: FetchJob, fetcher: Fetcher | SinkFetch) -> None:
         job.state = "running"
         try:
-            job.result = await fetcher.run()
+            result = await fetcher.run()
+            job.result = getattr(result, "fetch", result)   # a SinkFetchResult holds the fetch's
             job.state = "done"
             log.info("console fetch %s complete", job.id,
                      extra={"agreement": job.agreement_id, "records": job.result.records})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.metering.store import TransferRow, UsageStore
+from connector.transfer.constants import staging_dir
 from connector.transfer.journal import TransferJournal
 from connector.web.node.common import Scope
 from connector.web.transfers.jobs import FetchJob, FetchJobs, downloads_dir
@@ -61,6 +62,7 @@ class Resumable:
     bytes: int
     mapping: bool
     in_downloads: bool        # resumable from the console (same file, no mapping)
+    sink: str | None = None   # a fetch into this sink (its staging file): resumed by --sink
 
     @property
     def file_name(self) -> str:
@@ -75,15 +77,20 @@ def resumable(data_dir: Path, scope: Scope) -> list[Resumable]:
         return []
     root, found = data_dir / "transfers", []
     downloads = downloads_dir(data_dir).resolve()
+    staging = staging_dir(data_dir).resolve()
     for path in sorted(root.glob("*/*.json")) if root.is_dir() else []:
         try:
             j = TransferJournal.read(path)
         except (OSError, ValueError, TypeError, json.JSONDecodeError):
             continue
         out = Path(j.out)
+        prefix, sink = f"{j.agreement_id}.", None
+        if out.parent == staging and out.name.startswith(prefix) and out.name.endswith(".arrow"):
+            sink = out.name[len(prefix):-len(".arrow")]
         found.append(Resumable(j.agreement_id, j.out, j.fmt, j.transfer_id, j.acked_seq, j.records,
                                j.bytes, bool(j.mapping_digest),
-                               out.parent == downloads and not j.mapping_digest))
+                               (out.parent == downloads or sink is not None) and not j.mapping_digest,
+                               sink))
     return found
 
 
