@@ -141,7 +141,7 @@ async def test_request_filter_terminate_and_doors(harness: MeshHarness):
                                  str(h.root / "kakogawa"), refused, "--json")
         assert json.loads(out)["failures"][0]["actual"] == "観光"
 
-        # the right purpose: FINALIZED, notarised, the receipt asked of the registry
+        # the right purpose: FINALIZED, notarised (the time kept in the row, not asked again)
         status, where = await admin.post(f"/admin/catalog/{DATASET_ID}/request",
                                          {"offer": "one-transfer", "purpose": "研究"})
         agreed = where.split("/admin/agreements/")[1].split("?")[0]

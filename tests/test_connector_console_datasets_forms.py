@@ -12,7 +12,7 @@ import pytest
 
 from connector.web.datasets import forms, offers
 from connector.web.datasets.areas import area_names, municipality_groups
-from connector.web.datasets.policy_view import policy_rows
+from connector.web.datasets.policy_view import policy_rows, policy_sentences
 from connector.web.site import message_files
 from mesh.datasets import THEMES, parse_description, standard_errors
 from mesh.errors import InvalidRequest
@@ -36,7 +36,8 @@ def test_every_key_the_dataset_pages_use_is_in_the_catalog():
         | {f"datasets.offer.type.{t}" for t in offers.TYPES} \
         | {f"datasets.offer.spatial.{m}" for m in offers.SPATIAL_MODES} \
         | {f"datasets.offer.level.{v or 'none'}" for v in offers.LEVELS} \
-        | {f"datasets.done.{d}" for d in ("saved", "published", "refreshed", "withdrawn", "offer_saved")} \
+        | {f"datasets.done.{d}" for d in ("saved", "published", "refreshed", "withdrawn", "offer_saved",
+                                                  "offer_removed")} \
         | {f"datasets.preview.column.{k}" for k in ("missing", "unexpected", "misnamed")}
     missing = sorted(k for k in used | built if not k.endswith(".") and k not in catalog.entries)
     assert not missing, missing
@@ -104,6 +105,59 @@ def test_an_offer_becomes_a_policy_and_its_errors_find_their_fields():
     _, _, errors = offers.offer_of({"offer_id": "use-1", "spatial_mode": "listed",
                                     "area_other": "282015"})
     assert list(errors) == ["areas"]                         # a wrong check digit
+
+
+OR_FORM = {"offer_id": "hyogo-or-own", "alternatives": "2", "purposes": "研究",
+           "type_municipality": "on", "spatial_mode": "listed", "area_28": "on",
+           "alt1_spatial_mode": "sameMunicipality", "alt1_max_transfers": "10", "delete_days": "30"}
+
+
+def test_alternatives_become_permissions_and_their_errors_find_their_group():
+    offer, policy, errors = offers.offer_of(OR_FORM)
+    assert not errors and policy is not None and len(policy.permissions) == 2
+    or_policy = offer["policy"]
+    first, second = offer["policy"]["permissions"]
+    assert [c["leftOperand"] for c in first["constraints"]] == ["purpose", "consumerType", "spatial"]
+    assert second["constraints"] == [
+        {"leftOperand": "spatial", "operator": "eq", "rightOperand": "sameMunicipality"},
+        {"leftOperand": "transferCount", "operator": "lteq", "rightOperand": 10}]
+    assert offer["policy"]["duties"][0]["action"] == "delete"      # duties: the offer's, once
+    # parse_policy's permissions[1].constraints[j] lands on alternative 1's field, not the first's
+    _, _, errors = offers.offer_of({**OR_FORM, "alt1_identity_level": "2"})
+    assert list(errors) == ["alt1_identity_level"] and "permissions[1]" in errors["alt1_identity_level"][0]
+    _, _, errors = offers.offer_of({**OR_FORM, "alt1_spatial_mode": "listed",
+                                    "alt1_area_other": "282015"})    # a wrong check digit
+    assert list(errors) == ["alt1_areas"]
+    _, _, errors = offers.offer_of({**OR_FORM, "alt1_max_transfers": "x", "valid_from": "y"})
+    assert set(errors) == {"alt1_max_transfers", "valid_from"}
+    # an alternative without any condition would let anyone in: refused
+    _, _, errors = offers.offer_of({**OR_FORM, "alt1_spatial_mode": "any", "alt1_max_transfers": ""})
+    assert errors == {"alt1_alternative": ["@datasets.offer.error.empty_alternative"]}
+    # one alternative with no condition is the open offer it always was
+    offer, _, errors = offers.offer_of({"offer_id": "open-use"})
+    assert not errors and offer["policy"] == {"permissions": [{"action": "use", "constraints": []}]}
+    # in words: every alternative, numbered in the rows
+    words = policy_sentences(or_policy, "ja", "282103")
+    assert words.alternatives == ("研究目的に限り、兵庫県内の市区町村が利用できます。",
+                                  "提供者（加古川市（282103））自身の地方公共団体が利用できます。"
+                                  "転送は最大 10 回まで。")
+    assert words.duties.startswith("利用者の義務：受け取ってから 30 日以内")
+    rows = policy_rows(or_policy)
+    assert [parts for key, parts in rows if key == "datasets.policy.permission"] == [["1"], ["2"]]
+
+
+def test_alternatives_are_added_and_removed_with_their_values():
+    more = offers.regroup({**OR_FORM, "add_alternative": "1", "csrf_token": "t"}, add=True)
+    assert more["alternatives"] == "3" and more["alt2_spatial_mode"] == "any"
+    assert more["alt1_max_transfers"] == "10" and "csrf_token" not in more
+    fewer = offers.regroup(OR_FORM, drop=0)            # the second moves up, values kept
+    assert fewer == {"offer_id": "hyogo-or-own", "alternatives": "1", "delete_days": "30",
+                     "spatial_mode": "sameMunicipality", "max_transfers": "10"}
+    assert offers.regroup(fewer, drop=0) == fewer      # the last one stays
+    full = {"offer_id": "x-1", "alternatives": str(offers.MAX_ALTERNATIVES)}
+    assert offers.regroup(full, add=True)["alternatives"] == str(offers.MAX_ALTERNATIVES)
+    for bad in ("0", "-1", "x", "99999"):
+        assert offers.alternatives({"alternatives": bad}) in (1, offers.MAX_ALTERNATIVES)
 
 
 def test_area_codes_are_valid_and_named():

@@ -2,8 +2,9 @@
 
 ``negotiate`` runs the steps of DESIGN §6 against one provider: ``Negotiate`` (REQUESTED), check
 the provider-signed agreement (AGREED), countersign (VERIFIED), ``Countersign`` (the provider has
-the registry notarise it, FINALIZED). Every state is saved in the consumer's ``AgreementStore``
-before the next step, and a refusal is stored as TERMINATED with its structured reason.
+the registry notarise it, FINALIZED, with the digest and the registry's notarisation time).
+Every state is saved in the consumer's ``AgreementStore`` before the next step, and a refusal is
+stored as TERMINATED with its structured reason.
 ``request_contract`` (negotiation.py) finds the provider, opens the channel and calls this; a
 long-lived caller (a service, a benchmark) can keep the channel and call it repeatedly.
 """
@@ -11,6 +12,7 @@ long-lived caller (a service, a benchmark) can keep the channel and call it repe
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import grpc
 
@@ -20,6 +22,7 @@ from connector.peers import find_node
 from connector.registry_client import RegistryClient
 from mesh.agreements import SignedAgreement, verify_signed
 from mesh.certs import load_pem_bundle
+from mesh.clock import iso
 from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied, from_grpc
 from mesh.keystore import NodeKeyStore
@@ -91,5 +94,6 @@ async def negotiate(stub: peer_pb2_grpc.PeerServiceStub, store: AgreementStore, 
             signed_agreement_json=canonical_json(both.to_json())), timeout=timeout)
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc, what=f"countersign with {provider_identity}") from None
-    await store.save(state="FINALIZED", digest=done.digest, **common)
+    at = iso(done.notarised_at.ToDatetime(tzinfo=UTC)) if done.HasField("notarised_at") else None
+    await store.save(state="FINALIZED", digest=done.digest, notarised_at=at, **common)
     return await store.get(reply.agreement_id, role="consumer")

@@ -3,7 +3,8 @@
 Consumer: ``request_contract`` finds the dataset's serving connector through the registry,
 asks it to ``Negotiate`` (REQUESTED), checks the provider-signed agreement it gets back
 (AGREED), countersigns it (VERIFIED) and hands it back with ``Countersign``; the provider has
-the registry notarise the digest and answers FINALIZED. Every step is persisted, so states
+the registry notarise the digest and answers FINALIZED with the digest and the registry's
+notarisation time, which both sides keep in their row. Every step is persisted, so states
 survive a restart; a refusal is stored as TERMINATED with its structured reason.
 
 Provider: ``ProviderNegotiator`` judges the offer's policy against the caller's identity from
@@ -13,7 +14,7 @@ its certificate and its participant record at the registry, never against reques
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import grpc
@@ -26,7 +27,7 @@ from connector.node_state import NodeState
 from connector.registry_client import RegistryClient
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, identity_of, load_pem_bundle
-from mesh.clock import utcnow
+from mesh.clock import from_iso, iso, timestamp, utcnow
 from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 from mesh.keystore import NodeKeyStore
@@ -99,7 +100,7 @@ class ProviderNegotiator:
             raise PermissionDenied(f"agreement {row.id} was negotiated with {row.counterparty}, "
                                    f"not {peer.uri}", code="not_a_party")
         if row.state == "FINALIZED":
-            return peer_pb2.CountersignResponse(state="FINALIZED", digest=row.digest or "")
+            return _finalized(row.digest or "", row.notarised_at)
         if row.state != "AGREED" or row.signed is None:
             raise FailedPrecondition(f"agreement {row.id} is {row.state}, not AGREED")
         ours = SignedAgreement.from_json(row.signed)
@@ -110,9 +111,19 @@ class ProviderNegotiator:
         verify_signed(signed, self.roots())
         await self.store.save(state="VERIFIED", signed=signed.to_json(), **row.key_fields())
         reply = await self.registry.notarise(canonical_json(signed.to_json()))
-        await self.store.save(state="FINALIZED", digest=reply.digest, **row.key_fields())
+        at = iso(reply.notarised_at.ToDatetime(tzinfo=UTC)) if reply.HasField("notarised_at") else None
+        await self.store.save(state="FINALIZED", digest=reply.digest, notarised_at=at,
+                              **row.key_fields())
         log.info("agreement finalized", extra={"agreement": row.id, "peer": peer.uri})
-        return peer_pb2.CountersignResponse(state="FINALIZED", digest=reply.digest)
+        return _finalized(reply.digest, at)
+
+
+def _finalized(digest: str, notarised_at: str | None) -> peer_pb2.CountersignResponse:
+    """The FINALIZED answer, with the registry's notarisation time when it is known."""
+    reply = peer_pb2.CountersignResponse(state="FINALIZED", digest=digest)
+    if notarised_at:
+        reply.notarised_at.CopyFrom(timestamp(from_iso(notarised_at)))
+    return reply
 
 
 

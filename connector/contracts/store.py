@@ -1,8 +1,9 @@
 """AgreementStore: this connector's negotiations and agreements in ``DATA_DIR/contracts.db``.
 
 One row per agreement, as provider or as consumer, with its Dataspace Protocol state
-(REQUESTED, AGREED, VERIFIED, FINALIZED, TERMINATED), the signed document and, for a
-termination, the structured reason; and the state of each duty (``duties.py``). The serving
+(REQUESTED, AGREED, VERIFIED, FINALIZED, TERMINATED), the signed document, the notarised digest
+and when the registry notarised it (kept at FINALIZED, so that showing it needs no registry call)
+and, for a termination, the structured reason; and the state of each duty (``duties.py``). The serving
 process and the CLI share the file (WAL).
 """
 
@@ -57,6 +58,11 @@ MIGRATIONS = [
     );
     CREATE INDEX duties_by_state ON duties(role, state)
     """,
+    # 3: when the registry notarised the agreement, kept at FINALIZED (rows finalized before
+    # this migration have none: the console says "not recorded" rather than asking the registry)
+    """
+    ALTER TABLE agreements ADD COLUMN notarised_at TEXT
+    """,
 ]
 
 
@@ -74,6 +80,7 @@ class AgreementRow:
     digest: str | None
     created_at: str
     updated_at: str
+    notarised_at: str | None = None     # ISO 8601 UTC, the registry's time; None if not kept
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -94,21 +101,27 @@ class AgreementStore:
 
     async def save(self, *, id: str, role: str, state: str, dataset_id: str, offer_id: str,
                    counterparty: str, purpose: str, signed: dict | None = None,
-                   reason: dict | None = None, digest: str | None = None) -> None:
+                   reason: dict | None = None, digest: str | None = None,
+                   notarised_at: str | None = None) -> None:
+        """Insert or move the row to ``state``; the documents, the digest and ``notarised_at``
+        (ISO 8601) are kept when not given again."""
         if state not in STATES:
             raise ValueError(f"unknown state {state}")
         now = iso(utcnow())
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO agreements(id, role, state, dataset_id, offer_id, counterparty, "
-                "purpose, signed_json, reason_json, digest, created_at, updated_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "purpose, signed_json, reason_json, digest, notarised_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                 "state = excluded.state, signed_json = COALESCE(excluded.signed_json, signed_json),"
                 " reason_json = COALESCE(excluded.reason_json, reason_json),"
-                " digest = COALESCE(excluded.digest, digest), updated_at = excluded.updated_at",
+                " digest = COALESCE(excluded.digest, digest),"
+                " notarised_at = COALESCE(excluded.notarised_at, notarised_at),"
+                " updated_at = excluded.updated_at",
                 (id, role, state, dataset_id, offer_id, counterparty, purpose,
                  json.dumps(signed, ensure_ascii=False) if signed else None,
-                 json.dumps(reason, ensure_ascii=False) if reason else None, digest, now, now))
+                 json.dumps(reason, ensure_ascii=False) if reason else None, digest, notarised_at,
+                 now, now))
 
     async def get(self, agreement_id: str, *, role: str | None = None) -> AgreementRow:
         sql, params = "SELECT * FROM agreements WHERE id = ?", [agreement_id]
@@ -131,4 +144,4 @@ def _row(r) -> AgreementRow:
                         r["counterparty"], r["purpose"],
                         json.loads(r["signed_json"]) if r["signed_json"] else None,
                         json.loads(r["reason_json"]) if r["reason_json"] else None,
-                        r["digest"], r["created_at"], r["updated_at"])
+                        r["digest"], r["created_at"], r["updated_at"], r["notarised_at"])

@@ -116,6 +116,13 @@ async def test_operator_adds_a_shift_jis_dataset_fixes_its_header_publishes_and_
     await page.fill("#f-max_transfers", "100")
     await page.fill("#f-delete_days", "90")
     await page.check("#f-report_usage")
+    # 「または」: a second alternative, added with the form's own button (no JavaScript)
+    await page.get_by_role("button", name="選択肢を追加する（または）").click()
+    await page.wait_for_load_state()
+    assert await page.input_value("#f-purposes") == "防災"                 # kept
+    await page.check("#f-alt1_spatial-sameMunicipality")
+    await page.fill("#f-alt1_max_transfers", "10")
+    await check_axe(page, "offer form with two alternatives")
     await page.get_by_role("button", name="内容を確認する").click()
     await page.wait_for_load_state()
     conditions = await page.locator("dl.props").inner_text()
@@ -125,6 +132,7 @@ async def test_operator_adds_a_shift_jis_dataset_fixes_its_header_publishes_and_
     words = await page.locator("#policy-text").inner_text()             # mesh/policy_text
     assert "防災目的に限り、姫路市（282014）または加古川市（282103）" in words, words
     assert "90 日以内にデータを削除" in words
+    assert "次のいずれかに当てはまれば利用できます" in words and "転送は最大 10 回まで" in words
     await check_axe(page, "offer preview")
     await screenshot(page, "connector-offer-preview")
     await page.get_by_role("button", name="この条件で保存する").click()
@@ -132,6 +140,10 @@ async def test_operator_adds_a_shift_jis_dataset_fixes_its_header_publishes_and_
     assert "オファー bousai-hyogo" in await page.inner_text("main")
     found = await http_json(f"{h.http_url}/api/v1/datasets/himeji-aed-2019")
     assert [o["id"] for o in found["offers"]] == ["bousai-hyogo"]
+    assert len(found["offers"][0]["policy"]["permissions"]) == 2
+    await page.get_by_role("link", name="提供条件 bousai-hyogo を削除").click()
+    assert "既に結ばれた合意は、削除しても無効になりません" in await page.inner_text("main")
+    await check_axe(page, "offer removal confirmation")
 
     await page.goto(f"{base}/admin/datasets/")
     assert "公開中" in await page.locator("table").inner_text()

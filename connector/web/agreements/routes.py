@@ -4,11 +4,14 @@ A hosted tenant's account (``principal.scope``) sees only agreements on its own 
 other agreement answers 404, as an unknown one does. Terminating calls
 ``connector.contracts.termination.terminate``, as ``contract terminate`` does; only an admin
 may, after a confirmation page, with the session's CSRF token.
+
+The notarisation shown is the one kept in the row when the agreement was FINALIZED (digest and
+the registry's time): showing a page never calls the registry. A row finalized before the time
+was kept says so ("not recorded").
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -18,8 +21,7 @@ from connector.contracts.store import STATES, AgreementRow, AgreementStore
 from connector.contracts.termination import MAX_MESSAGE, REASON_CODES, terminate
 from connector.metering.store import UsageStore
 from connector.web.agreements import service
-from mesh.datasets import canonical_json
-from mesh.errors import AreameshError, InvalidRequest
+from mesh.errors import InvalidRequest
 from mesh.http_auth import ADMIN, NODE_ADMIN, NODE_READ, principal_of
 from mesh.web.forms import field, read_form
 from mesh.web.render import page, render
@@ -27,7 +29,6 @@ from mesh.web.render import page, render
 NODE_KEY = web.AppKey("agreements_node", object)
 PER_PAGE = 25
 DONE = ("terminated", "requested")
-RECEIPT_SECONDS = 3.0
 
 
 def node_of(request: web.Request) -> Any:
@@ -75,20 +76,6 @@ async def agreements_list(request: web.Request) -> web.Response:
         "roles": service.ROLES})
 
 
-async def receipt(node: Any, row: AgreementRow) -> dict[str, Any]:
-    """The registry's record of the notarisation: notarising is idempotent per digest, so asking
-    again returns the digest the registry holds and when it first recorded it."""
-    if row.state != "FINALIZED" or not row.signed:
-        return {}
-    try:
-        reply = await asyncio.wait_for(node.registry.notarise(canonical_json(row.signed)),
-                                       RECEIPT_SECONDS)
-    except (AreameshError, TimeoutError) as exc:
-        return {"error": getattr(exc, "code", "registry_unavailable")}
-    return {"digest": reply.digest, "at": reply.notarised_at.ToDatetime().isoformat() + "+00:00"
-            if reply.HasField("notarised_at") else ""}
-
-
 @page(NODE_READ)
 async def agreement_page(request: web.Request) -> web.Response:
     node = node_of(request)
@@ -97,7 +84,7 @@ async def agreement_page(request: web.Request) -> web.Response:
                                 node.state.identity_uri)
     done = request.query.get("done", "")
     return await render(request, "agreements/detail.html", {
-        "d": info, "row": row, "x": info.explanation, "receipt": await receipt(node, row),
+        "d": info, "row": row, "x": info.explanation,
         "can_change": can_change(request), "done": done if done in DONE else "",
         "own": node.state.identity_uri,
         "transfers_url": "/admin/transfers/?" + urlencode({"agreement": row.id})})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.contracts.store import AgreementStore
 from connector.web.datasets.routes import SERVICE, add_routes
 from connector.web.datasets.service import ConsoleDatasets
 from mesh.ids import parse_node_identity_uri
@@ -20,5 +21,6 @@ def add_datasets_pages(app: web.Application, node: ConnectorApp) -> None:
     def participant() -> str:          # asked when a page needs it, not when routes are built
         return (parse_node_identity_uri(node.state.identity_uri) or ("", ""))[0]
 
-    app[SERVICE] = ConsoleDatasets(node.config.data_dir, participant)
+    app[SERVICE] = ConsoleDatasets(node.config.data_dir, participant,
+                                   lambda: AgreementStore(node.contracts_db))
     add_routes(app)

@@ -3,6 +3,7 @@ row per constraint and duty (label key, value parts)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +65,18 @@ def policy_rows(doc: Any) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def policy_sentences(doc: Any, lang: str, provider: str) -> list[str]:
+@dataclass(frozen=True)
+class PolicyWords:
+    """An offer's policy in plain words: one sentence per alternative (permission), the duties."""
+
+    alternatives: tuple[str, ...]
+    duties: str
+
+
+def policy_sentences(doc: Any, lang: str, provider: str) -> PolicyWords:
     """The policy in plain words (``mesh.policy_text``, shared with the registry's catalog):
-    one sentence per permission, then the duties. ``provider``: the dataset's publisher."""
+    one sentence per permission — several are alternatives, the page says "any one of" —
+    then the duties. ``provider``: the dataset's publisher."""
     text = describe_offer(doc, provider, area_names())
     lines = text.permissions_ja if lang == "ja" else text.permissions_en
-    duties = text.duties_ja if lang == "ja" else text.duties_en
-    return [*lines, *([duties] if duties else [])]
+    return PolicyWords(tuple(lines), text.duties_ja if lang == "ja" else text.duties_en)

@@ -24,7 +24,7 @@ from mesh.web.render import page, render
 
 SERVICE = web.AppKey("console_datasets", ConsoleDatasets)
 BASE = "/admin/datasets/"
-DONE = ("saved", "published", "refreshed", "withdrawn", "offer_saved")
+DONE = ("saved", "published", "refreshed", "withdrawn", "offer_saved", "offer_removed")
 FORM_ERRORS = (400, 409)
 
 
@@ -66,7 +66,7 @@ async def dataset_detail(request: web.Request) -> web.Response:
     lang = request_language(request)
     shown = entry.draft["description"] if entry.draft else entry.doc
     offer_views = [{"id": o.get("id"), "rows": policy_rows(o.get("policy") or {}),
-                    "sentences": policy_sentences(o.get("policy") or {}, lang, entry.publisher)}
+                    "text": policy_sentences(o.get("policy") or {}, lang, entry.publisher)}
                    for o in shown.get("offers") or [] if isinstance(o, dict)]
     return await render(request, "datasets/detail.html",
                         {"entry": entry, "doc": shown, "offers": offer_views, **_common(request)})
@@ -209,27 +209,36 @@ async def _offer_form(request: web.Request, entry: Entry, values: dict[str, str]
     return await render(request, "datasets/offer_form.html",
                         {"entry": entry, "form": values, "errors": errors, "types": offers.TYPES,
                          "levels": offers.LEVELS, "prefectures": all_prefectures(),
+                         "count": offers.alternatives(values),
+                         "max_alternatives": offers.MAX_ALTERNATIVES,
                          "groups": municipality_groups(), **_common(request)}, status=status)
 
 
 @page(NODE_ADMIN)
 async def offer_new(request: web.Request) -> web.Response:
-    return await _offer_form(request, _entry(request), {"spatial_mode": "any"}, {})
+    return await _offer_form(request, _entry(request), {"spatial_mode": "any", "alternatives": "1"}, {})
 
 
 @page(NODE_ADMIN)
 async def offer_preview(request: web.Request) -> web.Response:
+    """The policy in words; or, for the form's "add an alternative" / "remove" buttons, the
+    form again with one group more or less (no JavaScript needed)."""
     entry = _entry(request)
     form = dict(await read_form(request))
+    if "add_alternative" in form or "remove_alternative" in form:
+        drop = form.get("remove_alternative", "")
+        values = offers.regroup(form, add="add_alternative" in form,
+                                drop=int(drop) if drop.isdigit() and len(drop) < 4 else None)
+        return await _offer_form(request, entry, values, {})
     lang = request_language(request)
     offer, _, errors = offers.offer_of(form, lang)
     if offer is None:
         return await _offer_form(request, entry, form, errors, status=400)
-    hidden = {k: v for k, v in form.items() if k not in ("csrf_token", "confirm")}
+    hidden = {k: v for k, v in form.items() if k not in offers.CONTROLS}
     return await render(request, "datasets/offer_preview.html",
                         {"entry": entry, "offer": offer, "hidden": hidden,
                          "rows": policy_rows(offer["policy"]),
-                         "sentences": policy_sentences(offer["policy"], lang, entry.publisher),
+                         "text": policy_sentences(offer["policy"], lang, entry.publisher),
                          **_common(request)})
 
 
@@ -244,6 +253,40 @@ async def offer_save(request: web.Request) -> web.StreamResponse:
         return await _offer_form(request, entry, form, errors, status=400)
     await _svc(request).save_offer(entry, offer)
     raise _see(f"{BASE}{entry.id}?done=offer_saved")
+
+
+@page(NODE_ADMIN)
+async def offer_remove_confirm(request: web.Request, *, error: str = "", status: int = 200
+                               ) -> web.Response:
+    """The offer in words, what removing it does to agreements made under it, and whether it
+    is the last one."""
+    entry = _entry(request)
+    svc = _svc(request)
+    offer = svc.offer(entry, request.match_info["offer_id"])
+    lang = request_language(request)
+    doc = entry.draft["description"] if entry.draft else entry.doc
+    blocked = svc.removal_blocked(entry, offer["id"])
+    return await render(request, "datasets/offer_remove.html", {
+        "entry": entry, "offer": offer, "rows": policy_rows(offer.get("policy") or {}),
+        "text": policy_sentences(offer.get("policy") or {}, lang, entry.publisher),
+        "agreements": await svc.agreements_under(entry, offer["id"]),
+        "last": len(doc.get("offers") or []) == 1,
+        "blocked": _text(blocked, lang) if blocked else "", "error": error,
+        "republish": entry.state == "published" and not entry.draft, **_common(request)},
+        status=status)
+
+
+@page(NODE_ADMIN)
+async def offer_remove(request: web.Request) -> web.StreamResponse:
+    entry = _entry(request)
+    try:
+        await _svc(request).remove_offer(entry, request.match_info["offer_id"])
+    except AreameshError as exc:
+        if exc.code != "last_offer_of_contract_dataset":
+            raise
+        return await offer_remove_confirm(request, error=_text(exc, request_language(request)),
+                                          status=exc.http_status)
+    raise _see(f"{BASE}{entry.id}?done=offer_removed")
 
 
 def add_routes(app: web.Application) -> None:
@@ -263,3 +306,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get(BASE + "{dataset_id}/offers/new", offer_new)
     r.add_post(BASE + "{dataset_id}/offers/preview", offer_preview)
     r.add_post(BASE + "{dataset_id}/offers", offer_save)
+    r.add_get(BASE + "{dataset_id}/offers/{offer_id}/remove", offer_remove_confirm)
+    r.add_post(BASE + "{dataset_id}/offers/{offer_id}/remove", offer_remove)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.adapters.csv_adapter import CsvSource
+from connector.contracts.store import AgreementRow, AgreementStore
 from connector.datasets.check import check_source
 from connector.datasets.internal_copy import InternalCopies
 from connector.datasets.publish import publish_description, refresh, withdraw
@@ -124,8 +125,9 @@ def validate(doc: Any) -> dict[str, Any]:
 
 
 class ConsoleDatasets:
-    def __init__(self, data_dir: Path, participant: Callable[[], str]) -> None:
-        self.data_dir, self._participant = data_dir, participant
+    def __init__(self, data_dir: Path, participant: Callable[[], str],
+                 agreements: Callable[[], AgreementStore] | None = None) -> None:
+        self.data_dir, self._participant, self._agreements = data_dir, participant, agreements
 
     @property
     def participant_id(self) -> str:
@@ -272,12 +274,68 @@ class ConsoleDatasets:
         """Add or replace an offer: in the draft, or published again (a new version)."""
         doc = dict(self.working_copy(entry))
         doc["offers"] = [o for o in doc.get("offers", []) if o.get("id") != offer["id"]] + [offer]
+        return await self._store_offers(entry, doc)
+
+    @staticmethod
+    def offer(entry: Entry, offer_id: str) -> dict[str, Any]:
+        """The offer ``offer_id`` of the dataset as the console shows it (the draft's offers
+        when there is a draft), or ``unknown_offer`` (404)."""
+        doc = entry.draft["description"] if entry.draft else entry.doc
+        found = next((o for o in doc.get("offers") or []
+                      if isinstance(o, dict) and o.get("id") == offer_id), None)
+        if found is None:
+            raise NotFound(f"dataset {entry.id} has no offer {offer_id!r}",
+                           message_ja=f"データセット {entry.id} に提供条件 {offer_id} はありません",
+                           code="unknown_offer")
+        return found
+
+    @staticmethod
+    def removal_blocked(entry: Entry, offer_id: str) -> FailedPrecondition | None:
+        """Why the offer may not be removed, or None. The last offer of a contract dataset
+        stays: the catalog requires one (``mesh.datasets``), and a contract dataset without one
+        could not be contracted at all. An open dataset may lose its last offer (it stays in
+        the catalog; nobody can make a new agreement on it until an offer is added)."""
+        doc = entry.draft["description"] if entry.draft else entry.doc
+        others = [o for o in doc.get("offers") or [] if isinstance(o, dict) and o.get("id") != offer_id]
+        if others or doc.get("access", "open") != "contract":
+            return None
+        return FailedPrecondition(
+            f"offer {offer_id} is the last offer of the contract dataset {entry.id}: a contract "
+            "dataset needs at least one; add another offer first, or withdraw the dataset",
+            message_ja=f"提供条件 {offer_id} は契約型データセット {entry.id} の最後の提供条件のため"
+                       "削除できません。契約型には提供条件が1件以上必要です。先に別の提供条件を"
+                       "追加するか、データセットの公開を停止してください",
+            code="last_offer_of_contract_dataset")
+
+    async def remove_offer(self, entry: Entry, offer_id: str) -> Entry:
+        """Remove an offer as ``save_offer`` changes one: from the draft, or published again
+        (a new version without it). Agreements made under it are not touched: each carries the
+        policy it was signed with, which is what transfers under it are judged by
+        (``connector.transfer.guard``)."""
+        self.offer(entry, offer_id)
+        blocked = self.removal_blocked(entry, offer_id)
+        if blocked is not None:
+            raise blocked
+        doc = dict(self.working_copy(entry))
+        doc["offers"] = [o for o in doc.get("offers", []) if o.get("id") != offer_id]
+        return await self._store_offers(entry, doc)
+
+    async def _store_offers(self, entry: Entry, doc: dict[str, Any]) -> Entry:
         if entry.state == PUBLISHED and entry.draft is None:
             published = validate(doc)
             await publish_description(self.data_dir, doc, published)
         else:
             self.save_draft(doc, self.mapping_of(entry), (entry.draft or {}).get("saved_by", ""))
         return self.find(entry.publisher, entry.id)
+
+    async def agreements_under(self, entry: Entry, offer_id: str) -> list[AgreementRow]:
+        """This provider's agreements on the offer that are FINALIZED (in force, or ended by
+        their own terms without a termination)."""
+        if self._agreements is None:
+            return []
+        return [r for r in await self._agreements().list()
+                if r.role == "provider" and r.state == "FINALIZED"
+                and r.dataset_id == entry.id and r.offer_id == offer_id]
 
     async def preview(self, entry: Entry, rows: int = PREVIEW_ROWS) -> Preview:
         """The source check ``dataset add`` runs, then the first ``rows`` records through the

@@ -209,12 +209,14 @@ class CountersignRequest(_message.Message):
     def __init__(self, signed_agreement_json: _Optional[bytes] = ...) -> None: ...
 
 class CountersignResponse(_message.Message):
-    __slots__ = ("state", "digest")
+    __slots__ = ("state", "digest", "notarised_at")
     STATE_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NOTARISED_AT_FIELD_NUMBER: _ClassVar[int]
     state: str
     digest: str
-    def __init__(self, state: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+    notarised_at: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[str] = ..., digest: _Optional[str] = ..., notarised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ("payload",)
