@@ -43,6 +43,12 @@ DENIED = {"401": _resp("no valid credentials", ERROR),
           "403": _resp("credentials valid, but not for this", ERROR)}
 
 
+# ``?period=`` of the metering paths, as /api/v1/usage takes it
+_PERIOD = {"name": "period", "in": "query", "description":
+           "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (JST days, inclusive)",
+           "schema": {"type": "string", "pattern":
+                      "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}
+
 def _op(summary: str, responses: dict, *, auth: list = OPERATOR_AUTH, **extra) -> dict:
     """An operation behind a door: its security requirement and the 401/403 answers."""
     return {"summary": summary, "security": auth, **extra, "responses": {**responses, **DENIED}}
@@ -215,8 +221,7 @@ OPENAPI: dict = {
                        "hosted tenant apart from its host) and received, API calls, consented "
                        "records (4-4, 4-5). A participant's key sees only its own organisation",
             "security": OWN_AUTH,
-            "parameters": [{"name": "period", "in": "query", "description":
-                            "as /api/v1/usage", "schema": {"type": "string"}}],
+            "parameters": [_PERIOD],
             "responses": {"200": _resp("figures", {
                 "type": "object", "required": ["period", "organisations"], "properties": {
                     "period": {"type": "object"},
@@ -236,7 +241,7 @@ OPENAPI: dict = {
                        "by side (operator only): agree, differ, missing on one side after the "
                        "grace period, or pending",
             "security": OPERATOR_AUTH,
-            "parameters": [{"name": "period", "in": "query", "schema": {"type": "string"}},
+            "parameters": [_PERIOD,
                            {"name": "grace_minutes", "in": "query", "schema": {
                                "type": "integer", "minimum": 0, "maximum": 44640,
                                "default": 60}}],
