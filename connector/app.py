@@ -9,6 +9,7 @@ import logging
 from aiohttp import web
 
 from connector.config import ConnectorConfig
+from connector.consent.counts import consent_counts, personal_dataset_ids
 from connector.consent_grpc import SERVICE_NAME as CONSENT_SERVICE_NAME
 from connector.consent_grpc import ConsentGrpcService
 from connector.contracts.duties import DutyBook, DutyReporter
@@ -83,7 +84,8 @@ class ConnectorApp:
         guard = AgreementGuard(self.config.data_dir, self.keystore, agreements,
                                ParticipantTypes(self.registry, ttl=30))
         self.watcher = DatasetWatcher(self.config.data_dir, self.config.watch_interval.total_seconds())
-        self.usage_reporter = UsageReporter(usage, self.registry)
+        self.usage_reporter = UsageReporter(usage, self.registry, self.keystore,
+                                            self._consent_counts)
         duties = DutyBook(self.contracts_db, agreements, usage)
         self.duty_reporter = DutyReporter(duties, self.registry)
         self.data_plane = DataPlane(self.config.data_dir, guard, usage, self.state.identity_uri,
@@ -120,6 +122,14 @@ class ConnectorApp:
         log.info("connector %s ready", self.state.identity_uri,
                  extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                         "advertise": self.advertise})
+
+    async def _consent_counts(self) -> list[dict]:
+        """Consented residents per personal dataset served here (counts only), for metering."""
+        datasets = await asyncio.to_thread(personal_dataset_ids, self.config.data_dir)
+        if not datasets:
+            return []
+        consents, _ledger = await self.data_plane.personal()
+        return await consent_counts(consents.db, datasets)
 
     def _transfer_ended(self) -> None:
         """A transfer ended: its usage goes to the registry, and so do the duties it started."""

@@ -156,9 +156,11 @@ class RegistryClient:
         return await self._call("WithdrawDataset",
                                 registry_pb2.WithdrawDatasetRequest(id=dataset_id))
 
-    async def report_usage(self, records: list[registry_pb2.UsageRecord]
-                           ) -> registry_pb2.ReportUsageResponse:
-        return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(records=records))
+    async def report_usage_signed(self, signed_report_json: bytes
+                                  ) -> registry_pb2.ReportUsageResponse:
+        """Hand a signed usage report (mesh/usage_reports.py) to the registry's metering."""
+        return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(
+            signed_report_json=signed_report_json))
 
     async def report_duties(self, duties: list[registry_pb2.DutyReport]
                             ) -> registry_pb2.ReportDutiesResponse:

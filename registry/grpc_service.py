@@ -27,7 +27,7 @@ from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
 from registry.duties import DutyRegister
-from registry.metering.usage import UsageLedger
+from registry.metering.reports import UsageReports
 from registry.store import RegistryStore
 
 log = logging.getLogger("areamesh.registry.grpc")
@@ -75,6 +75,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         self.ca = ca
         self.catalog = catalog
         self.checkpoints = LedgerCheckpointStore(store.db, [ca.certificate])
+        self.usage_reports = UsageReports(store.db, [ca.certificate])
 
     def _bundle(self) -> registry_pb2.TrustBundle:
         return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
@@ -219,7 +220,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def ReportUsage(self, request: registry_pb2.ReportUsageRequest,
                           context: grpc.aio.ServicerContext) -> registry_pb2.ReportUsageResponse:
         peer = current_peer()
-        reply = await UsageLedger(self.store.db).record(peer, list(request.records))
+        reply = await self.usage_reports.submit(peer, request)
         for r in reply.rejected:
             log.warning("usage record refused: %s", r.message,
                         extra={"peer": peer.uri, "transfer": r.transfer_id, "code": r.code})

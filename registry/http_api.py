@@ -41,6 +41,8 @@ from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.duties_api import add_duties_routes
+from registry.metering.api_calls import ApiCallCounter
+from registry.metering.http import add_metering_routes
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
 from registry.operators.admin import AdminService
@@ -248,8 +250,10 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     admin = AdminService(store, ca)
     sessions = SessionStore(store.db)
     doors = door_middleware(RegistryAuthenticator(store, admin.accounts, admin.keys, sessions))
-    app = web.Application(middlewares=[error_middleware, page_errors, doors],
+    calls = ApiCallCounter(store.db, admin.keys)
+    app = web.Application(middlewares=[calls.middleware, error_middleware, page_errors, doors],
                           client_max_size=1024 * 1024)
+    app.cleanup_ctx.append(calls.cleanup_context)
     app[STORE] = store
     app[CA] = ca
     app[CONFIG] = config
@@ -271,6 +275,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_ckan_routes(app, catalog, store)
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
+    add_metering_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

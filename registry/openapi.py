@@ -43,6 +43,12 @@ DENIED = {"401": _resp("no valid credentials", ERROR),
           "403": _resp("credentials valid, but not for this", ERROR)}
 
 
+# ``?period=`` of the metering paths, as /api/v1/usage takes it
+_PERIOD = {"name": "period", "in": "query", "description":
+           "YYYY, YYYY-MM (default: this month), YYYY-MM-DD or FROM..TO (JST days, inclusive)",
+           "schema": {"type": "string", "pattern":
+                      "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}
+
 def _op(summary: str, responses: dict, *, auth: list = OPERATOR_AUTH, **extra) -> dict:
     """An operation behind a door: its security requirement and the 401/403 answers."""
     return {"summary": summary, "security": auth, **extra, "responses": {**responses, **DENIED}}
@@ -208,6 +214,50 @@ OPENAPI: dict = {
                             "schema": {"type": "string", "pattern":
                                        "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}],
             "responses": {"200": _resp("usage summary", {"$ref": "#/components/schemas/Usage"}),
+                          "400": _resp("bad period", ERROR), **DENIED}}},
+        "/api/v1/metering/organisations": {"get": {
+            "summary": "Metered figures per organisation for a billing period (JST): records, "
+                       "transfers and bytes provided (credited to the dataset's publisher, a "
+                       "hosted tenant apart from its host) and received, API calls, consented "
+                       "records (4-4, 4-5). A participant's key sees only its own organisation",
+            "security": OWN_AUTH,
+            "parameters": [_PERIOD],
+            "responses": {"200": _resp("figures", {
+                "type": "object", "required": ["period", "organisations"], "properties": {
+                    "period": {"type": "object"},
+                    "organisations": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"},
+                        "hosted_by": {"type": ["string", "null"]},
+                        **{k: {"type": "integer", "minimum": 0} for k in (
+                            "records_provided", "records_received", "transfers_provided",
+                            "transfers_received", "bytes_provided", "bytes_received",
+                            "api_calls", "consented_records")}}}},
+                    "api_calls": {"type": "object", "description": "operators only: calls by "
+                                  "participant, operator and anonymous callers, and the total",
+                                  "additionalProperties": {"type": "integer"}}}}),
+                          "400": _resp("bad period", ERROR), **DENIED}}},
+        "/api/v1/metering/crosscheck": {"get": {
+            "summary": "The providers' and the consumers' signed reports of each transfer side "
+                       "by side (operator only): agree, differ, missing on one side after the "
+                       "grace period, or pending",
+            "security": OPERATOR_AUTH,
+            "parameters": [_PERIOD,
+                           {"name": "grace_minutes", "in": "query", "schema": {
+                               "type": "integer", "minimum": 0, "maximum": 44640,
+                               "default": 60}}],
+            "responses": {"200": _resp("cross-check", {
+                "type": "object", "required": ["counts", "flagged", "transfers"], "properties": {
+                    "period": {"type": "object"}, "grace_seconds": {"type": "integer"},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "flagged": {"type": "integer"},
+                    "transfers": {"type": "array", "items": {"type": "object", "properties": {
+                        "transfer_id": {"type": "string"}, "agreement_id": {"type": "string"},
+                        "dataset_id": {"type": "string"}, "provider_org": {"type": "string"},
+                        "consumer_org": {"type": "string"}, "status": {"type": "string", "enum": [
+                            "agree", "differ", "missing_consumer", "missing_provider",
+                            "pending"]},
+                        "provider": {"type": ["object", "null"]},
+                        "consumer": {"type": ["object", "null"]}}}}}}),
                           "400": _resp("bad period", ERROR), **DENIED}}},
         "/api/v1/duties": {"get": {
             "summary": "Duties of notarised agreements as their providers report them "

@@ -1,7 +1,8 @@
 """UsageStore: one row per transfer in ``DATA_DIR/metering.db``, as provider or consumer.
 
 The provider's rows are authoritative: they count transfers and records against an agreement's
-limits, and ended ones are reported to the registry (``reported_at`` marks what it has
+limits, and ended ones are reported to the registry (the consumer's ended rows are reported
+too, for the registry to cross-check) (``reported_at`` marks what it has
 acknowledged, so nothing is lost while the registry is down and nothing is sent twice).
 A resumed transfer keeps its row; its counts grow as batches go out. The counts are positional:
 batch *n* of a transfer is counted once, however often a broken stream made it leave.
@@ -63,6 +64,11 @@ MIGRATIONS = [
     # it, so a final ack can be checked after the stream (and the process) is gone.
     """
     ALTER TABLE transfers ADD COLUMN sent_chain TEXT
+    """,
+    # 4: the number of the last signed usage report sent to the registry (mesh/usage_reports.py)
+    """
+    CREATE TABLE usage_report_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+    CREATE INDEX transfers_unreported_by_role ON transfers(role, status, reported_at)
     """,
 ]
 # sent: every batch and the summary left, the consumer's final ack is awaited (resumable, from
@@ -289,6 +295,23 @@ class UsageStore:
             "'interrupted') AND reported_at IS NULL AND batches > 0 ORDER BY ended_at LIMIT ?",
             (limit,))
         return [_row(r) for r in rows]
+
+    async def unreported_received(self, limit: int = 500) -> list[TransferRow]:
+        """The consumer's transfers that received something, ended (complete, failed or
+        interrupted) and are not yet acknowledged by the registry: the consumer's side of the
+        metering, which the registry cross-checks against the provider's."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM transfers WHERE role = 'consumer' AND status != 'running' "
+            "AND reported_at IS NULL AND batches > 0 ORDER BY ended_at LIMIT ?", (limit,))
+        return [_row(r) for r in rows]
+
+    async def next_report_seq(self) -> int:
+        """The number of the next usage report (1, 2, …), kept across restarts."""
+        async with self.db.transaction() as conn:
+            await conn.execute("INSERT INTO usage_report_seq(id, seq) VALUES (1, 1) "
+                               "ON CONFLICT(id) DO UPDATE SET seq = seq + 1")
+            row = await (await conn.execute("SELECT seq FROM usage_report_seq")).fetchone()
+        return int(row[0])
 
     async def mark_reported(self, rows: list[TransferRow]) -> None:
         """Mark ``rows`` reported, each only if its counts are still the ones reported."""

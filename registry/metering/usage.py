@@ -7,6 +7,8 @@ larger counts replaces the row's counts and end time; one with the same or small
 retry, or one overtaken by a later report) is a duplicate.
 Periods are calendar periods in Japan time (JST), as municipal billing is: ``2026-11`` (month),
 ``2026`` (year), ``2026-11-24`` (day) or ``2026-11-01..2026-11-15`` (inclusive days).
+Summaries credit organisations, not nodes: the provider side is the dataset's publisher (a hosted
+tenant apart from its host), the consumer side the consuming participant.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from mesh.proto.areamesh.v1 import registry_pb2
 JST = timezone(timedelta(hours=9), "JST")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 MAX_RECORDS_PER_REPORT = 1000
+# The organisations of a transfer: the dataset's publisher (a hosted tenant, not its host) and
+# the consuming participant; rows written before those columns existed fall back to the nodes'.
+PROVIDER_ORG = "COALESCE(provider_org, provider_participant)"
+CONSUMER_ORG = "COALESCE(consumer_org, consumer_participant)"
 
 
 @dataclass(frozen=True)
@@ -111,16 +117,23 @@ class UsageLedger:
                     "SELECT agreement_id, provider_node, records, bytes, batches FROM usage_records "
                     "WHERE transfer_id = ?", (r.transfer_id,))).fetchone()
                 if held is None:
+                    provider = _participant(notarised["provider"])
+                    publisher = await (await conn.execute(
+                        "SELECT publisher_id FROM datasets WHERE id = ?", (r.dataset_id,))
+                                       ).fetchone()
                     await conn.execute(
                         "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
                         "provider_participant, consumer_participant, provider_node, consumer_node, "
-                        "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "records, bytes, batches, incremental, started_at, ended_at, reported_at, "
+                        "provider_org, consumer_org) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (r.transfer_id, r.agreement_id, r.dataset_id,
-                         _participant(notarised["provider"]), _participant(notarised["consumer"]),
+                         provider, _participant(notarised["consumer"]),
                          notarised["provider"], notarised["consumer"], r.records, r.bytes,
                          r.batches, int(r.incremental), iso(r.started_at.ToDatetime(UTC)),
-                         iso(r.ended_at.ToDatetime(UTC)), now))
+                         iso(r.ended_at.ToDatetime(UTC)), now,
+                         publisher[0] if publisher else provider,
+                         _participant(notarised["consumer"])))
                     reply.accepted += 1
                 elif (held["agreement_id"], held["provider_node"]) != (r.agreement_id, peer.uri):
                     reply.rejected.append(registry_pb2.RejectedUsage(
@@ -166,14 +179,14 @@ class UsageLedger:
         per: dict[str, dict[str, Any]] = {}
         scope, params = "ended_at >= ? AND ended_at < ?", [start, end]
         if only is not None:
-            scope += " AND (provider_participant = ? OR consumer_participant = ?)"
+            scope += f" AND ({PROVIDER_ORG} = ? OR {CONSUMER_ORG} = ?)"
             params += [only, only]
 
         def entry(pid: str) -> dict[str, Any]:
             return per.setdefault(pid, {"id": pid, "name": names.get(pid, ""),
                                         "provided": _zero(), "consumed": _zero()})
 
-        for side, column in (("provided", "provider_participant"), ("consumed", "consumer_participant")):
+        for side, column in (("provided", PROVIDER_ORG), ("consumed", CONSUMER_ORG)):
             rows = await self.db.fetchall(
                 f"SELECT {column} AS pid, COUNT(*) AS t, SUM(records) AS r, SUM(bytes) AS b, "
                 "COUNT(DISTINCT agreement_id) AS a FROM usage_records "

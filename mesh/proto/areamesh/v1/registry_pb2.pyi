@@ -239,20 +239,28 @@ class UsageRecord(_message.Message):
     def __init__(self, transfer_id: _Optional[str] = ..., agreement_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., records: _Optional[int] = ..., bytes: _Optional[int] = ..., batches: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., incremental: _Optional[bool] = ...) -> None: ...
 
 class ReportUsageRequest(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "signed_report_json")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[UsageRecord]
-    def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ...) -> None: ...
+    signed_report_json: bytes
+    def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ..., signed_report_json: _Optional[bytes] = ...) -> None: ...
 
 class ReportUsageResponse(_message.Message):
-    __slots__ = ("accepted", "duplicates", "rejected")
+    __slots__ = ("accepted", "duplicates", "rejected", "consent_counts_accepted", "consent_counts_rejected", "report_digest")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_COUNTS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_COUNTS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REPORT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     duplicates: int
     rejected: _containers.RepeatedCompositeFieldContainer[RejectedUsage]
-    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedUsage, _Mapping]]] = ...) -> None: ...
+    consent_counts_accepted: int
+    consent_counts_rejected: _containers.RepeatedCompositeFieldContainer[RejectedUsage]
+    report_digest: str
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedUsage, _Mapping]]] = ..., consent_counts_accepted: _Optional[int] = ..., consent_counts_rejected: _Optional[_Iterable[_Union[RejectedUsage, _Mapping]]] = ..., report_digest: _Optional[str] = ...) -> None: ...
 
 class RejectedUsage(_message.Message):
     __slots__ = ("transfer_id", "code", "message")

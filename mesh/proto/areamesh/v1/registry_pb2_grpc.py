@@ -198,8 +198,10 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportUsage(self, request, context):
-        """Metering: the providing connector reports finished transfers of notarised agreements.
-        Idempotent per transfer id.
+        """Metering: a connector reports, in a report signed with its node key, the finished transfers
+        of notarised agreements it provided or received (each side apart, cross-checked by the
+        registry) and its consented residents per personal dataset (counts only). The signer must be
+        the mTLS caller. Idempotent per transfer id; the latest consent count per day wins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
