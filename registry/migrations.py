@@ -1,6 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
+from registry.billing.schema import BILLING_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
 from registry.duties import DUTIES_MIGRATION
 
@@ -184,4 +185,6 @@ MIGRATIONS = [
     WEB_SESSIONS_MIGRATION,
     # 10: the data classification as a search facet (registry/catalog/search_index.py)
     CLASSIFICATION_MIGRATION,
+    # 11: billing runs per period: rules digest and statements (registry/billing/runs.py)
+    BILLING_MIGRATION,
 ]
