@@ -34,6 +34,7 @@ from mesh.web.render import page_errors
 from mesh.web.sessions import SessionStore
 from registry.admin_api import add_admin_routes
 from registry.audit.checkpoints import LedgerCheckpointStore, require_node_uri
+from registry.billing.api import add_billing_routes
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.ckan_api import add_ckan_routes
 from registry.catalog.datasets import CatalogService
@@ -276,6 +277,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
     add_metering_routes(app, store)
+    add_billing_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

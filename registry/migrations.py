@@ -1,6 +1,7 @@
 """Numbered schema migrations of ``registry.db`` (see mesh.db). Append; never edit."""
 
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
+from registry.billing.schema import BILLING_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
 from registry.duties import DUTIES_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
@@ -188,4 +189,6 @@ MIGRATIONS = [
     # 11: complete metering: organisations, consumer reports, signed reports, consent counts,
     # API calls (registry/metering/schema.py)
     METERING_MIGRATION,
+    # 12: billing runs per period: rules digest and statements (registry/billing/runs.py)
+    BILLING_MIGRATION,
 ]

@@ -270,6 +270,32 @@ OPENAPI: dict = {
                 "properties": {"total": {"type": "integer"}, "duties": {
                     "type": "array", "items": {"$ref": "#/components/schemas/Duty"}}}}),
                           "400": _resp("unknown state", ERROR), **DENIED}}},
+        "/api/v1/billing": {"get": {
+            "summary": "Stored cost-allocation runs (費用按分), newest period first (operator only)",
+            "security": OPERATOR_AUTH,
+            "responses": {"200": _resp("the runs", {
+                "type": "object", "required": ["runs"],
+                "properties": {"runs": {"type": "array", "items": {"type": "object"}}}}),
+                **DENIED}}},
+        "/api/v1/billing/{period}": {"get": {
+            "summary": "One billing period's run: cost items, every participant's statement, "
+                       "totals, the rounding rule and the rule file (operator only)",
+            "security": OPERATOR_AUTH,
+            "parameters": [{"name": "period", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _resp("the run", {"type": "object",
+                                                   "required": ["period", "statements", "totals"]}),
+                          "404": _resp("the period was never run", ERROR), **DENIED}}},
+        "/api/v1/billing/{period}/statement": {"get": {
+            "summary": "A participant's own statement for the period (its API key); an operator "
+                       "names one with ?participant= or gets every statement",
+            "security": OWN_AUTH,
+            "parameters": [{"name": "period", "in": "path", "required": True,
+                            "schema": {"type": "string"}},
+                           {"name": "participant", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": _resp("the statement", {"type": "object"}),
+                          "404": _resp("no run for the period, or no statement of the "
+                                       "participant in it", ERROR), **DENIED}}},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
