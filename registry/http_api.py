@@ -40,6 +40,7 @@ from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
+from registry.datamap.api import add_datamap_routes
 from registry.duties_api import add_duties_routes
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
@@ -271,6 +272,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_ckan_routes(app, catalog, store)
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
+    add_datamap_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

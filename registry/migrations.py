@@ -2,6 +2,7 @@
 
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
+from registry.datamap.schema import DATAMAP_MIGRATION
 from registry.duties import DUTIES_MIGRATION
 
 MIGRATIONS = [
@@ -184,4 +185,6 @@ MIGRATIONS = [
     WEB_SESSIONS_MIGRATION,
     # 10: the data classification as a search facet (registry/catalog/search_index.py)
     CLASSIFICATION_MIGRATION,
+    # 11: services registered for the data map, their intake, agreements' purposes (registry/datamap/)
+    DATAMAP_MIGRATION,
 ]

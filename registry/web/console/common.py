@@ -45,7 +45,8 @@ DONE = frozenset({"participant_added", "certified", "suspended", "reinstated", "
 # (message key, path) of the console's own menu
 MENU = [("console.nav.overview", "/admin/"), ("console.nav.participants", "/admin/participants"),
         ("console.nav.tokens", "/admin/tokens"), ("console.nav.nodes", "/admin/nodes"),
-        ("console.nav.usage", "/admin/usage"), ("console.nav.criteria", "/admin/criteria"),
+        ("console.nav.usage", "/admin/usage"), ("console.nav.datamap", "/admin/datamap"),
+        ("console.nav.criteria", "/admin/criteria"),
         ("console.nav.revocation", "/admin/revocation"), ("console.nav.audit", "/admin/audit")]
 
 
