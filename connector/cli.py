@@ -20,7 +20,8 @@ from mesh.log import setup_logging
 @click.group(cls=LazyGroup, lazy_subcommands={"consent": "connector.consent.cli:consent",
                                               "operator": "connector.operators.cli:operator",
                                               "identity": "connector.identity_cli:identity",
-                                              "ledger": "connector.ledger.cli:ledger"})
+                                              "ledger": "connector.ledger.cli:ledger",
+                                              "service": "connector.services_cli:service"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""
 
