@@ -207,7 +207,9 @@ def service_label(m: DataMap, key: tuple[str, str]) -> str:
 
 def dataset_label(m: DataMap, dataset_id: str) -> str:
     a = m.assets.get(dataset_id)
-    return f"{a.title}（{a.publisher_name}）" if a else dataset_id
+    if a is None:
+        return dataset_id
+    return a.title if a.publisher_name in a.title else f"{a.title}（{a.publisher_name}）"
 
 
 def method_of(a: Asset) -> str:
