@@ -281,6 +281,9 @@ async def test_console_page_tables_graph_and_downloads(mesh: MeshHarness):
         assert raw.startswith(b"\xef\xbb\xbf") and "データアセット名" in raw.decode("utf-8-sig")
         status, page = await b.get("/admin/datamap?period=2026-10")
         assert status == 200 and "子育て応援アプリ（姫路市）：0件" in page
+        status, page = await b.get("/admin/datamap?lang=en")
+        assert status == 200 and "<h1>Data map</h1>" in page and "Service-side data map" in page
+        assert not re.search(r"[>\s\"]console\.[a-z_]+\.[a-z_.]+", page)
     async with aiohttp.ClientSession() as s, s.get(h.http_url + "/admin/datamap/download",
                                                    allow_redirects=False) as r:
         assert r.status in (302, 303, 401)
