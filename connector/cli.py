@@ -21,7 +21,8 @@ from mesh.log import setup_logging
                                               "operator": "connector.operators.cli:operator",
                                               "identity": "connector.identity_cli:identity",
                                               "ledger": "connector.ledger.cli:ledger",
-                                              "sink": "connector.sinks_cli:sink"})
+                                              "sink": "connector.sinks_cli:sink",
+                                              "service": "connector.services_cli:service"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""
 

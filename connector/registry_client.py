@@ -161,6 +161,22 @@ class RegistryClient:
         """Hand a signed usage report (mesh/usage_reports.py) to the registry's metering."""
         return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(
             signed_report_json=signed_report_json))
+    async def register_service(self, service_json: bytes) -> registry_pb2.ServiceRecord:
+        """Register (or replace) a service of this participant or a tenant it hosts (data map)."""
+        return await self._call("RegisterService",
+                                registry_pb2.RegisterServiceRequest(service_json=service_json))
+
+    async def list_services(self) -> list[registry_pb2.ServiceRecord]:
+        reply = await self._call("ListServices", registry_pb2.ListServicesRequest())
+        return list(reply.services)
+
+    async def remove_service(self, service_id: str, operator_id: str = "") -> None:
+        await self._call("RemoveService", registry_pb2.RemoveServiceRequest(
+            operator_id=operator_id, id=service_id))
+
+    async def report_usage(self, records: list[registry_pb2.UsageRecord]
+                           ) -> registry_pb2.ReportUsageResponse:
+        return await self._call("ReportUsage", registry_pb2.ReportUsageRequest(records=records))
 
     async def report_duties(self, duties: list[registry_pb2.DutyReport]
                             ) -> registry_pb2.ReportDutiesResponse:

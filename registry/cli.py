@@ -22,7 +22,8 @@ from registry.store import RegistryStore, open_registry_db
 
 
 @click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties",
-                                                 "billing": "registry.billing.cli:billing"})
+                                             "billing": "registry.billing.cli:billing",
+                                             "datamap": "registry.datamap.cli:datamap"})
 def registry() -> None:
     """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
 

@@ -26,6 +26,7 @@ from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
 from registry.config import RegistryConfig
+from registry.datamap.services import Service, ServiceRegistry, record_agreement_purpose
 from registry.duties import DutyRegister
 from registry.metering.reports import UsageReports
 from registry.store import RegistryStore
@@ -212,6 +213,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                    message_ja="合意の当事者ではありません", code="not_a_party")
         at = await self.store.notarise(agreement.digest(), agreement.id, agreement.dataset_id,
                                        agreement.provider, agreement.consumer, peer.uri)
+        await record_agreement_purpose(self.store.db, agreement.id, agreement.purpose)
         log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
         return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
                                                       notarised_at=timestamp(at))
@@ -253,3 +255,32 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         return registry_pb2.GetLedgerCheckpointResponse(
             held=True, signed_checkpoint_json=canonical_json(held.signed),
             received_at=held.received_at, forks=forks)
+
+    # ---- data map: services (registry/datamap/services.py) ------------------------------------
+    async def RegisterService(self, request: registry_pb2.RegisterServiceRequest,
+                              context: grpc.aio.ServicerContext) -> registry_pb2.ServiceRecord:
+        try:
+            doc = json.loads(request.service_json)
+        except ValueError:
+            raise InvalidRequest("service_json is not JSON", code="invalid_service",
+                                 message_ja="サービス定義がJSONではありません") from None
+        return service_record(await ServiceRegistry(self.store).register(current_peer(), doc))
+
+    async def ListServices(self, request: registry_pb2.ListServicesRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> registry_pb2.ListServicesResponse:
+        peer = current_peer()
+        mine = {peer.participant_id, *await self.store.tenants_of(peer.participant_id)}
+        services = [s for s in await ServiceRegistry(self.store).list() if s.operator_id in mine]
+        return registry_pb2.ListServicesResponse(services=[service_record(s) for s in services])
+
+    async def RemoveService(self, request: registry_pb2.RemoveServiceRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> registry_pb2.RemoveServiceResponse:
+        await ServiceRegistry(self.store).remove(current_peer(), request.operator_id, request.id)
+        return registry_pb2.RemoveServiceResponse()
+
+
+def service_record(s: Service) -> registry_pb2.ServiceRecord:
+    return registry_pb2.ServiceRecord(operator_id=s.operator_id, id=s.id,
+                                      service_json=canonical_json(s.doc()), updated_at=s.updated_at)

@@ -41,6 +41,7 @@ from registry.catalog.datasets import CatalogService
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
+from registry.datamap.api import add_datamap_routes
 from registry.duties_api import add_duties_routes
 from registry.metering.api_calls import ApiCallCounter
 from registry.metering.http import add_metering_routes
@@ -278,6 +279,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_duties_routes(app, store)
     add_metering_routes(app, store)
     add_billing_routes(app, store)
+    add_datamap_routes(app, store)
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

@@ -3,6 +3,7 @@
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
 from registry.billing.schema import BILLING_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
+from registry.datamap.schema import DATAMAP_MIGRATION
 from registry.duties import DUTIES_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
 
@@ -191,4 +192,6 @@ MIGRATIONS = [
     METERING_MIGRATION,
     # 12: billing runs per period: rules digest and statements (registry/billing/runs.py)
     BILLING_MIGRATION,
+    # 13: services registered for the data map, their intake, agreements' purposes (registry/datamap/)
+    DATAMAP_MIGRATION,
 ]

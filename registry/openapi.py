@@ -296,6 +296,27 @@ OPENAPI: dict = {
             "responses": {"200": _resp("the statement", {"type": "object"}),
                           "404": _resp("no run for the period, or no statement of the "
                                        "participant in it", ERROR), **DENIED}}},
+        "/api/v1/datamap": {"get": {
+            "summary": "The data map (データマップ): the guidebook's service-side and asset-side "
+                       "tables, registered services, flows and graph; a participant's key reads "
+                       "every row but figures only of its own flows",
+            "security": OWN_AUTH,
+            "parameters": [{"name": "period", "in": "query", "description":
+                            "YYYY, YYYY-MM, YYYY-MM-DD or FROM..TO (JST) for the records "
+                            "counted; default: all time.",
+                            "schema": {"type": "string", "pattern":
+                                       "^(19|20)[0-9]{2}(-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)?$"}}],
+            "responses": {"200": _resp("the data map", {
+                "type": "object",
+                "required": ["period", "service_side", "asset_side", "services", "flows", "graph"],
+                "properties": {
+                    "period": {"type": ["object", "null"]},
+                    "service_side": {"$ref": "#/components/schemas/DataMapTable"},
+                    "asset_side": {"$ref": "#/components/schemas/DataMapTable"},
+                    "services": {"type": "array", "items": {"type": "object"}},
+                    "flows": {"type": "array", "items": {"type": "object"}},
+                    "graph": {"type": "object"}}}),
+                          "400": _resp("bad period", ERROR), **DENIED}}},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
@@ -358,6 +379,12 @@ OPENAPI: dict = {
         "participantKey": {"type": "http", "scheme": "bearer",
                            "description": "a participant's API key, ampt_…"},
     }, "schemas": {
+        "DataMapTable": {"type": "object", "required": ["title", "headers", "rows"], "properties": {
+            "title": {"type": "string"},
+            "headers": {"type": "array", "items": {"type": "string"},
+                        "description": "the guidebook 第3.0版's column headers, exactly"},
+            "rows": {"type": "array", "items": {"type": "array", "items": {"type": "string"}},
+                     "description": "one cell per header; several entries in a cell, one a line"}}},
         "Duty": {"type": "object", "required": [
             "agreement_id", "duty_index", "dataset_id", "provider", "consumer", "action", "state",
             "due_at", "confirmed_at", "reported_at"], "properties": {

@@ -12,6 +12,7 @@ from registry.store import RegistryStore
 from registry.web.catalog import add_catalog_pages
 from registry.web.console import add_console_pages
 from registry.web.console.billing import add_billing_pages
+from registry.web.console.datamap import add_datamap_pages
 from registry.web.console.metering import add_metering_pages
 from registry.web.developers import add_developer_pages
 
@@ -23,3 +24,4 @@ def add_registry_pages(app: web.Application, admin: AdminService, catalog: Catal
     add_console_pages(app, admin, store, config)
     add_metering_pages(app)
     add_billing_pages(app)
+    add_datamap_pages(app)

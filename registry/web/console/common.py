@@ -47,7 +47,8 @@ DONE = frozenset({"participant_added", "certified", "suspended", "reinstated", "
 MENU = [("console.nav.overview", "/admin/"), ("console.nav.participants", "/admin/participants"),
         ("console.nav.tokens", "/admin/tokens"), ("console.nav.nodes", "/admin/nodes"),
         ("console.nav.usage", "/admin/usage"), ("console.nav.metering", "/admin/metering"),
-        ("console.nav.billing", "/admin/billing"), ("console.nav.criteria", "/admin/criteria"),
+        ("console.nav.billing", "/admin/billing"), ("console.nav.datamap", "/admin/datamap"),
+        ("console.nav.criteria", "/admin/criteria"),
         ("console.nav.revocation", "/admin/revocation"), ("console.nav.audit", "/admin/audit")]
 
 

@@ -361,3 +361,43 @@ class RejectedDuty(_message.Message):
     code: str
     message: str
     def __init__(self, agreement_id: _Optional[str] = ..., duty_index: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RegisterServiceRequest(_message.Message):
+    __slots__ = ("service_json",)
+    SERVICE_JSON_FIELD_NUMBER: _ClassVar[int]
+    service_json: bytes
+    def __init__(self, service_json: _Optional[bytes] = ...) -> None: ...
+
+class ServiceRecord(_message.Message):
+    __slots__ = ("operator_id", "id", "service_json", "updated_at")
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_JSON_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    operator_id: str
+    id: str
+    service_json: bytes
+    updated_at: str
+    def __init__(self, operator_id: _Optional[str] = ..., id: _Optional[str] = ..., service_json: _Optional[bytes] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class ListServicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListServicesResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceRecord]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ...) -> None: ...
+
+class RemoveServiceRequest(_message.Message):
+    __slots__ = ("operator_id", "id")
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    operator_id: str
+    id: str
+    def __init__(self, operator_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class RemoveServiceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -111,6 +111,21 @@ class RegistryServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.FromString,
                 _registered_method=True)
+        self.RegisterService = channel.unary_unary(
+                '/areamesh.v1.RegistryService/RegisterService',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.RegisterServiceRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.ServiceRecord.FromString,
+                _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/areamesh.v1.RegistryService/ListServices',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.RemoveService = channel.unary_unary(
+                '/areamesh.v1.RegistryService/RemoveService',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.RemoveServiceRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.RemoveServiceResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -235,6 +250,29 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterService(self, request, context):
+        """Data map: register (or replace) a service of the caller's participant or of a tenant it
+        hosts: name, components (部品), purposes, the datasets it takes in and the data it acquires.
+        Ids follow the consent rule (A-Z a-z 0-9 . _ : @ / -, 1-128). Idempotent per id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """Data map: the services registered for the caller's participant and the tenants it hosts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveService(self, request, context):
+        """Data map: remove a service of the caller's participant (or of a tenant it hosts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -312,6 +350,21 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReportDuties,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.SerializeToString,
+            ),
+            'RegisterService': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterService,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.RegisterServiceRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.ServiceRecord.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.ListServicesRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'RemoveService': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveService,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.RemoveServiceRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.RemoveServiceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -721,6 +774,87 @@ class RegistryService:
             '/areamesh.v1.RegistryService/ReportDuties',
             areamesh_dot_v1_dot_registry__pb2.ReportDutiesRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.ReportDutiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/RegisterService',
+            areamesh_dot_v1_dot_registry__pb2.RegisterServiceRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.ServiceRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/ListServices',
+            areamesh_dot_v1_dot_registry__pb2.ListServicesRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.RegistryService/RemoveService',
+            areamesh_dot_v1_dot_registry__pb2.RemoveServiceRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.RemoveServiceResponse.FromString,
             options,
             channel_credentials,
             insecure,
