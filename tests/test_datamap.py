@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +20,7 @@ from mesh.agreements import Agreement, SignedAgreement
 from mesh.datasets import canonical_json
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import registry_pb2
+from mesh.usage_reports import SignedUsageReport
 from registry.datamap.build import attribute
 from registry.datamap.services import SERVICE_ID, Service, check_service_id
 
@@ -93,16 +94,20 @@ async def _agree(h: MeshHarness, dataset: str, provider: str, consumer: str, pur
 
 
 async def _report(h: MeshHarness, provider: str, agreement: str, dataset: str, records: list[int]):
+    """The provider's signed usage report of one transfer per count in ``records``."""
+    rows = [{"transfer_id": f"{agreement[:8]}-{i}", "agreement_id": agreement, "dataset_id": dataset,
+             "records": n, "bytes": n * 100, "batches": 1, "started_at": "2026-11-10T00:00:00Z",
+             "ended_at": "2026-11-10T00:01:00Z", "incremental": False}
+            for i, n in enumerate(records)]
+    signed = SignedUsageReport.sign(NodeKeyStore(h.root / provider / "tls"), seq=next(_SEQ),
+                                    role="provider", records=rows)
     stub = h.registry_stub(h.node_credentials(provider))
-    rows = []
-    for i, n in enumerate(records):
-        r = registry_pb2.UsageRecord(transfer_id=f"{agreement[:8]}-{i}", agreement_id=agreement,
-                                     dataset_id=dataset, records=n, bytes=n * 100, batches=1)
-        r.started_at.FromDatetime(datetime(2026, 11, 10, tzinfo=UTC))
-        r.ended_at.FromDatetime(datetime(2026, 11, 10, 0, 1, tzinfo=UTC))
-        rows.append(r)
-    reply = await stub.ReportUsage(registry_pb2.ReportUsageRequest(records=rows), timeout=10)
+    reply = await stub.ReportUsage(registry_pb2.ReportUsageRequest(
+        signed_report_json=signed.to_bytes()), timeout=10)
     assert reply.accepted == len(records), reply
+
+
+_SEQ = itertools.count(1)
 
 
 @pytest.fixture
