@@ -3,6 +3,7 @@
 from mesh.web.sessions import WEB_SESSIONS_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
 from registry.duties import DUTIES_MIGRATION
+from registry.kpi.schema import KPI_MIGRATION
 
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
@@ -184,4 +185,6 @@ MIGRATIONS = [
     WEB_SESSIONS_MIGRATION,
     # 10: the data classification as a search facet (registry/catalog/search_index.py)
     CLASSIFICATION_MIGRATION,
+    # 11: outcome indicators the operator defines, and their monthly values (registry/kpi/)
+    KPI_MIGRATION,
 ]
