@@ -21,7 +21,8 @@ from registry.operators.cli import audit_log, operator, participant_key
 from registry.store import RegistryStore, open_registry_db
 
 
-@click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties"})
+@click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties",
+                                             "kpi": "registry.kpi.cli:kpi"})
 def registry() -> None:
     """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
 

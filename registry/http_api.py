@@ -41,6 +41,7 @@ from registry.catalog.dcat import dcat_catalog
 from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.duties_api import add_duties_routes
+from registry.kpi.http_api import add_kpi_routes
 from registry.metering.usage import UsageLedger, parse_period
 from registry.openapi import OPENAPI
 from registry.operators.admin import AdminService
@@ -271,6 +272,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_ckan_routes(app, catalog, store)
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
+    add_kpi_routes(app, store.db, config.data_dir / "identity")
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

@@ -11,6 +11,7 @@ from registry.operators.admin import AdminService
 from registry.store import RegistryStore
 from registry.web.catalog import add_catalog_pages
 from registry.web.console import add_console_pages
+from registry.web.console.kpi import add_kpi_pages
 from registry.web.developers import add_developer_pages
 
 
@@ -19,3 +20,4 @@ def add_registry_pages(app: web.Application, admin: AdminService, catalog: Catal
     add_catalog_pages(app, catalog, store)
     add_developer_pages(app)
     add_console_pages(app, admin, store, config)
+    add_kpi_pages(app)

@@ -40,13 +40,15 @@ CONSOLE = web.AppKey("console", Console)
 MAX_REASON = 500          # as the JSON admin API's text fields
 
 DONE = frozenset({"participant_added", "certified", "suspended", "reinstated", "hosting_added",
-                  "hosting_removed", "token_revoked", "node_revoked", "criteria_saved"})
+                  "hosting_removed", "token_revoked", "node_revoked", "criteria_saved"}
+                 | {"kpi_defined", "kpi_value_saved", "kpi_imported"})     # registry/web/console/kpi.py
 
 # (message key, path) of the console's own menu
 MENU = [("console.nav.overview", "/admin/"), ("console.nav.participants", "/admin/participants"),
         ("console.nav.tokens", "/admin/tokens"), ("console.nav.nodes", "/admin/nodes"),
         ("console.nav.usage", "/admin/usage"), ("console.nav.criteria", "/admin/criteria"),
         ("console.nav.revocation", "/admin/revocation"), ("console.nav.audit", "/admin/audit")]
+MENU.append(("console.nav.kpi", "/admin/kpi"))
 
 
 def console(request: web.Request) -> Console:
