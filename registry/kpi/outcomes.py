@@ -119,6 +119,11 @@ def parse_value(text: str, *, what: str = "value") -> float:
     return value
 
 
+def _plain(value: float) -> float:
+    """A whole number as an int (12500, not 12500.0), so pages and files show it plainly."""
+    return int(value) if float(value).is_integer() else value
+
+
 def _text(value: str, what: str, limit: int, *, required: bool = True) -> str:
     value = value.strip()
     if (required and not value) or len(value) > limit:
@@ -189,8 +194,8 @@ class OutcomeStore:
         values: dict[str, dict[str, float]] = {r["id"]: {} for r in rows}
         for v in await self.db.fetchall("SELECT indicator_id, period, value FROM "
                                         "kpi_outcome_values ORDER BY indicator_id, period"):
-            values.setdefault(v["indicator_id"], {})[v["period"]] = v["value"]
-        return [OutcomeIndicator(r["id"], r["name_ja"], r["name_en"], r["unit"], r["target"],
+            values.setdefault(v["indicator_id"], {})[v["period"]] = _plain(v["value"])
+        return [OutcomeIndicator(r["id"], r["name_ja"], r["name_en"], r["unit"], _plain(r["target"]),
                                  r["target_date"], r["direction"], values[r["id"]]) for r in rows]
 
     async def indicator(self, ident: str) -> OutcomeIndicator:
