@@ -226,11 +226,11 @@ OPENAPI: dict = {
             "and the outcome indicators the operator defined (operator only)",
             {"200": _resp("the KPI report", {"$ref": "#/components/schemas/KpiReport"}),
              "400": _resp("bad month or range (at most 60 months)", ERROR)},
-            parameters=[{"name": name, "in": "query", "description": what,
-                         "schema": {"type": "string", "pattern": MONTH}}
-                        for name, what in (("from", "first month, YYYY-MM (default: eleven "
-                                                    "months before `to`)"),
-                                           ("to", "last month, YYYY-MM (default: this month)"))])},
+            parameters=[{"name": "to", "in": "query", "description": "the last month, YYYY-MM "
+                         "(default: this month, JST)", "schema": {"type": "string", "pattern": MONTH}},
+                        {"name": "months", "in": "query", "description": "how many months, "
+                         "ending with `to` (default 12)",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 60}}])},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),

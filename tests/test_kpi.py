@@ -28,7 +28,7 @@ from registry.catalog.datasets import CatalogService
 from registry.identity.store import IdentityStore, LinkedId, open_identity_db
 from registry.kpi.csv_io import EXPORT_COLUMNS, export_csv
 from registry.kpi.outcomes import KpiService
-from registry.kpi.outputs import OutputIndicators, month_range
+from registry.kpi.outputs import OutputIndicators, month_range, months_ending
 from registry.kpi.report import kpi_report
 from registry.metering.usage import UsageLedger, parse_period
 from registry.operators.admin import AdminService
@@ -210,12 +210,18 @@ async def test_metering_and_service_tables_are_used_when_they_exist(store, clock
 
 
 def test_month_ranges():
+    now = datetime(2027, 1, 15, tzinfo=UTC)
+    assert months_ending("2027-02", 4).labels == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert months_ending(None, 2, now=now).labels == ["2026-12", "2027-01"]
+    for count in (0, 61):
+        with pytest.raises(InvalidRequest):
+            months_ending(None, count)
     assert month_range("2026-11", "2027-02").labels == ["2026-11", "2026-12", "2027-01", "2027-02"]
     now = datetime(2027, 2, 28, 16, 0, tzinfo=UTC)                      # 1 March in JST
     assert month_range(None, None, now=now).labels[0] == "2026-04"
     assert month_range(None, None, now=now).labels[-1] == "2027-03"
     for first, last in (("2026-05", "2026-04"), ("2026", "2026-04"), ("2020-01", "2026-01"),
-                        ("2026-13", None)):
+                        ("2026-13", None), ("", "2026-04"), (None, "")):
         with pytest.raises(InvalidRequest):
             month_range(first, last)
 

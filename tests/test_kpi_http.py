@@ -120,7 +120,7 @@ async def test_auditor_sees_the_dashboard_but_no_forms(running: MeshHarness):
 async def test_api_doors_and_report(running: MeshHarness):
     h = running
     await add_operator(h, "sato", "auditor")
-    url = f"{h.http_url}/api/v1/kpi?from=2026-10&to=2026-12"
+    url = f"{h.http_url}/api/v1/kpi?to=2026-12&months=3"
     status, body = await call("GET", url)
     assert status == 401
     key = await participant_key(h, "282014")
@@ -131,14 +131,16 @@ async def test_api_doors_and_report(running: MeshHarness):
         assert status == 403, page_path
     status, body = await call("GET", url, basic("sato", PASSWORD))
     assert status == 200 and body["months"] == ["2026-10", "2026-11", "2026-12"]
-    status, body = await call("GET", f"{h.http_url}/api/v1/kpi?from={THIS_MONTH}&to={THIS_MONTH}",
+    status, body = await call("GET", f"{h.http_url}/api/v1/kpi?months=1",
                               basic("sato", PASSWORD))
     keys = {s["key"]: s for s in body["outputs"]}
     assert keys["participants.total"]["values"] == [3]          # the harness added them today
     assert keys["participants.total"]["measure"] == "stock" and keys["records"]["measure"] == "flow"
     assert body["outcomes"] == []
-    status, body = await call("GET", f"{h.http_url}/api/v1/kpi?from=2026-12&to=2026-10",
-                              basic("sato", PASSWORD))
+    for query in ("months=0", "months=61", "to=2026-13", "to=2026"):
+        status, body = await call("GET", f"{h.http_url}/api/v1/kpi?{query}", basic("sato", PASSWORD))
+        assert status == 400, query
+    status, body = await call("GET", f"{h.http_url}/api/v1/kpi?to=", basic("sato", PASSWORD))
     assert status == 400 and body["error"]["code"] == "invalid_period"
     status, body = await call("GET", f"{h.http_url}/api/v1/kpi", basic("sato", PASSWORD))
     assert status == 200 and len(body["months"]) == 12 and body["months"][-1] == THIS_MONTH

@@ -1,7 +1,9 @@
-"""``GET /api/v1/kpi?from=YYYY-MM&to=YYYY-MM``: the KPI report (outputs and outcomes) as JSON.
+"""``GET /api/v1/kpi?to=YYYY-MM&months=N``: the KPI report (outputs and outcomes) as JSON.
 
-Operators only (admin or auditor): the figures cover every participant. Without ``from`` and
-``to`` the range is the twelve months ending with the current one (JST); at most 60 months.
+Operators only (admin or auditor): the figures cover every participant. The range is the
+``months`` months (1–60, default 12) ending with ``to`` (default: the current month, JST). A
+last month and a count, rather than two months, so that every well-formed request is a valid
+range.
 Each output series has ``measure`` ``stock`` (as of the month's end) or ``flow`` (during the
 month) and ``available`` false when this registry has no store for it yet (values are then 0);
 each outcome has its values, ``in_range`` (the values for the range's months, null where none
@@ -17,7 +19,8 @@ from aiohttp import web
 
 from mesh.db import Database
 from mesh.http_auth import OPERATOR_READ, door
-from registry.kpi.outputs import month_range
+from mesh.http_input import int_param
+from registry.kpi.outputs import MAX_MONTHS, months_ending
 from registry.kpi.report import kpi_report, report_json
 
 SOURCES = web.AppKey("kpi_sources", tuple)      # (registry Database, identity dir)
@@ -26,7 +29,8 @@ SOURCES = web.AppKey("kpi_sources", tuple)      # (registry Database, identity d
 @door(OPERATOR_READ)
 async def kpi(request: web.Request) -> web.Response:
     db, identity_dir = request.app[SOURCES]
-    months = month_range(request.query.get("from") or None, request.query.get("to") or None)
+    count = int_param(request.query, "months", default=12, low=1, high=MAX_MONTHS)
+    months = months_ending(request.query.get("to"), count)
     outputs, outcomes = await kpi_report(db, identity_dir, months)
     return web.json_response(report_json(outputs, outcomes),
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))

@@ -113,15 +113,15 @@ class Months:
 
 
 def month_range(first: str | None, last: str | None, *, now: datetime | None = None) -> Months:
-    """Months ``first``..``last`` inclusive (``YYYY-MM``); by default the twelve months ending
-    with the current one (JST)."""
+    """Months ``first``..``last`` inclusive (``YYYY-MM``); ``None`` (not given) means the twelve
+    months ending with the current one (JST); an empty value is an error."""
     today = (now or utcnow()).astimezone(JST)
-    end = parse_period(last or f"{today:%Y-%m}")
-    if first:
+    end = parse_period(last if last is not None else f"{today:%Y-%m}")
+    if first is not None:
         start = parse_period(first)
     else:
-        y, m = end.start.year, end.start.month - 11
-        start = parse_period(f"{y - (m <= 0)}-{(m - 1) % 12 + 1:02d}")
+        index = end.start.year * 12 + end.start.month - 1 - 11
+        start = parse_period(f"{index // 12:04d}-{index % 12 + 1:02d}")
     for p, name in ((start, "from"), (end, "to")):
         if len(p.label) != 7:
             raise InvalidRequest(f"{name} {p.label!r}: use a month, YYYY-MM",
@@ -139,6 +139,17 @@ def month_range(first: str | None, last: str | None, *, now: datetime | None = N
                                  message_ja=f"一度に指定できるのは {MAX_MONTHS} か月までです",
                                  code="invalid_period")
     return Months(periods)
+
+
+def months_ending(last: str | None, count: int, *, now: datetime | None = None) -> Months:
+    """The ``count`` months (1..MAX_MONTHS) ending with ``last`` (None: the current month, JST)."""
+    if not 1 <= count <= MAX_MONTHS:
+        raise InvalidRequest(f"months must be 1-{MAX_MONTHS}", code="invalid_period",
+                             message_ja=f"月数は1〜{MAX_MONTHS}で指定してください")
+    today = (now or utcnow()).astimezone(JST)
+    end = month_range(last, last).periods[0].start if last is not None else today
+    index = end.year * 12 + end.month - 1 - (count - 1)
+    return month_range(f"{index // 12:04d}-{index % 12 + 1:02d}", f"{end:%Y-%m}")
 
 
 def stock(ends: list[datetime], spans: Iterable[tuple[datetime, datetime | None]]) -> list[int]:
