@@ -43,6 +43,7 @@ from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.datamap.api import add_datamap_routes
 from registry.duties_api import add_duties_routes
+from registry.kpi.http_api import add_kpi_routes
 from registry.metering.api_calls import ApiCallCounter
 from registry.metering.http import add_metering_routes
 from registry.metering.usage import UsageLedger, parse_period
@@ -280,6 +281,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     add_metering_routes(app, store)
     add_billing_routes(app, store)
     add_datamap_routes(app, store)
+    add_kpi_routes(app, store.db, config.data_dir / "identity")
     setup_registry_web(app, sessions, admin.accounts)
     add_registry_pages(app, admin, catalog, store, config)
     check_doors(app)

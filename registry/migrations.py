@@ -5,6 +5,7 @@ from registry.billing.schema import BILLING_MIGRATION
 from registry.catalog.search_index import CLASSIFICATION_MIGRATION, SEARCH_MIGRATION_V1
 from registry.datamap.schema import DATAMAP_MIGRATION
 from registry.duties import DUTIES_MIGRATION
+from registry.kpi.schema import KPI_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
 
 MIGRATIONS = [
@@ -194,4 +195,6 @@ MIGRATIONS = [
     BILLING_MIGRATION,
     # 13: services registered for the data map, their intake, agreements' purposes (registry/datamap/)
     DATAMAP_MIGRATION,
+    # 14: outcome indicators the operator defines, and their monthly values (registry/kpi/)
+    KPI_MIGRATION,
 ]

@@ -38,6 +38,7 @@ NODE_PARAM = {"name": "node", "in": "query", "required": True,
 # Doors (docs/security.md): operators by API key (Bearer amop_…) or password (Basic);
 # participants by API key (Bearer ampt_…).
 OPERATOR_AUTH = [{"operatorKey": []}, {"operatorPassword": []}]
+MONTH = "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"   # YYYY-MM
 OWN_AUTH = [{"participantKey": []}, *OPERATOR_AUTH]
 DENIED = {"401": _resp("no valid credentials", ERROR),
           "403": _resp("credentials valid, but not for this", ERROR)}
@@ -317,6 +318,16 @@ OPENAPI: dict = {
                     "flows": {"type": "array", "items": {"type": "object"}},
                     "graph": {"type": "object"}}}),
                           "400": _resp("bad period", ERROR), **DENIED}}},
+        "/api/v1/kpi": {"get": _op(
+            "KPIs (v3 §8.3): output indicators per month (JST) from the registry's records, "
+            "and the outcome indicators the operator defined (operator only)",
+            {"200": _resp("the KPI report", {"$ref": "#/components/schemas/KpiReport"}),
+             "400": _resp("bad month or range (at most 60 months)", ERROR)},
+            parameters=[{"name": "to", "in": "query", "description": "the last month, YYYY-MM "
+                         "(default: this month, JST)", "schema": {"type": "string", "pattern": MONTH}},
+                        {"name": "months", "in": "query", "description": "how many months, "
+                         "ending with `to` (default 12)",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 60}}])},
         "/api/v1/datasets": {"get": {
             "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
@@ -385,6 +396,32 @@ OPENAPI: dict = {
                         "description": "the guidebook 第3.0版's column headers, exactly"},
             "rows": {"type": "array", "items": {"type": "array", "items": {"type": "string"}},
                      "description": "one cell per header; several entries in a cell, one a line"}}},
+        "KpiReport": {"type": "object", "required": ["months", "outputs", "outcomes"], "properties": {
+            "months": {"type": "array", "items": {"type": "string"}},
+            "computed_at": {"type": "string"},
+            "outputs": {"type": "array", "items": {"type": "object", "required": [
+                "key", "group", "name_ja", "name_en", "unit", "measure", "available", "values"],
+                "properties": {
+                    "key": {"type": "string"}, "group": {"type": "string"},
+                    "name_ja": {"type": "string"}, "name_en": {"type": "string"},
+                    "unit": {"type": "string"}, "source": {"type": "string"},
+                    "measure": {"type": "string", "enum": ["stock", "flow"],
+                                "description": "stock: as of the month's end; flow: during it"},
+                    "available": {"type": "boolean",
+                                  "description": "false: this registry has no store for it yet"},
+                    "values": {"type": "array", "items": {"type": "integer"}}}}},
+            "outcomes": {"type": "array", "items": {"type": "object", "required": [
+                "id", "name_ja", "name_en", "unit", "target", "target_date", "direction",
+                "values", "in_range", "met", "progress"], "properties": {
+                    "id": {"type": "string"}, "name_ja": {"type": "string"},
+                    "name_en": {"type": "string"}, "unit": {"type": "string"},
+                    "target": {"type": "number"}, "target_date": {"type": "string"},
+                    "direction": {"type": "string", "enum": ["higher", "lower"]},
+                    "values": {"type": "array", "items": {"type": "object", "properties": {
+                        "period": {"type": "string"}, "value": {"type": "number"}}}},
+                    "in_range": {"type": "array", "items": {"type": ["number", "null"]}},
+                    "baseline": {"type": ["object", "null"]}, "latest": {"type": ["object", "null"]},
+                    "met": {"type": "boolean"}, "progress": {"type": ["number", "null"]}}}}}},
         "Duty": {"type": "object", "required": [
             "agreement_id", "duty_index", "dataset_id", "provider", "consumer", "action", "state",
             "due_at", "confirmed_at", "reported_at"], "properties": {
