@@ -15,8 +15,10 @@ import json
 import os
 import secrets
 import signal
+import sqlite3
 import sys
 import tempfile
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,19 @@ from areamesh.demo_personal import PersonalDataDemo
 from areamesh.demo_portal import PortalDemo
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 
+JST = timezone(timedelta(hours=9), "JST")
+# Two services registered for the data map: 大阪府's disaster map takes in 姫路市's AED list
+# (the demo's fetch), 加古川市's sightseeing app its own toilets and 姫路市's tourism data.
+SERVICES = [
+    ("osaka", {"id": "osaka-bousai-map", "name": {"ja": "広域防災マップ", "en": "Wide-area disaster map"},
+               "components": [{"id": "map", "name": "地図表示"}], "purposes": ["防災"],
+               "intake": ["himeji-aed"],
+               "acquired": [{"name": "避難所の開設状況", "use": "internal"}]}),
+    ("kakogawa", {"id": "kakogawa-kanko-app", "name": {"ja": "観光案内アプリ", "en": "Sightseeing guide"},
+                  "components": [{"id": "guide", "name": "観光案内"}], "purposes": ["観光"],
+                  "intake": ["kakogawa-toilets", "himeji-tourism"],
+                  "acquired": [{"name": "利用者の閲覧履歴", "use": "internal"}]}),
+]
 MESH_ID = "kansai-demo"
 DEMO_OPERATOR = "demo-admin"
 OPERATOR = "関西エリアデータ連携基盤 運営組織（デモ）"
@@ -45,6 +60,18 @@ CRITERIA = """# 参加者認定基準（デモ）
 2. コネクタの運用責任者と連絡先を届け出ていること。
 3. 提供するデータの利用条件（ライセンス・利用目的）を明示していること。
 """
+
+
+def _usage_reported(db: Path) -> tuple[int, int] | None:
+    """(provider rows, consumer rows) of metered transfers at the registry, once both sides
+    have reported; read-only, beside the running registry (WAL)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        counts = tuple(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                       for t in ("usage_records", "usage_consumer_records"))
+    finally:
+        con.close()
+    return counts if all(counts) else None
 
 
 def say(text: str = "") -> None:
@@ -271,6 +298,45 @@ class DemoMesh:
             return False
         return ok
 
+    async def operations(self, timeout: float = 30.0) -> bool:
+        """The operating organisation's month: two services registered for the data map, the
+        signed usage reports of both sides in, a billing period run, and where to see it all."""
+        say("■ 運営組織の業務 / the operating organisation: services, metering, cost allocation")
+        folder = self.root / "services"
+        folder.mkdir()
+        names = {key: name for key, _, name, _ in PARTICIPANTS}
+        for key, doc in SERVICES:
+            path = folder / f"{doc['id']}.yaml"
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            await _cli("connector", "service", "add", "--data-dir", str(self.root / key),
+                       "--file", str(path))
+            say(f"  サービス登録 / service registered: {names[key]}「{doc['name']['ja']}」"
+                f"({doc['id']}, 取込 / intake: {', '.join(doc['intake'])})")
+        reg_dir = self.root / "registry"
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (reported := _usage_reported(reg_dir / "registry.db")):
+            if asyncio.get_running_loop().time() > deadline:
+                say("  NG: the usage reports did not reach the registry")
+                return False
+            await asyncio.sleep(0.5)
+        say(f"  利用量報告 / signed usage reports held: {reported[0]} from providers, "
+            f"{reported[1]} from consumers (cross-checked at {self.portal}admin/metering)")
+        period = f"{datetime.now(JST):%Y-%m}"
+        rules = self.root / "billing-rules.yaml"
+        text = (resources.files("areamesh.demo_data") / "billing_rules.yaml").read_text("utf-8")
+        rules.write_text(text.replace("PERIOD", period), encoding="utf-8")
+        out = await _cli("registry", "billing", "run", "--data-dir", str(reg_dir), "--period",
+                         period, "--rules", str(rules), "--out", str(self.root / "billing"))
+        lines = out.strip().splitlines()
+        say(f"  {lines[0]}")
+        for line in lines[1:]:
+            if not line.startswith("wrote "):
+                say("    " + line.replace("\t", "  "))
+        say(f"  明細 / statements (CSV, xlsx): {self.root / 'billing'}  "
+            f"コンソール / console: {self.portal}admin/billing/{period}")
+        say(f"  データマップ / data map: {self.portal}admin/datamap  KPI: {self.portal}admin/kpi")
+        return any(line.startswith("合計") for line in lines)
+
     async def check_discovery(self, timeout: float = 20.0) -> bool:
         """Each connector must see the other two through the registry and ping them."""
         say("■ 相互確認 / discovery through the registry and mTLS ping between connectors")
@@ -317,6 +383,7 @@ async def _run(once: bool, root: Path) -> int:
         ok &= await mesh.negotiate()
         ok &= await mesh.fetch_aed()
         ok &= await mesh.personal_data()
+        ok &= await mesh.operations()
         say()
         say("■ 結果 / result: " + ("3つのコネクタが互いを認識し、カタログの公開・検索と利用契約の交渉が"
                                    "でき、データが翻訳されて届きました / every connector sees the "

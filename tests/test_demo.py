@@ -44,6 +44,14 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
     pseudonyms = [line.rsplit(": ", 1)[1] for line in out.splitlines() if "pairwise pseudonym for" in line]
     assert len(pseudonyms) == 2 and len(set(pseudonyms)) == 2
     assert "personal data flows only under consent" in out
+    # the operating organisation's month: services, both sides' signed reports, a billing run
+    assert "「広域防災マップ」(osaka-bousai-map" in out and "「観光案内アプリ」" in out
+    assert re.search(r"signed usage reports held: [1-9]\d* from providers, [1-9]\d* from consumers", out)
+    shares = dict(re.findall(r"^    (\d{6})  \S+  ([\d,]+)円$", out, re.M))
+    assert set(shares) == {"270008", "282014", "282103", "283819"}, out
+    assert sum(int(v.replace(",", "")) for v in shares.values()) == 400_000
+    assert int(shares["282014"].replace(",", "")) < int(shares["282103"].replace(",", ""))  # provider
+    assert re.search(r"data map: http://127\.0\.0\.1:\d+/admin/datamap", out)
     # the resident portal: 姫路市's OpenID provider (pyop), a sign-in the demo did itself, and
     # how a person signs in (two residents, generated passwords printed once each)
     assert "姫路市's OpenID provider: http://127.0.0.1:" in out
