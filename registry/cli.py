@@ -24,7 +24,8 @@ from registry.store import RegistryStore, open_registry_db
 @click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties",
                                              "billing": "registry.billing.cli:billing",
                                              "datamap": "registry.datamap.cli:datamap",
-                                             "kpi": "registry.kpi.cli:kpi"})
+                                             "kpi": "registry.kpi.cli:kpi",
+                                             "metering": "registry.metering.cli:metering"})
 def registry() -> None:
     """Operate the mesh registry (運営組織のレジストリ): CA, participants, enrolment."""
 

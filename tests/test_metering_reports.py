@@ -104,6 +104,21 @@ async def test_both_sides_report_and_the_registry_cross_checks(harness: MeshHarn
     # the console page lists them too
     page = await _console_page(h, "/admin/metering?grace_minutes=0")
     assert "t-never-received" in page and "1,300" in page and "利用側の報告なし" in page
+    # and the CLI: the same rows, exit code 1 while any is flagged (a scheduled check alerts)
+    d = str(h.registry_dir)
+    rc, out, err = await h.cli("registry", "metering", "crosscheck", "--data-dir", d,
+                               "--grace-minutes", "0", "--flagged")
+    assert rc == 1, err
+    lines = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()[2:]}
+    assert set(lines) == {tid, "t-never-received"}
+    assert lines[tid][1] == "differ" and lines[tid][6:] == ["1200", "1300"]
+    assert lines["t-never-received"][1:2] == ["missing_consumer"] and lines["t-never-received"][7] == "-"
+    rc, out, err = await h.cli("registry", "metering", "figures", "--data-dir", d, "--json")
+    assert rc == 0, err
+    cli_figures = {o["id"]: o for o in json.loads(out)["organisations"]}
+    # the figures count the providers' reports (the ones limits are enforced on), flagged or not
+    assert cli_figures["270008"]["records_provided"] == 1210         # with the unreceived 10
+    assert cli_figures["282103"]["records_received"] == 1210
 
     # tampered: the document changed after signing
     signed = sign(h, "kakogawa", 9002, "consumer", [dict(got, records=1400)]).to_json()
