@@ -400,15 +400,13 @@ OPENAPI: dict = {
             "months": {"type": "array", "items": {"type": "string"}},
             "computed_at": {"type": "string"},
             "outputs": {"type": "array", "items": {"type": "object", "required": [
-                "key", "group", "name_ja", "name_en", "unit", "measure", "available", "values"],
+                "key", "group", "name_ja", "name_en", "unit", "measure", "values"],
                 "properties": {
                     "key": {"type": "string"}, "group": {"type": "string"},
                     "name_ja": {"type": "string"}, "name_en": {"type": "string"},
                     "unit": {"type": "string"}, "source": {"type": "string"},
                     "measure": {"type": "string", "enum": ["stock", "flow"],
                                 "description": "stock: as of the month's end; flow: during it"},
-                    "available": {"type": "boolean",
-                                  "description": "false: this registry has no store for it yet"},
                     "values": {"type": "array", "items": {"type": "integer"}}}}},
             "outcomes": {"type": "array", "items": {"type": "object", "required": [
                 "id", "name_ja", "name_en", "unit", "target", "target_date", "direction",

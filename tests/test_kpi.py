@@ -1,12 +1,12 @@
 """KPI outputs and outcomes (registry/kpi/) on a registry store filled through its own APIs.
 
 Participants are added, certified and suspended, datasets published and withdrawn, agreements
-notarised and transfers reported in different months through ``RegistryStore``,
-``CatalogService`` and ``UsageLedger``. Those functions take the time from ``utcnow`` and have
-no parameter for it, so the tests set the clock of those modules (``Clock``): the rows are
-written by the real code, at the moment the test names. The tables of other parts of issue 14
-that this branch does not have (``api_call_counts``, ``consent_counts``, ``services``) are
-created and filled by SQL in the test, with the columns those parts define.
+notarised, transfers reported, services registered, API calls counted and consent counts
+reported in different months through ``RegistryStore``, ``CatalogService``, ``UsageLedger``,
+``ServiceRegistry``, ``ApiCallCounter`` (its middleware and flush) and ``UsageReports`` (signed
+reports, node certificates from a real CA). Those functions take the time from ``utcnow`` and
+have no parameter for it, so the tests set the clock of those modules (``Clock``): the rows are
+written by the real code, at the moment the test names.
 """
 
 from __future__ import annotations
@@ -14,24 +14,33 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from areamesh.demo_catalog import DATASETS
-from mesh.certs import PeerIdentity
+from mesh.certs import PeerIdentity, to_pem
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, NotFound, PermissionDenied
+from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import registry_pb2
+from mesh.usage_reports import SignedUsageReport
+from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService
+from registry.datamap.services import ServiceRegistry
 from registry.identity.store import IdentityStore, LinkedId, open_identity_db
 from registry.kpi.csv_io import EXPORT_COLUMNS, export_csv
 from registry.kpi.outcomes import KpiService
 from registry.kpi.outputs import OutputIndicators, month_range, months_ending
 from registry.kpi.report import kpi_report
+from registry.metering.api_calls import ApiCallCounter
+from registry.metering.reports import UsageReports
 from registry.metering.usage import UsageLedger, parse_period
 from registry.operators.admin import AdminService
+from registry.operators.api_keys import ApiKeys
 from registry.operators.audit_log import Actor
 from registry.store import RegistryStore, open_registry_db
 
@@ -63,7 +72,9 @@ def ts(text: str):
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     c = Clock()
-    for module in ("registry.store", "registry.catalog.datasets", "registry.metering.usage"):
+    for module in ("registry.store", "registry.catalog.datasets", "registry.metering.usage",
+                   "registry.datamap.services", "registry.metering.api_calls",
+                   "registry.metering.reports", "mesh.usage_reports"):
         monkeypatch.setattr(f"{module}.utcnow", lambda: c.now)
     return c
 
@@ -74,19 +85,69 @@ async def store(tmp_path: Path):
         yield RegistryStore(db)
 
 
+class Nodes:
+    """A mesh CA and the ``main`` node of each participant, to sign usage reports with."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ca = CertificateAuthority.create(root / "ca", mesh_id="t", name="運営組織")
+        self.seq = 0
+
+    def report(self, pid: str, counts: list[tuple[str, int]]) -> registry_pb2.ReportUsageRequest:
+        keys = NodeKeyStore(self.root / f"{pid}-main")
+        if not keys.exists():
+            csr = self.ca.check_csr(keys.new_csr(node_name="main"), participant_id=pid,
+                                    node_name="main")
+            keys.install(to_pem(self.ca.issue_node_certificate(
+                csr, participant_id=pid, node_name="main", lifetime=timedelta(days=730),
+                not_before=datetime(2026, 1, 1, tzinfo=UTC))), self.ca.ca_pem())
+        self.seq += 1
+        signed = SignedUsageReport.sign(keys, seq=self.seq, role="provider", records=[],
+                                        consent_counts=[{"dataset_id": d, "residents": n,
+                                                         "consents": n} for d, n in counts])
+        return registry_pb2.ReportUsageRequest(signed_report_json=signed.to_bytes())
+
+
+async def call_apis(counter: ApiCallCounter, paths: list[str], key: str = "") -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    for path in paths:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        await counter.middleware(make_mocked_request("GET", path, headers=headers), handler)
+
+
 async def fill(store: RegistryStore, clock: Clock, identity_dir: Path) -> None:
     """A year's beginning of a mesh, month by month (times in UTC; months are JST)."""
     catalog = CatalogService(store.db, store)
+    services = ServiceRegistry(store)
+    nodes = Nodes(identity_dir.parent / "nodes")
+    reports = UsageReports(store.db, [nodes.ca.certificate])
+    counter = ApiCallCounter(store.db, ApiKeys(store.db))
+    _, key = await ApiKeys(store.db).create("participant", "282014", "test", "yamada")
     clock.at("2026-04-10T03:00:00+00:00")
     for pid, name, kind in (("270008", "大阪府", "prefecture"), ("282014", "姫路市", "municipality"),
                             ("282103", "加古川市", "municipality")):
         await store.add_participant(pid, name, kind)
+    # services: bus registered before 282014 is certified (counts from May); care by 282103
+    # (suspended in July); disaster at 00:00 JST on 1 June; clinic in August
+    clock.at("2026-04-20T03:00:00+00:00")
+    await services.register(peer("282014"), {"id": "bus", "name": "デマンドバス"})
     clock.at("2026-05-10T03:00:00+00:00")
     await store.certify_participant("282014")
     await store.certify_participant("282103")
     clock.at("2026-05-20T03:00:00+00:00")
     for ident in ("himeji-aed", "himeji-tourism"):
         await catalog.publish(peer("282014"), canonical_json(DOCS[ident]))
+    await services.register(peer("282103"), {"id": "care", "name": "見守り"})
+    await services.register(peer("282014"), {"id": "bus", "name": "デマンドバス（改）"})  # again
+    clock.at("2026-05-25T03:00:00+00:00")
+    reply = await reports.submit(peer("282014"), nodes.report("282014", [("himeji-aed", 10)]))
+    assert reply.consent_counts_accepted == 1
+    clock.at("2026-05-31T15:00:00+00:00")
+    await services.register(peer("282014"), {"id": "disaster", "name": "防災"})
+    await call_apis(counter, ["/api/v1/catalog", "/api/3/action/package_list",
+                              "/api/v1/admin/keys", "/admin/kpi"])   # the last two: not counted
     clock.at("2026-06-05T03:00:00+00:00")
     await store.certify_participant("270008")
     await catalog.publish(peer("270008"), canonical_json(DOCS["osaka-medical"]))
@@ -94,9 +155,17 @@ async def fill(store: RegistryStore, clock: Clock, identity_dir: Path) -> None:
     # agreement a1 in June (a second digest of it in July is the same agreement); a2 at
     # 00:30 JST on 1 July, which is still 30 June in UTC: a July agreement
     clock.at("2026-06-15T03:00:00+00:00")
+    reply = await reports.submit(peer("282014"), nodes.report("282014", [("himeji-aed", 12)]))
+    assert reply.consent_counts_accepted == 1
+    await call_apis(counter, ["/api/v1/kpi"], key)
+    assert await counter.flush() == 3          # 1 June public and ckan, 15 June with the key
+    await call_apis(counter, ["/api/v1/catalog"])
     await store.notarise("sha256:1", "a1", "himeji-aed", peer("282014").uri, peer("282103").uri,
                          peer("282014").uri)
-    clock.at("2026-06-30T15:30:00+00:00")
+    clock.at("2026-06-30T15:30:00+00:00")              # 00:30 JST, 1 July
+    reply = await reports.submit(peer("270008"), nodes.report("270008", [("osaka-medical", 5)]))
+    assert reply.consent_counts_accepted == 1
+    await call_apis(counter, ["/api/v1/catalog"] * 4)
     await store.notarise("sha256:2", "a2", "osaka-medical", peer("270008").uri,
                          peer("282014").uri, peer("270008").uri)
     clock.at("2026-07-03T03:00:00+00:00")
@@ -122,6 +191,9 @@ async def fill(store: RegistryStore, clock: Clock, identity_dir: Path) -> None:
     clock.at("2026-07-10T03:00:00+00:00")
     await catalog.withdraw(peer("282014"), "himeji-tourism")
     await store.suspend_participant("282103", "test")
+    await counter.flush()
+    clock.at("2026-08-01T03:00:00+00:00")
+    await services.register(peer("270008"), {"id": "clinic", "name": "診療所案内"})
 
     # residents: one with IDs of two platforms (the second linked in June), one with one ID
     async with open_identity_db(identity_dir) as idb:
@@ -168,45 +240,48 @@ async def test_outputs_per_month_from_the_stores(store, clock, tmp_path):
     assert values("transfers") == [0, 0, 2, 1, 0]
     assert values("records") == [0, 0, 140, 50, 0]
     assert values("identity.linked_residents") == [0, 0, 1, 1, 1]
+    # bus from 282014's certification in May; care until 282103's suspension in July; disaster
+    # from 1 June JST; clinic from August (270008 certified in June)
+    assert values("services.certified") == [0, 2, 3, 2, 3]
+    # 1 June JST: two anonymous calls; 15 June: one with a key, one without; 1 July JST: four
+    assert values("api_calls") == [0, 0, 4, 4, 0]
+    # himeji-aed 10 in May, 12 in June; osaka-medical's 5 reported at 00:30 JST on 1 July
+    assert values("consents.residents") == [0, 10, 12, 17, 17]
     assert {s["measure"] for s in report["outputs"] if s["key"].startswith(
-        ("participants", "datasets", "identity"))} == {"stock"}
+        ("participants", "services", "datasets", "consents", "identity"))} == {"stock"}
     assert all(series(report, k)["measure"] == "flow"
                for k in ("agreements.notarised", "transfers", "records", "api_calls"))
-    # the tables of other parts of issue 14 are not in this registry: unavailable, zeros
-    for key in ("services.certified", "api_calls", "consents.residents"):
-        assert series(report, key)["available"] is False and values(key) == [0] * 5
+    assert all(set(s) == {"key", "group", "name_ja", "name_en", "unit", "measure", "source",
+                          "values"} for s in report["outputs"])
     # June's transfers agree with what /api/v1/usage reports for June
     june = await UsageLedger(store.db).summary(parse_period("2026-06"), {})
     assert june["totals"]["transfers"] == 2 and june["totals"]["records"] == 140
 
 
-async def test_metering_and_service_tables_are_used_when_they_exist(store, clock, tmp_path):
-    # the schemas of s7-meter (api_call_counts, consent_counts) and a services table as service
-    # registration (s7-datamap) may define it; written by SQL since their code is elsewhere
-    await store.db.conn.executescript("""
-        CREATE TABLE api_call_counts (day TEXT NOT NULL, api TEXT NOT NULL,
-            key_id TEXT NOT NULL, calls INTEGER NOT NULL, PRIMARY KEY (day, api, key_id));
-        CREATE TABLE consent_counts (node TEXT NOT NULL, dataset_id TEXT NOT NULL,
-            day TEXT NOT NULL, publisher_id TEXT NOT NULL, residents INTEGER NOT NULL,
-            consents INTEGER NOT NULL, counted_at TEXT NOT NULL,
-            PRIMARY KEY (node, dataset_id, day));
-        CREATE TABLE services (id TEXT PRIMARY KEY, name TEXT, created_at TEXT NOT NULL);
-        INSERT INTO api_call_counts VALUES ('2026-06-01', 'catalog', '', 5),
-            ('2026-06-30', 'ckan', 'k1', 3), ('2026-07-01', 'catalog', 'k1', 7);
-        INSERT INTO consent_counts VALUES ('n1', 'd1', '2026-05-10', '282014', 10, 10, 'x'),
-            ('n1', 'd1', '2026-06-15', '282014', 12, 12, 'x'),
-            ('n1', 'd2', '2026-06-20', '282014', 5, 6, 'x');
-        INSERT INTO services VALUES ('s1', 'バス', '2026-05-31T15:00:00+00:00'),
-            ('s2', '防災', '2026-07-15T00:00:00+00:00');
-    """)
-    report = await OutputIndicators(store.db, tmp_path / "none").compute(
+async def test_services_of_a_participant_follow_its_certification(store, clock, tmp_path):
+    services = ServiceRegistry(store)
+    clock.at("2026-04-10T03:00:00+00:00")
+    for pid, name in (("282014", "姫路市"), ("282103", "加古川市"), ("282154", "高砂市")):
+        await store.add_participant(pid, name, "municipality")
+    await services.register(peer("282014"), {"id": "bus", "name": "デマンドバス"})
+    await services.register(peer("282103"), {"id": "never", "name": "未認定"})  # never certified
+    clock.at("2026-05-10T03:00:00+00:00")
+    await store.certify_participant("282014")
+    await store.certify_participant("282154")
+    await services.register(peer("282014"), {"id": "gone", "name": "廃止"})
+    clock.at("2026-06-10T03:00:00+00:00")
+    await services.remove(peer("282014"), "282014", "gone")      # removed: in no month
+    await store.suspend_participant("282014", "test")           # bus no longer counts
+    await services.register(peer("282154"), {"id": "port", "name": "港湾案内"})
+    clock.at("2026-08-01T03:00:00+00:00")
+    await services.register(peer("282154"), {"id": "park", "name": "公園予約"})
+    report = await OutputIndicators(store.db, tmp_path / "identity").compute(
         month_range("2026-04", "2026-08"))
-    assert series(report, "api_calls")["values"] == [0, 0, 8, 7, 0]
-    assert series(report, "consents.residents")["values"] == [0, 10, 17, 17, 17]
-    assert series(report, "services.certified")["values"] == [0, 0, 1, 2, 2]   # s1: 1 June JST
-    assert all(series(report, k)["available"]
-               for k in ("api_calls", "consents.residents", "services.certified"))
-    assert series(report, "identity.linked_residents")["available"] is False
+    assert series(report, "services.certified")["values"] == [0, 1, 1, 1, 2]
+    assert series(report, "participants.certified")["values"] == [0, 2, 1, 1, 1]
+    # no identity.db (the identity service never ran here): no linked residents, nothing created
+    assert series(report, "identity.linked_residents")["values"] == [0] * 5
+    assert not (tmp_path / "identity").exists()
 
 
 def test_month_ranges():
@@ -324,15 +399,17 @@ async def test_export_columns(store, clock, tmp_path):
     rows = list(csv.reader(io.StringIO(body[3:].decode("utf-8"))))
     assert rows[0] == [*EXPORT_COLUMNS, "2026-05", "2026-06", "2026-07"]
     assert list(EXPORT_COLUMNS) == ["section", "indicator", "name_ja", "name_en", "unit", "measure",
-                                    "available", "direction", "target", "target_date"]
+                                    "direction", "target", "target_date"]
     by_key = {r[1]: r for r in rows[1:]}
-    assert by_key["participants.certified"][:7] == [
+    assert by_key["participants.certified"][:9] == [
         "output", "participants.certified", "認定済みの参加者", "Certified participants", "団体",
-        "stock", "yes"]
-    assert by_key["participants.certified"][10:] == ["2", "3", "2"]
-    assert by_key["records"][5] == "flow" and by_key["records"][10:] == ["0", "140", "50"]
-    assert by_key["api_calls"][6] == "no" and by_key["api_calls"][10:] == ["", "", ""]
+        "stock", "", "", ""]
+    assert by_key["participants.certified"][9:] == ["2", "3", "2"]
+    assert by_key["records"][5] == "flow" and by_key["records"][9:] == ["0", "140", "50"]
+    assert by_key["services.certified"][9:] == ["2", "3", "2"]
+    assert by_key["api_calls"][9:] == ["0", "4", "4"]
+    assert by_key["consents.residents"][9:] == ["10", "12", "17"]
     assert by_key["tourist_visits"] == ["outcome", "tourist_visits", "観光入込客数", "Tourist visits",
-                                        "人", "entered", "yes", "higher", "150000", "2027-03-31",
+                                        "人", "entered", "higher", "150000", "2027-03-31",
                                         "", "1234.5", ""]
     assert all(len(r) == len(rows[0]) for r in rows)

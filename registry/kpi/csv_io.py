@@ -14,8 +14,7 @@ number of columns — nothing is stored and every bad row is named with its numb
 opens it as UTF-8): one row per indicator, one column per month (``EXPORT_COLUMNS`` then the
 months). ``section`` is ``output`` or ``outcome``; ``measure`` says what a monthly figure is:
 ``stock`` (as of the month's end, JST), ``flow`` (during the month) or ``entered`` (the outcome
-value the operator entered for that month; empty when none was). An output whose source table
-this registry does not have yet has ``available`` = ``no`` and empty months.
+value the operator entered for that month; empty when none was).
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ from registry.kpi.outcomes import OutcomeIndicator, ValueRow, check_month, parse
 
 HEADERS = (("indicator", "period", "value"), ("指標ID", "期間", "値"))
 MAX_ROWS = 10_000
-EXPORT_COLUMNS = ("section", "indicator", "name_ja", "name_en", "unit", "measure", "available",
-                  "direction", "target", "target_date")
+EXPORT_COLUMNS = ("section", "indicator", "name_ja", "name_en", "unit", "measure", "direction",
+                  "target", "target_date")
 
 
 def decode(data: bytes) -> str:
@@ -129,10 +128,9 @@ def export_rows(outputs: dict[str, Any], outcomes: Iterable[OutcomeIndicator]) -
     rows = [[*EXPORT_COLUMNS, *months]]
     for s in outputs["outputs"]:
         rows.append(["output", s["key"], s["name_ja"], s["name_en"], s["unit"], s["measure"],
-                     "yes" if s["available"] else "no", "", "", "",
-                     *(_number(v) if s["available"] else "" for v in s["values"])])
+                     "", "", "", *(_number(v) for v in s["values"])])
     for o in outcomes:
-        rows.append(["outcome", o.id, o.name_ja, o.name_en, o.unit, "entered", "yes",
+        rows.append(["outcome", o.id, o.name_ja, o.name_en, o.unit, "entered",
                      o.direction, _number(o.target), o.target_date,
                      *(_number(o.values.get(m)) for m in months)])
     return rows

@@ -5,8 +5,7 @@ Operators only (admin or auditor): the figures cover every participant. The rang
 last month and a count, rather than two months, so that every well-formed request is a valid
 range.
 Each output series has ``measure`` ``stock`` (as of the month's end) or ``flow`` (during the
-month) and ``available`` false when this registry has no store for it yet (values are then 0);
-each outcome has its values, ``in_range`` (the values for the range's months, null where none
+month); each outcome has its values, ``in_range`` (the values for the range's months, null where none
 was entered), the baseline, the latest value, ``met`` and ``progress`` (0–1).
 """
 

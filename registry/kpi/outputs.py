@@ -13,29 +13,30 @@ Series (key — measure — source and rule):
   the month's end, any status.
 - ``participants.certified`` — stock — certified (``certified_at``) before the end and not
   suspended by then (a suspension's time is the row's ``updated_at``).
-- ``services.certified`` — stock — the ``services`` table (service registration, issue 14
-  part 3) when this registry has it: rows certified (``certified_at``) before the end, else
-  registered (``created_at`` / ``registered_at``) before it. Without the table the series is
-  marked unavailable and its values are 0.
+- ``services.certified`` — stock — ``services`` (service registration, registry/datamap/):
+  services registered (``created_at``) before the end by a participant that is certified at the
+  end, by the rule of ``participants.certified``; a service registered before its operator was
+  certified counts from the certification, and none of a suspended operator's services counts.
 - ``datasets.total``, ``datasets.theme.<分野>``, ``datasets.standard_type.<型>`` — stock —
   ``datasets`` published before the end and not withdrawn by then (a withdrawal's time is
   ``modified_at``); themes and standard type as the dataset's current description says.
 - ``agreements.notarised`` — flow — ``notarisations``: agreements first notarised in the month.
 - ``transfers``, ``records`` — flow — ``usage_records``: transfers that ended in the month and
   their records, as ``/api/v1/usage`` counts them.
-- ``api_calls`` — flow — ``api_call_counts`` (API-call metering, issue 14 part 1) when present:
-  calls on the month's JST days, anonymous ones included; else unavailable.
-- ``consents.residents`` — stock — ``consent_counts`` (consent metering) when present: per
-  connector and dataset, the latest count reported on or before the month's last day, summed
-  over datasets (a resident who consented for two datasets counts twice); else unavailable.
+- ``api_calls`` — flow — ``api_call_counts`` (API-call metering, registry/metering/api_calls.py):
+  calls to the public and CKAN APIs on the month's JST days, anonymous ones included.
+- ``consents.residents`` — stock — ``consent_counts`` (consent counts in the connectors' signed
+  usage reports): per connector and dataset, the latest count reported on or before the month's
+  last day, summed over datasets (a resident who consented for two datasets counts twice).
 - ``identity.linked_residents`` — stock — ``identity/identity.db``: residents with the IDs of
   two or more platforms linked, from the second link's time (links undone since are not
-  counted).
+  counted). A registry whose identity service has never run has no identity.db, and no links.
 
 What the stores do not keep is not reconstructed: a participant suspended and reinstated
-counts from its latest certification; a dataset withdrawn and published again counts from its
-first publication and as published throughout. Months are ``YYYY-MM``; at most
-``MAX_MONTHS`` per request.
+counts as certified from its latest certification, the suspension forgotten (and so do its
+services); a service removed counts in no month, earlier ones included; a dataset withdrawn
+and published again counts from its first publication and as published throughout. Months are
+``YYYY-MM``; at most ``MAX_MONTHS`` per request.
 """
 
 from __future__ import annotations
@@ -91,12 +92,11 @@ class Series:
     measure: str               # stock | flow
     source: str
     values: list[int]
-    available: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "group": self.group, "name_ja": self.name_ja,
                 "name_en": self.name_en, "unit": self.unit, "measure": self.measure,
-                "source": self.source, "available": self.available, "values": self.values}
+                "source": self.source, "values": self.values}
 
 
 @dataclass
@@ -172,33 +172,43 @@ def flow(periods: list[Period], moments: Iterable[datetime]) -> list[int]:
             for p in periods]
 
 
-async def _columns(conn: aiosqlite.Connection, table: str) -> set[str] | None:
-    """The table's columns, or None when this database has no such table."""
-    try:
-        async with conn.execute(f"SELECT * FROM {table} LIMIT 0") as cur:
-            return {d[0] for d in cur.description}
-    except aiosqlite.OperationalError:
-        return None
+Span = tuple[datetime, datetime | None]
+
+
+def certified_spans(rows: Iterable[Any]) -> dict[str, Span]:
+    """Participant id → (certified from, suspended from or None), for the rows of participants
+    that were ever certified: certified at ``certified_at``, suspended at ``updated_at`` when the
+    status is ``suspended`` (the latest suspension; nothing earlier is kept)."""
+    out: dict[str, Span] = {}
+    for r in rows:
+        if r["certified_at"]:
+            start = from_iso(r["certified_at"])
+            stop = from_iso(r["updated_at"]) if r["status"] == "suspended" else None
+            out[r["id"]] = (start, stop if stop and stop > start else None)
+    return out
 
 
 class OutputIndicators:
-    """Computes every output series; ``identity_dir``: where identity.db is (None: not used)."""
+    """Computes every output series; ``identity_dir``: where identity.db is (DATA_DIR/identity)."""
 
-    def __init__(self, db: Database, identity_dir: Path | None = None) -> None:
+    def __init__(self, db: Database, identity_dir: Path) -> None:
         self.db = db
         self.identity_dir = identity_dir
 
     async def compute(self, months: Months) -> dict[str, Any]:
-        series: list[Series] = []
-        for part in (self._participants, self._services, self._datasets, self._agreements,
-                     self._usage, self._api_calls, self._consents, self._linked):
+        participants = await self.db.fetchall(
+            "SELECT id, type, status, created_at, updated_at, certified_at FROM participants")
+        certified = certified_spans(participants)
+        series = [*self._participants(months, participants, certified),
+                  *await self._services(months, certified)]
+        for part in (self._datasets, self._agreements, self._usage, self._api_calls,
+                     self._consents, self._linked):
             series.extend(await part(months))
         return {"months": months.labels, "outputs": [s.to_json() for s in series],
                 "computed_at": iso(utcnow())}
 
-    async def _participants(self, m: Months) -> list[Series]:
-        rows = await self.db.fetchall(
-            "SELECT type, status, created_at, updated_at, certified_at FROM participants")
+    @staticmethod
+    def _participants(m: Months, rows: list[Any], certified: dict[str, Span]) -> list[Series]:
         out = [Series("participants.total", "participants", "参加者（合計）", "Participants (all)",
                       "団体", "stock", "participants",
                       stock(m.ends_utc, ((from_iso(r["created_at"]), None) for r in rows)))]
@@ -208,25 +218,22 @@ class OutputIndicators:
                               f"Participants ({en})", "団体", "stock", "participants",
                               stock(m.ends_utc, ((from_iso(r["created_at"]), None)
                                                  for r in rows if r["type"] == kind.value))))
-        certified = [(from_iso(r["certified_at"]),
-                      from_iso(r["updated_at"]) if r["status"] == "suspended" else None)
-                     for r in rows if r["certified_at"]]
         out.append(Series("participants.certified", "participants", "認定済みの参加者",
                           "Certified participants", "団体", "stock", "participants",
-                          stock(m.ends_utc, ((a, b if b and b > a else None) for a, b in certified))))
+                          stock(m.ends_utc, certified.values())))
         return out
 
-    async def _services(self, m: Months) -> list[Series]:
-        s = Series("services.certified", "services", "認定サービス", "Certified services", "件",
-                   "stock", "services", [0] * len(m.periods), available=False)
-        cols = await _columns(self.db.conn, "services")
-        since = next((c for c in ("certified_at", "created_at", "registered_at")
-                      if cols and c in cols), None)
-        if since is None:
-            return [s]
-        rows = await self.db.fetchall(f"SELECT {since} FROM services WHERE {since} IS NOT NULL")
-        s.values, s.available = stock(m.ends_utc, ((from_iso(r[0]), None) for r in rows)), True
-        return [s]
+    async def _services(self, m: Months, certified: dict[str, Span]) -> list[Series]:
+        spans: list[Span] = []
+        for r in await self.db.fetchall("SELECT operator_id, created_at FROM services"):
+            if r["operator_id"] not in certified:
+                continue
+            since, until = certified[r["operator_id"]]
+            start = max(from_iso(r["created_at"]), since)
+            if until is None or until > start:
+                spans.append((start, until))
+        return [Series("services.certified", "services", "認定サービス", "Certified services", "件",
+                       "stock", "services", stock(m.ends_utc, spans))]
 
     async def _datasets(self, m: Months) -> list[Series]:
         rows = await self.db.fetchall("SELECT status, doc, created_at, modified_at FROM datasets")
@@ -276,27 +283,17 @@ class OutputIndicators:
                        "usage_records", records)]
 
     async def _api_calls(self, m: Months) -> list[Series]:
-        s = Series("api_calls", "api_calls", "API呼び出し", "API calls", "回", "flow",
-                   "api_call_counts", [0] * len(m.periods), available=False)
-        cols = await _columns(self.db.conn, "api_call_counts")
-        if not cols or not {"day", "calls"} <= cols:
-            return [s]
         values = []
         for p in m.periods:
             row = await self.db.fetchone(
                 "SELECT COALESCE(SUM(calls), 0) FROM api_call_counts WHERE day >= ? AND day < ?",
                 (f"{p.start:%Y-%m-%d}", f"{p.end:%Y-%m-%d}"))
-            values.append(row[0] if row else 0)
-        s.values, s.available = values, True
-        return [s]
+            assert row is not None
+            values.append(row[0])
+        return [Series("api_calls", "api_calls", "API呼び出し", "API calls", "回", "flow",
+                       "api_call_counts", values)]
 
     async def _consents(self, m: Months) -> list[Series]:
-        s = Series("consents.residents", "consents", "同意を得た住民（データセット別の合計）",
-                   "Residents with consent (summed over datasets)", "人", "stock",
-                   "consent_counts", [0] * len(m.periods), available=False)
-        cols = await _columns(self.db.conn, "consent_counts")
-        if not cols or not {"node", "dataset_id", "day", "residents"} <= cols:
-            return [s]
         rows = await self.db.fetchall("SELECT node, dataset_id, day, residents FROM consent_counts "
                                       "ORDER BY day")
         values, latest, i = [], {}, 0
@@ -306,29 +303,24 @@ class OutputIndicators:
                 latest[(rows[i]["node"], rows[i]["dataset_id"])] = rows[i]["residents"]
                 i += 1
             values.append(sum(latest.values()))
-        s.values, s.available = values, True
-        return [s]
+        return [Series("consents.residents", "consents", "同意を得た住民（データセット別の合計）",
+                       "Residents with consent (summed over datasets)", "人", "stock",
+                       "consent_counts", values)]
 
     async def _linked(self, m: Months) -> list[Series]:
-        s = Series("identity.linked_residents", "identity", "ID連携した住民",
-                   "Residents with linked IDs", "人", "stock", "identity.linked_ids",
-                   [0] * len(m.periods), available=False)
-        path = self.identity_dir / "identity.db" if self.identity_dir else None
-        if path is None or not path.exists():
-            return [s]
-        async with aiosqlite.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
-            if await _columns(conn, "linked_ids") is None:
-                return [s]
-            async with conn.execute("SELECT person_id, linked_at FROM linked_ids "
-                                    "ORDER BY person_id, linked_at") as cur:
-                rows = await cur.fetchall()
         seconds: list[datetime] = []
-        previous = None
-        count = 0
-        for person, at in rows:
-            count = count + 1 if person == previous else 1
-            previous = person
-            if count == 2:
-                seconds.append(from_iso(at))
-        s.values, s.available = stock(m.ends_utc, ((t, None) for t in seconds)), True
-        return [s]
+        path = self.identity_dir / "identity.db"
+        if path.exists():       # the identity service creates it when it first runs
+            async with aiosqlite.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
+                async with conn.execute("SELECT person_id, linked_at FROM linked_ids "
+                                        "ORDER BY person_id, linked_at") as cur:
+                    rows = await cur.fetchall()
+            previous, count = None, 0
+            for person, at in rows:
+                count = count + 1 if person == previous else 1
+                previous = person
+                if count == 2:
+                    seconds.append(from_iso(at))
+        return [Series("identity.linked_residents", "identity", "ID連携した住民",
+                       "Residents with linked IDs", "人", "stock", "identity.linked_ids",
+                       stock(m.ends_utc, ((t, None) for t in seconds)))]

@@ -11,7 +11,7 @@ from registry.kpi.outcomes import OutcomeIndicator, OutcomeStore
 from registry.kpi.outputs import Months, OutputIndicators
 
 
-async def kpi_report(db: Database, identity_dir: Path | None, months: Months
+async def kpi_report(db: Database, identity_dir: Path, months: Months
                      ) -> tuple[dict[str, Any], list[OutcomeIndicator]]:
     """(outputs as ``OutputIndicators.compute`` gives them, every outcome indicator)."""
     outputs = await OutputIndicators(db, identity_dir).compute(months)

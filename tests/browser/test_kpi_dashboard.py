@@ -62,6 +62,8 @@ async def test_kpi_dashboard(running: MeshHarness, page, tmp_path):
     assert "観光入込客数" in outcomes and "50%" in outcomes and "150,000" in outcomes
     await page.locator("#kpi-records canvas").wait_for()          # uPlot drew the charts
     assert await page.locator(".kpi-card canvas").count() >= 5
+    for group in ("services", "api-calls", "consents", "identity"):    # every output has a chart
+        assert await page.locator(f"#kpi-{group} canvas").count() == 1, group
     records = page.locator("section.kpi-card", has=page.locator("#kpi-records"))
     assert "134,800" in await records.locator("table.kpi-table").inner_text()
     assert await page.locator("#kpi-records").get_attribute("aria-hidden") == "true"

@@ -48,7 +48,7 @@ def charts(outputs: dict[str, Any], lang: str) -> list[dict[str, Any]]:
         name = ja if lang == "ja" else en
         out.append({
             "id": f"kpi-{group.replace('_', '-')}", "name": name, "series": series,
-            "measure": series[0]["measure"], "available": any(s["available"] for s in series),
+            "group": group, "measure": series[0]["measure"],
             "data": {"months": outputs["months"],
                      "series": [{"label": s["name_ja"] if lang == "ja" else s["name_en"],
                                  "values": s["values"]} for s in series]}})
