@@ -18,7 +18,7 @@
     axes: [
       { splits: function () { return xs; },
         values: function (_, splits) { return splits.map(function (i) { return data.labels[i] || ""; }); } },
-      { values: function (_, splits) { return splits.map(function (v) { return fmt.format(v); }); }, size: 70 }
+      { values: function (_, splits) { return splits.map(function (v) { return fmt.format(v); }); }, size: 90 }
     ],
     series: [
       { label: "" },
