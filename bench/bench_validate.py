@@ -20,11 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mesh.standards import get_standard  # noqa: E402
-from mesh.standards.validate import _read, validate_csv  # noqa: E402
+from mesh.standards import get_standard
+from mesh.standards.validate import _read, validate_csv
 
 ROWS = [
-    "132012,{i},東京都八王子市,駅前公衆トイレ{i},ｴｷﾏｴｺｳｼｭｳﾄｲﾚ,Station Toilet,132012,0001001,東京都八王子市旭町1-{i},"
+    "132012,{i},東京都八王子市,駅前公衆トイレ{i},ｴｷﾏｴｺｳｼｭｳﾄｲﾚ,Station Toilet,132012,0001001,"
+    "東京都八王子市旭町1-{i},"
     "東京都,八王子市,旭町,1-{i},,駐車場内,35.6556,139.3389,,,２,1,0,1,2,0,2,1,0,1,1,有,,無,6:00,24:00,"
     "\"年末年始は\n休み\",,,ー",
     "132012,{i},東京都八王子市,公園トイレ{i},コウエントイレ,,132012,,東京都八王子市元本郷町3-{i},東京都,八王子市,"

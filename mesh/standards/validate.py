@@ -35,7 +35,8 @@ from mesh.standards import StandardField, StandardSchema, check_csv_header, norm
 
 __all__ = ["JAPAN_BOUNDS", "Problem", "Report", "detect_encoding", "validate_csv"]
 
-#: Latitude and longitude bounds of Japan (沖ノ鳥島 20.4°N … 択捉島 45.6°N, 与那国島 122.9°E … 南鳥島 154.0°E).
+#: Latitude and longitude bounds of Japan
+#: (沖ノ鳥島 20.4°N … 択捉島 45.6°N, 与那国島 122.9°E … 南鳥島 154.0°E).
 JAPAN_BOUNDS = {"lat": (20, 46), "lon": (122, 154)}
 _LAT_NAMES = {"緯度", "latitude", "lat"}
 _LON_NAMES = {"経度", "longitude", "lon", "lng"}
@@ -45,7 +46,8 @@ _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INTEGER = r"^[+-]?[0-9]+$"
 _TIME = r"^(([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?|24:00(:00)?)$"
 _DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+_DATETIME = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+             r"(Z|[+-][0-9]{2}:?[0-9]{2})?$")
 _YEAR = r"^[0-9]{4}$"
 _BOOLEAN = r"^(true|false|True|False|TRUE|FALSE|1|0)$"
 _URI = r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$"
@@ -67,11 +69,13 @@ _KINDS = {
     "range": ("日本の範囲（{ja}）の外の値があります", "values lie outside Japan ({en})"),
     "missing_column": ("必須の列がありません", "a required column is missing"),
     "duplicate_column": ("列名が重複しています", "the column appears more than once"),
-    "row_length": ("列の数がヘッダーと違う行があります", "rows have a different number of cells than the header"),
+    "row_length": ("列の数がヘッダーと違う行があります",
+                   "rows have a different number of cells than the header"),
     # notes, not failures
     "missing_optional_column": ("任意の列がありません（標準では使わない列も残します）",
                                 "an optional column is missing (the standard keeps unused columns)"),
-    "extra_column": ("標準にない列です（追加は可能です）", "the column is not in the standard (added columns are allowed)"),
+    "extra_column": ("標準にない列です（追加は可能です）",
+                     "the column is not in the standard (added columns are allowed)"),
 }
 _NOTES = frozenset({"missing_optional_column", "extra_column"})
 
@@ -156,8 +160,9 @@ class Report:
 # ---------------------------------------------------------------------------- reading
 
 
-def detect_encoding(sample: bytes) -> str:
-    """``utf-8-sig``, ``utf-16`` (BOM), ``utf-8`` when the sample decodes, else ``cp932``."""
+def detect_encoding(sample: bytes, *, complete: bool = True) -> str:
+    """``utf-8-sig``, ``utf-16`` (BOM), ``utf-8`` when the sample decodes, else ``cp932``.
+    ``complete=False`` when the sample is the start of a longer file (a character may be cut)."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -165,7 +170,7 @@ def detect_encoding(sample: bytes) -> str:
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(sample) - 4:  # not merely a character cut at the sample's end
+        if complete or exc.start < len(sample) - 4:  # not merely a character cut at the end
             return "cp932"
     return "utf-8"
 
@@ -177,7 +182,7 @@ def _read(path: Path, encoding: str | None) -> tuple[list[str], Any, int, list[i
 
     with path.open("rb") as fh:
         sample = fh.read(1 << 16)
-    enc = encoding or detect_encoding(sample)
+    enc = encoding or detect_encoding(sample, complete=len(sample) < 1 << 16)
     text = sample.decode(enc, errors="replace")
     header = next(csv.reader(io.StringIO(text.split("\n", 1)[0] if "\n" in text else text)), [])
     header = [h.lstrip("\ufeff") for h in header]
@@ -311,7 +316,8 @@ def validate_csv(path: str | Path, standard: StandardSchema, *,
         first.setdefault(normalize_header(name), i)
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = [(f, first[normalize_header(f.name)]) for f in standard.fields if normalize_header(f.name) in first]
+    jobs = [(f, first[normalize_header(f.name)]) for f in standard.fields
+            if normalize_header(f.name) in first]
     # pyarrow.compute releases the GIL: columns are checked side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         results = pool.map(lambda job: _check_column(job[0], table.column(job[1]).combine_chunks(),
@@ -320,3 +326,41 @@ def validate_csv(path: str | Path, standard: StandardSchema, *,
             report.problems.extend(problems)
     return report
 
+
+
+def read_header(path: str | Path, encoding: str | None = None) -> list[str]:
+    """The first row of a CSV file (BOM dropped), in its detected encoding."""
+    with Path(path).open("rb") as fh:
+        sample = fh.read(1 << 16)
+    text = sample.decode(encoding or detect_encoding(sample, complete=len(sample) < 1 << 16),
+                         errors="replace")
+    row = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    return [h.lstrip("\ufeff") for h in row]
+
+
+def choose_layout(name: str | None, header: Sequence[str], edition: str | None = None) -> StandardSchema:
+    """The layout to validate a file with: ``name`` (``公衆トイレ一覧``, ``公衆トイレ一覧@2019``, a file
+    id) in ``edition``; a bare name without edition takes the edition whose columns fit ``header``
+    best; no name at all means :func:`~mesh.standards.detect_layout`.
+
+    Raises :class:`mesh.errors.NotFound` when nothing fits.
+    """
+    from mesh import standards
+    from mesh.errors import NotFound
+
+    if name is None:
+        match = standards.detect_layout(header)
+        if match is None:
+            raise NotFound("the header matches no shipped standard layout; name one with --standard",
+                           message_ja="ヘッダーがどの標準レイアウトにも当てはまりません。"
+                                      "--standard で指定してください")
+        return standards.get_standard(match.layout, match.edition)
+    if edition is not None or "@" in name:
+        return standards.get_standard(name, edition)
+    named = standards.get_standard(name)
+    candidates = [s for s in standards.layouts() if s.title == named.title] or [named]
+    if len(candidates) == 1:
+        return candidates[0]
+    cols = {normalize_header(h) for h in header}
+    return max(candidates, key=lambda s: (len(cols & {normalize_header(c) for c in s.column_names}),
+                                          s.edition == standards.DEFAULT_EDITION))
