@@ -214,6 +214,40 @@ def dataset_refresh(data_dir: Path, dataset_id: str, defer_check: bool) -> None:
         click.echo(f"更新を通知します / {dataset_id} marked changed (generation {info['generation']})")
 
 
+@dataset.command("check")
+@click.option("--standard", "standard_name", default=None,
+              help="標準レイアウト名（公衆トイレ一覧、公衆トイレ一覧@2019 など）。省略時はヘッダーから判定 / "
+                   "Standard layout (公衆トイレ一覧, 公衆トイレ一覧@推奨データセット-2019, …); detected from "
+                   "the header when omitted.")
+@click.option("--edition", default=None,
+              help="版 / Edition: 推奨データセット-2019, 自治体標準オープンデータセット, "
+                   "エリアデータ標準データモデル-2026 (or 2019, 自治体標準, 2026).")
+@click.option("--missing-value", "missing", multiple=True, metavar="[列=]値",
+              help="空欄として扱う値（ー、-、不明 など）。「列=値」でその列だけ / A placeholder read as "
+                   "blank, for every column or, as COLUMN=VALUE, for one. Repeatable.")
+@click.option("--encoding", default=None, help="Encoding (default: detected; UTF-8, UTF-16, CP932).")
+@json_option
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@report_errors
+def dataset_check(standard_name: str | None, edition: str | None, missing: tuple[str, ...],
+                  encoding: str | None, as_json: bool, path: Path) -> None:
+    """Validate a CSV file's values against a standard layout and print the report by column;
+    exit 0 only when the file conforms (1 when it does not). Needs no data directory."""
+    from mesh.standards.validate import choose_layout, read_header, validate_csv
+
+    values: dict[str, list[str]] = {}
+    for item in missing:
+        column, sep, value = item.partition("=")
+        values.setdefault(column if sep else "*", []).append(value if sep else item)
+    standard = choose_layout(standard_name, read_header(path, encoding), edition)
+    report = validate_csv(path, standard, missing_values=values, encoding=encoding)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        click.echo(report.render())
+    sys.exit(0 if report.conforms else 1)
+
+
 @connector.group(cls=LazyGroup, lazy_subcommands={"duties": "connector.contracts.duty_cli:duties",
                                                   "duty": "connector.contracts.duty_cli:duty"})
 def contract() -> None:

@@ -16,6 +16,19 @@ Sources, credited in each file's ``source`` field:
   transcription in NEC-FIWARE/smart-data-models, because no official text of the newer layout could be
   read; its file says so.
 
+Those eight files beside this module form the edition ``エリアデータ標準データモデル-2026`` and are what
+:func:`get_standard` returns for a bare name, as it always has. Two older editions, the layouts real
+municipal files are published in, live in sub-folders (see :data:`EDITIONS`):
+
+* ``suishou2019/``: the 14 layouts of the 2019 推奨データセット (都道府県コード又は市区町村コード, NO, …),
+  converted from the transcription in NEC-FIWARE/smart-data-models, folder ``cio/``.
+* ``jichitai/``: the 自治体標準オープンデータセット layouts whose published header could be verified
+  (全国地方公共団体コード, ID, …, 所在地_連結表記, …); each file cites where its header comes from.
+
+A layout is named by its Japanese title and edition; :func:`detect_layout` finds both from a CSV
+header, :func:`parse_standard_ref` reads a dataset's declaration (``公衆トイレ一覧``,
+``公衆トイレ一覧@自治体標準オープンデータセット`` or ``{"layout": …, "edition": …}``).
+
 The Table Schema form (types, ``constraints``, ``primaryKey``) is this project's rendering of those
 definitions. Nothing here needs a third-party package.
 """
@@ -28,21 +41,29 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from mesh.errors import InvalidRequest, NotFound
 
 __all__ = [
+    "DEFAULT_EDITION",
+    "EDITIONS",
     "KINDS",
     "STANDARD_TYPES",
     "TABLE_SCHEMA_TYPES",
     "ColumnMismatch",
+    "LayoutMatch",
     "StandardField",
+    "StandardRef",
     "StandardSchema",
     "check_csv_header",
     "check_table_schema",
+    "detect_layout",
+    "editions",
     "get_standard",
+    "layouts",
     "normalize_header",
+    "parse_standard_ref",
     "validate_table_schema",
 ]
 
@@ -58,6 +79,31 @@ TABLE_SCHEMA_TYPES = frozenset({
 KINDS = ("missing", "type", "duplicate", "missing_optional", "extra", "order")
 _ERROR_KINDS = frozenset({"missing", "type", "duplicate"})
 _NAME_ID = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One generation of standard layouts: its id, Japanese and English titles and short aliases."""
+
+    id: str
+    title: str
+    title_en: str
+    folder: str  # sub-folder of this package holding its JSON files ("" for the package itself)
+    aliases: tuple[str, ...] = ()
+
+
+#: The editions shipped, oldest first. A dataset names one by id or alias.
+EDITIONS: tuple[Edition, ...] = (
+    Edition("推奨データセット-2019", "推奨データセット（2019年）", "Recommended datasets (2019)",
+            "suishou2019", ("推奨データセット", "2019", "suishou2019")),
+    Edition("自治体標準オープンデータセット", "自治体標準オープンデータセット",
+            "Standard municipal open datasets", "jichitai", ("自治体標準", "jichitai")),
+    Edition("エリアデータ標準データモデル-2026", "エリアデータ活用のためのデータモデル（2026年）",
+            "Area-data standard data models (2026)", "",
+            ("エリアデータ標準データモデル", "2026", "area2026")),
+)
+#: The edition a bare layout name (today's ``standard_type``) refers to.
+DEFAULT_EDITION = "エリアデータ標準データモデル-2026"
 
 
 def normalize_header(name: str) -> str:
@@ -91,6 +137,12 @@ class StandardSchema:
     fields: tuple[StandardField, ...]
     primary_key: tuple[str, ...]
     table_schema_json: str
+    edition: str = DEFAULT_EDITION
+
+    @property
+    def label(self) -> str:
+        """``title@edition``, the string form a dataset declares this layout with."""
+        return f"{self.title}@{self.edition}"
 
     @property
     def column_names(self) -> list[str]:
@@ -225,7 +277,7 @@ def _primary_key_errors(key: object, names: set[str]) -> list[str]:
 # ---------------------------------------------------------------------------- loading the standards
 
 
-def _parse_standard(doc: object, filename: str) -> StandardSchema:
+def _parse_standard(doc: object, filename: str, edition: str = DEFAULT_EDITION) -> StandardSchema:
     problems = validate_table_schema(doc)
     if not problems and isinstance(doc, Mapping):
         for key in ("title", "title_en", "source", "description"):
@@ -253,26 +305,68 @@ def _parse_standard(doc: object, filename: str) -> StandardSchema:
         name=doc["name"], title=doc["title"], title_en=doc["title_en"], source=doc["source"],
         description=doc["description"], fields=fields,
         primary_key=(key,) if isinstance(key, str) else tuple(key),
-        table_schema_json=json.dumps(doc, ensure_ascii=False))
+        table_schema_json=json.dumps(doc, ensure_ascii=False), edition=edition)
 
 
 _loaded: dict[str, StandardSchema] | None = None
+_all: dict[tuple[str, str], StandardSchema] | None = None
+
+
+def _load_all() -> dict[tuple[str, str], StandardSchema]:
+    """Load every edition's ``*.json`` once, keyed by (edition id, Japanese title)."""
+    global _all
+    if _all is None:
+        loaded: dict[tuple[str, str], StandardSchema] = {}
+        names: set[str] = set()
+        root = resources.files(__name__)
+        for edition in EDITIONS:
+            folder = root.joinpath(edition.folder) if edition.folder else root
+            entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
+            for entry in entries:
+                doc = json.loads(entry.read_text(encoding="utf-8"))
+                if isinstance(doc, dict) and doc.get("edition", edition.id) != edition.id:
+                    raise ValueError(f"standard schema {entry.name} says edition {doc.get('edition')!r} "
+                                     f"but lies in the folder of {edition.id!r}")
+                standard = _parse_standard(doc, entry.name, edition.id)
+                if (edition.id, standard.title) in loaded:
+                    raise ValueError(f"two standard schemas of {edition.id} are titled {standard.title!r}")
+                if standard.name in names:
+                    raise ValueError(f"two standard schemas are named {standard.name!r}")
+                names.add(standard.name)
+                loaded[(edition.id, standard.title)] = standard
+        _all = loaded
+    return _all
 
 
 def _standards() -> dict[str, StandardSchema]:
-    """Load every ``*.json`` of this package once, keyed by Japanese title."""
+    """The default edition's layouts, keyed by Japanese title (today's ``standard_type`` values)."""
     global _loaded
     if _loaded is None:
-        loaded: dict[str, StandardSchema] = {}
-        entries = sorted((e for e in resources.files(__name__).iterdir() if e.name.endswith(".json")),
-                         key=lambda e: e.name)
-        for entry in entries:
-            standard = _parse_standard(json.loads(entry.read_text(encoding="utf-8")), entry.name)
-            if standard.title in loaded:
-                raise ValueError(f"two standard schemas are titled {standard.title!r}")
-            loaded[standard.title] = standard
-        _loaded = loaded
+        _loaded = {title: s for (edition, title), s in _load_all().items() if edition == DEFAULT_EDITION}
     return _loaded
+
+
+def layouts(edition: str | None = None) -> list[StandardSchema]:
+    """Every shipped layout, or those of one edition (id or alias), oldest edition first."""
+    wanted = None if edition is None else _edition(edition).id
+    return [s for (ed, _title), s in _load_all().items() if wanted is None or ed == wanted]
+
+
+def editions() -> tuple[Edition, ...]:
+    """The shipped editions, oldest first."""
+    return EDITIONS
+
+
+def _edition(name: str) -> Edition:
+    key = normalize_header(name) if isinstance(name, str) else ""
+    for edition in EDITIONS:
+        if key == normalize_header(edition.id) or key in (normalize_header(a) for a in edition.aliases) \
+                or key == normalize_header(edition.title):
+            return edition
+    known = [e.id for e in EDITIONS]
+    raise NotFound(f"unknown standard edition {name!r}; known editions: {', '.join(known)}",
+                   message_ja=f"標準の版「{name}」はありません。使える版: {'、'.join(known)}",
+                   details={"known_editions": known})
 
 
 def __getattr__(name: str) -> Any:
@@ -282,17 +376,36 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def get_standard(type_name: str) -> StandardSchema:
+def get_standard(type_name: str, edition: str | None = None) -> StandardSchema:
     """The standard for ``type_name``: its Japanese title (``AED設置箇所一覧``) or file id (``aed``).
 
+    Without ``edition`` a title means the default edition (the 2026 area-data model), as it always
+    has; ``title@edition`` and ``edition=`` (id or alias) pick another edition's layout, and the
+    file id of any edition's layout (``jichitai_public_toilets``) names it directly.
     Raises :class:`mesh.errors.NotFound` listing the known types when there is none.
     """
+    if edition is None and isinstance(type_name, str) and "@" in type_name:
+        type_name, edition = (part.strip() for part in type_name.split("@", 1))
+    if edition is not None:
+        ed = _edition(edition)
+        key = normalize_header(type_name) if isinstance(type_name, str) else None
+        for (ed_id, title), standard in _load_all().items():
+            if ed_id == ed.id and key in (normalize_header(title), standard.name):
+                return standard
+        known = [s.title for s in layouts(ed.id)]
+        raise NotFound(
+            f"the edition {ed.id} has no layout {type_name!r}; its layouts: {', '.join(known)}",
+            message_ja=f"版「{ed.id}」に「{type_name}」はありません。この版の種類: {'、'.join(known)}",
+            details={"edition": ed.id, "known_types": known})
     standards = _standards()
     if type_name in standards:
         return standards[type_name]
     key = normalize_header(type_name) if isinstance(type_name, str) else None
     for standard in standards.values():
         if key in (normalize_header(standard.title), standard.name):
+            return standard
+    for standard in _load_all().values():
+        if key == standard.name:
             return standard
     known = list(standards)
     raise NotFound(
@@ -433,3 +546,106 @@ def check_csv_header(type_name: str, header: Sequence[str]) -> list[ColumnMismat
         raise InvalidRequest("a CSV header must be a list of strings",
                              message_ja="CSV のヘッダー行は文字列のリストで渡してください")
     return _compare(standard, [(name, None) for name in header])
+
+
+# ---------------------------------------------------------------------------- declaring and detecting
+
+
+class StandardRef(NamedTuple):
+    """A dataset's declared layout: Japanese title and edition id."""
+
+    layout: str
+    edition: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.layout}@{self.edition}"
+
+
+def parse_standard_ref(value: object, edition: str | None = None) -> StandardRef:
+    """Read a layout declaration: ``"公衆トイレ一覧"`` (default edition), ``"公衆トイレ一覧@自治体標準"``,
+    or ``{"layout": "公衆トイレ一覧", "edition": "自治体標準オープンデータセット"}``.
+
+    Edition aliases are resolved to the edition id and the layout must exist in that edition.
+    Raises :class:`mesh.errors.InvalidRequest` for a malformed value, :class:`NotFound` for an
+    unknown layout or edition.
+    """
+    if isinstance(value, Mapping):
+        layout, ed = value.get("layout"), value.get("edition", edition)
+        unknown = sorted(set(value) - {"layout", "edition"})
+        if unknown:
+            raise InvalidRequest(
+                f"a standard declaration has only 'layout' and 'edition', not {', '.join(unknown)}",
+                message_ja=f"標準の指定に使えるのは layout と edition だけです（{'、'.join(unknown)}）")
+        if ed is not None and not isinstance(ed, str):
+            raise InvalidRequest("'edition' must be a string",
+                                 message_ja="edition は文字列で指定してください")
+    else:
+        layout, ed = value, edition
+    if not isinstance(layout, str) or not layout.strip():
+        raise InvalidRequest("a standard layout is named by a non-empty string",
+                             message_ja="標準のレイアウトは空でない文字列で指定してください")
+    standard = get_standard(layout.strip(), ed.strip() if isinstance(ed, str) else None)
+    return StandardRef(standard.title, standard.edition)
+
+
+class LayoutMatch(NamedTuple):
+    """The layout a header most resembles: ``(layout, edition, score)``; score in 0…1."""
+
+    layout: str
+    edition: str
+    score: float
+
+
+_weights: dict[str, float] | None = None
+
+
+def _column_weights() -> dict[str, float]:
+    """Each known column's weight for detection: log(1 + layouts / layouts having it), so the common
+    blocks every layout shares count for little and a layout's own columns for much."""
+    global _weights
+    if _weights is None:
+        from math import log
+
+        all_layouts = list(_load_all().values())
+        df: dict[str, int] = {}
+        for standard in all_layouts:
+            for name in {normalize_header(f.name) for f in standard.fields}:
+                df[name] = df.get(name, 0) + 1
+        _weights = {name: log(1 + len(all_layouts) / n) for name, n in df.items()}
+    return _weights
+
+
+def detect_layout(header: Sequence[str], *, min_score: float = 0.6) -> LayoutMatch | None:
+    """The shipped layout whose columns best match a CSV header, or ``None`` below ``min_score``.
+
+    Names are compared after :func:`normalize_header` (BOM, width). The score is a weighted Dice
+    coefficient of the two column sets, 2 × W(shared) / (W(header) + W(layout)), each column weighted
+    by how rare it is among the shipped layouts (a column no layout has weighs the most), so added or
+    missing columns lower it evenly and the shared common block does not decide. 1.0 is an exact
+    match. A tie goes to the layout whose columns come in the header's order, then to the older
+    edition (real files are more often old). Every edition is considered, so an old-layout file is
+    recognised as what it is. Returns ``(layout, edition, score)`` as a :class:`LayoutMatch`.
+    """
+    cols = list(dict.fromkeys(normalize_header(h) for h in header if isinstance(h, str)))
+    cols = [c for c in cols if c]
+    if not cols:
+        return None
+    weights = _column_weights()
+    top = max(weights.values(), default=1.0)
+    header_weight = sum(weights.get(c, top) for c in cols)
+    seen = set(cols)
+    best: tuple[float, int, int, StandardSchema] | None = None
+    for rank, standard in enumerate(_load_all().values()):
+        names = list(dict.fromkeys(normalize_header(f.name) for f in standard.fields))
+        shared = seen.intersection(names)
+        if not shared:
+            continue
+        score = 2 * sum(weights[c] for c in shared) / (header_weight + sum(weights[c] for c in names))
+        in_order = len(_in_order([names.index(c) for c in cols if c in shared]))
+        key = (round(score, 6), in_order, -rank, standard)
+        if best is None or key[:3] > best[:3]:
+            best = key
+    if best is None or best[0] < min_score:
+        return None
+    return LayoutMatch(best[3].title, best[3].edition, round(best[0], 4))
