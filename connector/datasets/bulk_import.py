@@ -527,15 +527,14 @@ class Importer:
                           "(itself or a tenant it hosts) is the registry's decision",
                 "reason_ja": f"試行のため未確認: {pid} のために公開できるか（自身または受託先か）"
                              "はレジストリが判断します"}))
-        if item.staged:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.replace(item.path, target)
-            item.staged = False
         full = {k: v for k, v in doc.items() if k != "source_check"}
         published = parse_description({k: v for k, v in full.items()
                                        if k not in ("source", "source_base")},
                                       standard_check=standard_errors)
-        checked = await check_source(store, full, published)
+        # a download is checked where it was staged, and moved into the publisher's folder only
+        # once the registry accepted it: a refused publisher leaves no folder behind
+        checked = await check_source(store, {**full, "source": {**full["source"],
+                                                                "path": str(item.path)}}, published)
         if checked is not None:
             published["source_check"] = full["source_check"] = checked
         if self._down is not None:
@@ -546,10 +545,11 @@ class Importer:
             self._down = exc
             raise
         except PermissionDenied as exc:
-            if stored is None and doc["source"]["path"].startswith(str(store.root)):
-                _discard(target)       # a download for a publisher we may not serve
             return Outcome.of_error(item.name, exc, "skipped", dataset_id=ident, publisher=pid,
                                     layout=layout)
+        if item.staged:
+            _move(item.path, target)
+            item.staged = False
         store.save(full)
         self._record(record_path, digest, file_fingerprint(target, "csv"), item)
         log.info("imported %s (%s) version %d", ident, status, record.version)
@@ -562,8 +562,9 @@ class Importer:
                                        "from": item.name}, ensure_ascii=False).encode(), mode=0o600)
 
 
-def _discard(path: Path) -> None:
-    path.unlink(missing_ok=True)
+def _move(staged: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.replace(staged, target)
 
 
 async def import_source(data_dir: Path, source: str, *, publisher: str | None = None,
