@@ -158,6 +158,32 @@ def dataset_withdraw(data_dir: Path, dataset_id: str) -> None:
     click.echo(f"公開を取り下げました / withdrawn {dataset_id} (version {version})")
 
 
+@dataset.command("import")
+@click.argument("source")
+@data_dir_option
+@click.option("--publisher", default=None,
+              help="Files without a 全国地方公共団体コード column go to this participant or hosted "
+                   "tenant (default: this node's participant).")
+@click.option("--license", "license_", default="CC-BY-4.0", show_default=True,
+              help="Licence of files that state none (a CKAN package's own licence wins).")
+@click.option("--dry-run", is_flag=True, help="Read and compare only: nothing published or written.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@report_errors
+def dataset_import(source: str, data_dir: Path, publisher: str | None, license_: str,
+                   dry_run: bool, as_json: bool) -> None:
+    """Register many datasets at once (一括登録) from a folder of CSV files or a CKAN portal URL;
+    re-running publishes a new version only of what changed (docs/datasets.md)."""
+    from connector.datasets.bulk_import import ImportProgress, import_source
+
+    setup_logging("text", "WARNING")
+    report = asyncio.run(import_source(data_dir, source, publisher=publisher, dry_run=dry_run,
+                                       license=license_, progress=ImportProgress(quiet=as_json)))
+    click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2) if as_json
+               else report.text())
+    if report.counts()["failed"]:
+        sys.exit(1)
+
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="JSON の配列で出力 / Print a JSON array instead of a table.")
 
