@@ -8,10 +8,10 @@ Rejected rows of a mapping go to ``<out>.rejects.csv`` the same way.
 
 Formats: ``ndjson``, ``csv``, ``csv-excel``, ``raw`` (the provider's file as it is) and ``arrow``:
 an Arrow IPC *stream* (what ``pyarrow.ipc.open_stream`` reads, typed: integers, dates and
-timestamps stay what the source schema says). Its schema message is written when the part file is empty, each batch
-is one IPC record batch message, and the end-of-stream marker is added at commit, so an empty
-transfer still gives a readable file and a resumed one (cut back to a batch boundary the
-journal recorded) reads as if it had never broken. It is also the staging format of a fetch
+timestamps stay what the source schema says). Its schema message is written when the part file
+is empty, each batch is one IPC record batch message, and the end-of-stream marker is added at
+commit, so an empty transfer still gives a readable file and a resumed one (cut back to a batch
+boundary the journal recorded) reads as if it had never broken. It is also the staging format of a fetch
 into a sink (``connector/transfer/sinks.py``). ``csv-excel`` is CSV that Excel opens as it is:
 UTF-8 with a byte order mark (written once, at offset 0: a resumed transfer starts past it) and
 CRLF line ends; cells holding a line break, a comma or a quote are quoted (strings always are).
