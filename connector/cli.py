@@ -396,9 +396,14 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--sink", "sink_name", default=None,
               help="Instead of --out: load into this named sink (see 'connector sink add'); "
                    "staged in DATA_DIR/sinks/staging/, loaded in one commit.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "raw", "arrow"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "raw", "arrow", "csv-excel"]),
+              default=None,
               help="ndjson (default), csv, raw: the provider's source file byte for byte "
-                   "(passthrough), arrow: an Arrow IPC stream keeping the column types.")
+                   "(passthrough), arrow: an Arrow IPC stream keeping the column types, csv-excel: "
+                   "the same as csv --excel.")
+@click.option("--excel", is_flag=True,
+              help="With --format csv: CSV that Excel opens as it is (UTF-8 with a BOM, CRLF line "
+                   "ends) / Excel でそのまま開ける CSV（BOM 付き UTF-8・CRLF 改行）.")
 @click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Translation mapping applied to every batch; rejects go to OUT.rejects.csv.")
 @click.option("--incremental", is_flag=True,
@@ -413,8 +418,8 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @report_errors
 def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | None, fmt: str | None,
-          mapping: Path | None, incremental: bool, restart: bool, attempts: int, service: str,
-          component: str, quiet: bool, as_json: bool) -> None:
+          excel: bool, mapping: Path | None, incremental: bool, restart: bool, attempts: int,
+          service: str, component: str, quiet: bool, as_json: bool) -> None:
     """Receive an agreed dataset from the provider's connector (データ取得), resuming broken
     streams, into a file (--out) or a named sink (--sink)."""
     from connector.transfer.fetch import fetch as run_fetch
@@ -425,6 +430,10 @@ def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | 
     if sink_name is not None and fmt is not None:
         raise click.UsageError("--format cannot be combined with --sink (a sink is loaded from a "
                                "typed arrow staging file)")
+    if excel:
+        if fmt not in (None, "csv", "csv-excel") or sink_name is not None:
+            raise click.UsageError("--excel goes with --format csv (Excel's CSV) and --out")
+        fmt = "csv-excel"
     setup_logging("text", "WARNING")
     kw = dict(mapping_path=mapping, incremental=incremental, restart=restart, attempts=attempts,
               service=service, component=component, progress=progress_for_terminal(quiet))

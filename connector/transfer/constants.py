@@ -8,8 +8,10 @@ from pathlib import Path
 
 CHAIN_START = hashlib.sha256(b"areamesh-transfer-v1").hexdigest()   # the stream digest's seed
 DIGEST_ALGORITHM = "xxh3-128"                                       # of each batch
-# of a fetch's output; raw: the source file as it is (passthrough); arrow: an Arrow IPC stream
-FORMATS = ("ndjson", "csv", "raw", "arrow")
+# of a fetch's output; raw: the source file as it is (passthrough); arrow: an Arrow IPC stream;
+# csv-excel: CSV for Excel (UTF-8 with a BOM, CRLF line ends; ``fetch --format csv --excel``)
+FORMATS = ("ndjson", "csv", "raw", "arrow", "csv-excel")
+CSV_FORMATS = ("csv", "csv-excel")
 SINKS = "sinks"        # DATA_DIR/sinks/<name>.yaml: the named sinks (connector/transfer/sinks.py)
 STAGING = "staging"    # DATA_DIR/sinks/staging/: verified fetches waiting to be loaded
 

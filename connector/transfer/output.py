@@ -6,13 +6,15 @@ reopens the part file and cuts it back to the length recorded at the last acknow
 so whatever was written after that point (and not acknowledged) is written again exactly once.
 Rejected rows of a mapping go to ``<out>.rejects.csv`` the same way.
 
-Formats: ``ndjson``, ``csv``, ``raw`` (the provider's file as it is) and ``arrow``: an Arrow IPC
-*stream* (what ``pyarrow.ipc.open_stream`` reads, typed: integers, dates and timestamps stay what
-the source schema says). Its schema message is written when the part file is empty, each batch
-is one IPC record batch message, and the end-of-stream marker is added at commit, so an empty
-transfer still gives a readable file and a resumed one (cut back to a batch boundary the
-journal recorded) reads as if it had never broken. It is also the staging format of a fetch
-into a sink (``connector/transfer/sinks.py``).
+Formats: ``ndjson``, ``csv``, ``csv-excel``, ``raw`` (the provider's file as it is) and ``arrow``:
+an Arrow IPC *stream* (what ``pyarrow.ipc.open_stream`` reads, typed: integers, dates and
+timestamps stay what the source schema says). Its schema message is written when the part file
+is empty, each batch is one IPC record batch message, and the end-of-stream marker is added at
+commit, so an empty transfer still gives a readable file and a resumed one (cut back to a batch
+boundary the journal recorded) reads as if it had never broken. It is also the staging format of a fetch
+into a sink (``connector/transfer/sinks.py``). ``csv-excel`` is CSV that Excel opens as it is:
+UTF-8 with a byte order mark (written once, at offset 0: a resumed transfer starts past it) and
+CRLF line ends; cells holding a line break, a comma or a quote are quoted (strings always are).
 
 Written data is handed to the disk as it goes and dropped from the page cache once written
 (``posix_fadvise``, the streaming-write pattern), so the fsyncs of the journal and of the commit
@@ -29,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from connector.transfer.constants import FORMATS
+from connector.transfer.constants import CSV_FORMATS, FORMATS
 from connector.translate.mapping import Reject
 from connector.translate.ndjson import encode_ndjson
 from connector.translate.report import CSV_HEADER
@@ -39,6 +41,7 @@ __all__ = ["FORMATS", "PartialOutput"]  # FORMATS lives in constants.py (light),
 WRITEBACK_BYTES = 4 * 1024 * 1024   # start writeback after this much has been written
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 IPC_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"   # continuation marker, length 0
+UTF8_BOM = b"\xef\xbb\xbf"   # tells Excel the CSV is UTF-8 (without it: read as Shift_JIS)
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:
@@ -158,7 +161,7 @@ class PartialOutput:
             self.rejects.open(rejects_offset)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0 and not (self.fmt == "csv" and self.data.offset == 0):
+        if batch.num_rows == 0 and not (self.fmt in CSV_FORMATS and self.data.offset == 0):
             return
         if self.fmt == "ndjson":
             self.data.write(encode_ndjson(batch))
@@ -166,8 +169,15 @@ class PartialOutput:
         if self.fmt == "arrow":
             self.data.write(conform(batch, self.schema).serialize())
             return
+        first = self.data.offset == 0   # the header (and Excel's BOM) once, at the very start
         buf = io.BytesIO()
-        pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=self.data.offset == 0))
+        if self.fmt == "csv-excel":
+            if first:
+                buf.write(UTF8_BOM)
+            options = pacsv.WriteOptions(include_header=first, eol="\r\n")
+        else:
+            options = pacsv.WriteOptions(include_header=first)
+        pacsv.write_csv(batch, buf, options)
         self.data.write(buf.getvalue())
 
     def write_bytes(self, data: bytes | memoryview) -> None:

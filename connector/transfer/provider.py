@@ -54,6 +54,7 @@ from connector.transfer.batches import (
 )
 from connector.transfer.guard import AgreementGuard, Authorised
 from connector.transfer.snapshots import RowHashSnapshots
+from connector.transfer.typed import SchemaTyping
 from connector.transfer.wire import encode_batch_chunk
 from mesh.certs import PeerIdentity
 from mesh.errors import FailedPrecondition, InvalidRequest
@@ -199,13 +200,14 @@ class TransferProvider:
                 return
             gate = self._consent_gate(peer, auth, req, transfer_id) \
                 if auth.decision.requires_consent else None
+            typing = SchemaTyping(schema, auth.doc.get("schema"))  # integer columns as numbers
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                arrow_schema=schema_bytes(schema), incremental=incremental, max_records=cap or 0,
+                arrow_schema=schema_bytes(typing.schema), incremental=incremental, max_records=cap or 0,
                 consent_filtered=gate is not None))
             streaming = True
             async with contextlib.aclosing(self._batches(
-                    source, transfer_id, req, batch_rows, cap, old, gate)) as chunks:
+                    source, transfer_id, req, batch_rows, cap, old, gate, typing)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -316,7 +318,8 @@ class TransferProvider:
 
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
                        batch_rows: int, cap: int | None, old: pa.UInt64Array | None,
-                       gate: ConsentGate | None = None) -> AsyncIterator[peer_pb2.TransferChunk]:
+                       gate: ConsentGate | None = None, typing: SchemaTyping | None = None
+                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
         seq = records = sent = 0
         chain = CHAIN_START
         truncated = False
@@ -340,6 +343,9 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
+                if typing is not None and typing.changes_anything:  # after the row hashes and
+                    # the consent filter, which work on the source's own values
+                    batch = await asyncio.to_thread(typing.apply, batch, records + 1)
                 encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                 if gate is not None:  # the ledger says where the data went before it goes;
                     # the batch is encoded meanwhile, and sent only once the entry is stored

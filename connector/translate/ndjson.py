@@ -43,7 +43,7 @@ def _fragment(column: pa.Array) -> tuple[pa.Array, bool]:
         if not pc.all(pc.fill_null(finite, True)).as_py():
             column = pc.if_else(finite, column, pa.scalar(None, t))
         return pc.fill_null(pc.cast(column, pa.string()), _NULL), False
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):  # JSON numbers
         return pc.fill_null(pc.cast(column, pa.string()), _NULL), False
     text = _escaped(pc.cast(column, pa.string()))  # strings, dates, times, timestamps: quoted text
     if column.null_count == 0:

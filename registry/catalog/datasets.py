@@ -18,6 +18,7 @@ from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import load_document, parse_description, standard_errors
 from mesh.db import Database
 from mesh.errors import Conflict, NotFound, PermissionDenied
+from mesh.places import place_terms
 from registry.catalog.search_index import CatalogIndex, IndexedDataset, SearchQuery, SearchResult
 from registry.store import RegistryStore
 
@@ -113,7 +114,10 @@ class CatalogService:
                       *([doc["standard_type"]] if doc.get("standard_type") else [])),
             themes=tuple(doc["themes"]),
             standard_type=doc.get("standard_type"), personal=doc["personal"],
-            modified=iso(modified), classification=doc.get("classification", "non_personal"))
+            modified=iso(modified), classification=doc.get("classification", "non_personal"),
+            # its municipality by name or reading (ひめじ, カコガワ): the publisher's and the areas'
+            places=tuple(dict.fromkeys(t for code in (doc["publisher"], *doc["spatial"])
+                                       for t in place_terms(code))))
 
     async def withdraw(self, caller: PeerIdentity, dataset_id: str) -> int:
         record = await self.get(dataset_id)

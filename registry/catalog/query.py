@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mesh.errors import InvalidRequest
+from mesh.places import prefecture_code
 from registry.catalog.search_index import MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery, SearchResult
 
 MAX_FILTER_CHARS = 200
@@ -36,6 +37,11 @@ def _text(value: str | None, name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+def _prefecture(value: str | None) -> str | None:
+    """The 2-digit code of 28, 兵庫県, 兵庫 or ひょうご; anything else as given (matches nothing)."""
+    return None if value is None else (prefecture_code(value) or value)
+
+
 def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
     personal = params.get("personal") or None
     if personal not in (None, "true", "false", "1", "0"):
@@ -49,7 +55,7 @@ def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
         q=str(params.get("q") or "")[:MAX_QUERY_CHARS],
         theme=_text(params.get("theme"), "theme"),
         publisher=_text(params.get("publisher"), "publisher"),
-        prefecture=_text(params.get("prefecture"), "prefecture"),
+        prefecture=_prefecture(_text(params.get("prefecture"), "prefecture")),
         standard_type=_text(params.get("standard_type"), "standard_type"),
         personal=None if personal is None else personal in ("true", "1"),
         classification=_text(params.get("classification"), "classification"),

@@ -171,6 +171,8 @@ class IndexedDataset:
     personal: bool
     modified: str
     classification: str = "non_personal"   # mesh.datasets.CLASSIFICATIONS
+    places: tuple[str, ...] = ()   # names and kana readings of the places it is about: searched
+    #                                with the keywords, not stored (mesh.places.place_terms)
 
 
 Sort = Literal["relevance", "modified", "title"]
@@ -331,7 +333,7 @@ class CatalogIndex:
                 _text(doc.classification)))
             order_rows.append((docid, doc_id, _text(doc.modified),
                                normalise(title_ja or doc.title_en)))
-            fts_rows.append((docid, _tokens(doc.title_ja, doc.title_en), _tokens(*doc.keywords),
+            fts_rows.append((docid, _tokens(doc.title_ja, doc.title_en), _tokens(*doc.keywords, *doc.places),
                              _tokens(doc.description_ja, doc.description_en)))
         await conn.executemany(
             """INSERT INTO catalog_docs (id, serial, set_id, publisher_id, publisher_name,
