@@ -5,6 +5,12 @@ A description is a YAML or JSON document. Everything except ``source`` (the adap
 configuration, which may hold paths and credentials references) is published to the registry.
 ``validate_description`` returns every problem at once, field by field, so a municipal operator
 can fix a file in one pass; ``parse_description`` raises ``InvalidRequest`` carrying that list.
+
+A description declares the standard layout it follows either as ``standard_type`` (a 2026
+area-data model name, as always) or as ``standard``: ``"公衆トイレ一覧@自治体標準"`` or
+``{layout, edition, missingValues}`` (``mesh.standards.parse_standard_ref``). The published form
+carries ``standard`` as ``{layout, edition[, missingValues]}`` with the edition's id;
+``declared_standard`` reads either form.
 """
 
 from __future__ import annotations
@@ -43,9 +49,11 @@ TABLE_SCHEMA_TYPES = {"string", "number", "integer", "boolean", "object", "array
 LIMITS = {"title": 200, "description": 10_000, "keyword": 50, "keywords": 50, "license": 100,
           "fields": 500, "spatial": 2000, "offers": 50}
 PUBLISHED_KEYS = ("id", "publisher", "title", "description", "themes", "keywords",
-                  "standard_type", "schema", "classification", "management",
+                  "standard_type", "standard", "schema", "classification", "management",
                   "update_frequency", "spatial", "license", "access", "offers", "subject_field",
                   "source_check")
+STANDARD_KEYS = ("layout", "edition", "missingValues")   # a ``standard`` declaration's keys
+MISSING_VALUES_LIMIT = 50
 SOURCE_CHECKS = ("passed", "deferred")   # set by the publishing connector (connector/datasets/check.py)
 
 
@@ -247,8 +255,9 @@ def _check_offers(doc: dict, c: _Checker, access: str | None) -> dict[int, Polic
 def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     """Every problem of a dataset description, field by field (empty list: valid).
 
-    ``standard_check(standard_type, schema) -> list[(column, message, message_ja)]`` lets the
-    caller compare the schema with a standard dataset type.
+    ``standard_check(standard, schema) -> list[(column, message, message_ja)]`` lets the
+    caller compare the schema with the declared layout: ``standard`` is the ``standard_type``
+    as written (a 2026 model) or, for a ``standard`` declaration, ``layout@edition``.
     """
     c = _Checker()
     if not isinstance(doc, dict):
@@ -273,6 +282,12 @@ def validate_description(doc: Any, *, standard_check=None) -> list[FieldError]:
     if standard is not None and not isinstance(standard, str):
         c.add("standard_type", "must be a string", "文字列で指定してください")
         standard = None
+    if doc.get("standard") is not None:
+        if standard is not None:
+            c.add("standard", "declare either standard or standard_type, not both",
+                  "standard と standard_type はどちらか一方だけ指定してください")
+        declared = _check_standard(doc["standard"], c)
+        standard = declared.label if declared is not None else ""   # "": reported already
     if "schema" in doc or standard is None:
         check_table_schema(doc.get("schema"), c)
     if standard and standard_check is not None and not any(e.field.startswith("schema")
@@ -335,7 +350,10 @@ def parse_description(doc: Any, *, standard_check=None) -> dict[str, Any]:
                              message_ja=f"データセット定義に {len(errors)} 件の誤りがあります",
                              code="invalid_dataset",
                              details={"errors": [e.to_json() for e in errors]})
-    out = with_standard_schema({key: doc[key] for key in PUBLISHED_KEYS if key in doc})
+    out = {key: doc[key] for key in PUBLISHED_KEYS if key in doc}
+    if out.get("standard") is not None:
+        out["standard"] = declared_standard(out)   # one published shape: {layout, edition, …}
+    out = with_standard_schema(out)
     for key in ("title", "description"):
         if isinstance(out[key], str):
             out[key] = {"ja": out[key]}
@@ -352,26 +370,125 @@ def parse_description(doc: Any, *, standard_check=None) -> dict[str, Any]:
 
 def standard_errors(standard_type: str, schema: dict | None) -> list[tuple[str, str, str]]:
     """(field, message, message_ja) for a schema that does not fit its declared standard
-    dataset type. Only missing required columns, type clashes and duplicates are errors;
+    dataset type: a 2026 model name (``standard_type``) or ``layout@edition`` (a ``standard``
+    declaration). Only missing required columns, type clashes and duplicates are errors;
     extra or missing optional columns and order are not. No schema means the standard's own."""
     from mesh import standards
 
     try:
         standards.get_standard(standard_type)
     except NotFound as exc:
-        return [("standard_type", exc.message, exc.message_ja or "")]
+        return [("standard" if "@" in standard_type else "standard_type", exc.message,
+                 exc.message_ja or "")]
     if schema is None:
         return []
     return [(f"schema[{m.column}]", m.message, m.message_ja)
             for m in standards.check_table_schema(standard_type, schema) if m.is_error]
 
 
+def _check_standard(value: Any, c: _Checker) -> Any:
+    """A ``standard`` declaration: ``"layout@edition"`` or ``{layout, edition, missingValues}``.
+    Returns the :class:`mesh.standards.StandardRef`, or None after reporting what is wrong."""
+    from mesh import standards
+    from mesh.errors import AreameshError
+
+    if isinstance(value, str):
+        try:
+            return standards.parse_standard_ref(value)
+        except AreameshError as exc:
+            c.add("standard", exc.message, exc.message_ja or "")
+            return None
+    if not isinstance(value, dict):
+        c.add("standard", "must be 'layout@edition' or {layout, edition, missingValues}",
+              "「レイアウト@版」または {layout, edition, missingValues} で指定してください")
+        return None
+    for key in sorted(set(value) - set(STANDARD_KEYS), key=str):
+        c.add(f"standard.{key}", "unknown field; use layout, edition and missingValues",
+              "不明な項目です（layout、edition、missingValues が使えます）")
+    ok = True
+    for key, required in (("layout", True), ("edition", False)):
+        if (required or value.get(key) is not None) and (
+                not isinstance(value.get(key), str) or not value[key].strip()):
+            c.add(f"standard.{key}", "is required as a string" if required else "must be a string",
+                  "文字列で指定してください（必須）" if required else "文字列で指定してください")
+            ok = False
+    if not ok:
+        return None
+    try:
+        ref = standards.parse_standard_ref({k: value[k] for k in ("layout", "edition")
+                                            if value.get(k) is not None})
+    except AreameshError as exc:
+        where = "standard.edition" if "known_editions" in exc.details else "standard.layout"
+        c.add(where, exc.message, exc.message_ja or "")
+        return None
+    if "missingValues" in value:
+        _check_missing_values(value["missingValues"], standards.get_standard(*ref), c)
+    return ref
+
+
+def _check_missing_values(value: Any, layout: Any, c: _Checker) -> None:
+    """``missingValues``: placeholders read as blank, a list for every column or a mapping from
+    a column of the layout (or ``*``) to a list."""
+    from mesh.standards import normalize_header
+
+    where = "standard.missingValues"
+
+    def strings(v: Any, at: str) -> None:
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) \
+                or len(v) > MISSING_VALUES_LIMIT or any(len(x) > 50 for x in v):
+            c.add(at, f"must be a list of at most {MISSING_VALUES_LIMIT} strings (50 characters "
+                  "each)", f"{MISSING_VALUES_LIMIT}件以内の文字列（各50文字以内）のリストで指定してください")
+
+    if isinstance(value, list):
+        strings(value, where)
+        return
+    if not isinstance(value, dict):
+        c.add(where, "must be a list of strings or a mapping from column to list",
+              "文字列のリスト、または列名から文字列のリストへのマッピングで指定してください")
+        return
+    columns = {normalize_header(n) for n in layout.column_names}
+    for column, values in value.items():
+        if column != "*" and normalize_header(str(column)) not in columns:
+            c.add(f"{where}.{column}", f"{column!r} is not a column of {layout.label}",
+                  f"「{column}」は {layout.label} の列ではありません")
+        strings(values, f"{where}.{column}")
+
+
+def declared_standard(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The layout a (valid, published) description declares, as ``{layout, edition}`` plus its
+    ``missingValues`` when given: from ``standard``, or from ``standard_type`` (a 2026 area-data
+    model name, the default edition). None when it declares none."""
+    from mesh import standards
+    from mesh.errors import AreameshError
+
+    value = doc.get("standard")
+    if value is None and isinstance(doc.get("standard_type"), str):
+        value = {"layout": doc["standard_type"], "edition": standards.DEFAULT_EDITION}
+    if value is None:
+        return None
+    try:
+        if isinstance(value, dict):
+            ref = standards.parse_standard_ref({k: value[k] for k in ("layout", "edition")
+                                                if value.get(k) is not None})
+        else:
+            ref = standards.parse_standard_ref(value)
+    except AreameshError:
+        return None
+    out: dict[str, Any] = {"layout": ref.layout, "edition": ref.edition}
+    if isinstance(value, dict) and value.get("missingValues") is not None:
+        out["missingValues"] = value["missingValues"]
+    return out
+
+
 def with_standard_schema(doc: dict[str, Any]) -> dict[str, Any]:
-    """Fill in the standard type's Table Schema when the description gives none."""
-    if doc.get("schema") is None and doc.get("standard_type"):
+    """Fill in the declared layout's Table Schema when the description gives none."""
+    if doc.get("schema") is None and (doc.get("standard_type") or doc.get("standard")):
         from mesh import standards
 
-        doc = {**doc, "schema": standards.get_standard(doc["standard_type"]).table_schema()}
+        declared = declared_standard(doc)
+        if declared is not None:
+            doc = {**doc, "schema": standards.get_standard(declared["layout"],
+                                                           declared["edition"]).table_schema()}
     return doc
 
 
