@@ -252,21 +252,42 @@ def dataset_refresh(data_dir: Path, dataset_id: str, defer_check: bool) -> None:
               help="空欄として扱う値（ー、-、不明 など）。「列=値」でその列だけ / A placeholder read as "
                    "blank, for every column or, as COLUMN=VALUE, for one. Repeatable.")
 @click.option("--encoding", default=None, help="Encoding (default: detected; UTF-8, UTF-16, CP932).")
+@click.option("--id", "dataset_id", default=None,
+              help="登録済みデータセットのデータソース（CSV）を、宣言した標準レイアウト・版・欠損値で検証 / "
+                   "Validate a registered dataset's CSV source against the layout, edition and "
+                   "missing values it declares (needs --data-dir; instead of PATH).")
+@click.option("--data-dir", default=None, envvar="AREAMESH_CONNECTOR_DATA_DIR",
+              type=click.Path(path_type=Path), help="Connector data directory (with --id).")
 @json_option
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @report_errors
 def dataset_check(standard_name: str | None, edition: str | None, missing: tuple[str, ...],
-                  encoding: str | None, as_json: bool, path: Path) -> None:
+                  encoding: str | None, dataset_id: str | None, data_dir: Path | None,
+                  as_json: bool, path: Path | None) -> None:
     """Validate a CSV file's values against a standard layout and print the report by column;
-    exit 0 only when the file conforms (1 when it does not). Needs no data directory."""
+    exit 0 only when the file conforms (1 when it does not). PATH needs no data directory;
+    --id checks a registered dataset's source against its declared layout and edition."""
     from mesh.standards.validate import choose_layout, read_header, validate_csv
 
+    if (path is None) == (dataset_id is None):
+        raise click.UsageError("give either a CSV file (PATH) or a registered dataset (--id)")
+    if dataset_id is not None and data_dir is None:
+        raise click.UsageError("--id needs --data-dir (or AREAMESH_CONNECTOR_DATA_DIR)")
     values: dict[str, list[str]] = {}
     for item in missing:
         column, sep, value = item.partition("=")
         values.setdefault(column if sep else "*", []).append(value if sep else item)
-    standard = choose_layout(standard_name, read_header(path, encoding), edition)
-    report = validate_csv(path, standard, missing_values=values, encoding=encoding)
+    if dataset_id is not None:
+        from connector.datasets.check import validate_dataset
+
+        assert data_dir is not None
+        report = asyncio.run(validate_dataset(data_dir, dataset_id, standard=standard_name,
+                                              edition=edition, missing_values=values,
+                                              encoding=encoding))
+    else:
+        assert path is not None
+        standard = choose_layout(standard_name, read_header(path, encoding), edition)
+        report = validate_csv(path, standard, missing_values=values, encoding=encoding)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -20,19 +20,31 @@ It refuses (``InvalidRequest``):
 The publisher may skip it explicitly (``--defer-check``): the dataset is then published with
 ``source_check: {status: deferred}``, which the catalog entry and ``dataset list`` show. A
 description without ``source`` (a catalog-only entry) has nothing to check.
+
+``validate_dataset`` goes further on request (``areamesh connector dataset check --id``): every
+value of a registered dataset's CSV source is validated with ``mesh.standards.validate`` against
+the layout and edition the dataset declares, with the placeholders it declares
+(``standard.missingValues``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from connector.datasets.sources import adapter_source
-from connector.datasets.store import PublisherStore
+from connector.datasets.store import PublisherStore, find_dataset
 from mesh.clock import iso, utcnow
-from mesh.errors import AreameshError, InvalidRequest
+from mesh.datasets import declared_standard
+from mesh.errors import AreameshError, FailedPrecondition, InvalidRequest
 from mesh.standards import normalize_header
+
+if TYPE_CHECKING:
+    from mesh.standards.validate import Report
 
 SAMPLE_ROWS = 100
 
@@ -54,7 +66,8 @@ def expected_columns(doc: dict[str, Any], published: dict[str, Any]) -> tuple[li
     standard type's filled in) and where they come from."""
     fields = (published.get("schema") or {}).get("fields") or []
     names = [f["name"] for f in fields if isinstance(f, dict) and isinstance(f.get("name"), str)]
-    standard = published.get("standard_type")
+    declared = declared_standard(published)
+    standard = published.get("standard_type") or (declared and f"{declared['layout']}@{declared['edition']}")
     return names, (f"the standard {standard}" if standard and doc.get("schema") is None
                    else "the declared schema")
 
@@ -153,3 +166,56 @@ async def check_source(store: PublisherStore, doc: dict[str, Any], published: di
     if problems:
         raise header_mismatch(doc["id"], against, problems)
     return {"status": "passed", "at": iso(utcnow()), "columns": len(columns), "rows_read": rows}
+
+
+def source_file(store: PublisherStore, doc: dict[str, Any]) -> tuple[Path, str | None]:
+    """The CSV file behind a dataset's ``csv`` source, resolved as the adapter resolves it, and its
+    declared encoding (None: detect). ``FailedPrecondition`` for another kind of source."""
+    kind = (doc.get("source") or {}).get("adapter") if isinstance(doc.get("source"), dict) else None
+    if kind != "csv":
+        raise FailedPrecondition(
+            f"dataset {doc['id']} has no csv source (adapter {kind or 'none'}); only CSV files "
+            "are validated against a standard layout",
+            message_ja=f"データセット {doc['id']} のデータソースは CSV ではありません"
+                       f"（{kind or 'なし'}）。標準レイアウトとの照合は CSV ファイルのみです",
+            code="not_a_csv_source")
+    source = adapter_source(store, doc)
+    encoding = getattr(source, "declared_encoding", "auto")
+    return Path(source.path), None if encoding == "auto" else encoding
+
+
+def merged_missing_values(declared: Any, extra: Mapping[str, Sequence[str]] | None = None
+                          ) -> dict[str, list[str]]:
+    """The dataset's ``missingValues`` (a list for every column, or column → list) with
+    ``extra`` (column or ``*`` → list, e.g. from ``--missing-value``) added."""
+    out: dict[str, list[str]] = {}
+    items = {"*": declared}.items() if isinstance(declared, list) else (declared or {}).items()
+    for source in (items, (extra or {}).items()):
+        for column, values in source:
+            out.setdefault(column, []).extend(v for v in values if v not in out.get(column, []))
+    return out
+
+
+async def validate_dataset(data_dir: Path, dataset_id: str, *, standard: str | None = None,
+                           edition: str | None = None,
+                           missing_values: Mapping[str, Sequence[str]] | None = None,
+                           encoding: str | None = None) -> Report:
+    """Validate every value of a registered dataset's CSV source against the layout and edition it
+    declares (``standard``/``edition`` override it; a dataset that declares none has its layout
+    detected from the header), with its declared ``missingValues`` plus ``missing_values``."""
+    from mesh.standards.validate import choose_layout, read_header, validate_csv
+
+    store, doc = find_dataset(data_dir, dataset_id)
+    path, declared_encoding = source_file(store, doc)
+    encoding = encoding or declared_encoding
+    if not path.is_file():
+        raise FailedPrecondition(f"the source file of {dataset_id} is missing: {path}",
+                                 message_ja=f"{dataset_id} のデータソースのファイルがありません: {path}",
+                                 code="source_unreadable")
+    declared = declared_standard(doc) or {}
+    if standard is None and declared:
+        standard, edition = declared["layout"], edition or declared["edition"]
+    layout = choose_layout(standard, read_header(path, encoding), edition)
+    values = merged_missing_values(declared.get("missingValues"), missing_values)
+    return await asyncio.to_thread(validate_csv, path, layout, missing_values=values,
+                                   encoding=encoding)
