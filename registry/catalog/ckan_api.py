@@ -20,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from mesh import egress
-from mesh.datasets import THEMES
+from mesh.datasets import THEMES, declared_standard
 from mesh.errors import AreameshError, NotFound
 from mesh.http_auth import PUBLIC, door
 from mesh.http_input import parse_json, read_body
@@ -58,7 +58,9 @@ def package_dict(record: DatasetRecord, base_url: str) -> dict[str, Any]:
     doc = record.doc
     groups = [{"name": THEME_SLUGS[t], "title": t, "display_name": t} for t in doc["themes"]]
     tags = [{"name": k, "display_name": k, "state": "active"} for k in doc["keywords"]]
-    extras = {"standard_type": doc.get("standard_type") or "",
+    declared = declared_standard(doc) or {}
+    extras = {"standard_type": declared.get("layout", ""),
+              "standard_edition": declared.get("edition", ""),
               "classification": doc["classification"], "management": doc["management"],
               "update_frequency": doc["update_frequency"], "access": doc["access"],
               "spatial": ",".join(doc["spatial"]), "served_by": record.to_json()["served_by"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from mesh.certs import PeerIdentity
 from mesh.clock import from_iso, iso, utcnow
-from mesh.datasets import load_document, parse_description, standard_errors
+from mesh.datasets import declared_standard, load_document, parse_description, standard_errors
 from mesh.db import Database
 from mesh.errors import Conflict, NotFound, PermissionDenied
 from mesh.places import place_terms
@@ -102,6 +102,8 @@ class CatalogService:
 
     @staticmethod
     def _indexed(doc: dict[str, Any], publisher_name: str, modified: datetime) -> IndexedDataset:
+        # the standard-type facet holds the layout's name, whichever edition it is declared in
+        layout = (declared_standard(doc) or {}).get("layout")
         return IndexedDataset(
             id=doc["id"], publisher_id=doc["publisher"], publisher_name=publisher_name,
             prefecture=prefecture_of(doc["publisher"], doc["spatial"]),
@@ -111,9 +113,9 @@ class CatalogService:
             # Themes and the standard type are searchable words too: 防災 finds every
             # dataset filed under 防災, not only those whose text says it.
             keywords=(*doc["keywords"], *doc["themes"],
-                      *([doc["standard_type"]] if doc.get("standard_type") else [])),
+                      *([layout] if layout else [])),
             themes=tuple(doc["themes"]),
-            standard_type=doc.get("standard_type"), personal=doc["personal"],
+            standard_type=layout, personal=doc["personal"],
             modified=iso(modified), classification=doc.get("classification", "non_personal"),
             # its municipality by name or reading (ひめじ, カコガワ): the publisher's and the areas'
             places=tuple(dict.fromkeys(t for code in (doc["publisher"], *doc["spatial"])

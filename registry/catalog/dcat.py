@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mesh.datasets import declared_standard
+from mesh.standards import editions
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.store import RegistryStore
 
@@ -12,6 +14,7 @@ CONTEXT = {
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "owl": "http://www.w3.org/2002/07/owl#",
     "areamesh": "urn:areamesh:vocab:",
 }
 FREQUENCY = {  # Dublin Core Collection Description Frequency vocabulary
@@ -24,6 +27,20 @@ FREQUENCY = {  # Dublin Core Collection Description Frequency vocabulary
 
 def _lang(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"@value": v, "@language": k} for k, v in values.items() if v]
+
+
+def conforms_to(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """``dct:conformsTo``: the declared standard layout as a ``dct:Standard`` naming the layout
+    and its edition (``owl:versionInfo``, the edition id; ``dct:isPartOf``, its titles)."""
+    declared = declared_standard(doc)
+    if declared is None:
+        return None
+    layout, edition = declared["layout"], declared["edition"]
+    titles = next(((e.title, e.title_en) for e in editions() if e.id == edition), (edition, ""))
+    return {"@id": f"urn:areamesh:standard:{edition}:{layout}", "@type": "dct:Standard",
+            "dct:title": _lang({"ja": layout}), "owl:versionInfo": edition,
+            "dct:isPartOf": {"@type": "dct:Standard", "dct:identifier": edition,
+                             "dct:title": _lang({"ja": titles[0], "en": titles[1]})}}
 
 
 def dataset_node(record: DatasetRecord, base: str) -> dict[str, Any]:
@@ -40,7 +57,7 @@ def dataset_node(record: DatasetRecord, base: str) -> dict[str, Any]:
         "dct:modified": {"@value": record.modified.isoformat(), "@type": "xsd:dateTime"},
         "dct:spatial": [f"urn:areamesh:lgcode:{c}" for c in doc["spatial"]],
         "dct:accrualPeriodicity": {"@id": FREQUENCY[doc["update_frequency"]]},
-        "dct:conformsTo": doc.get("standard_type") or None,
+        "dct:conformsTo": conforms_to(doc),
         "areamesh:classification": doc["classification"],
         "areamesh:access": doc["access"],
         "dcat:distribution": [{

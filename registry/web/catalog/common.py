@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mesh.datasets import CLASSIFICATIONS
+from mesh.datasets import CLASSIFICATIONS, declared_standard
 from mesh.places import label, prefecture_name
 from mesh.web.i18n import request_language
 from mesh.web.render import site_of
@@ -78,3 +78,18 @@ def facet_label(t, facet: str, value: str, names: dict[str, str], lang: str) -> 
     if facet == "classification":
         return t(f"catalog.classification.{value}") if value in CLASSIFICATIONS else value
     return value
+
+
+#: Message keys (catalog.edition.*) of the standard editions' display names.
+EDITION_KEYS = {"推奨データセット-2019": "suishou2019", "自治体標準オープンデータセット": "jichitai",
+                "エリアデータ標準データモデル-2026": "area2026"}
+
+
+def standard_of(doc: dict[str, Any]) -> dict[str, str] | None:
+    """The declared standard layout for display: its name (the facet value) and the message key
+    of its edition's name; None when the dataset declares none."""
+    declared = declared_standard(doc)
+    if declared is None:
+        return None
+    return {"layout": declared["layout"], "edition": declared["edition"],
+            "edition_key": "catalog.edition." + EDITION_KEYS.get(declared["edition"], "other")}

@@ -22,6 +22,7 @@ from registry.web.catalog.common import (
     names_of,
     public_participants,
     services,
+    standard_of,
     text_in,
     theme_slug,
 )
@@ -106,6 +107,7 @@ async def dataset_page(request: web.Request) -> web.Response:
         "themes": [(th, theme_slug(th)) for th in doc["themes"]],
         "spatial": [label(code, names, lang) for code in doc.get("spatial", [])],
         "schema": schema_rows(doc.get("schema")),
+        "standard": standard_of(doc),
         "offers": offer_rows(record, names, lang),
         "node_name": host.name if host else record.node_participant_id,
         "hosted": record.node_participant_id != record.publisher_id,

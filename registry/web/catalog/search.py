@@ -19,6 +19,7 @@ from registry.web.catalog.common import (
     names_of,
     public_participants,
     services,
+    standard_of,
     text_in,
     theme_slug,
     translator,
@@ -68,7 +69,7 @@ def result_rows(records, names: dict[str, str], lang: str) -> list[dict[str, Any
              "description": text_in(r.doc["description"], lang),
              "publisher_id": r.publisher_id, "publisher": r.publisher_name,
              "themes": [(th, theme_slug(th)) for th in r.doc["themes"]],
-             "standard_type": r.doc.get("standard_type"),
+             "standard": standard_of(r.doc),
              "classification": r.doc.get("classification", "non_personal"),
              "access": r.doc.get("access", "open"), "modified": r.modified} for r in records]
 
