@@ -147,3 +147,41 @@ async def test_folder_import_host_and_tenant(harness: MeshHarness, tmp_path: Pat
     assert "追加/added: 2" in out and "更新/updated: 1" in out and "失敗/failed: 1" in out
     assert "レジストリが判断します" in out         # 姫路市's file: hosting unchecked in a dry run
     assert "broken.csv" in out and "項目数" in out
+
+
+@pytest.mark.parametrize(("edition", "edition_id"), [("2019", "推奨データセット-2019"),
+                                                     ("自治体標準", "自治体標準オープンデータセット")])
+def test_an_older_layout_is_declared_with_its_edition(tmp_path: Path, edition: str,
+                                                      edition_id: str) -> None:
+    import csv
+    import io
+
+    from connector.datasets.bulk_import import describe_file
+    from mesh.datasets import parse_description, standard_errors
+    from mesh.standards import get_standard
+
+    from .layout_fixtures import conforming_csv
+
+    layout = get_standard("公衆トイレ一覧", edition)
+    rows = list(csv.reader(io.StringIO(conforming_csv(layout))))
+    codes = ("全国地方公共団体コード", "都道府県コード又は市区町村コード")
+    at = next(i for i, h in enumerate(rows[0]) if h in codes)
+    for row in rows[1:]:
+        row[at] = HOST
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    path = write(tmp_path / "old.csv", out.getvalue(), "cp932")
+    facts = inspect_csv(path)
+    found = match_layout(facts.header)
+    assert (found.title, found.edition, found.conforms) == ("公衆トイレ一覧", edition_id, True)
+    doc = describe_file(path, facts, publisher=HOST, code=facts.code, municipality="加古川市",
+                        layout=found, dataset_id=f"{HOST}-old-toilets")
+    assert doc["standard"] == {"layout": "公衆トイレ一覧", "edition": edition_id}
+    assert "standard_type" not in doc
+    published = parse_description({k: v for k, v in doc.items() if k not in ("source", "source_base")},
+                                  standard_check=standard_errors)
+    assert published["standard"]["edition"] == edition_id
+    # a 2026-model file is still declared as standard_type, as before
+    new = match_layout(inspect_csv(write(tmp_path / "new.csv", layout_csv(
+        "公衆トイレ一覧", HOST, "加古川市"), "utf-8")).header)
+    assert new.declaration() == {"standard_type": "公衆トイレ一覧"}

@@ -4,8 +4,10 @@
 (``ckan_harvest.py``), and turns each file into a dataset description:
 
 - encoding: the CSV adapter's detection (UTF-8, UTF-8 with BOM, CP932/Shift_JIS);
-- layout: the standard dataset type the header matches best (``match_layout``, the one place
-  that asks ``mesh.standards``); ``standard_type`` is declared only when the header conforms;
+- layout: the standard layout and edition the header matches best (``match_layout``, the one
+  place that asks ``mesh.standards``: ``detect_layout`` over every edition); declared only when the
+  header conforms: ``standard_type`` for a 2026 model, ``standard: {layout, edition}`` for the
+  2019 推奨データセット or 自治体標準オープンデータセット layouts;
 - municipality: the most common value of the 全国地方公共団体コード column (check digit
   validated; a 5-digit value is read as a code that lost its leading zero), else ``--publisher``
   or this node's participant. That code is the publisher: this participant or a tenant it hosts.
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import csv
-import functools
 import hashlib
 import json
 import logging
@@ -80,8 +81,8 @@ THEME_WORDS = (("観光", "観光"), ("イベント", "観光"), ("避難", "防
 @dataclass(frozen=True)
 class Layout:
     """The standard layout a header matches: its id (``public_toilets``), Japanese and English
-    titles, whether the header conforms (no missing required column, no duplicate) and how many
-    of the header's columns are the standard's."""
+    titles, whether the header conforms (no missing required column, no duplicate), how many
+    of the header's columns are the standard's, and the edition it belongs to."""
 
     name: str
     title: str
@@ -89,42 +90,36 @@ class Layout:
     conforms: bool
     matched: int
     types: dict[str, str] = field(default_factory=dict)   # normalised header → Table Schema type
+    edition: str = "エリアデータ標準データモデル-2026"
+
+    def declaration(self) -> dict[str, Any]:
+        """What a conforming file's description declares: ``standard_type`` for the 2026 models
+        (as before), ``standard: {layout, edition}`` for an older edition's layout."""
+        from mesh.standards import DEFAULT_EDITION
+
+        if self.edition == DEFAULT_EDITION:
+            return {"standard_type": self.title}
+        return {"standard": {"layout": self.title, "edition": self.edition}}
 
 
 def match_layout(header: Sequence[str]) -> Layout | None:
-    """The best-matching standard layout of a CSV header, or None when at most half of the
-    header's columns (or fewer than three) belong to any standard.
+    """The best-matching standard layout of a CSV header, in any shipped edition (2019 推奨
+    データセット, 自治体標準オープンデータセット, 2026 models), or None when none matches well enough.
 
-    The one function that asks ``mesh.standards``: when it offers ``detect_layout(header)`` (the
-    自治体標準オープンデータセット layouts), switch here. Candidates are ranked by the columns they
-    share with the header (a set intersection); only the best few are compared in full with
-    ``check_csv_header`` to learn whether the header conforms."""
+    The one function that asks ``mesh.standards``: ``detect_layout`` finds the layout and its
+    edition (a weighted Dice score of the column sets, at least 0.6); ``check_csv_header`` against
+    that edition's layout tells whether the header conforms."""
     from mesh import standards
 
-    keys = {standards.normalize_header(h) for h in header}
-    ranked = sorted(((len(keys & names), title) for title, names in _standard_names().items()),
-                    reverse=True)
-    best: Layout | None = None
-    for shared, title in ranked[:3]:
-        if shared < 3 or shared * 2 <= len(header):
-            break
-        std = standards.get_standard(title)
-        mismatches = standards.check_csv_header(title, header)
-        extra = sum(1 for m in mismatches if m.kind in ("extra", "duplicate"))
-        conforms = not any(m.is_error for m in mismatches)
-        candidate = Layout(std.name, std.title, std.title_en, conforms, len(header) - extra,
-                           {standards.normalize_header(f.name): f.type for f in std.fields})
-        if best is None or (conforms, candidate.matched) > (best.conforms, best.matched):
-            best = candidate
-    return best
-
-
-@functools.cache
-def _standard_names() -> dict[str, frozenset[str]]:
-    from mesh import standards
-
-    return {title: frozenset(standards.normalize_header(f.name) for f in std.fields)
-            for title, std in standards.STANDARD_TYPES.items()}
+    match = standards.detect_layout(header)
+    if match is None:
+        return None
+    std = standards.get_standard(match.layout, match.edition)
+    mismatches = standards.check_csv_header(std.label, header)
+    extra = sum(1 for m in mismatches if m.kind in ("extra", "duplicate"))
+    return Layout(std.name, std.title, std.title_en, not any(m.is_error for m in mismatches),
+                  len(header) - extra,
+                  {standards.normalize_header(f.name): f.type for f in std.fields}, std.edition)
 
 
 # ------------------------------------------------------------------------------- reading a file
@@ -294,7 +289,7 @@ def describe_file(path: Path, facts: CsvFacts, *, publisher: str, code: str | No
     if english:
         doc["title"]["en"] = f"{english} ({code or publisher})"[:200]
     if layout is not None and layout.conforms:
-        doc["standard_type"] = layout.title
+        doc.update(layout.declaration())
     doc.update(extra or {})
     return doc
 
@@ -524,7 +519,8 @@ class Importer:
 
     async def _one(self, item: Item, owners: dict[str, str]) -> Outcome:
         doc, ident, pid = item.doc, item.doc["id"], item.publisher
-        layout = doc.get("standard_type")
+        layout = doc.get("standard_type") or (
+            "{layout}@{edition}".format(**doc["standard"]) if doc.get("standard") else None)
         if owners.get(ident, pid) != pid:
             return Outcome(item.name, "failed", ident, pid, reason=f"dataset id {ident} is "
                            f"already published here for {owners[ident]}",
