@@ -29,8 +29,8 @@ __all__ = ["RULE_KEYS", "Mapping", "MappingError", "Reject", "TranslateResult", 
            "load_mapping"]
 
 TOP_KEYS = ("version", "name", "description", "target_standard", "columns")
-RULE_KEYS = ("to", "from", "value", "join", "pairs", "sep", "cast", "wareki", "split_name", "codes", "on_unknown",
-             "unit", "round", "default", "required", "note")
+RULE_KEYS = ("to", "from", "value", "join", "pairs", "sep", "cast", "wareki", "split_name", "codes",
+             "on_unknown", "unit", "round", "default", "required", "note")
 SOURCES = ("from", "value", "join", "pairs")
 TRANSFORMS = ("wareki", "split_name", "codes", "unit")
 SPLIT_PARTS = ("family", "given")
@@ -395,7 +395,8 @@ def _compile_rule(index: int, raw: Any) -> ColumnRule:
     where = f"columns[{index}] ({to})"
     sources = [k for k in SOURCES if k in raw]
     if len(sources) != 1:
-        raise _error(where, f"give exactly one of from, value, join, pairs (got {', '.join(sources) or 'none'})",
+        got = ", ".join(sources) or "none"
+        raise _error(where, f"give exactly one of from, value, join, pairs (got {got})",
                      "from・value・join・pairs のいずれか一つを指定してください", rule=index, key="from")
     transforms = [k for k in TRANSFORMS if k in raw and raw[k] is not False]
     if len(transforms) > 1 or (transforms and transforms != ["codes"] and "cast" in raw):

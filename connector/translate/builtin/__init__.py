@@ -19,7 +19,7 @@ from mesh.errors import NotFound
 from mesh.standards import DEFAULT_EDITION, detect_layout, editions, get_standard, normalize_header
 
 __all__ = ["PREFIX", "BuiltinMapping", "MappingSource", "builtin_mappings", "find_builtin",
-           "is_builtin", "resolve_mapping"]
+           "is_builtin", "needs_header", "resolve_mapping"]
 
 PREFIX = "builtin:"
 
@@ -81,17 +81,18 @@ def find_builtin(spec: str, header: Sequence[str] | None = None) -> BuiltinMappi
     layout, _, edition = (part.strip() for part in name.partition("@"))
     found = _candidates(layout)
     known = [b.name for b in builtin_mappings()]
+    listed, listed_ja = ", ".join(known), "、".join(known)
     if not found:
-        raise NotFound(f"there is no built-in mapping for {layout!r}; built-ins: {', '.join(known)}",
-                       message_ja=f"「{layout}」の組み込みマッピングはありません。組み込み: {'、'.join(known)}",
+        raise NotFound(f"there is no built-in mapping for {layout!r}; built-ins: {listed}",
+                       message_ja=f"「{layout}」の組み込みマッピングはありません。組み込み: {listed_ja}",
                        details={"known": known})
     if edition:
         wanted = get_standard(layout, edition).edition
         found = [b for b in found if b.edition == wanted]
         if not found:
-            raise NotFound(f"there is no built-in mapping for {layout}@{wanted}; built-ins: {', '.join(known)}",
+            raise NotFound(f"there is no built-in mapping for {layout}@{wanted}; built-ins: {listed}",
                            message_ja=f"「{layout}@{wanted}」の組み込みマッピングはありません。"
-                                      f"組み込み: {'、'.join(known)}", details={"known": known})
+                                      f"組み込み: {listed_ja}", details={"known": known})
     if len(found) == 1:
         return found[0]
     match = detect_layout(header) if header else None
@@ -102,7 +103,8 @@ def find_builtin(spec: str, header: Sequence[str] | None = None) -> BuiltinMappi
     names = [b.name for b in found]
     raise NotFound(
         f"the input's header does not tell which edition of {layout} it is in; name it: {', '.join(names)}",
-        message_ja=f"入力のヘッダーから「{layout}」の版を判定できません。版を指定してください: {'、'.join(names)}",
+        message_ja=f"入力のヘッダーから「{layout}」の版を判定できません。"
+                   f"版を指定してください: {'、'.join(names)}",
         code="mapping_edition_unknown", details={"candidates": names})
 
 
