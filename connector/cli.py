@@ -409,6 +409,21 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
                    f"{reason.get('notify_error')}", err=True)
 
 
+#: ``fetch --mapping`` exits with this when rows were rejected, as ``areamesh mapping test`` does.
+EXIT_MAPPING_REJECTS = 3
+
+
+def _mapping_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A mapping file that exists, or a built-in's name (``builtin:公衆トイレ一覧``)."""
+    from connector.translate.builtin import is_builtin
+
+    if value is None or is_builtin(value):
+        return value
+    if not Path(value).is_file():
+        raise click.BadParameter(f"no such mapping file: {value} (or name a built-in: builtin:<layout>)")
+    return value
+
+
 @connector.command()
 @data_dir_option
 @click.option("--agreement", "agreement_id", required=True, help="A FINALIZED agreement (as consumer).")
@@ -425,8 +440,10 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--excel", is_flag=True,
               help="With --format csv: CSV that Excel opens as it is (UTF-8 with a BOM, CRLF line "
                    "ends) / Excel でそのまま開ける CSV（BOM 付き UTF-8・CRLF 改行）.")
-@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Translation mapping applied to every batch; rejects go to OUT.rejects.csv.")
+@click.option("--mapping", callback=_mapping_spec,
+              help="Translation mapping applied to every batch, a file or a built-in "
+                   "(builtin:公衆トイレ一覧[@edition], see 'areamesh mapping list'); rejects go to "
+                   "OUT.rejects.csv and the command exits 3.")
 @click.option("--incremental", is_flag=True,
               help="Only records added or changed since the last complete fetch of this agreement.")
 @click.option("--restart", is_flag=True, help="Discard an unfinished transfer to OUT and start over.")
@@ -439,7 +456,7 @@ def contract_terminate(data_dir: Path, agreement_id: str, code: str, message: st
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @report_errors
 def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | None, fmt: str | None,
-          excel: bool, mapping: Path | None, incremental: bool, restart: bool, attempts: int,
+          excel: bool, mapping: str | None, incremental: bool, restart: bool, attempts: int,
           service: str, component: str, quiet: bool, as_json: bool) -> None:
     """Receive an agreed dataset from the provider's connector (データ取得), resuming broken
     streams, into a file (--out) or a named sink (--sink)."""
@@ -465,6 +482,7 @@ def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | 
         result = loaded.fetch
         if as_json:
             click.echo(json.dumps(loaded.to_json(), ensure_ascii=False, indent=2))
+            _exit_on_rejects(result)
             return
         click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
                    f"{result.batches} batches) in {result.seconds:.2f}s")
@@ -474,15 +492,22 @@ def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | 
         result = asyncio.run(run_fetch(data_dir, agreement_id, out, fmt=fmt or "ndjson", **kw))
         if as_json:
             click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+            _exit_on_rejects(result)
             return
         click.echo(f"取得しました / received {result.records:,} records ({result.bytes / 1e6:,.1f} MB, "
                    f"{result.batches} batches) in {result.seconds:.2f}s → {result.out}")
     click.echo(f"  digest {result.digest} (provider's summary matches)")
-    if result.mapping_rejects_note():
-        click.echo(result.mapping_rejects_note(), err=True)
     if result.truncated:
         click.echo("  合意のレコード数上限で打ち切られました / stopped at the agreement's record limit",
                    err=True)
+    _exit_on_rejects(result)
+
+
+def _exit_on_rejects(result) -> None:
+    """Exit 3 when the mapping rejected rows, naming the rejects file (as ``mapping test`` does)."""
+    if result.rejected_rows:
+        click.echo(result.mapping_rejects_note(), err=True)
+        sys.exit(EXIT_MAPPING_REJECTS)
 
 
 @connector.command()
@@ -492,12 +517,12 @@ def fetch(data_dir: Path, agreement_id: str, out: Path | None, sink_name: str | 
               help="Fetch what changed into this folder on every notice.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True,
               help="Format of the fetched files.")
-@click.option("--mapping", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Translation mapping applied to each fetch.")
+@click.option("--mapping", callback=_mapping_spec,
+              help="Translation mapping applied to each fetch (a file or builtin:<layout>).")
 @click.option("--once", is_flag=True, help="Stop after the first notice (and its fetch).")
 @report_errors
 def subscribe(data_dir: Path, agreement_id: str, fetch_dir: Path | None, fmt: str,
-              mapping: Path | None, once: bool) -> None:
+              mapping: str | None, once: bool) -> None:
     """Follow update notices (購読) for an agreement's dataset; Ctrl-C stops."""
     from connector.subscriptions.follow import follow
     from connector.transfer.progress import LineProgress

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 
 import pytest
@@ -125,7 +126,7 @@ async def test_fetch_through_a_mapping_reports_rejects_with_row_numbers(harness:
     h = harness
     _provider, source = await setup_transfer_mesh(h, rows=200)
     rows = source_rows(source)
-    rows[9]["人口総数"] = "不明"  # source row 10 → CSV line 11
+    rows[9]["市区町村名"] = ""  # source row 10 → CSV line 11; the mapping requires a name
     with source.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -133,16 +134,20 @@ async def test_fetch_through_a_mapping_reports_rejects_with_row_numbers(harness:
     mapping = h.root / "mapping.yaml"
     mapping.write_text(yaml.safe_dump({"version": 1, "columns": [
         {"to": "code", "from": "全国地方公共団体コード", "required": True},
-        {"to": "name", "from": "市区町村名"},
+        {"to": "name", "from": "市区町村名", "required": True},
         {"to": "population", "from": "人口総数", "cast": "int", "required": True},
     ]}, allow_unicode=True), encoding="utf-8")
     agreement = await agree(h)
     out = h.root / "got" / "mapped.csv"
-    rc, result, err = await fetch_cli(h, agreement, out, "--format", "csv", "--mapping", str(mapping))
-    assert rc == 0, err
+    rc, stdout, err = await h.cli("connector", "fetch", "--data-dir", str(h.root / "kakogawa"), "--agreement",
+                                  agreement, "--out", str(out), "--json", "--format", "csv",
+                                  "--mapping", str(mapping))
+    assert rc == 3, err  # rows rejected: exit 3, as `areamesh mapping test` does, naming the file
+    assert "mapped.csv.rejects.csv" in err
+    result = json.loads(stdout)
     assert result["records"] == 200 and result["written"] == 199 and result["rejected_rows"] == 1
     with out.open(encoding="utf-8") as f:
         got = list(csv.DictReader(f))
     assert list(got[0]) == ["code", "name", "population"] and len(got) == 199
     rejects = (h.root / "got" / "mapped.csv.rejects.csv").read_text(encoding="utf-8-sig")
-    assert "不明" in rejects and "\n10," in rejects  # the record's position in the stream
+    assert "市区町村名" in rejects and "\n10," in rejects  # the record's position in the stream

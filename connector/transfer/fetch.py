@@ -48,6 +48,7 @@ from connector.transfer.memory import keep_large_buffers
 from connector.transfer.output import FORMATS, PartialOutput
 from connector.transfer.progress_hooks import Progress, check_consumer_agreement
 from connector.transfer.wire import WireBatch, transfer_call
+from connector.translate.builtin import is_builtin, needs_header, resolve_mapping
 from connector.translate.mapping import Mapping, load_mapping
 from mesh.certs import load_pem_bundle
 from mesh.errors import (
@@ -168,7 +169,7 @@ class _BatchCorrupt(_StreamBroken):
 
 class Fetcher:
     def __init__(self, data_dir: Path, agreement_id: str, out: Path, *, fmt: str = "ndjson",
-                 mapping_path: Path | None = None, incremental: bool = False, restart: bool = False,
+                 mapping_path: Path | str | None = None, incremental: bool = False, restart: bool = False,
                  progress: Progress | None = None, attempts: int = 8,
                  batch_rows: int = DEFAULT_BATCH_ROWS, service: str = "", component: str = "",
                  sleep: Callable[[float], object] = asyncio.sleep) -> None:
@@ -183,8 +184,17 @@ class Fetcher:
         self.service, self.component = service, component  # personal data: what it is for
         self.progress = progress or Progress()
         self.attempts, self.batch_rows, self.sleep = attempts, batch_rows, sleep
-        self.mapping: Mapping | None = load_mapping(mapping_path) if mapping_path else None
-        self.mapping_digest = hashlib.sha256(mapping_path.read_bytes()).hexdigest() if mapping_path else ""
+        # a file or a built-in (builtin:公衆トイレ一覧); a built-in whose edition the header tells
+        # is loaded when the header arrives (_begin)
+        self.mapping_spec = str(mapping_path) if mapping_path else None
+        self.mapping: Mapping | None = None
+        self.mapping_digest = ""
+        if self.mapping_spec and needs_header(self.mapping_spec):
+            self.mapping_digest = hashlib.sha256(self.mapping_spec.encode()).hexdigest()
+        elif self.mapping_spec:
+            source = resolve_mapping(self.mapping_spec)
+            self.mapping = load_mapping(source.data if is_builtin(self.mapping_spec) else self.mapping_spec)
+            self.mapping_digest = source.digest
         self.journal_path = TransferJournal.path_for(data_dir, agreement_id, out)
         self._resumed_after: list[int] = []
         self._pending_ack: asyncio.Task | None = None
@@ -390,6 +400,8 @@ class Fetcher:
                               consumer=NodeState.load(self.data_dir).identity_uri,
                               version=header.version, incremental=header.incremental)
         schema = None if header.passthrough else read_schema(header.arrow_schema)
+        if self.mapping_spec and self.mapping is None and schema is not None:
+            self.mapping = load_mapping(self.mapping_spec, header=schema.names)
         if self.mapping is not None and schema is not None:
             self.mapping.check_input(schema.names)
         written = self.mapping.output_schema if self.mapping is not None and schema else schema

@@ -35,6 +35,9 @@ CASTS: dict[str, tuple[pa.DataType, str]] = {
     "date": (pa.date32(), "date"),
     "datetime": (pa.timestamp("s"), "datetime"),
     "time": (pa.time32("s"), "time"),
+    # a time of day kept as text "hh:mm" (or "hh:mm:ss"), so a closing time 24:00 survives:
+    # Arrow's time types end at 23:59:59
+    "hhmm": (pa.string(), "time"),
 }
 
 _INT = r"^[+-]?[0-9]{1,18}$"
@@ -126,6 +129,14 @@ def _time(value: str) -> time:
                         f"「{value}」は時刻として読めません（例: 09:30）") from None
 
 
+def _hhmm(value: str) -> str:
+    """``9:30``/``09:30:15``/``18時00分``/``24:00`` → ``09:30``/``09:30:15``/``18:00``/``24:00``."""
+    if unicodedata.normalize("NFKC", value).strip() in ("24:00", "24:00:00", "24時", "24時00分"):
+        return "24:00"
+    t = _time(value)
+    return t.strftime("%H:%M:%S" if t.second else "%H:%M")
+
+
 def cast_strings(values: pa.Array, cast: str) -> Converted:
     """Convert a string column to ``cast`` (a key of :data:`CASTS`); nulls stay null."""
     to = CASTS[cast][0]
@@ -144,4 +155,6 @@ def cast_strings(values: pa.Array, cast: str) -> Converted:
         if not errors:
             return Converted(out)
         return Converted(out, bad, lambda v: (errors[v].message, errors[v].message_ja))
+    if cast == "hhmm":
+        return map_unique(values, _hhmm, to)
     return map_unique(values, _datetime if cast == "datetime" else _time, to)

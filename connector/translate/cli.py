@@ -1,6 +1,8 @@
 """``mapping test``: run a mapping over a CSV, preview the output and report the rejected rows.
 
-Exit codes: 0 all rows translated, 3 some rows rejected, 2 bad mapping (or input lacking a column
+``--mapping`` takes a file or a built-in (``builtin:公衆トイレ一覧``, ``builtin:公衆トイレ一覧@2019``);
+``mapping list`` shows the built-ins. Exit codes (the same as ``connector fetch --mapping``): 0 all
+rows translated, 3 some rows rejected, 2 bad mapping (or input lacking a column
 the mapping reads), 1 unreadable input. Row numbers count the CSV header as row 1, as a
 spreadsheet shows them.
 """
@@ -15,9 +17,12 @@ from typing import Any
 import click
 import pyarrow as pa
 
+from connector.translate.builtin import is_builtin, needs_header
 from connector.translate.csvread import ENCODINGS, prefetch, read_batches
 from connector.translate.mapping import Mapping, MappingError, Reject, load_mapping
 from connector.translate.report import rejects_csv, rejects_table, summary
+from mesh.errors import NotFound
+from mesh.standards.validate import read_header
 
 __all__ = ["mapping"]
 
@@ -79,9 +84,31 @@ def mapping() -> None:
     """データ翻訳マッピング / column mappings between municipal layouts and standards."""
 
 
+@mapping.command("list")
+def list_command() -> None:
+    """Built-in mappings: old layout → 2026 model / 組み込みマッピングの一覧."""
+    from connector.translate.builtin import builtin_mappings
+
+    for b in builtin_mappings():
+        click.echo(f"{b.name}\t→ {b.target}（エリアデータ標準データモデル-2026）\t{b.file}")
+
+
+@mapping.command("show")
+@click.argument("name")
+def show_command(name: str) -> None:
+    """Print a built-in mapping's YAML (to copy and adapt) / 組み込みマッピングの内容を表示."""
+    from connector.translate.builtin import PREFIX, find_builtin
+
+    try:
+        found = find_builtin(name if name.startswith(PREFIX) else PREFIX + name)
+    except NotFound as exc:
+        raise click.ClickException(f"{exc.message_ja} / {exc.message}") from None
+    click.echo(found.read_bytes().decode("utf-8"), nl=False)
+
+
 @mapping.command("test")
-@click.option("--mapping", "mapping_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Mapping file (YAML or JSON).")
+@click.option("--mapping", "mapping_path", required=True,
+              help="Mapping file (YAML or JSON), or a built-in: builtin:公衆トイレ一覧[@edition].")
 @click.option("--input", "input_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV file with a header row.")
@@ -92,11 +119,14 @@ def mapping() -> None:
               help="Output rows to show.")
 @click.option("--rejects-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write every reject to this CSV (UTF-8 with BOM, opens in Excel).")
-def test_command(mapping_path: Path, input_path: Path, encoding: str, limit: int | None, preview: int,
+def test_command(mapping_path: str, input_path: Path, encoding: str, limit: int | None, preview: int,
                  rejects_out: Path | None) -> None:
     """Run a mapping over a CSV file: preview the output and list the rows it rejects."""
+    header = None
+    if is_builtin(mapping_path) and needs_header(mapping_path):  # the edition is told by the header
+        header = read_header(input_path, None if encoding == "auto" else encoding)
     try:
-        compiled = load_mapping(mapping_path)
+        compiled = load_mapping(mapping_path, header=header)
     except MappingError as exc:
         _fail_mapping(exc)
     try:
@@ -115,4 +145,7 @@ def test_command(mapping_path: Path, input_path: Path, encoding: str, limit: int
     if rejects_out is not None:
         rejects_out.write_text(rejects_csv(rejects), encoding="utf-8-sig", newline="")
         click.echo(f"除外行の一覧 / rejects written to {rejects_out}")
+    elif rejects:
+        click.echo("除外行をすべて CSV に書き出すには --rejects-out FILE / "
+                   "write every reject to a CSV with --rejects-out FILE", err=True)
     sys.exit(EXIT_REJECTS if rejects else 0)

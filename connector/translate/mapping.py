@@ -1,7 +1,7 @@
 """Declarative column mappings (YAML/JSON) compiled to vectorised pyarrow translations.
 
 A mapping file lists output columns in order; each rule names one source (``from``, ``value`` or
-``join``) and at most one transform (``cast``, ``wareki``, ``split_name``, ``codes``, ``unit``;
+``join``, ``pairs``) and at most one transform (``cast``, ``wareki``, ``split_name``, ``codes``, ``unit``;
 ``cast`` may follow ``codes``). Source values are trimmed and empty strings read as missing.
 :meth:`Mapping.apply` turns one ``RecordBatch`` into another; every row that fails a rule is left
 out of the output and reported as a :class:`Reject`. See docs/mappings.md.
@@ -29,9 +29,9 @@ __all__ = ["RULE_KEYS", "Mapping", "MappingError", "Reject", "TranslateResult", 
            "load_mapping"]
 
 TOP_KEYS = ("version", "name", "description", "target_standard", "columns")
-RULE_KEYS = ("to", "from", "value", "join", "sep", "cast", "wareki", "split_name", "codes", "on_unknown",
-             "unit", "round", "default", "required", "note")
-SOURCES = ("from", "value", "join")
+RULE_KEYS = ("to", "from", "value", "join", "pairs", "sep", "cast", "wareki", "split_name", "codes",
+             "on_unknown", "unit", "round", "default", "required", "note")
+SOURCES = ("from", "value", "join", "pairs")
 TRANSFORMS = ("wareki", "split_name", "codes", "unit")
 SPLIT_PARTS = ("family", "given")
 ON_UNKNOWN = ("reject", "keep", "null")
@@ -92,6 +92,16 @@ def _clean(values: pa.Array) -> pa.Array:
     return values
 
 
+def _json_pairs(keys: pa.Array, values: pa.Array) -> pa.Array:
+    """``{"key": "value"}`` per row (``{}`` where the key is blank; a blank value is ``""``), as the
+    2026 models' 画像URL（配列） is written: each image URL paired with its licence."""
+    import json
+
+    out = ["{}" if k is None else json.dumps({k: v or ""}, ensure_ascii=False)
+           for k, v in zip(keys.to_pylist(), values.to_pylist(), strict=True)]
+    return pa.array(out, pa.string())
+
+
 @dataclass(frozen=True)
 class ColumnRule:
     """One compiled output column."""
@@ -102,6 +112,8 @@ class ColumnRule:
     source: str | None = None
     value: str | None = None
     join: tuple[str, ...] = ()
+    pairs: tuple[str, str] | None = None  # (key column, value column) → one-entry JSON object
+    empty: bool = False  # ``value: null``: no value (the source layout has none)
     sep: str = ""
     cast: str | None = None
     part: str = "family"
@@ -121,6 +133,8 @@ class ColumnRule:
         return self.source or self.to
 
     def inputs(self) -> tuple[str, ...]:
+        if self.pairs:
+            return self.pairs
         return (self.source,) if self.source else self.join
 
     def _read(self, batch: pa.RecordBatch, cache: dict[str, pa.Array]) -> pa.Array:
@@ -128,8 +142,12 @@ class ColumnRule:
             if name not in cache:
                 cache[name] = _clean(batch.column(name))
             return cache[name]
+        if self.empty:
+            return pa.nulls(batch.num_rows, pa.string())
         if self.value is not None:
             return pa.repeat(pa.scalar(self.value, pa.string()), batch.num_rows)
+        if self.pairs is not None:
+            return _json_pairs(column(self.pairs[0]), column(self.pairs[1]))
         if self.source is not None:
             return column(self.source)
         parts = [column(c) for c in self.join]
@@ -377,8 +395,9 @@ def _compile_rule(index: int, raw: Any) -> ColumnRule:
     where = f"columns[{index}] ({to})"
     sources = [k for k in SOURCES if k in raw]
     if len(sources) != 1:
-        raise _error(where, f"give exactly one of from, value, join (got {', '.join(sources) or 'none'})",
-                     "from・value・join のいずれか一つを指定してください", rule=index, key="from")
+        got = ", ".join(sources) or "none"
+        raise _error(where, f"give exactly one of from, value, join, pairs (got {got})",
+                     "from・value・join・pairs のいずれか一つを指定してください", rule=index, key="from")
     transforms = [k for k in TRANSFORMS if k in raw and raw[k] is not False]
     if len(transforms) > 1 or (transforms and transforms != ["codes"] and "cast" in raw):
         used = transforms + (["cast"] if "cast" in raw else [])
@@ -395,10 +414,19 @@ def _compile_rule(index: int, raw: Any) -> ColumnRule:
                          f"from には元の列名を書いてください{_yaml_hint(src)}", rule=index, key="from")
         opts["source"] = src
     elif sources[0] == "value":
-        if src is None or isinstance(src, dict | list):
-            raise _error(where, "'value' must be a string, number or boolean",
-                         "value には文字列・数値・真偽値を書いてください", rule=index, key="value")
-        opts["value"] = _text(src)
+        if isinstance(src, dict | list):
+            raise _error(where, "'value' must be a string, number, boolean or null",
+                         "value には文字列・数値・真偽値・null を書いてください", rule=index, key="value")
+        if src is None:
+            opts["empty"] = True
+        else:
+            opts["value"] = _text(src)
+    elif sources[0] == "pairs":
+        if not isinstance(src, list) or len(src) != 2 or not all(isinstance(c, str) and c for c in src):
+            raise _error(where, "'pairs' is [key column, value column], e.g. [画像, 画像_ライセンス]",
+                         "pairs には [キーの列, 値の列] を書いてください（例: [画像, 画像_ライセンス]）",
+                         rule=index, key="pairs")
+        opts["pairs"] = (src[0], src[1])
     else:
         if not isinstance(src, list) or not src or not all(isinstance(c, str) for c in src):
             flags = [c for c in src if isinstance(c, bool)] if isinstance(src, list) else []
@@ -503,12 +531,23 @@ def compile_mapping(doc: Any) -> Mapping:
     return Mapping(rules, target_standard=standard, name=name if isinstance(name, str) else None)
 
 
-def load_mapping(source: str | Path | bytes | dict[str, Any]) -> Mapping:
-    """Load and compile a mapping from a path, YAML/JSON bytes or an already parsed document."""
+def load_mapping(source: str | Path | bytes | dict[str, Any], *,
+                 header: Sequence[str] | None = None) -> Mapping:
+    """Load and compile a mapping from a path, a built-in's name (``builtin:公衆トイレ一覧``, the
+    edition told by ``header`` when needed; see :mod:`connector.translate.builtin`), YAML/JSON
+    bytes or an already parsed document."""
     if isinstance(source, dict):
         return compile_mapping(source)
     label = "mapping file"
-    if isinstance(source, str | Path):
+    if isinstance(source, str) and source.startswith("builtin:"):
+        from connector.translate.builtin import resolve_mapping
+
+        try:
+            found = resolve_mapping(source, header)
+        except NotFound as exc:
+            raise MappingError(exc.message, message_ja=exc.message_ja, details=exc.details) from None
+        label, source = found.label, found.data
+    elif isinstance(source, str | Path):
         label = str(source)
         try:
             source = Path(source).read_bytes()
