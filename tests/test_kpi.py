@@ -152,6 +152,10 @@ async def fill(store: RegistryStore, clock: Clock, identity_dir: Path) -> None:
     await store.certify_participant("270008")
     await catalog.publish(peer("270008"), canonical_json(DOCS["osaka-medical"]))
     await catalog.publish(peer("282103"), canonical_json(DOCS["kakogawa-childcare"]))
+    # a layout declared with its edition (standard: layout@edition) counts under its layout
+    toilets = {k: v for k, v in DOCS["kakogawa-toilets"].items() if k not in ("standard_type", "schema")}
+    await catalog.publish(peer("282103"), canonical_json({**toilets, "themes": ["行政"],
+                                                          "standard": "公衆トイレ一覧@2019"}))
     # agreement a1 in June (a second digest of it in July is the same agreement); a2 at
     # 00:30 JST on 1 July, which is still 30 June in UTC: a July agreement
     clock.at("2026-06-15T03:00:00+00:00")
@@ -230,12 +234,13 @@ async def test_outputs_per_month_from_the_stores(store, clock, tmp_path):
     assert values("participants.prefecture") == [1, 1, 1, 1, 1]
     assert values("participants.private") == [0, 0, 0, 0, 0]
     assert values("participants.certified") == [0, 2, 3, 2, 2]          # 282103 suspended in July
-    assert values("datasets.total") == [0, 2, 4, 3, 3]                  # tourism withdrawn in July
+    assert values("datasets.total") == [0, 2, 5, 4, 4]                  # tourism withdrawn in July
     assert values("datasets.theme.観光") == [0, 1, 1, 0, 0]
     assert values("datasets.theme.医療・福祉") == [0, 1, 2, 2, 2]
     assert values("datasets.theme.子育て") == [0, 0, 1, 1, 1]
     assert values("datasets.standard_type.観光施設一覧") == [0, 1, 1, 0, 0]
     assert values("datasets.standard_type.医療機関一覧") == [0, 0, 1, 1, 1]
+    assert values("datasets.standard_type.公衆トイレ一覧") == [0, 0, 1, 1, 1]
     assert values("agreements.notarised") == [0, 0, 1, 1, 0]
     assert values("transfers") == [0, 0, 2, 1, 0]
     assert values("records") == [0, 0, 140, 50, 0]

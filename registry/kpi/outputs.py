@@ -54,6 +54,7 @@ from typing import Any
 import aiosqlite
 
 from mesh.clock import from_iso, iso, utcnow
+from mesh.datasets import declared_standard
 from mesh.db import Database
 from mesh.errors import InvalidRequest
 from mesh.ids import ParticipantType
@@ -247,8 +248,8 @@ class OutputIndicators:
             spans.append(span)
             for theme in doc.get("themes") or ():
                 themes[theme].append(span)
-            if doc.get("standard_type"):
-                kinds[doc["standard_type"]].append(span)
+            if declared := declared_standard(doc):     # standard_type or standard: {layout, …}
+                kinds[declared["layout"]].append(span)
         out = [Series("datasets.total", "datasets", "公開データセット（合計）",
                       "Published datasets (all)", "件", "stock", "datasets",
                       stock(m.ends_utc, spans))]
