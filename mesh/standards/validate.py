@@ -14,9 +14,11 @@ What fails: a blank required cell, a value that is not of the column's type, not
 or not matching its pattern, a latitude/longitude outside Japan, a missing required column, a
 repeated column, a row with the wrong number of cells.
 
-Checks are vectorised with ``pyarrow.compute`` over whole columns read by ``pyarrow.csv``; there is
-no Python loop per cell. The :class:`Report` groups problems by column and kind with a count and
-the first three examples, rendered in Japanese and English without any Python repr.
+The file is read in batches by ``pyarrow.csv.open_csv`` (every column as text), and each group of
+rows is checked on a worker thread while the next is read. Checks are vectorised with
+``pyarrow.compute``, on a batch's distinct values where a column repeats itself; there is no Python
+loop per cell. The :class:`Report` groups problems by column and kind with a count and the first
+three examples in file order, rendered in Japanese and English without any Python repr.
 """
 
 from __future__ import annotations
