@@ -316,9 +316,11 @@ class _ColumnCheck:
         out: dict[str, Any] = {}
         if f.required:
             out["required"] = blank
+        is_number = None  # the number pattern's matches, when the type check has them
         for kind, _ja, _en in self.checks:
             if kind == "type":
                 ok = pc.match_substring_regex(value, _TYPE_PATTERNS[f.type])
+                is_number = ok if f.type == "number" else None
             elif kind == "uri":
                 ok = pc.match_substring_regex(value, _URI)
             elif kind == "enum":
@@ -326,7 +328,9 @@ class _ColumnCheck:
             elif kind == "pattern":
                 ok = pc.match_substring_regex(value, f"(?:{f.pattern})")
             else:  # range
-                numeric = pc.and_(filled, pc.match_substring_regex(value, _NUMBER))
+                if is_number is None:
+                    is_number = pc.match_substring_regex(value, _NUMBER)
+                numeric = pc.and_(filled, is_number)
                 as_num = pc.cast(pc.if_else(numeric, value, "0"), pa.float64())
                 lo, hi = JAPAN_BOUNDS[self.axis]
                 out[kind] = pc.and_(numeric, pc.or_(pc.less(as_num, lo), pc.greater(as_num, hi)))
