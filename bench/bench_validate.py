@@ -1,8 +1,8 @@
 """Validating a 1M-row CSV file against its standard layout (issue 15; goal ≥ 500k rows/s).
 
-``python bench/bench_validate.py [--rows N] [--reps N] [--keep]`` writes a 公衆トイレ一覧 file in the
-自治体標準オープンデータセット layout (39 columns, realistic values: blank optional and enum cells,
-``24:00``, full-width digits, half-width kana, ``ー`` placeholders, quoted line breaks, a position
+``python bench/bench_validate.py [--rows N] [--reps N] [--keep] [--file F]`` writes a 公衆トイレ一覧
+file in the 自治体標準オープンデータセット layout (39 columns, realistic values: blank optional and
+enum cells, ``24:00``, full-width digits, half-width kana, ``ー`` placeholders, quoted line breaks, a position
 that differs on every row), then times, alternating in the same run: the baseline (the same
 ``pyarrow.csv.open_csv`` reader with the same options that ``validate_csv`` uses, every batch read,
 nothing checked), the full validation (``mesh.standards.validate.validate_csv``), and for reference
@@ -81,9 +81,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--file", type=Path, help="validate this file (written by an earlier --keep run)")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench_validate_"))
+    work = None if args.file else Path(tempfile.mkdtemp(prefix="bench_validate_"))
     path = args.file or work / "toilets.csv"
-    if not args.file:
+    if work is not None:
         print(f"writing {args.rows} rows to {path}", file=sys.stderr)
         write_file(path, args.rows)
     standard = get_standard("公衆トイレ一覧", "自治体標準オープンデータセット")
@@ -121,10 +121,10 @@ def main() -> None:
                       "samples_s": [round(x, 3) for x in table],
                       "what": "pyarrow.csv.read_csv of the whole file into one table, same parse and "
                               "convert options, 4 MiB blocks (the previous validate_csv's read)"}))
-    if not args.keep and not args.file:
+    if work is not None and not args.keep:
         path.unlink()
         work.rmdir()
-    elif not args.file:
+    elif work is not None:
         print(f"kept {path}", file=sys.stderr)
 
 
