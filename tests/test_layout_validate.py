@@ -141,3 +141,56 @@ def test_cli_check_prints_report_and_exit_code(tmp_path):
     assert (doc["layout"], doc["edition"]) == ("公衆トイレ一覧", "自治体標準オープンデータセット")
     result = runner.invoke(main, ["connector", "dataset", "check", "--standard", "ない一覧", str(bad)])
     assert result.exit_code == 1 and "ない一覧" in result.output
+
+
+def test_rows_checked_in_groups_count_and_show_first_examples_in_file_order(tmp_path, monkeypatch):
+    """validate_csv reads in batches and checks groups of rows as they come: counts add up over the
+    groups, examples stay the first three in the file, whichever path a column's cells took (plain
+    digits accepted at once, distinct values, cell by cell once a column holds mostly distinct values)."""
+    import mesh.standards.validate as v
+
+    header = TOILETS.column_names
+    count, time_, lat, name = (header.index(c) for c in ("男性トイレ総数", "利用開始時間", "緯度", "名称"))
+    rows = []
+    for n in range(400):
+        cells = [""] * len(header)
+        cells[name] = "A" if n % 50 else "　"  # ideographic space only: blank after NFKC
+        cells[count] = str(n) if n % 97 else ("２" if n % 2 else "x")  # full-width 2 passes, x fails
+        cells[time_] = "24:00" if n % 61 else "25:00"
+        cells[lat] = f"35.{n:04d}" if n % 83 else "1.5"
+        rows.append(",".join(cells))
+    path = write(tmp_path, ",".join(header) + "\n" + "\n".join(rows) + "\n")
+    expected = None
+    for group in (1 << 17, 7, 1):
+        monkeypatch.setattr(v, "GROUP_ROWS", group)
+        monkeypatch.setattr(v, "BLOCK_SIZE", 1 << 10)
+        report = validate_csv(path, TOILETS)
+        found = {(p.column, p.kind): (p.count, p.examples) for p in report.errors}
+        assert found == {
+            ("名称", "required"): (8, ((2, "　"), (52, "　"), (102, "　"))),
+            ("男性トイレ総数", "type"): (3, ((2, "x"), (196, "x"), (390, "x"))),
+            ("利用開始時間", "type"): (7, ((2, "25:00"), (63, "25:00"), (124, "25:00"))),
+            ("緯度", "range"): (5, ((2, "1.5"), (85, "1.5"), (168, "1.5"))),
+        }, group
+        assert report.rows == 400
+        expected = expected or report.to_json()
+        assert report.to_json() == expected
+
+
+def test_digit_placeholder_is_blank_not_a_number(tmp_path):
+    """A placeholder made of digits (9999) is blank, so a required number column reports it."""
+    import dataclasses
+
+    header = TOILETS.column_names
+    i = header.index("男性トイレ総数")
+    fields = [dataclasses.replace(f, required=True) if f.name == "男性トイレ総数" else f
+              for f in TOILETS.fields]
+    layout = dataclasses.replace(TOILETS, fields=tuple(fields))
+    cells = [""] * len(header)
+    cells[header.index("名称")] = "A"
+    cells[i] = "9999"
+    path = write(tmp_path, ",".join(header) + "\n" + ",".join(cells) + "\n")
+    assert validate_csv(path, layout).conforms
+    report = validate_csv(path, layout, missing_values={"男性トイレ総数": ["9999"]})
+    found = [(p.column, p.kind, p.examples) for p in report.errors]
+    assert found == [("男性トイレ総数", "required", ((2, "9999"),))]

@@ -14,9 +14,11 @@ What fails: a blank required cell, a value that is not of the column's type, not
 or not matching its pattern, a latitude/longitude outside Japan, a missing required column, a
 repeated column, a row with the wrong number of cells.
 
-Checks are vectorised with ``pyarrow.compute`` over whole columns read by ``pyarrow.csv``; there is
-no Python loop per cell. The :class:`Report` groups problems by column and kind with a count and
-the first three examples, rendered in Japanese and English without any Python repr.
+The file is read in batches by ``pyarrow.csv.open_csv`` (every column as text), and each group of
+rows is checked on a worker thread while the next is read. Checks are vectorised with
+``pyarrow.compute``, on a batch's distinct values where a column repeats itself; there is no Python
+loop per cell. The :class:`Report` groups problems by column and kind with a count and the first
+three examples in file order, rendered in Japanese and English without any Python repr.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ JAPAN_BOUNDS = {"lat": (20, 46), "lon": (122, 154)}
 _LAT_NAMES = {"緯度", "latitude", "lat"}
 _LON_NAMES = {"経度", "longitude", "lon", "lng"}
 EXAMPLES = 3
+#: Bytes per block read and parsed (small blocks parse faster: they stay in the CPU cache).
+BLOCK_SIZE = 1 << 20
+#: Rows checked together: enough that the per-call cost of pyarrow.compute vanishes.
+GROUP_ROWS = 1 << 17
 
 _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -175,8 +180,19 @@ def detect_encoding(sample: bytes, *, complete: bool = True) -> str:
     return "utf-8"
 
 
-def _read(path: Path, encoding: str | None) -> tuple[list[str], Any, int, list[int], str]:
-    """Header, pyarrow table of strings, rows read, record numbers of rows of the wrong length, encoding."""
+@dataclass
+class _Source:
+    """An open CSV file: its header, a streaming reader of string batches, the record numbers of
+    rows of the wrong length (filled in while reading) and the encoding."""
+
+    header: list[str]
+    reader: Any
+    bad_rows: list[int]
+    encoding: str
+
+
+def _open(path: Path, encoding: str | None) -> _Source:
+    """Open ``path`` for reading in batches of strings (every column as text, blank as ``""``)."""
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
@@ -194,14 +210,23 @@ def _read(path: Path, encoding: str | None) -> tuple[list[str], Any, int, list[i
         return "skip"
 
     arrow_enc = "utf8" if enc in ("utf-8", "utf-8-sig") else enc
-    table = pacsv.read_csv(
+    reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, encoding=arrow_enc,
-                                       block_size=1 << 22),
+                                       block_size=BLOCK_SIZE),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                              strings_can_be_null=False, quoted_strings_can_be_null=False))
-    return header, table, table.num_rows, bad, enc
+    return _Source(header, reader, bad, enc)
+
+
+def _batches(source: _Source):
+    """The reader's batches, then nothing (also for a file with a header and no rows)."""
+    while True:
+        try:
+            yield source.reader.read_next_batch()
+        except StopIteration:
+            return
 
 
 # ---------------------------------------------------------------------------- checking
@@ -224,66 +249,141 @@ def _missing_values(standard: StandardSchema, f: StandardField,
     return sorted({_nfkc(v) for v in values if isinstance(v, str) and _nfkc(v)})
 
 
-def _examples(mask, raw, row_offset: int = 2) -> tuple[int, tuple[tuple[int, str], ...]]:
-    import pyarrow.compute as pc
+class _ColumnCheck:
+    """The checks of one column, run batch after batch; counts and first examples add up in row order.
 
-    count = pc.sum(mask).as_py() or 0
-    if not count:
-        return 0, ()
-    idx = pc.indices_nonzero(mask).slice(0, EXAMPLES)
-    values = pc.take(raw, idx).to_pylist()
-    return count, tuple((int(i) + row_offset, v) for i, v in zip(idx.to_pylist(), values, strict=True))
+    Every check is a function of the cell alone: the cell's value is its NFKC form, trimmed (only
+    trimmed in a column that is merely required). So the checks run on the distinct values of a
+    batch and are mapped back to the rows (real columns repeat a few values: counts, 有/無, times,
+    codes), or on the cells themselves once a column turns out to hold mostly distinct values.
+    Number and integer columns first accept plain ASCII digit strings, which pass whatever
+    normalisation does, and check only the remaining cells.
+    """
+
+    def __init__(self, f: StandardField, index: int, placeholders: list[str]) -> None:
+        import pyarrow as pa
+
+        self.field, self.index = f, index
+        key = normalize_header(f.name)
+        self.axis = "lat" if key in _LAT_NAMES or f.title_en.lower() in _LAT_NAMES else \
+            "lon" if key in _LON_NAMES or f.title_en.lower() in _LON_NAMES else None
+        self.placeholders = pa.array(placeholders, pa.string()) if placeholders else None
+        # Plain ASCII, or a column only checked for blanks, needs no normalisation beyond trimming.
+        self.typed = bool(f.type in _TYPE_PATTERNS or f.format == "uri" or f.enum or f.pattern
+                          or self.axis or placeholders)
+        self.checks: list[tuple[str, str, str]] = []  # kind, detail_ja, detail_en
+        if f.type in _TYPE_PATTERNS:
+            self.checks.append(("type", *_TYPE_WORDS[f.type]))
+        if f.format == "uri":
+            self.checks.append(("uri", "", ""))
+        self.allowed = sorted({_nfkc(v) for v in f.enum if _nfkc(v)}) if f.enum else []
+        if f.enum:
+            self.checks.append(("enum", "、".join(self.allowed), ", ".join(self.allowed)))
+        if f.pattern:
+            self.checks.append(("pattern", f.pattern, f.pattern))
+        self.ranged = bool(self.axis and f.type in ("number", "integer"))
+        if self.ranged:
+            lo, hi = JAPAN_BOUNDS[self.axis]
+            self.checks.append(("range", f"{'緯度' if self.axis == 'lat' else '経度'} {lo}〜{hi}",
+                                f"{'latitude' if self.axis == 'lat' else 'longitude'} {lo} to {hi}"))
+        # An ASCII digit string is its own NFKC form, untrimmed, a number and an integer; it is
+        # accepted at once unless it could be a placeholder or must lie within Japan.
+        self.digits_pass = (f.type in ("number", "integer") and not (f.format == "uri" or f.enum
+                            or f.pattern or self.ranged)
+                            and not any(p.isascii() and p.isdigit() for p in placeholders))
+        self.distinct = True  # check distinct values; off once a batch is mostly distinct values
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[tuple[int, str]]] = {}
+
+    @property
+    def needed(self) -> bool:
+        """False for free text where a blank is allowed: nothing to check."""
+        return bool(self.field.required or self.checks)
+
+    def _failures(self, raw) -> dict[str, Any]:
+        """kind -> boolean mask over ``raw`` of the cells failing that check (the original rules)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        f = self.field
+        ascii_only = not self.typed or pc.all(pc.string_is_ascii(raw)).as_py() is not False
+        value = raw if ascii_only else pc.utf8_normalize(raw, "NFKC")
+        value = pc.utf8_trim_whitespace(value)
+        blank = pc.equal(value, "")
+        if self.placeholders is not None:
+            blank = pc.or_(blank, pc.is_in(value, value_set=self.placeholders))
+        filled = pc.invert(blank)
+        out: dict[str, Any] = {}
+        if f.required:
+            out["required"] = blank
+        is_number = None  # the number pattern's matches, when the type check has them
+        for kind, _ja, _en in self.checks:
+            if kind == "type":
+                ok = pc.match_substring_regex(value, _TYPE_PATTERNS[f.type])
+                is_number = ok if f.type == "number" else None
+            elif kind == "uri":
+                ok = pc.match_substring_regex(value, _URI)
+            elif kind == "enum":
+                ok = pc.is_in(value, value_set=pa.array(self.allowed, pa.string()))
+            elif kind == "pattern":
+                ok = pc.match_substring_regex(value, f"(?:{f.pattern})")
+            else:  # range
+                if is_number is None:
+                    is_number = pc.match_substring_regex(value, _NUMBER)
+                numeric = pc.and_(filled, is_number)
+                as_num = pc.cast(pc.if_else(numeric, value, "0"), pa.float64())
+                lo, hi = JAPAN_BOUNDS[self.axis]
+                out[kind] = pc.and_(numeric, pc.or_(pc.less(as_num, lo), pc.greater(as_num, hi)))
+                continue
+            out[kind] = pc.and_(filled, pc.invert(ok))
+        return out
+
+    def run(self, raw, first_row: int) -> None:
+        """Check the cells ``raw`` (an array of strings) whose first is data row ``first_row`` (0-based)."""
+        import pyarrow.compute as pc
+
+        where = None  # positions in raw of the cells checked, when not all of them
+        if self.digits_pass:
+            rest = pc.invert(pc.ascii_is_decimal(raw))
+            n = pc.sum(rest).as_py() or 0
+            if n == 0:
+                return
+            if n < len(raw):
+                where = pc.indices_nonzero(rest)
+                raw = pc.take(raw, where)
+        if self.distinct:
+            encoded = pc.dictionary_encode(raw)
+            uniques, codes = encoded.dictionary, encoded.indices
+            self.distinct = len(uniques) * 4 <= len(raw)
+            masks = {k: m for k, m in self._failures(uniques).items() if pc.any(m).as_py()}
+            masks = {k: pc.take(m, codes) for k, m in masks.items()}
+        else:
+            masks = self._failures(raw)
+        for kind, mask in masks.items():
+            count = pc.sum(mask).as_py() or 0
+            if not count:
+                continue
+            self.counts[kind] = self.counts.get(kind, 0) + count
+            shown = self.examples.setdefault(kind, [])
+            if len(shown) < EXAMPLES:
+                idx = pc.indices_nonzero(mask).slice(0, EXAMPLES - len(shown))
+                values = pc.take(raw, idx).to_pylist()
+                rows = (pc.take(where, idx) if where is not None else idx).to_pylist()
+                shown += [(first_row + int(r) + 2, v) for r, v in zip(rows, values, strict=True)]
+
+    def problems(self) -> list[Problem]:
+        kinds = ["required"] * bool(self.field.required) + [k for k, _ja, _en in self.checks]
+        details = {k: (ja, en) for k, ja, en in self.checks}
+        return [Problem(self.field.name, k, self.counts[k], tuple(self.examples[k]),
+                        *details.get(k, ("", ""))) for k in kinds if self.counts.get(k)]
 
 
-def _check_column(f: StandardField, raw, placeholders: list[str]) -> list[Problem]:
+def _check_all(columns: list[_ColumnCheck], batches: list[Any], first_row: int) -> None:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    key = normalize_header(f.name)
-    axis = "lat" if key in _LAT_NAMES or f.title_en.lower() in _LAT_NAMES else \
-        "lon" if key in _LON_NAMES or f.title_en.lower() in _LON_NAMES else None
-    if not (f.required or f.type in _TYPE_PATTERNS or f.format == "uri" or f.enum or f.pattern or axis):
-        return []  # free text, blank allowed: nothing to check
-    # Plain ASCII, or a column only checked for blanks, needs no normalisation beyond trimming.
-    typed = f.type in _TYPE_PATTERNS or f.format == "uri" or f.enum or f.pattern or axis or placeholders
-    ascii_only = not typed or pc.all(pc.string_is_ascii(raw)).as_py() is not False
-    value = raw if ascii_only else pc.utf8_normalize(raw, "NFKC")
-    value = pc.utf8_trim_whitespace(value)
-    blank = pc.equal(value, "")
-    if placeholders:
-        blank = pc.or_(blank, pc.is_in(value, value_set=pa.array(placeholders)))
-    filled = pc.invert(blank)
-    out: list[Problem] = []
-    if f.required:
-        n, ex = _examples(blank, raw)
-        if n:
-            out.append(Problem(f.name, "required", n, ex))
-    checks: list[tuple[str, Any, str, str]] = []
-    if f.type in _TYPE_PATTERNS:
-        ja, en = _TYPE_WORDS[f.type]
-        checks.append(("type", pc.match_substring_regex(value, _TYPE_PATTERNS[f.type]), ja, en))
-    if f.format == "uri":
-        checks.append(("uri", pc.match_substring_regex(value, _URI), "", ""))
-    if f.enum:
-        allowed = sorted({_nfkc(v) for v in f.enum if _nfkc(v)})
-        checks.append(("enum", pc.is_in(value, value_set=pa.array(allowed)),
-                       "、".join(allowed), ", ".join(allowed)))
-    if f.pattern:
-        checks.append(("pattern", pc.match_substring_regex(value, f"(?:{f.pattern})"), f.pattern, f.pattern))
-    for kind, ok, ja, en in checks:
-        n, ex = _examples(pc.and_(filled, pc.invert(ok)), raw)
-        if n:
-            out.append(Problem(f.name, kind, n, ex, ja, en))
-    if axis and f.type in ("number", "integer"):
-        numeric = pc.and_(filled, pc.match_substring_regex(value, _NUMBER))
-        as_num = pc.cast(pc.if_else(numeric, value, "0"), pa.float64())
-        lo, hi = JAPAN_BOUNDS[axis]
-        outside = pc.and_(numeric, pc.or_(pc.less(as_num, lo), pc.greater(as_num, hi)))
-        n, ex = _examples(outside, raw)
-        if n:
-            out.append(Problem(f.name, "range", n, ex, f"{'緯度' if axis == 'lat' else '経度'} {lo}〜{hi}",
-                               f"{'latitude' if axis == 'lat' else 'longitude'} {lo} to {hi}"))
-    return out
+    for check in columns:
+        raw = pa.concat_arrays([b.column(check.index) for b in batches])
+        check.run(raw, first_row)
 
 
 def validate_csv(path: str | Path, standard: StandardSchema, *,
@@ -295,37 +395,56 @@ def validate_csv(path: str | Path, standard: StandardSchema, *,
     column name (or ``"*"``) to a list. ``encoding`` defaults to detection (UTF-8 with or without
     BOM, UTF-16 with BOM, else CP932).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     extra: dict[str, list[str]] = {}
     if isinstance(missing_values, Mapping):
         for k, v in missing_values.items():
             extra[k if k == "*" else normalize_header(k)] = [v] if isinstance(v, str) else list(v)
     else:
         extra["*"] = list(missing_values)
-    header, table, rows, bad_rows, enc = _read(Path(path), encoding)
-    report = Report(standard.title, standard.edition, rows, enc)
+    source = _open(Path(path), encoding)
+    header = source.header
+    first: dict[str, int] = {}
+    for i, name in enumerate(header):
+        first.setdefault(normalize_header(name), i)
+    columns = [_ColumnCheck(f, first[normalize_header(f.name)], _missing_values(standard, f, extra))
+               for f in standard.fields if normalize_header(f.name) in first]
+    columns = [c for c in columns if c.needed]
+    # Rows are checked a group of batches at a time on a worker thread while the next group is
+    # read (pyarrow releases the GIL in both); one group waits at most, so memory stays bounded.
+    rows = 0
+    pending = None
+    group: list[Any] = []
+    group_rows = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for batch in _batches(source):
+            group.append(batch)
+            group_rows += batch.num_rows
+            if group_rows >= GROUP_ROWS:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(_check_all, columns, group, rows)
+                rows += group_rows
+                group, group_rows = [], 0
+        if pending is not None:
+            pending.result()
+        if group_rows:
+            _check_all(columns, group, rows)
+            rows += group_rows
+    report = Report(standard.title, standard.edition, rows, source.encoding)
     for m in check_csv_header(standard.label, header):
         kind = {"missing": "missing_column", "duplicate": "duplicate_column",
                 "missing_optional": "missing_optional_column", "extra": "extra_column"}.get(m.kind)
         if kind:
             report.problems.append(Problem(m.column, kind, 0))
+    bad_rows = source.bad_rows
     if bad_rows:
         report.problems.append(Problem("（行）/ (rows)", "row_length", len(bad_rows),
                                        tuple((n, "") for n in bad_rows[:EXAMPLES])))
-    first: dict[str, int] = {}
-    for i, name in enumerate(header):
-        first.setdefault(normalize_header(name), i)
-    from concurrent.futures import ThreadPoolExecutor
-
-    jobs = [(f, first[normalize_header(f.name)]) for f in standard.fields
-            if normalize_header(f.name) in first]
-    # pyarrow.compute releases the GIL: columns are checked side by side.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        results = pool.map(lambda job: _check_column(job[0], table.column(job[1]).combine_chunks(),
-                                                     _missing_values(standard, job[0], extra)), jobs)
-        for problems in results:
-            report.problems.extend(problems)
+    for check in columns:
+        report.problems.extend(check.problems())
     return report
-
 
 
 def read_header(path: str | Path, encoding: str | None = None) -> list[str]:
