@@ -107,22 +107,23 @@ def participant_import(data_dir: Path, path: Path | None, only_prefecture: str |
         if prefecture is None:
             raise InvalidRequest(f"--only-prefecture {only_prefecture!r} names no prefecture",
                                  message_ja=f"--only-prefecture {only_prefecture!r} は都道府県ではありません")
-    listed = read_body_list(path, prefecture)
 
     async def run(admin: AdminService, who):
         if dry_run:
-            return await import_bodies(admin.store.db, listed, dry_run=True)
-        details = {"source": listed.source, "sha256": listed.sha256,
-                   "only_prefecture": prefecture}
+            listed = read_body_list(path, prefecture)
+            return listed, await import_bodies(admin.store.db, listed, dry_run=True)
+        details: dict = {"source": str(path or "shipped list"), "only_prefecture": prefecture}
 
-        async def act():
+        async def act():     # a refused list (a bad row) is audited with its error code too
+            listed = read_body_list(path, prefecture)
+            details["sha256"] = listed.sha256
             result = await import_bodies(admin.store.db, listed)
             details.update(result.counts())
-            return result
+            return listed, result
 
         return await admin.run(who, "participant.import", prefecture or "all", details, act)
 
-    result = as_admin(data_dir, run)
+    listed, result = as_admin(data_dir, run)
     if as_json:
         click.echo(json.dumps(result.to_json(listed), ensure_ascii=False))
     else:
