@@ -82,6 +82,55 @@ def participant_add(data_dir: Path, pid: str, name: str, kind: str) -> None:
     click.echo(f"参加者を登録しました / participant added: {p.id} {p.name} ({p.type})")
 
 
+@participant.command("import")
+@data_dir_option
+@click.option("--file", "path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CSV with code,name[,prefecture,reading]; default: the shipped list of "
+                   "全国地方公共団体コード (mesh/municipalities.csv).")
+@click.option("--only-prefecture", default=None,
+              help="Only this prefecture's bodies: 28, 兵庫県, hyogo …")
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@report_errors
+def participant_import(data_dir: Path, path: Path | None, only_prefecture: str | None,
+                       dry_run: bool, as_json: bool) -> None:
+    """Register every local public body of the list as a participant, in one transaction
+    (designated cities' wards and the 北方領土 villages are not bodies and are left out)."""
+    import json
+
+    from mesh.places import prefecture_code
+    from registry.participants_import import import_bodies, read_body_list
+
+    prefecture = None
+    if only_prefecture is not None:
+        prefecture = prefecture_code(only_prefecture)
+        if prefecture is None:
+            raise InvalidRequest(f"--only-prefecture {only_prefecture!r} names no prefecture",
+                                 message_ja=f"--only-prefecture {only_prefecture!r} は都道府県ではありません")
+
+    async def run(admin: AdminService, who):
+        if dry_run:
+            listed = read_body_list(path, prefecture)
+            return listed, await import_bodies(admin.store.db, listed, dry_run=True)
+        details: dict = {"source": str(path or "shipped list"), "only_prefecture": prefecture}
+
+        async def act():     # a refused list (a bad row) is audited with its error code too
+            listed = read_body_list(path, prefecture)
+            details["sha256"] = listed.sha256
+            result = await import_bodies(admin.store.db, listed)
+            details.update(result.counts())
+            return listed, result
+
+        return await admin.run(who, "participant.import", prefecture or "all", details, act)
+
+    listed, result = as_admin(data_dir, run)
+    if as_json:
+        click.echo(json.dumps(result.to_json(listed), ensure_ascii=False))
+    else:
+        for line in result.summary():
+            click.echo(line)
+
+
 @participant.command("list")
 @data_dir_option
 @report_errors

@@ -197,4 +197,7 @@ MIGRATIONS = [
     DATAMAP_MIGRATION,
     # 14: outcome indicators the operator defines, and their monthly values (registry/kpi/)
     KPI_MIGRATION,
+    # 15: a participant's reading (katakana), from the list of 全国地方公共団体コード
+    # (registry/participants_import.py)
+    "ALTER TABLE participants ADD COLUMN reading TEXT",
 ]
