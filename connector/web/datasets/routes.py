@@ -166,6 +166,8 @@ async def dataset_preview(request: web.Request) -> web.Response:
     problem = preview.problem
     return await render(request, "datasets/preview.html",
                         {"entry": entry, "preview": preview,
+                         "edition_keys": {e: f"datasets.edition.{k}"
+                                          for e, k in standards.EDITION_KEYS.items()},
                          "problem_text": _text(problem, lang) if problem else "",
                          "columns_problems": (problem.details or {}).get("columns", [])
                          if problem and problem.code == "header_mismatch" else [],
