@@ -13,6 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mesh.datasets import declared_standard
+
 DEFAULT_REGISTRY = "http://127.0.0.1:7780"
 registry_option = click.option("--registry", default=DEFAULT_REGISTRY, show_default=True,
                                envvar="AREAMESH_CATALOG_REGISTRY", show_envvar=True,
@@ -37,6 +39,27 @@ def _get(base: str, path: str, params: dict[str, Any] | None = None) -> dict[str
         click.echo(f"エラー: レジストリ {base} に接続できません / cannot reach {base}: {exc.reason}",
                    err=True)
         sys.exit(1)
+
+
+def _standard_text(d: dict[str, Any]) -> str:
+    """``layout（edition id）`` of the layout the dataset declares (``standard`` or, as the 2026
+    edition, ``standard_type``), or ``-``."""
+    declared = declared_standard(d)
+    if declared is None:        # a layout this client does not know: as the registry wrote it
+        raw = d.get("standard")
+        if isinstance(raw, dict) and raw.get("layout"):
+            return f"{raw['layout']}（{raw.get('edition', '?')}）"
+        return d.get("standard_type") or "-"
+    return f"{declared['layout']}（{declared['edition']}）"
+
+
+def _missing_text(missing: Any) -> str:
+    if isinstance(missing, list):
+        missing = {"*": missing}
+    if not isinstance(missing, dict):
+        return str(missing)
+    return "; ".join(f"{'全列 / every column' if col == '*' else col}: {' '.join(map(str, v))}"
+                     for col, v in missing.items())
 
 
 @click.group()
@@ -89,7 +112,7 @@ def show(dataset_id: str, registry: str) -> None:
     rows = [("公開者 / publisher", f"{d['publisher_name']} ({d['publisher']})"),
             ("分野 / themes", "・".join(d["themes"])),
             ("キーワード / keywords", ", ".join(d["keywords"])),
-            ("標準データセット / standard", d.get("standard_type") or "-"),
+            ("標準データセット / standard", _standard_text(d)),
             ("データ分類 / classification", d["classification"]),
             ("管理方式 / management", d["management"]),
             ("更新頻度 / frequency", d["update_frequency"]),
@@ -100,6 +123,9 @@ def show(dataset_id: str, registry: str) -> None:
     table = Table(show_header=False)
     table.add_column()
     table.add_column(overflow="fold")
+    missing = (declared_standard(d) or {}).get("missingValues")
+    if missing:
+        rows.insert(4, ("欠損値の表記 / missing values", _missing_text(missing)))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)

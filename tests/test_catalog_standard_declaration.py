@@ -15,7 +15,7 @@ import yaml
 from mesh import standards
 
 from .catalog_fixtures import dataset, publish_direct, setup_catalog_mesh
-from .conftest import MeshHarness, http_json
+from .conftest import MeshHarness, http_json, run_cli
 from .layout_fixtures import PLACEHOLDER, conforming_csv
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,13 @@ async def test_declared_layout_and_edition_through_the_catalog(harness: MeshHarn
     assert "公衆トイレ一覧 (Standard municipal open datasets)" in english
     results = await get_text(h, "/?q=トイレ", BROWSER)
     assert "公衆トイレ一覧（自治体標準オープンデータセット）" in results
+    # the consumer CLI prints the edition (and the declared placeholders) too
+    rc, out, err = await run_cli("catalog", "show", "himeji-toilets", "--registry", h.http_url,
+                               env={"COLUMNS": "250"})
+    assert rc == 0 and f"公衆トイレ一覧（{JICHITAI}）" in out and "男性トイレ総数: 不明" in out, err
+    rc, out, err = await run_cli("catalog", "show", "himeji-aed", "--registry", h.http_url,
+                               env={"COLUMNS": "250"})
+    assert rc == 0 and f"AED設置箇所一覧（{standards.DEFAULT_EDITION}）" in out, err
 
     # DCAT: dct:conformsTo names the layout and the edition
     catalog = json.loads(await get_text(h, "/catalog.jsonld"))

@@ -4,6 +4,7 @@ tampering included), uploads, the source check and preview, publish, withdraw an
 
 from __future__ import annotations
 
+import json
 import re
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from areamesh.demo_catalog import TENANT
+from mesh.standards import DEFAULT_EDITION
 
 from .browser.conftest import PASSWORD
 from .conftest import MeshHarness, http_json
@@ -310,5 +312,66 @@ async def test_offer_form_preview_and_save(mesh):
         again = await http_json(f"{h.http_url}/api/v1/datasets/kakogawa-aed")
         assert again["title"]["ja"] == "加古川市 AED（改訂）" and again["version"] > found["version"]
         assert [o["id"] for o in again["offers"]] == ["bousai-use"]          # offers kept
+    finally:
+        await admin.close()
+
+
+async def test_standard_layout_edition_and_missing_values_in_the_form(mesh):
+    h, base = mesh
+    files = h.root / "kakogawa" / "publishers" / "282103" / "files"
+    write_csv(files / "aed.csv")
+    admin = await sign_in(base, "tanaka")
+    try:
+        token = await csrf(admin, base)
+        async with admin.get(base + "/admin/datasets/new") as r:
+            text = await r.text()
+        assert text.count("<optgroup") == 3 and 'name="standard_edition"' in text
+        jichitai = "自治体標準オープンデータセット"
+        toilets = form("kakogawa-toilets", schema="", mapping="", standard_layout="公衆トイレ一覧",
+                       standard_edition=jichitai, standard_missing="色: ー")
+        status, text, _ = await post(admin, base + "/admin/datasets/new", toilets, token)
+        assert status == 400 and 'id="f-standard_missing-error"' in text
+        assert "standard.missingValues.色" in text
+        status, text, _ = await post(admin, base + "/admin/datasets/new",
+                                     {**toilets, "standard_layout": "文化財一覧", "standard_missing": ""},
+                                     token)
+        assert status == 400 and 'id="f-standard_layout-error"' in text
+        status, text, _ = await post(admin, base + "/admin/datasets/new",
+                                     {**toilets, "standard_edition": "1999"}, token)
+        assert status == 400 and 'id="f-standard_edition-error"' in text
+        # valid: stored as standard {layout, edition id, missingValues}, shown as layout（edition）
+        declared = {**toilets, "standard_missing": "*: ー\n男性トイレ総数: 不明"}
+        status, _, _ = await post(admin, base + "/admin/datasets/new", declared, token)
+        assert status == 303, _
+        draft = json.loads((files.parent / "drafts" / "kakogawa-toilets.json").read_text())
+        assert draft["description"]["standard"] == {
+            "layout": "公衆トイレ一覧", "edition": jichitai,
+            "missingValues": {"*": ["ー"], "男性トイレ総数": ["不明"]}}
+        async with admin.get(base + "/admin/datasets/kakogawa-toilets") as r:
+            assert f"公衆トイレ一覧（{jichitai}）" in await r.text()
+        async with admin.get(base + "/admin/datasets/kakogawa-toilets/edit") as r:
+            text = await r.text()
+        assert re.search(rf'<optgroup label="{jichitai}">\s*<option value="公衆トイレ一覧" selected>', text)
+        assert "男性トイレ総数: 不明" in text
+        # an old dataset (standard_type) shows the 2026 edition and is re-saved unchanged
+        status, _, _ = await post(admin, base + "/admin/datasets/new",
+                                  form("kakogawa-aed2", schema="", mapping="",
+                                       standard_layout="AED設置箇所一覧",
+                                       standard_edition=DEFAULT_EDITION), token)
+        assert status == 303, _
+        path = files.parent / "drafts" / "kakogawa-aed2.json"
+        before = json.loads(path.read_text())["description"]
+        assert before["standard_type"] == "AED設置箇所一覧" and "standard" not in before
+        async with admin.get(base + "/admin/datasets/kakogawa-aed2/edit") as r:
+            text = await r.text()
+        shown = {m[0]: m[1] for m in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', text)}
+        assert re.search(r'<option value="エリアデータ標準データモデル-2026" selected>', text)
+        values = form("kakogawa-aed2", schema="", mapping="", standard_layout="AED設置箇所一覧",
+                      standard_edition=DEFAULT_EDITION, standard_key=shown["standard_key"])
+        status, _, _ = await post(admin, base + "/admin/datasets/kakogawa-aed2/edit", values, token)
+        assert status == 303
+        assert json.loads(path.read_text())["description"] == before
+        async with admin.get(base + "/admin/datasets/kakogawa-aed2") as r:
+            assert "AED設置箇所一覧（エリアデータ標準データモデル 2026年版）" in await r.text()
     finally:
         await admin.close()

@@ -17,6 +17,7 @@ from connector.web.site import message_files
 from mesh.datasets import THEMES, parse_description, standard_errors
 from mesh.errors import InvalidRequest
 from mesh.ids import validate_local_government_code
+from mesh.standards import DEFAULT_EDITION
 from mesh.web.i18n import MessageCatalog
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "connector" / "web" / "templates" / "datasets"
@@ -38,7 +39,8 @@ def test_every_key_the_dataset_pages_use_is_in_the_catalog():
         | {f"datasets.offer.level.{v or 'none'}" for v in offers.LEVELS} \
         | {f"datasets.done.{d}" for d in ("saved", "published", "refreshed", "withdrawn", "offer_saved",
                                                   "offer_removed")} \
-        | {f"datasets.preview.column.{k}" for k in ("missing", "unexpected", "misnamed")}
+        | {f"datasets.preview.column.{k}" for k in ("missing", "unexpected", "misnamed")} \
+        | {e["key"] for e in forms.choices()["editions"]} | {"datasets.edition.other"}
     missing = sorted(k for k in used | built if not k.endswith(".") and k not in catalog.entries)
     assert not missing, missing
     python = Path(offers.__file__).read_text("utf-8") + Path(forms.__file__).read_text("utf-8")
@@ -65,9 +67,55 @@ def test_the_form_states_the_description_the_cli_would_read_and_back():
     ("title.ja", "title_ja"), ("title.en", "title_en"), ("themes[0]", "themes"),
     ("schema.fields[1].type", "schema"), ("schema[名称]", "schema"), ("spatial[3]", "spatial"),
     ("license", "license"), ("offers[0].policy.permissions", "access"), ("(document)", "_general"),
-    ("surprise", "_general")])
+    ("surprise", "_general"), ("standard.layout", "standard_layout"), ("standard", "standard_layout"),
+    ("standard.edition", "standard_edition"), ("standard.missingValues.色", "standard_missing"),
+    ("standard.missingValues", "standard_missing"), ("standard_type", "standard_layout")])
 def test_errors_find_their_fields(error_field: str, form_field: str):
     assert forms.field_of(error_field) == form_field
+
+
+def test_the_standard_fields_round_trip_and_keep_standard_type():
+    old = forms.description_of({**FORM, "standard_layout": "AED設置箇所一覧"}, publisher="282014")
+    assert old["standard_type"] == "AED設置箇所一覧" and "standard" not in old
+    shown = forms.form_of(old)
+    assert (shown["standard_layout"], shown["standard_edition"]) == ("AED設置箇所一覧", DEFAULT_EDITION)
+    assert forms.description_of(shown, publisher="282014") == old        # re-saved unchanged
+    declared = {"layout": "公衆トイレ一覧", "edition": "自治体標準",
+                "missingValues": {"*": ["ー"], "男性トイレ総数": ["不明", "-"]}}
+    doc = {**old, "schema": None, "standard": declared}
+    del doc["standard_type"], doc["schema"]
+    shown = forms.form_of(doc)
+    assert shown["standard_edition"] == "自治体標準オープンデータセット"
+    assert shown["standard_missing"] == "*: ー\n男性トイレ総数: 不明, -"
+    again = forms.description_of({**shown, "schema": ""}, publisher="282014")
+    assert again["standard"] == {**declared, "edition": "自治体標準オープンデータセット"}
+    parse_description(again, standard_check=standard_errors)
+    # a 2026 layout written as standard stays standard; one placeholder line for every column
+    explicit = forms.description_of({**FORM, "standard_layout": "AED設置箇所一覧", "standard_key": "standard",
+                                     "standard_missing": "ー、不明"}, publisher="282014")
+    assert explicit["standard"] == {"layout": "AED設置箇所一覧", "edition": DEFAULT_EDITION,
+                                    "missingValues": ["ー", "不明"]}
+    plain = forms.description_of(FORM, publisher="282014")
+    assert forms.description_of({**FORM, "standard_edition": DEFAULT_EDITION}, publisher="282014") == plain
+
+
+def test_standard_errors_land_on_their_fields():
+    cases = {"standard_edition": {"standard_layout": "公衆トイレ一覧", "standard_edition": "1999"},
+             "standard_layout": {"standard_layout": "文化財一覧", "standard_edition": DEFAULT_EDITION,
+                                 "standard_key": "standard"},
+             "standard_missing": {"standard_layout": "公衆トイレ一覧",
+                                  "standard_edition": "自治体標準オープンデータセット",
+                                  "standard_missing": "色: ー"}}
+    for field, values in cases.items():
+        doc = forms.description_of({**FORM, "schema": "", **values}, publisher="282014")
+        with pytest.raises(InvalidRequest) as caught:
+            parse_description(doc, standard_check=standard_errors)
+        placed = forms.errors_by_field(caught.value, "ja")
+        assert list(placed) == [field], (field, placed)
+    missing_layout = forms.description_of({**FORM, "standard_missing": "ー"}, publisher="282014")
+    with pytest.raises(InvalidRequest) as caught:
+        parse_description(missing_layout, standard_check=standard_errors)
+    assert list(forms.errors_by_field(caught.value, "ja")) == ["standard_layout"]
 
 
 def test_every_validation_error_lands_on_a_field():

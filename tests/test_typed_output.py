@@ -110,3 +110,61 @@ async def test_a_csv_dataset_arrives_typed_in_ndjson(harness):
         table = reader.read_all()
     assert table.schema.field("収容人数").type == pa.int64()
     assert table.column("バリアフリー").to_pylist() == [True, None, False]
+
+
+TOILETS = {"layout": "公衆トイレ一覧", "edition": "自治体標準"}
+TOILET_SCHEMA = {"fields": [{"name": "名称", "type": "string"},
+                            {"name": "男性トイレ総数", "type": "integer"},
+                            {"name": "女性トイレ総数", "type": "integer"}]}
+
+
+def _toilet_doc(missing: object = None) -> dict:
+    standard = {**TOILETS, **({"missingValues": missing} if missing is not None else {})}
+    return {"schema": TOILET_SCHEMA, "standard": standard}
+
+
+def test_the_standard_declares_missing_values_per_column_and_for_all():
+    batch = pa.record_batch({"名称": ["A公園", "B公園", "C公園"], "男性トイレ総数": ["3", "ー", ""],
+                             "女性トイレ総数": ["不明", "2", "ー"]})
+    per_column = SchemaTyping.for_dataset(batch.schema, _toilet_doc(
+        {"男性トイレ総数": ["ー"], "女性トイレ総数": ["不明", "ー"]}))
+    assert per_column.apply(batch).to_pylist() == [
+        {"名称": "A公園", "男性トイレ総数": 3, "女性トイレ総数": None},
+        {"名称": "B公園", "男性トイレ総数": None, "女性トイレ総数": 2},
+        {"名称": "C公園", "男性トイレ総数": None, "女性トイレ総数": None}]
+    for every in (["ー", "不明"], {"*": ["ー", "不明"]}):
+        typed = SchemaTyping.for_dataset(batch.schema, _toilet_doc(every)).apply(batch)
+        assert typed.column("女性トイレ総数").to_pylist() == [None, 2, None]
+    only_men = SchemaTyping.for_dataset(batch.schema, _toilet_doc({"男性トイレ総数": ["ー"]}))
+    with pytest.raises(FailedPrecondition) as exc:       # 女性トイレ総数's 不明 is not declared
+        only_men.apply(batch)
+    assert exc.value.details["column"] == "女性トイレ総数" and exc.value.details["value"] == "不明"
+    for undeclared in (_toilet_doc(), {"schema": TOILET_SCHEMA}):
+        with pytest.raises(FailedPrecondition) as exc:
+            SchemaTyping.for_dataset(batch.schema, undeclared).apply(batch)
+        assert exc.value.code == "schema_type_mismatch"
+
+
+@pytest.mark.integration
+async def test_declared_missing_values_arrive_as_null(harness):
+    h = harness
+    await setup_catalog_mesh(h, certify=("270008", "282014", "282103"), publish=False)
+    folder = h.root / "feed"
+    folder.mkdir()
+    source = folder / "toilets.csv"
+    with source.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["名称", "男性トイレ総数", "女性トイレ総数"],
+                                 ["A公園", "3", "ー"], ["B公園", "ー", "2"]])
+    desc = folder / "dataset.yaml"
+    doc = {**dataset_doc(source), **_toilet_doc({"*": ["ー"]})}
+    desc.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    rc, _, err = await h.cli("connector", "dataset", "add", "--data-dir", str(h.root / "osaka"),
+                             "--file", str(desc))
+    assert rc == 0, err
+    await h.start_connector("osaka")
+    agreement = await agree(h)
+    out = h.root / "got" / "toilets.ndjson"
+    rc, _, err = await fetch_cli(h, agreement, out)
+    assert rc == 0, err
+    assert ndjson_rows(out) == [{"名称": "A公園", "男性トイレ総数": 3, "女性トイレ総数": None},
+                                {"名称": "B公園", "男性トイレ総数": None, "女性トイレ総数": 2}]

@@ -200,7 +200,7 @@ class TransferProvider:
                 return
             gate = self._consent_gate(peer, auth, req, transfer_id) \
                 if auth.decision.requires_consent else None
-            typing = SchemaTyping(schema, auth.doc.get("schema"))  # integer columns as numbers
+            typing = SchemaTyping.for_dataset(schema, auth.doc)  # integer columns as numbers
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
                 arrow_schema=schema_bytes(typing.schema), incremental=incremental, max_records=cap or 0,

@@ -7,7 +7,9 @@ declares ``integer``, ``number`` or ``boolean`` into int64, float64 and bool (fu
 and thousands separators read as in the translator's casts), and a cell equal to one of the
 schema's ``missingValues`` (Table Schema; default ``[""]``, a field may declare its own) into
 null, in every declared column. Columns the source already types, and undeclared ones, pass as
-they are.
+they are. ``SchemaTyping.for_dataset`` adds the placeholders the description's ``standard``
+declares (``standard.missingValues``: a list or ``"*"`` for every column, or per column of the
+layout) to each column's own.
 
 A cell that is neither a missing value nor of the declared type is not guessed at: the transfer
 stops with ``schema_type_mismatch`` naming the column, the record and the value, so the
@@ -16,6 +18,7 @@ publisher can fix the file or declare the placeholder in ``missingValues``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connector.translate.casts import cast_strings
+from mesh.datasets import declared_standard
 from mesh.errors import FailedPrecondition
+from mesh.standards import normalize_header
 
 __all__ = ["SchemaTyping"]
 
@@ -50,7 +55,11 @@ def _strings(value: Any) -> tuple[str, ...] | None:
 class SchemaTyping:
     """The Arrow schema a dataset's records go out with, and the conversion of each batch."""
 
-    def __init__(self, source_schema: pa.Schema, table_schema: dict[str, Any] | None) -> None:
+    def __init__(self, source_schema: pa.Schema, table_schema: dict[str, Any] | None,
+                 declared_missing: Mapping[str, list[str]] | None = None) -> None:
+        """``declared_missing``: column (or ``*``) → placeholders added to the schema's own."""
+        extra = {normalize_header(str(k)): tuple(v) for k, v in (declared_missing or {}).items()
+                 if _strings(v) is not None}
         fields = (table_schema or {}).get("fields") if isinstance(table_schema, dict) else None
         declared = {f["name"]: f for f in fields or [] if isinstance(f, dict)
                     and isinstance(f.get("name"), str)}
@@ -65,7 +74,9 @@ class SchemaTyping:
                 out.append(f)
                 continue
             cast = TYPED.get(spec.get("type"))
-            column = _Column(f.name, cast, _strings(spec.get("missingValues")) or missing,
+            own = _strings(spec.get("missingValues")) or missing
+            added = extra.get("*", ()) + extra.get(normalize_header(f.name), ()) if extra else ()
+            column = _Column(f.name, cast, own + tuple(v for v in added if v not in own),
                              _strings(spec.get("trueValues")), _strings(spec.get("falseValues")))
             if cast is None and not column.missing:
                 out.append(f)
@@ -73,6 +84,17 @@ class SchemaTyping:
             self.columns[i] = column
             out.append(f.with_type(ARROW[cast]) if cast else f.with_type(pa.string()))
         self.schema = pa.schema(out, metadata=source_schema.metadata)
+
+    @classmethod
+    def for_dataset(cls, source_schema: pa.Schema, doc: Mapping[str, Any]) -> SchemaTyping:
+        """The typing of a published description: its ``schema`` plus the ``missingValues`` its
+        ``standard`` declares."""
+        standard = declared_standard(dict(doc)) or {}
+        declared = standard.get("missingValues")
+        if isinstance(declared, list):
+            declared = {"*": declared}
+        return cls(source_schema, doc.get("schema"),
+                   declared if isinstance(declared, dict) else None)
 
     @property
     def changes_anything(self) -> bool:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from connector.contracts.negotiation import MAX_PURPOSE, request_contract
 from connector.web.agreements.routes import NODE_KEY, can_change, page_number, scope_of
+from connector.web.datasets.standards import view as standard_view
 from mesh.errors import AreameshError, InvalidRequest, PermissionDenied
 from mesh.http_auth import NODE_ADMIN, NODE_READ
 from mesh.policy_text import describe_offer
@@ -97,6 +98,7 @@ async def show_dataset(request: web.Request, *, form: dict[str, str] | None = No
     offers = offers_of(view["doc"], {record.publisher_id: record.publisher_name})
     return await render(request, "catalog/dataset.html", {
         "ds": view, "offers": offers, "may_request": may_request(request),
+        "standard": standard_view(view["doc"]),
         "form": form or {"offer": offers[0]["id"] if offers else "", "purpose": ""},
         "error": error, "max_purpose": MAX_PURPOSE}, status=status)
 

@@ -11,15 +11,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mesh import standards
+from connector.web.datasets import standards
 from mesh.datasets import ACCESS, CLASSIFICATIONS, FREQUENCIES, MANAGEMENT_MODES, THEMES
 from mesh.errors import AreameshError
 
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp932")
 TEXT_FIELDS = ("id", "publisher", "title_ja", "title_en", "description_ja", "description_en",
-               "keywords", "standard_type", "schema", "classification", "management",
-               "update_frequency", "spatial", "license", "access", "subject_field",
-               "source_adapter", "source_path", "source_encoding", "mapping")
+               "keywords", "standard_layout", "standard_edition", "standard_missing", "schema",
+               "classification", "management", "update_frequency", "spatial", "license", "access",
+               "subject_field", "source_adapter", "source_path", "source_encoding", "mapping")
 GENERAL = "_general"
 _SPLIT = re.compile(r"[,、\s]+")
 
@@ -27,7 +27,7 @@ _SPLIT = re.compile(r"[,、\s]+")
 def choices() -> dict[str, Any]:
     return {"themes": THEMES, "classifications": list(CLASSIFICATIONS), "management": MANAGEMENT_MODES,
             "frequencies": FREQUENCIES, "access": ACCESS, "encodings": ENCODINGS,
-            "standards": list(standards.STANDARD_TYPES)}
+            "editions": standards.edition_choices()}
 
 
 def _words(text: str) -> list[str]:
@@ -62,8 +62,7 @@ def description_of(form: Mapping[str, str], *, publisher: str,
         doc["description"] = {k: v[f"description_{k}"] for k in ("ja", "en") if v[f"description_{k}"]}
     elif v["title_ja"]:                      # the title says it when nothing more is typed
         doc["description"] = {"ja": v["title_ja"]}
-    if v["standard_type"]:
-        doc["standard_type"] = v["standard_type"]
+    doc.update(standards.declaration(form))
     schema = _schema(form.get("schema", ""))
     if schema is not None:
         doc["schema"] = schema
@@ -88,7 +87,7 @@ def form_of(doc: Mapping[str, Any], mapping: str = "") -> dict[str, str]:
             "title_ja": text("title", "ja"), "title_en": text("title", "en"),
             "description_ja": text("description", "ja"), "description_en": text("description", "en"),
             "keywords": ", ".join(map(str, doc.get("keywords") or [])),
-            "standard_type": doc.get("standard_type") or "",
+            **standards.form_values(doc),
             "schema": "\n".join(f"{f.get('name', '')}:{f.get('type', 'string')}" for f in fields
                                 if isinstance(f, dict)),
             "classification": doc.get("classification", "non_personal"),
@@ -108,19 +107,27 @@ def form_of(doc: Mapping[str, Any], mapping: str = "") -> dict[str, str]:
 def empty_form(publisher: str) -> dict[str, str]:
     return {"publisher": publisher, "license": "CC-BY-4.0", "classification": "non_personal",
             "management": "external", "update_frequency": "irregular", "access": "open",
-            "source_adapter": "csv", "source_encoding": "auto"}
+            "source_adapter": "csv", "source_encoding": "auto",
+            "standard_edition": standards.DEFAULT_EDITION}
 
 
 _FIELD_OF = {"title": "title_ja", "description": "description_ja", "themes": "themes",
              "schema": "schema", "fields": "schema", "spatial": "spatial", "keywords": "keywords",
              "source": "source_path", "offers": "access", "(document)": GENERAL}
+_STANDARD_FIELDS = {"standard.layout": "standard_layout", "standard.edition": "standard_edition",
+                    "standard.missingValues": "standard_missing", "standard": "standard_layout",
+                    "standard_type": "standard_layout"}
 _SOURCE_KEYS = {"adapter": "source_adapter", "path": "source_path", "encoding": "source_encoding"}
 
 
 def field_of(error_field: str) -> str:
     """The form field an error of ``validate_description`` is about: ``title.en`` → title_en,
-    ``themes[0]`` → themes, ``schema.fields[2].type`` → schema; GENERAL when none fits."""
+    ``themes[0]`` → themes, ``schema.fields[2].type`` → schema, ``standard.edition`` →
+    standard_edition, ``standard.missingValues.色`` → standard_missing; GENERAL when none fits."""
     head = re.split(r"[.\[]", error_field, maxsplit=1)[0]
+    if head in ("standard", "standard_type"):
+        parts = error_field.split(".")
+        return _STANDARD_FIELDS.get(".".join(parts[:2]), _STANDARD_FIELDS[head])
     if head in ("title", "description") and error_field.startswith(f"{head}.en"):
         return f"{head}_en"
     if head in _FIELD_OF:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connector.web.datasets import forms, offers
+from connector.web.datasets import forms, offers, standards
 from connector.web.datasets.areas import all_prefectures, municipality_groups
 from connector.web.datasets.policy_view import policy_rows, policy_sentences
 from connector.web.datasets.service import ConsoleDatasets, Entry
@@ -69,7 +69,8 @@ async def dataset_detail(request: web.Request) -> web.Response:
                     "text": policy_sentences(o.get("policy") or {}, lang, entry.publisher)}
                    for o in shown.get("offers") or [] if isinstance(o, dict)]
     return await render(request, "datasets/detail.html",
-                        {"entry": entry, "doc": shown, "offers": offer_views, **_common(request)})
+                        {"entry": entry, "doc": shown, "offers": offer_views,
+                         "standard": standards.view(shown), **_common(request)})
 
 
 # ---- add and edit -----------------------------------------------------------------------
@@ -81,6 +82,7 @@ async def _form_page(request: web.Request, values: dict[str, str], errors: dict[
                         {"form": values, "errors": errors, "entry": entry,
                          "upload_errors": upload_errors or [], "max_upload_kib": MAX_UPLOAD // 1024,
                          "action": f"{BASE}{entry.id}/edit" if entry else f"{BASE}new",
+                         "layout_group": standards.layout_group(values),
                          **forms.choices(), **_common(request)}, status=status)
 
 
@@ -164,6 +166,8 @@ async def dataset_preview(request: web.Request) -> web.Response:
     problem = preview.problem
     return await render(request, "datasets/preview.html",
                         {"entry": entry, "preview": preview,
+                         "edition_keys": {e: f"datasets.edition.{k}"
+                                          for e, k in standards.EDITION_KEYS.items()},
                          "problem_text": _text(problem, lang) if problem else "",
                          "columns_problems": (problem.details or {}).get("columns", [])
                          if problem and problem.code == "header_mismatch" else [],

@@ -31,7 +31,7 @@ from connector.datasets.sources import adapter_source, is_internal
 from connector.datasets.store import PublisherStore, all_publishers, checked_id
 from connector.translate.mapping import MappingError, Reject, load_mapping
 from mesh.clock import iso, utcnow
-from mesh.datasets import parse_description, standard_errors
+from mesh.datasets import declared_standard, parse_description, standard_errors
 from mesh.errors import (
     AreameshError,
     Conflict,
@@ -41,6 +41,7 @@ from mesh.errors import (
     PermissionDenied,
 )
 from mesh.files import atomic_write
+from mesh.standards import LayoutMatch, detect_layout
 
 CONSOLE_ADAPTERS = ("csv", "ndjson")
 PREVIEW_ROWS = 20
@@ -75,6 +76,7 @@ class Preview:
     mapping_error: AreameshError | None = None
     encoding: str = ""
     no_source: bool = False
+    detected: LayoutMatch | None = None       # the layout the header resembles, when none is declared
 
     @property
     def ok(self) -> bool:
@@ -372,6 +374,8 @@ class ConsoleDatasets:
         finally:
             await source.close()
         p.columns = p.source_columns
+        if declared_standard(doc) is None:
+            p.detected = detect_layout(p.source_columns)
         if first is not None:
             p.rows = first.to_pylist()
         if mapping_text.strip() and first is not None:
