@@ -635,10 +635,25 @@ if given is not None:
            json_values)
     def test_corrupted_full_policy_fails_at_that_constraint(index: int, key: str, value: Any):
         doc = with_constraint(index, **{key: value})
+        constraints = FULL["permissions"][0]["constraints"]
+        consent = constraints.index({"leftOperand": "consent", "operator": "eq", "rightOperand": True})
+        assurance = next(i for i, c in enumerate(constraints) if c["leftOperand"] == "identityAssurance")
         try:
             parse_policy(doc)
         except PolicyError as err:
-            assert err.path.startswith(f"{P}[{index}]")
+            if index == consent and err.path == f"{P}[{assurance}]":
+                # a corrupted consent constraint that still parses (consent eq false, say) leaves
+                # identityAssurance without the consent it needs: that constraint is the one named
+                assert "identityAssurance" in err.message
+            else:
+                assert err.path.startswith(f"{P}[{index}]")
+
+    def test_assurance_without_consent_is_named_at_the_assurance_constraint():
+        constraints = FULL["permissions"][0]["constraints"]
+        consent = constraints.index({"leftOperand": "consent", "operator": "eq", "rightOperand": True})
+        with pytest.raises(PolicyError) as err:
+            parse_policy(with_constraint(consent, rightOperand=False))
+        assert "identityAssurance" in err.value.message
 
     @settings(deadline=None, database=None)
     @given(st.integers(0, 2000), st.integers(0, 2000), st.integers(0, 2000) | st.none(),
