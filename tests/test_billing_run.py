@@ -165,7 +165,7 @@ async def test_console_pages_show_runs_and_an_admin_runs_an_upload(running: Mesh
         status, page = await admin.get(location)
         assert status == 200 and "費用按分を実行し" in page
         assert "3,510,001" in page and "姫路市" in page and "最大剰余法" in page
-        data = json.loads(re.search(r"data-billing='([^']+)'", page).group(1)
+        data = json.loads(re.search(r"data-bars='([^']+)'", page).group(1)
                           .replace("&#34;", '"'))
         assert data["labels"] == ["大阪府", "姫路市", "加古川市"]
         assert sum(data["fixed"]) == 3_010_000 and sum(data["variable"]) == 500_001

@@ -194,7 +194,7 @@ async def test_usage_page_figures_and_chart_data(running: MeshHarness, admin: Br
     status, page = await admin.get("/admin/usage?period=2026-11")
     assert status == 200
     assert "1,234,574" in page and "12,345,670" in page            # totals, with separators
-    data = re.search(r"data-usage='([^']+)'", page).group(1)
+    data = re.search(r"data-bars='([^']+)'", page).group(1)
     assert '"provided": [1234574, 0, 0]' in data.replace("&#34;", '"') or \
         '"provided":[1234574,0,0]' in data.replace("&#34;", '"')
     assert "2026-11-01 00:00 JST" in page and "姫路市" in page

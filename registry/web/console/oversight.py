@@ -4,7 +4,7 @@ revocation list's state (as /api/v1/crl serves it), the audit log of admin actio
 hash-chain check, and usage per participant and period.
 
 The audit log pages newest first with ``?before=<seq>``. Usage is UsageLedger.summary, as
-GET /api/v1/usage gives an operator, shown as an accessible table; static/console-usage.js
+GET /api/v1/usage gives an operator, shown as an accessible table; static/console-bars.js
 draws the same figures (the page's ``data-usage`` attribute) as a chart with vendored uPlot.
 """
 
