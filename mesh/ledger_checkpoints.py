@@ -22,12 +22,17 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from mesh.certs import identity_of, to_pem
+from mesh.certs import identity_of
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.keystore import NodeKeyStore
-from mesh.signatures import SignatureCheckError, verify_raw_signature, verify_signature_by
+from mesh.signatures import (
+    SignatureCheckError,
+    sign_as_node,
+    verify_raw_signature,
+    verify_signature_by,
+)
 
 KIND = "areamesh.ledger.checkpoint/v1"
 
@@ -56,15 +61,8 @@ class SignedCheckpoint:
     @classmethod
     def sign(cls, keystore: NodeKeyStore, seq: int, head: str) -> SignedCheckpoint:
         """A checkpoint of (``seq``, ``head``) now, signed by this node's key."""
-        cert = keystore.certificate()
-        ident = identity_of(cert)
-        if ident is None:
-            raise PermissionDenied("this node's certificate names no node; cannot sign checkpoints",
-                                   message_ja="ノード証明書にノード名がないため署名できません",
-                                   code="checkpoint_signer_unnamed")
-        cp = Checkpoint(ident.uri, seq, head, iso(utcnow()))
-        signature = base64.b64encode(keystore.sign(cp.canonical())).decode()
-        return cls(cp, to_pem(cert).decode(), signature)
+        return cls(*sign_as_node(keystore, lambda node: Checkpoint(node, seq, head, iso(utcnow())),
+                                 what="checkpoints", code="checkpoint_signer_unnamed"))
 
     def to_json(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint.to_json(), "certificate_pem": self.certificate_pem,

@@ -18,14 +18,20 @@ sharing one implementation.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mesh.certs import PeerIdentity, identity_of
+from mesh.certs import PeerIdentity, identity_of, to_pem
+from mesh.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from mesh.keystore import NodeKeyStore
 
 CHECKS = ("malformed", "untrusted", "mismatch", "expired", "invalid")
 
@@ -92,3 +98,24 @@ def verify_signature_by(cert_pem: str | bytes, signature_b64: str, data: bytes,
         raise SignatureCheckError("invalid", "the signature does not match the document: it was "
                                   "changed after signing or the signature is forged", ident) from None
     return cert, ident
+
+
+class _Canonical(Protocol):
+    def canonical(self) -> bytes: ...
+
+
+D = TypeVar("D", bound=_Canonical)
+
+
+def sign_as_node(keystore: NodeKeyStore, build: Callable[[str], D], *, what: str, code: str
+                 ) -> tuple[D, str, str]:
+    """``build(node_uri)`` for this node, signed by its key: (document, certificate PEM, base64
+    signature of the document's canonical form). A certificate that names no node cannot sign
+    ``what``: ``PermissionDenied`` with ``code``."""
+    cert = keystore.certificate()
+    ident = identity_of(cert)
+    if ident is None:
+        raise PermissionDenied(f"this node's certificate names no node; cannot sign {what}",
+                               message_ja="ノード証明書にノード名がないため署名できません", code=code)
+    doc = build(ident.uri)
+    return doc, to_pem(cert).decode(), base64.b64encode(keystore.sign(doc.canonical())).decode()

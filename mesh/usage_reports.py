@@ -19,18 +19,16 @@ the signature matches. Both sides need the document, so it lives in ``mesh``.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 
-from mesh.certs import identity_of, to_pem
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.keystore import NodeKeyStore
-from mesh.signatures import SignatureCheckError, verify_signature_by
+from mesh.signatures import SignatureCheckError, sign_as_node, verify_signature_by
 
 KIND = "areamesh.usage.report/v1"
 ROLES = ("provider", "consumer")
@@ -68,15 +66,10 @@ class SignedUsageReport:
     @classmethod
     def sign(cls, keystore: NodeKeyStore, *, seq: int, role: str, records: list[dict[str, Any]],
              consent_counts: list[dict[str, Any]] | None = None) -> SignedUsageReport:
-        cert = keystore.certificate()
-        ident = identity_of(cert)
-        if ident is None:
-            raise PermissionDenied("this node's certificate names no node; cannot sign reports",
-                                   message_ja="ノード証明書にノード名がないため署名できません",
-                                   code="usage_report_signer_unnamed")
-        report = UsageReport(ident.uri, seq, iso(utcnow()), role, records, consent_counts or [])
-        signature = base64.b64encode(keystore.sign(report.canonical())).decode()
-        return cls(report, to_pem(cert).decode(), signature)
+        return cls(*sign_as_node(
+            keystore, lambda node: UsageReport(node, seq, iso(utcnow()), role, records,
+                                               consent_counts or []),
+            what="reports", code="usage_report_signer_unnamed"))
 
     def to_json(self) -> dict[str, Any]:
         return {"report": self.report.to_json(), "certificate_pem": self.certificate_pem,
