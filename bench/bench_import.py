@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from areamesh.processes import ManagedProcess, areamesh_command, run_cli
+from one_node_mesh import one_node_mesh
+
 from connector.adapters import _encoding
 from connector.datasets.bulk_import import ImportProgress, import_source
 from mesh.standards import get_standard
@@ -34,13 +35,6 @@ ENCODINGS = ("utf-8", "utf-8-sig", "cp932")
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-async def cli(*args: str) -> str:
-    rc, out, err = await run_cli(*args)
-    if rc:
-        raise SystemExit(f"areamesh {' '.join(args[:3])} failed: {err}")
-    return out.strip()
 
 
 def make_files(folder: Path, n: int) -> None:
@@ -71,22 +65,7 @@ def baseline(folder: Path) -> float:
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory(prefix="areamesh-bench-import-") as tmp:
         root = Path(tmp)
-        reg = root / "registry"
-        await cli("registry", "init", "--data-dir", str(reg), "--name", "bench", "--mesh-id", "bench")
-        await cli("registry", "participant", "add", "--data-dir", str(reg), "--id", "282014",
-                  "--name", "姫路市", "--type", "municipality")
-        await cli("registry", "participant", "certify", "--data-dir", str(reg), "--id", "282014")
-        proc = ManagedProcess("registry", areamesh_command(
-            "registry", "serve", "--data-dir", str(reg), "--grpc", "127.0.0.1:0", "--http",
-            "127.0.0.1:0"), log_path=root / "registry.log")
-        ready = await proc.start()
-        try:
-            token = await cli("registry", "token", "create", "--data-dir", str(reg),
-                              "--participant", "282014")
-            node = root / "node"
-            await cli("connector", "join", "--data-dir", str(node), "--registry",
-                      f"127.0.0.1:{ready['grpc_port']}", "--enrol",
-                      f"127.0.0.1:{ready['enrol_port']}", "--token", token, "--name", "main")
+        async with one_node_mesh(root) as node:
             folder = root / "csv"
             make_files(folder, n)
             log(f"{n} files written")
@@ -102,8 +81,6 @@ async def main(n: int) -> None:
             assert again.counts()["unchanged"] == n, again.counts()
             log(f"re-run: {again_rate:.1f} files/s")
             base = (base_before + baseline(folder)) / 2
-        finally:
-            await proc.stop()
     what = ("detect encoding, layout and code, check the source, publish over one mTLS channel, "
             "store the description")
     for figure, value, goal, note in (

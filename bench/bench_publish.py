@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from areamesh.processes import ManagedProcess, areamesh_command, run_cli
+from one_node_mesh import one_node_mesh
+
 from connector.node_state import NodeState
 from connector.registry_client import RegistryClient
 from mesh.datasets import canonical_json
@@ -47,13 +48,6 @@ def dataset(i: int) -> bytes:
         "schema": {"fields": [{"name": "名称"}, {"name": "緯度", "type": "number"}]}})
 
 
-async def cli(*args: str) -> str:
-    rc, out, err = await run_cli(*args)
-    if rc:
-        raise SystemExit(f"areamesh {' '.join(args[:3])} failed: {err}")
-    return out.strip()
-
-
 async def rate(fn, n: int, concurrency: int, start: int) -> float:
     sem = asyncio.Semaphore(concurrency)
 
@@ -71,23 +65,9 @@ async def main(quick: bool) -> None:
     blocks = 3 if quick else 5
     with tempfile.TemporaryDirectory(prefix="areamesh-bench-publish-") as tmp:
         root = Path(tmp)
-        reg = root / "registry"
-        await cli("registry", "init", "--data-dir", str(reg), "--name", "bench", "--mesh-id", "bench")
-        await cli("registry", "participant", "add", "--data-dir", str(reg), "--id", "282014",
-                  "--name", "姫路市", "--type", "municipality")
-        await cli("registry", "participant", "certify", "--data-dir", str(reg), "--id", "282014")
-        proc = ManagedProcess("registry", areamesh_command(
-            "registry", "serve", "--data-dir", str(reg), "--grpc", "127.0.0.1:0", "--http",
-            "127.0.0.1:0"), log_path=root / "registry.log")
-        ready = await proc.start()
-        try:
-            token = await cli("registry", "token", "create", "--data-dir", str(reg),
-                              "--participant", "282014")
-            await cli("connector", "join", "--data-dir", str(root / "node"), "--registry",
-                      f"127.0.0.1:{ready['grpc_port']}", "--enrol",
-                      f"127.0.0.1:{ready['enrol_port']}", "--token", token, "--name", "main")
-            state = NodeState.load(root / "node")
-            client = RegistryClient(state, NodeKeyStore(root / "node" / "tls"), state.registry)
+        async with one_node_mesh(root) as node:
+            state = NodeState.load(node)
+            client = RegistryClient(state, NodeKeyStore(node / "tls"), state.registry)
             await client.heartbeat("127.0.0.1:1")  # warm the channel
 
             async def publish(i: int) -> None:
@@ -108,8 +88,6 @@ async def main(quick: bool) -> None:
                 log(f"block {b + 1}/{blocks}: " + ", ".join(
                     f"{k}={v[-1]:.0f}/s" for k, v in results.items()))
             await client.close()
-        finally:
-            await proc.stop()
     for conc in (1, 8):
         pub = statistics.median(results[f"publish_c{conc}"])
         base = statistics.median(results[f"heartbeat_c{conc}"])
