@@ -7,6 +7,7 @@ dataset row and its search entry in one transaction: nothing is half-published.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from mesh.certs import PeerIdentity
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import declared_standard, load_document, parse_description, standard_errors
 from mesh.db import Database
-from mesh.errors import Conflict, NotFound, PermissionDenied
+from mesh.errors import AreameshError, Conflict, NotFound, PermissionDenied, Unavailable
 from mesh.places import place_terms
 from registry.catalog.search_index import CatalogIndex, IndexedDataset, SearchQuery, SearchResult
 from registry.store import RegistryStore
@@ -43,6 +44,27 @@ class DatasetRecord:
                 "served_by": f"urn:areamesh:org:{self.node_participant_id}:node:{self.node_name}"}
 
 
+PUBLISH_BATCH = 256     # publishes at most in one group commit
+
+
+@dataclass
+class _Publish:
+    caller: PeerIdentity
+    doc: dict[str, Any]
+    publisher_name: str
+    done: asyncio.Future[DatasetRecord]
+
+
+def _settle(done: asyncio.Future[Any], outcome: Any) -> None:
+    """Answer a waiting publish, unless nobody waits any more."""
+    if done.done():
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
+
+
 def prefecture_of(publisher_id: str, spatial: list[str]) -> str:
     """A local government's own prefecture; for a company, that of its first covered area."""
     if len(publisher_id) == 6:
@@ -55,6 +77,8 @@ class CatalogService:
         self.db = db
         self.store = store
         self.index = CatalogIndex(db)
+        self._pending: list[_Publish] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def _authorise_publisher(self, caller: PeerIdentity, publisher: str) -> str:
         """The publisher's name, if ``caller`` may publish for it; else PermissionDenied."""
@@ -74,30 +98,71 @@ class CatalogService:
         return participant.name
 
     async def publish(self, caller: PeerIdentity, raw: bytes) -> DatasetRecord:
+        """Store ``raw`` as a new version of its dataset. Publishes that arrive while another
+        commit is under way share the next transaction (group commit): each is its own
+        savepoint, so one refused publish leaves the others whole, and each caller is answered
+        only once the transaction holding its row is committed."""
         doc = parse_description(load_document(raw, name="dataset"), standard_check=standard_errors)
         publisher_name = await self._authorise_publisher(caller, doc["publisher"])
-        now = utcnow()
-        async with self.db.transaction() as conn:
-            row = await (await conn.execute("SELECT publisher_id, version, created_at FROM "
-                                            "datasets WHERE id = ?", (doc["id"],))).fetchone()
-            if row is not None and row[0] != doc["publisher"]:
-                raise Conflict(f"dataset id {doc['id']} belongs to publisher {row[0]}",
-                               message_ja=f"データセットID {doc['id']} は他の参加者が使用しています",
-                               code="dataset_id_taken")
-            version = (row[1] + 1) if row else 1
-            created = from_iso(row[2]) if row else now
-            await conn.execute(
-                "INSERT INTO datasets(id, publisher_id, node_participant_id, node_name, version, "
-                "status, doc, created_at, modified_at) VALUES (?, ?, ?, ?, ?, 'published', ?, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET node_participant_id = excluded.node_participant_id,"
-                " node_name = excluded.node_name, version = excluded.version, status = 'published',"
-                " doc = excluded.doc, modified_at = excluded.modified_at",
-                (doc["id"], doc["publisher"], caller.participant_id, caller.node_name, version,
-                 json.dumps(doc, ensure_ascii=False), iso(created), iso(now)))
-            await self.index.upsert(conn, self._indexed(doc, publisher_name, now))
-        log.info("dataset published", extra={"dataset": doc["id"], "version": version,
-                                             "publisher": doc["publisher"], "peer": caller.uri})
-        return DatasetRecord(doc["id"], doc["publisher"], publisher_name, version, doc,
+        done: asyncio.Future[DatasetRecord] = asyncio.get_running_loop().create_future()
+        # a caller that went away still has its outcome read, so asyncio logs no orphan error
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._pending.append(_Publish(caller, doc, publisher_name, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        return await asyncio.shield(done)
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:PUBLISH_BATCH], self._pending[PUBLISH_BATCH:]
+            stored: list[tuple[_Publish, DatasetRecord]] = []
+            try:
+                async with self.db.transaction() as conn:
+                    now = utcnow()
+                    for n, item in enumerate(batch):
+                        await conn.execute(f"SAVEPOINT publish_{n}")
+                        try:
+                            record = await self._store(conn, item, now)
+                        except AreameshError as exc:
+                            await conn.execute(f"ROLLBACK TO publish_{n}")
+                            _settle(item.done, exc)
+                        else:
+                            stored.append((item, record))
+                        await conn.execute(f"RELEASE publish_{n}")
+            except BaseException as exc:   # the commit failed: nothing of this batch is stored
+                for item in batch:
+                    _settle(item.done, exc if isinstance(exc, Exception) else
+                            Unavailable("the registry stopped while publishing",
+                                        message_ja="公開の途中でレジストリが停止しました"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for item, record in stored:
+                log.info("dataset published", extra={
+                    "dataset": record.id, "version": record.version,
+                    "publisher": record.publisher_id, "peer": item.caller.uri})
+                _settle(item.done, record)
+
+    async def _store(self, conn: Any, item: _Publish, now: datetime) -> DatasetRecord:
+        doc, caller = item.doc, item.caller
+        row = await (await conn.execute("SELECT publisher_id, version, created_at FROM "
+                                        "datasets WHERE id = ?", (doc["id"],))).fetchone()
+        if row is not None and row[0] != doc["publisher"]:
+            raise Conflict(f"dataset id {doc['id']} belongs to publisher {row[0]}",
+                           message_ja=f"データセットID {doc['id']} は他の参加者が使用しています",
+                           code="dataset_id_taken")
+        version = (row[1] + 1) if row else 1
+        created = from_iso(row[2]) if row else now
+        await conn.execute(
+            "INSERT INTO datasets(id, publisher_id, node_participant_id, node_name, version, "
+            "status, doc, created_at, modified_at) VALUES (?, ?, ?, ?, ?, 'published', ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET node_participant_id = excluded.node_participant_id,"
+            " node_name = excluded.node_name, version = excluded.version, status = 'published',"
+            " doc = excluded.doc, modified_at = excluded.modified_at",
+            (doc["id"], doc["publisher"], caller.participant_id, caller.node_name, version,
+             json.dumps(doc, ensure_ascii=False), iso(created), iso(now)))
+        await self.index.upsert(conn, self._indexed(doc, item.publisher_name, now))
+        return DatasetRecord(doc["id"], doc["publisher"], item.publisher_name, version, doc,
                              caller.participant_id, caller.node_name, created, now)
 
     @staticmethod
