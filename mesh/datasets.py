@@ -67,8 +67,15 @@ class FieldError:
         return {"field": self.field, "message": self.message, "message_ja": self.message_ja}
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_document(data: bytes, *, name: str = "dataset file") -> Any:
-    """Parse YAML (a superset of JSON) safely; raise ``InvalidRequest`` with the line."""
+    """Parse YAML (a superset of JSON) safely; raise ``InvalidRequest`` with the line.
+
+    A JSON object (what the wire carries: ``canonical_json``) is read with the json module,
+    some fifty times faster than a YAML parser written in Python; anything else, or JSON that
+    json refuses, goes to the YAML parser (libyaml's when PyYAML has it)."""
     if len(data) > MAX_FILE_BYTES:
         raise InvalidRequest(f"{name} is {len(data)} bytes; the limit is {MAX_FILE_BYTES}",
                              message_ja="データセット定義ファイルが大きすぎます（上限1MB）")
@@ -78,7 +85,15 @@ def load_document(data: bytes, *, name: str = "dataset file") -> Any:
         raise InvalidRequest(f"{name} is not UTF-8: {exc}",
                              message_ja="データセット定義ファイルはUTF-8で保存してください") from None
     try:
-        return yaml.safe_load(text)
+        if text.lstrip().startswith("{"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass                # YAML's flow style is laxer than JSON: let it decide
+        return yaml.load(text, Loader=_SAFE_LOADER)
+    except RecursionError:
+        raise InvalidRequest(f"{name} is nested too deeply",
+                             message_ja="定義ファイルの入れ子が深すぎます") from None
     except yaml.YAMLError as exc:
         raise InvalidRequest(f"{name} is not valid YAML/JSON: {exc}",
                              message_ja="定義ファイルのYAML/JSONの書式が正しくありません") from None
