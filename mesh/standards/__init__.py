@@ -616,6 +616,25 @@ def _column_weights() -> dict[str, float]:
     return _weights
 
 
+_detection: list[tuple[StandardSchema, dict[str, int], float]] | None = None
+
+
+def _detection_table() -> list[tuple[StandardSchema, dict[str, int], float]]:
+    """Per shipped layout, in ``_load_all`` order: its normalised column names with their first
+    position, and their total weight, worked out once (a bulk import detects thousands of
+    headers against every layout)."""
+    global _detection
+    if _detection is None:
+        weights = _column_weights()
+        table = []
+        for standard in _load_all().values():
+            names = list(dict.fromkeys(normalize_header(f.name) for f in standard.fields))
+            table.append((standard, {c: i for i, c in enumerate(names)},
+                          sum(weights[c] for c in names)))
+        _detection = table
+    return _detection
+
+
 def detect_layout(header: Sequence[str], *, min_score: float = 0.6) -> LayoutMatch | None:
     """The shipped layout whose columns best match a CSV header, or ``None`` below ``min_score``.
 
@@ -636,13 +655,14 @@ def detect_layout(header: Sequence[str], *, min_score: float = 0.6) -> LayoutMat
     header_weight = sum(weights.get(c, top) for c in cols)
     seen = set(cols)
     best: tuple[float, int, int, StandardSchema] | None = None
-    for rank, standard in enumerate(_load_all().values()):
-        names = list(dict.fromkeys(normalize_header(f.name) for f in standard.fields))
-        shared = seen.intersection(names)
+    for rank, (standard, position, layout_weight) in enumerate(_detection_table()):
+        shared = seen.intersection(position)
         if not shared:
             continue
-        score = 2 * sum(weights[c] for c in shared) / (header_weight + sum(weights[c] for c in names))
-        in_order = len(_in_order([names.index(c) for c in cols if c in shared]))
+        score = 2 * sum(weights[c] for c in shared) / (header_weight + layout_weight)
+        if best is not None and round(score, 6) < best[0]:
+            continue                # the column order only breaks ties
+        in_order = len(_in_order([position[c] for c in cols if c in shared]))
         key = (round(score, 6), in_order, -rank, standard)
         if best is None or key[:3] > best[:3]:
             best = key
