@@ -4,6 +4,7 @@ scripts beside it (``python bench/<script>.py`` puts this folder on the path).""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,14 @@ async def cli(*args: str) -> str:
     return out.strip()
 
 
+def registry_cpu_seconds(root: Path) -> float:
+    """CPU time (user + system) the registry of ``one_node_mesh(root)`` has used so far: a
+    figure that, unlike wall time, hardly moves when other work shares the machine."""
+    pid = (root / "registry.pid").read_text().strip()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @asynccontextmanager
 async def one_node_mesh(root: Path) -> AsyncIterator[Path]:
     """Yields the joined node's data directory; the registry stops on exit."""
@@ -30,6 +39,7 @@ async def one_node_mesh(root: Path) -> AsyncIterator[Path]:
         "registry", "serve", "--data-dir", str(reg), "--grpc", "127.0.0.1:0", "--http",
         "127.0.0.1:0"), log_path=root / "registry.log")
     ready = await proc.start()
+    (root / "registry.pid").write_text(str(proc.proc.pid))   # for registry_cpu_seconds
     try:
         token = await cli("registry", "token", "create", "--data-dir", str(reg),
                           "--participant", "282014")
