@@ -135,9 +135,9 @@ def participant_import(data_dir: Path, path: Path | None, only_prefecture: str |
 @data_dir_option
 @report_errors
 def participant_list(data_dir: Path) -> None:
-    """List participants and their status."""
+    """List participants: id, type, status, name and, where known, the name's reading."""
     for p in asyncio.run(with_store(data_dir, lambda s, ca: s.participants())):
-        click.echo(f"{p.id}\t{p.type}\t{p.status}\t{p.name}")
+        click.echo(f"{p.id}\t{p.type}\t{p.status}\t{p.name}" + (f"\t{p.reading}" if p.reading else ""))
 
 
 @participant.command("certify")

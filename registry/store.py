@@ -29,6 +29,7 @@ class Participant:
     name: str
     type: str
     status: str
+    reading: str | None = None     # katakana, from the list of 全国地方公共団体コード
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,12 @@ class RegistryStore:
         row = await self.db.fetchone("SELECT * FROM participants WHERE id = ?", (pid,))
         if row is None:
             raise NotFound(f"unknown participant {pid}", message_ja=f"参加者 {pid} は登録されていません")
-        return Participant(row["id"], row["name"], row["type"], row["status"])
+        return Participant(row["id"], row["name"], row["type"], row["status"], row["reading"])
 
     async def participants(self) -> list[Participant]:
         rows = await self.db.fetchall("SELECT * FROM participants ORDER BY id")
-        return [Participant(r["id"], r["name"], r["type"], r["status"]) for r in rows]
+        return [Participant(r["id"], r["name"], r["type"], r["status"], r["reading"])
+                for r in rows]
 
     async def suspend_participant(self, pid: str, reason: str) -> list[str]:
         """Suspend a participant and revoke every live certificate of its nodes."""
@@ -189,6 +191,10 @@ class RegistryStore:
     async def host_of(self, tenant: str) -> str | None:
         row = await self.db.fetchone("SELECT host_id FROM hosting WHERE tenant_id = ?", (tenant,))
         return row[0] if row else None
+
+    async def hosts(self) -> dict[str, str]:
+        """Every hosting delegation: tenant → host."""
+        return {r[0]: r[1] for r in await self.db.fetchall("SELECT tenant_id, host_id FROM hosting")}
 
     async def tenants_of(self, host: str) -> list[str]:
         rows = await self.db.fetchall("SELECT tenant_id FROM hosting WHERE host_id = ? "

@@ -266,3 +266,28 @@ async def test_audit_log_pages_newest_first(admin: Browser):
     status, second = await admin.get(older)
     assert [int(s) for s in re.findall(r'<td class="num">(\d+)</td>', second)] == [6, 5, 4, 3, 2, 1]
     assert "さらに古い記録" not in second and "最新の記録へ" in second
+
+
+async def test_participant_list_of_the_whole_country_is_searched_and_paged(
+        running: MeshHarness, admin: Browser):
+    rc, _, err = await running.cli("registry", "participant", "import", "--data-dir",
+                                   str(running.registry_dir))
+    assert rc == 0, err
+    status, page = await admin.get("/admin/participants")
+    assert status == 200 and not UNTRANSLATED.search(page)
+    assert page.count('<th scope="row">') == 50
+    total = int(re.search(r"([\d,]+) 件中", page).group(1).replace(",", ""))
+    assert total >= 1788
+    assert 'rel="next"' in page
+    for q in ("あかし", "アカシ", "ｱｶｼ", "明石", "28203"):
+        status, page = await admin.get(f"/admin/participants?q={q}")
+        assert status == 200
+        assert '/admin/participants/282031"' in page, q
+        assert "アカシシ" in page                     # the reading, under the name
+        assert '/admin/participants/131016"' not in page    # 千代田区 is not shown
+    status, page = await admin.get("/admin/participants?status=certified")
+    assert page.count('<th scope="row">') == 0 and "条件に合う参加者はいません" in page
+    status, page = await admin.get("/admin/participants?page=99999&q=%E5%B8%82")   # 市
+    assert status == 200 and 'aria-current="page"' in page                # the last page
+    status, page = await admin.get("/admin/participants?page=x&status=%3Cscript%3E")
+    assert status == 200 and "<script>" not in page and page.count('<th scope="row">') == 50

@@ -133,6 +133,17 @@ async def test_other_console_pages(running: MeshHarness, page):
     assert "282014 姫路市" in await row.inner_text()
     await check_axe(page, "participants")
     await screenshot(page, "console-participants")
+    rc, _, err = await h.cli("registry", "participant", "import", "--data-dir",
+                             str(h.registry_dir))                 # the whole country
+    assert rc == 0, err
+    await page.goto(f"{base}/admin/participants")
+    await page.get_by_label("参加者を探す").fill("ｱｶｼ")
+    await page.get_by_label("種別").first.select_option("municipality")
+    await page.get_by_role("button", name="絞り込む").click()
+    row = page.locator("tr", has=page.locator("a", has_text="282031"))
+    assert "アカシシ" in await row.inner_text()
+    await check_axe(page, "participants searched")
+    await screenshot(page, "console-participants-search")
     await page.goto(f"{base}/admin/participants/282103")
     await page.get_by_role("link", name="共同利用を解除する").click()
     await check_axe(page, "remove hosting confirmation")

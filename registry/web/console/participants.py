@@ -16,6 +16,8 @@ from mesh.http_auth import OPERATOR_ADMIN, OPERATOR_READ
 from mesh.ids import ParticipantType
 from mesh.web.forms import field, read_form
 from mesh.web.render import page
+from registry.catalog.textnorm import normalise
+from registry.store import Participant
 from registry.web.console.common import (
     MAX_REASON,
     actor,
@@ -31,17 +33,50 @@ from registry.web.console.common import (
 TYPES = [t.value for t in ParticipantType]
 
 
+PER_PAGE = 50
+STATUSES = ("pending", "certified", "suspended")
+
+
+def matches(p: Participant, folded_query: str) -> bool:
+    """A participant answers a search by its id (from the start), its name or its reading, in
+    either kana and either width (ひめじ, ヒメジ and ﾋﾒｼﾞ all find 姫路市)."""
+    return p.id.startswith(folded_query) or any(
+        folded_query in normalise(text) for text in (p.name, p.reading or "") if text)
+
+
 async def _list(request: web.Request, form: dict[str, str] | None = None,
                 errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
+    """The participants, searched (``q``), filtered by status and type, 50 to a page: with every
+    local government of the country imported, the list is 1,788 long."""
     store = console(request).store
+    query = request.query.get("q", "").strip()[:100]
+    wanted_status = request.query.get("status", "")
+    wanted_type = request.query.get("type", "")
     nodes: dict[str, int] = {}
     for n in await store.nodes():
         nodes[n.participant_id] = nodes.get(n.participant_id, 0) + 1
     everyone = await names(store)
-    rows = [{"p": p, "host": everyone.get(host) if (host := await store.host_of(p.id)) else None,
-             "nodes": nodes.get(p.id, 0)} for p in everyone.values()]
+    hosts = await store.hosts()
+    folded = normalise(query)
+    listed = [p for p in everyone.values()
+              if (not folded or matches(p, folded))
+              and (wanted_status not in STATUSES or p.status == wanted_status)
+              and (wanted_type not in TYPES or p.type == wanted_type)]
+    pages = max(1, -(-len(listed) // PER_PAGE))
+    try:
+        page_no = min(max(1, int(request.query.get("page", "1"))), pages)
+    except ValueError:
+        page_no = 1
+    shown = listed[(page_no - 1) * PER_PAGE:page_no * PER_PAGE]
+    rows = [{"p": p, "host": everyone.get(hosts[p.id]) if p.id in hosts else None,
+             "nodes": nodes.get(p.id, 0)} for p in shown]
     return await show(request, "console/participants.html", {
-        "rows": rows, "types": TYPES, "form": form or {"id": "", "name": "", "type": "municipality"},
+        "rows": rows, "types": TYPES, "statuses": STATUSES,
+        "filters": {"q": query, "status": wanted_status, "type": wanted_type},
+        "total": len(everyone), "matched": len(listed), "page": page_no, "pages": pages,
+        "first": (page_no - 1) * PER_PAGE + 1 if shown else 0,
+        "last": (page_no - 1) * PER_PAGE + len(shown),
+        "form": form or {"id": "", "name": "", "type": "municipality"},
         "errors": errors or {}}, status=status)
 
 
