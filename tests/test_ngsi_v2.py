@@ -4,20 +4,30 @@ error bodies), the shared adapter contracts, and the bad payloads that must not 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pyarrow as pa
 import pytest
+import yaml
 from aiohttp import web
 
 from connector.adapters.base import SinkError, SourceError
 from connector.adapters.registry import load_adapters, open_sink, open_source
-from mesh.errors import InvalidRequest, Unavailable
+from connector.datasets.store import PublisherStore
+from connector.subscriptions.follow import follow
+from connector.subscriptions.orion import subscribe
+from connector.subscriptions.orion_store import OrionSubscriptionStore
+from mesh.errors import FailedPrecondition, InvalidRequest, Unavailable
 from tests.adapter_contract import SinkContract, SourceContract, read_rows, sample_batches
 
+from .catalog_fixtures import setup_catalog_mesh
+from .conftest import MeshHarness, wait_for
 from .orion_fake import FakeOrion
+from .transfer_fixtures import DATASET_ID, agree, dataset_doc, fetch_cli, ndjson_rows
 
 
 def aed(i: int) -> dict[str, Any]:
@@ -483,3 +493,159 @@ async def test_tenants_are_separate(orion: FakeOrion, tmp_path: Path):
     kobe = await read_rows(open_source({"adapter": "ngsi_v2", "broker": orion.base, "type": "AED",
                                         "service": "kobe"}, tmp_path))
     assert len(himeji) == 2 and len(kobe) == 1
+
+
+# ---------------------------------------------------------------- Orion subscriptions → update notices
+
+
+async def post(url: str, body: bytes | dict | list | None = None, headers: dict[str, str] | None = None
+               ) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with aiohttp.ClientSession() as s, s.post(url, data=data, headers={
+            "Content-Type": "application/json", **(headers or {})}) as r:
+        text = await r.text()
+        return r.status, (json.loads(text) if text.startswith("{") else {})
+
+
+def orion_dataset(orion: FakeOrion) -> dict[str, Any]:
+    doc = dataset_doc(Path("unused.csv"))
+    doc["schema"] = {"fields": [{"name": "id", "type": "string"}, {"name": "type", "type": "string"},
+                                {"name": "name", "type": "string"},
+                                {"name": "available", "type": "boolean"},
+                                {"name": "units", "type": "integer"},
+                                {"name": "location_lon", "type": "number"},
+                                {"name": "location_lat", "type": "number"}]}
+    doc["source"] = {"adapter": "ngsi_v2", "broker": orion.base, "type": "AED", "service": "osaka",
+                     "service_path": "/aed", "limit": 2,
+                     "attrs": ["name", "available", "units", "location"], "types": {"units": "int64"}}
+    return doc
+
+
+async def setup_orion_mesh(h: MeshHarness, orion: FakeOrion):
+    await setup_catalog_mesh(h, certify=("270008", "282014", "282103"), publish=False)
+    seed(orion, 5, service="osaka")
+    folder = h.root / "feed"
+    folder.mkdir()
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(orion_dataset(orion), allow_unicode=True),
+                                         encoding="utf-8")
+    rc, _, err = await h.cli("connector", "dataset", "add", "--data-dir", str(h.root / "osaka"),
+                             "--file", str(folder / "dataset.yaml"))
+    assert rc == 0, err
+    # a long watch interval: only the broker's notifications can make a notice in this test
+    return await h.start_connector("osaka", "--watch-interval", "1h", "--heartbeat-interval", "500ms")
+
+
+@pytest.mark.integration
+async def test_orion_notification_becomes_the_meshs_update_notice(harness: MeshHarness,
+                                                                  orion: FakeOrion):
+    h = harness
+    provider = await setup_orion_mesh(h, orion)
+    base = f"http://127.0.0.1:{provider.ready['http_port']}"
+    osaka = str(h.root / "osaka")
+    agreement = await agree(h)
+    rc, first, err = await fetch_cli(h, agreement, h.root / "got" / "full.ndjson")
+    assert rc == 0 and first["records"] == 5, err
+
+    # the provider registers its subscription at the broker, in the source's tenant
+    rc, out, err = await h.cli("connector", "ngsi-v2", "subscribe", "--data-dir", osaka,
+                               "--dataset", DATASET_ID, "--callback-url", base)
+    assert rc == 0 and "subscribed" in out, err
+    [sub] = orion.subscriptions_of("osaka")
+    assert sub.path == "/aed" and sub.url == f"{base}/ngsi/v2/notify/{DATASET_ID}"
+    assert sub.doc["subject"]["entities"] == [{"idPattern": ".*", "type": "AED"}]
+    token = sub.headers["Authorization"].removeprefix("Bearer ")
+    store = h.root / "osaka" / "ngsi_v2" / "subscriptions.json"
+    assert oct(store.stat().st_mode & 0o777) == "0o600" and token not in store.read_text()
+    rc, out, err = await h.cli("connector", "ngsi-v2", "list", "--data-dir", osaka, "--json")
+    assert rc == 0 and json.loads(out)[0]["subscription_id"] == sub.id and token not in out
+
+    notices: list = []
+    fetched: list = []
+    follower = asyncio.create_task(follow(h.root / "kakogawa", agreement, on_notice=notices.append,
+                                          fetch_dir=h.root / "updates", on_fetched=fetched.append,
+                                          once=True))
+    await wait_for(lambda: watching(base, h), timeout=20, what="the provider watches the dataset")
+
+    # the data changes behind the broker's back (no notification): bad notifications must not
+    # make it cross
+    orion.put({**aed(4), "units": {"type": "Number", "value": 40}}, service="osaka", path="/aed")
+    url = f"{base}/ngsi/v2/notify/{DATASET_ID}"
+    good = {"subscriptionId": sub.id, "data": [{"id": "urn:ngsi-ld:AED:004", "type": "AED"}]}
+    auth = {"Authorization": f"Bearer {token}"}
+    for headers, body, status, code in [
+        ({}, good, 401, "notification_token_required"),
+        ({"Authorization": "Bearer " + "x" * 43}, good, 401, "notification_token_required"),
+        (h.node_operator_headers("osaka"), good, 403, "forbidden"),
+        (auth, b"{not json", 400, "bad_ngsi_notification"),
+        (auth, {**good, "subscriptionId": "0" * 24}, 400, "bad_ngsi_notification"),
+        (auth, {**good, "data": [{"id": "t1", "type": "Toilet"}]}, 400, "bad_ngsi_notification"),
+        (auth, {**good, "data": [{"id": f"a{i}", "type": "AED"} for i in range(1001)]}, 400,
+         "bad_ngsi_notification"),
+        (auth, {**good, "data": []}, 400, "bad_ngsi_notification"),
+        (auth, {**good, "pad": "x" * 1_100_000}, 413, None),
+    ]:
+        got, body_json = await post(url, body, headers)
+        assert got == status, (headers, str(body)[:80], body_json)
+        if code:
+            assert body_json["error"]["code"] == code, body_json
+    # the token of this dataset does not open another dataset's door
+    got, _ = await post(f"{base}/ngsi/v2/notify/another-dataset", good, auth)
+    assert got == 401
+    await asyncio.sleep(1.0)
+    assert not notices and not follower.done()
+
+    # a real change at the broker: Orion notifies, the connector checks at once, the consumer
+    # gets the update notice and fetches what changed
+    async with aiohttp.ClientSession() as s, s.post(f"{orion.base}/v2/op/update", json={
+            "actionType": "append", "entities": [{"id": "urn:ngsi-ld:AED:002", "type": "AED",
+                                                  "available": {"type": "Boolean", "value": True}}]},
+            headers={"Fiware-Service": "osaka", "Fiware-ServicePath": "/aed"}) as r:
+        assert r.status == 204
+    await asyncio.wait_for(follower, timeout=30)
+    [notice] = notices
+    assert notice.cause == "ngsi_v2_notification" and notice.previous_version == first["version"]
+    [result] = fetched
+    assert result.incremental and result.records == 2      # AED 2 and 4 changed
+    got_rows = {r["id"]: r for r in ndjson_rows(result.out)}
+    assert got_rows["urn:ngsi-ld:AED:002"]["available"] is True
+    assert got_rows["urn:ngsi-ld:AED:004"]["units"] == 40
+    await orion.drain()
+    assert sub.last.get("lastSuccessCode") == 204 and sub.times_sent == 1
+
+    # subscribing again replaces the broker's subscription and revokes the old token
+    rc, _, err = await h.cli("connector", "ngsi-v2", "subscribe", "--data-dir", osaka,
+                             "--dataset", DATASET_ID, "--callback-url", base)
+    assert rc == 0, err
+    [new] = orion.subscriptions_of("osaka")
+    assert new.id != sub.id
+    got, _ = await post(url, good, auth)
+    assert got == 401
+    # unsubscribing deletes it at the broker and here
+    rc, out, err = await h.cli("connector", "ngsi-v2", "unsubscribe", "--data-dir", osaka,
+                               "--dataset", DATASET_ID)
+    assert rc == 0 and "unsubscribed" in out, err
+    assert not orion.subscriptions_of("osaka")
+    got, _ = await post(url, {**good, "subscriptionId": new.id}, new.headers)
+    assert got == 401
+
+
+async def watching(base: str, h: MeshHarness) -> bool:
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/admin/node/",
+                                                    headers=h.node_operator_headers("osaka")) as r:
+        return r.status == 200 and DATASET_ID in await r.text()
+
+
+async def test_subscribe_refuses_other_sources_and_bad_callbacks(tmp_path: Path, orion: FakeOrion):
+    data_dir = tmp_path / "osaka"
+    store = PublisherStore(data_dir, "270008")
+    doc = orion_dataset(orion)
+    store.save(doc)
+    with pytest.raises(InvalidRequest, match="callback URL"):
+        await subscribe(data_dir, DATASET_ID, "ftp://connector")
+    orion.require_token = "t"     # the broker refuses: a clear error, nothing stored
+    with pytest.raises(InvalidRequest, match="HTTP 401: Unauthorized"):
+        await subscribe(data_dir, DATASET_ID, "http://127.0.0.1:7781")
+    assert OrionSubscriptionStore(data_dir).all() == {}
+    store.save({**doc, "source": {"adapter": "csv", "path": "x.csv"}})
+    with pytest.raises(FailedPrecondition, match="not served from an ngsi_v2 source"):
+        await subscribe(data_dir, DATASET_ID, "http://127.0.0.1:7781")
