@@ -27,7 +27,14 @@ from tests.adapter_contract import SinkContract, SourceContract, read_rows, samp
 from .catalog_fixtures import setup_catalog_mesh
 from .conftest import MeshHarness, wait_for
 from .orion_fake import FakeOrion
-from .transfer_fixtures import DATASET_ID, agree, dataset_doc, fetch_cli, ndjson_rows
+from .transfer_fixtures import (
+    DATASET_ID,
+    agree,
+    dataset_doc,
+    fetch_cli,
+    ndjson_rows,
+    setup_transfer_mesh,
+)
 
 
 def aed(i: int) -> dict[str, Any]:
@@ -649,3 +656,41 @@ async def test_subscribe_refuses_other_sources_and_bad_callbacks(tmp_path: Path,
     store.save({**doc, "source": {"adapter": "csv", "path": "x.csv"}})
     with pytest.raises(FailedPrecondition, match="not served from an ngsi_v2 source"):
         await subscribe(data_dir, DATASET_ID, "http://127.0.0.1:7781")
+
+
+@pytest.mark.integration
+async def test_fetch_into_an_orion_sink_and_a_failure_mid_load(harness: MeshHarness, orion: FakeOrion):
+    """``connector fetch --sink`` into Orion between real connectors; a broker failing mid-load is
+    reported with what was written, never as loaded, and ``sink load`` finishes it."""
+    h = harness
+    await setup_transfer_mesh(h, rows=120)
+    agreement = await agree(h)
+    data_dir = h.root / "kakogawa"
+    config = {"adapter": "ngsi_v2", "broker": orion.base, "type": "Population", "service": "hyogo",
+              "service_path": "/stats", "id_column": "全国地方公共団体コード",
+              "id_prefix": "urn:ngsi-ld:Population:",
+              "attributes": {"市区町村名": "name", "人口総数": "population", "世帯数": "households",
+                             "備考": "note"}, "batch_size": 50}
+    (h.root / "orion.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    rc, out, err = await h.cli("connector", "sink", "add", "--data-dir", str(data_dir), "orion",
+                               "--config", str(h.root / "orion.yaml"))
+    assert rc == 0 and orion.base in out, err
+
+    orion.fail_updates = {2: (503, "ServiceUnavailable", "mongo primary stepping down")}
+    rc, stdout, err = await h.cli("connector", "fetch", "--data-dir", str(data_dir),
+                                  "--agreement", agreement, "--sink", "orion")
+    assert rc != 0 and "loaded" not in stdout, stdout
+    assert "sink_load_failed" in err and "batch 2 of 3" in err, err
+    assert "mongo primary stepping down" in err and "50 of 120 entities were written" in err, err
+    assert len(orion.entities_of("hyogo")) == 50
+    kept = data_dir / "sinks" / "staging" / f"{agreement}.orion.arrow"
+    assert kept.is_file()
+
+    rc, stdout, err = await h.cli("connector", "sink", "load", "--data-dir", str(data_dir), "orion",
+                                  "--file", str(kept))
+    assert rc == 0 and "loaded 120 rows" in stdout, err
+    found = orion.entities_of("hyogo", "Population")
+    assert len(found) == 120 and all(e.path == "/stats" for e in found)
+    first = next(e for e in found if e.id == "urn:ngsi-ld:Population:270001")
+    assert first.attrs["name"]["value"] == "市町村1"
+    assert first.attrs["population"] == {"type": "Number", "value": 1001, "metadata": {}}
