@@ -589,6 +589,7 @@ async def test_orion_notification_becomes_the_meshs_update_notice(harness: MeshH
         (auth, {**good, "data": [{"id": f"a{i}", "type": "AED"} for i in range(1001)]}, 400,
          "bad_ngsi_notification"),
         (auth, {**good, "data": []}, 400, "bad_ngsi_notification"),
+        ({**auth, "Fiware-Service": "kobe"}, good, 400, "bad_ngsi_notification"),
         (auth, {**good, "pad": "x" * 1_100_000}, 413, None),
     ]:
         got, body_json = await post(url, body, headers)

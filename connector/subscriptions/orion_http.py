@@ -17,7 +17,7 @@ import logging
 from aiohttp import web
 
 from connector.subscriptions.orion_store import CAUSE, OrionSubscriptionStore, check_notification
-from mesh.errors import PermissionDenied
+from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.http_auth import NGSI_NOTIFY, door, principal_of
 
 log = logging.getLogger("areamesh.connector.subscriptions")
@@ -34,6 +34,12 @@ async def notify(request: web.Request) -> web.Response:
     sub = request.app[STORE].get(dataset_id)
     if sub is None or sub.subscription_id != principal.credential:
         raise PermissionDenied("the subscription was replaced or removed", code="forbidden")
+    tenant = request.headers.get("Fiware-Service")
+    if tenant is not None and sub.service is not None and tenant.lower() != sub.service:
+        raise InvalidRequest(f"NGSI v2 notification refused: Fiware-Service {tenant[:60]!r} is not "
+                             f"the subscription's {sub.service!r}",
+                             message_ja="NGSI v2 の通知を受け付けません: Fiware-Service が違います",
+                             code="bad_ngsi_notification")
     entities = check_notification(sub, await request.read())
     watcher = request.app[WATCHER_OF]()
     checking = watcher.request_check(dataset_id, CAUSE)
