@@ -73,6 +73,63 @@ def test_registered_as_source_and_sink():
     assert load_adapters()["ngsi_v2"].kind == "ngsi_v2"
 
 
+async def orion_call(fake: FakeOrion, method: str, path: str, *, body: Any = None,
+                     headers: dict[str, str] | None = None, raw: bytes | None = None
+                     ) -> tuple[int, Any, dict[str, str]]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    async with aiohttp.ClientSession() as s, s.request(method, fake.base + path, data=data, headers={
+            "Content-Type": "application/json", **(headers or {})}) as r:
+        text = await r.text()
+        return r.status, (json.loads(text) if text else None), dict(r.headers)
+
+
+async def test_the_fake_answers_as_the_specification_documents(orion: FakeOrion):
+    """The server the adapters are tested against: paging header, error bodies, tenancy."""
+    himeji = {"Fiware-Service": "himeji", "Fiware-ServicePath": "/aed/east"}
+    e1 = {"id": "E1", "type": "AED", "n": {"value": 1}}
+    assert (await orion_call(orion, "POST", "/v2/op/update", headers=himeji,
+                             body={"actionType": "append", "entities": [e1]}))[0] == 204
+    status, page, headers = await orion_call(orion, "GET", "/v2/entities?type=AED&options=count",
+                                             headers={"Fiware-Service": "himeji"})
+    assert status == 200 and headers["Fiware-Total-Count"] == "1"
+    assert page == [{"id": "E1", "type": "AED", "n": {"type": "Number", "value": 1, "metadata": {}}}]
+    _, page, headers = await orion_call(orion, "GET", "/v2/entities?options=keyValues",
+                                        headers={"Fiware-Service": "himeji",
+                                                 "Fiware-ServicePath": "/aed/#"})
+    assert page == [{"id": "E1", "type": "AED", "n": 1}] and "Fiware-Total-Count" not in headers
+    for path_header in ("/aed/west", "/"):       # another path: not there
+        _, page, _ = await orion_call(orion, "GET", "/v2/entities", headers={
+            "Fiware-Service": "himeji", "Fiware-ServicePath": path_header})
+        assert page == []
+    _, page, _ = await orion_call(orion, "GET", "/v2/entities", headers={"Fiware-Service": "kobe"})
+    assert page == []                            # another tenant: nothing
+    cases = [
+        ("GET", "/v2/entities?limit=1001", None, None, 400, "BadRequest"),
+        ("GET", "/v2/entities?options=values", None, None, 400, "BadRequest"),
+        ("POST", "/v2/op/update", None, b"{nope", 400, "ParseError"),
+        ("POST", "/v2/op/update", {"actionType": "upsert", "entities": []}, None, 400, "BadRequest"),
+        ("POST", "/v2/op/update", {"actionType": "update", "entities": [
+            {"id": "E9", "type": "AED", "n": {"value": 2}}]}, None, 404, "NotFound"),
+        ("POST", "/v2/op/update", None, b"[" + b" " * (1 << 20) + b"]", 413, "RequestEntityTooLarge"),
+        ("POST", "/v2/subscriptions", {"subject": {"entities": [{"idPattern": ".*"}]},
+                                       "notification": {"http": {"url": "mailto:x"}}}, None, 400,
+         "BadRequest"),
+        ("DELETE", "/v2/subscriptions/0123456789abcdef01234567", None, None, 404, "NotFound"),
+    ]
+    for method, path, body, raw, want, error in cases:
+        status, doc, _ = await orion_call(orion, method, path, body=body, raw=raw, headers=himeji)
+        assert status == want and doc["error"] == error and doc.get("description"), (path, doc)
+    # a payload with one bad entity changes nothing, not even the good one before it
+    status, doc, _ = await orion_call(orion, "POST", "/v2/op/update", headers=himeji, body={
+        "actionType": "append", "entities": [{"id": "E2", "type": "AED"},
+                                             {"id": "E3", "type": "AED", "n": {"value": "a(b)"}}]})
+    assert status == 400 and doc["description"] == "Invalid characters in attribute value"
+    assert [e.id for e in orion.entities_of("himeji")] == ["E1"]
+    status, doc, _ = await orion_call(orion, "GET", "/v2/entities",
+                                      headers={"Fiware-Service": "Himeji City"})
+    assert status == 400 and doc["error"] == "BadRequest"
+
+
 # ---------------------------------------------------------------- the contracts
 
 
