@@ -504,7 +504,8 @@ async def test_sink_failure_mid_load_is_never_success(orion: FakeOrion, tmp_path
     with pytest.raises(Unavailable) as err:
         await sink.commit()
     msg = err.value.message
-    assert "batch 2 of 3" in msg and "HTTP 500: InternalServerError: database connection lost" in msg
+    assert "request 2, entities 3–4 of 5" in msg
+    assert "HTTP 500: InternalServerError: database connection lost" in msg
     assert "2 of 5 entities were written" in msg and err.value.details["written"] == 2
     with pytest.raises(InvalidRequest):
         await sink.write(aed_batch(rows))
@@ -738,7 +739,7 @@ async def test_fetch_into_an_orion_sink_and_a_failure_mid_load(harness: MeshHarn
     rc, stdout, err = await h.cli("connector", "fetch", "--data-dir", str(data_dir),
                                   "--agreement", agreement, "--sink", "orion")
     assert rc != 0 and "loaded" not in stdout, stdout
-    assert "sink_load_failed" in err and "batch 2 of 3" in err, err
+    assert "sink_load_failed" in err and "request 2, entities 51–100 of 120" in err, err
     assert "mongo primary stepping down" in err and "50 of 120 entities were written" in err, err
     assert len(orion.entities_of("hyogo")) == 50
     kept = data_dir / "sinks" / "staging" / f"{agreement}.orion.arrow"

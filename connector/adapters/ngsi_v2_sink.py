@@ -27,10 +27,11 @@ structs → ``StructuredValue``; nulls keep the column's type with a ``null`` va
 
 Every row is converted and checked in ``write()``: an id or attribute name the broker would
 refuse, a forbidden character, a NaN, a huge array or a repeated id is a ``SinkError`` naming
-the row, and nothing has been sent. ``commit()`` then sends the batches in order. A broker has
-no transactions: when it refuses batch *k*, the error says so and how many entities the earlier
-batches already wrote (they stay; ``append`` is idempotent, so loading again once the cause is
-fixed converges). The load is never reported as done unless every batch was accepted.
+the row, and nothing has been sent; the Arrow batches are kept as they are (columnar, not as
+entity dicts). ``commit()`` then builds and sends the requests in order. A broker has no
+transactions: when it refuses request *k*, the error says so and how many entities the earlier
+requests already wrote (they stay; ``append`` is idempotent, so loading again once the cause is
+fixed converges). The load is never reported as done unless every request was accepted.
 ``abort()`` before ``commit()`` sends nothing.
 """
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +86,7 @@ class NgsiV2Sink:
         self.fullwidth = get_choice(config, "forbidden_characters", KIND, ("error", "fullwidth"),
                                     "error") == "fullwidth"
         self.max_array = get_int(config, "max_array", KIND, 1000, minimum=1)
-        self._entities: list[dict[str, Any]] = []
+        self._written: list[pa.RecordBatch] = []     # checked rows, kept columnar until commit
         self._ids: dict[str, int] = {}
         self._rows = 0
         self._state = "open"          # open → committed | failed; aborted
@@ -189,7 +191,8 @@ class NgsiV2Sink:
             return float(value)         # Decimal
         return value
 
-    def _entity(self, row: dict[str, Any], number: int, plan: list[tuple[str, str, str]]) -> dict[str, Any]:
+    def _entity(self, row: dict[str, Any], number: int, plan: list[tuple[str, str, str]], *,
+                check_ids: bool = True) -> dict[str, Any]:
         raw_id = row.get(self.id_column)
         if raw_id is None or raw_id == "":
             raise _row_error(number, f"id column {self.id_column!r} is empty",
@@ -199,11 +202,12 @@ class NgsiV2Sink:
             raise _row_error(number, f"entity id {eid!r:.80} {problem}; choose another id_column "
                              "or id_prefix", f"エンティティ id {eid!r:.80} は NGSI v2 で使えません",
                              column=self.id_column)
-        if eid in self._ids:
+        if check_ids and eid in self._ids:
             raise _row_error(number, f"entity id {eid!r:.80} was already in row {self._ids[eid]}",
                              f"エンティティ id {eid!r:.80} が {self._ids[eid]} 行目と重複しています",
                              column=self.id_column)
-        self._ids[eid] = number
+        if check_ids:
+            self._ids[eid] = number
         entity: dict[str, Any] = {"id": eid, "type": self.type}
         for column, name, ngsi_type in plan:
             entity[name] = {"type": ngsi_type, "value": self._value(row.get(column), number, column)}
@@ -223,12 +227,11 @@ class NgsiV2Sink:
         return entity
 
     async def write(self, batch: pa.RecordBatch) -> None:
+        """Check every row now (nothing is sent); the batch is kept as it is until ``commit``."""
         if self._state != "open":
             raise InvalidRequest(f"ngsi_v2 sink: write after {self._state}",
                                  message_ja="確定後の書き込みはできません")
-        if self._plan is None or not self._plan[0].equals(batch.schema):
-            self._plan = (batch.schema, self._columns(batch.schema))
-        plan = self._plan[1]
+        plan = self._plan_for(batch.schema)
         for row in batch.to_pylist():
             self._rows += 1
             entity = self._entity(row, self._rows, plan)
@@ -236,38 +239,49 @@ class NgsiV2Sink:
             if size > MAX_PAYLOAD - 100:
                 raise _row_error(self._rows, f"the entity is {size} bytes, over the broker's "
                                  f"{MAX_PAYLOAD} byte request limit", "エンティティが大きすぎます")
-            self._entities.append(entity)
+        if batch.num_rows:
+            self._written.append(batch)
+
+    def _plan_for(self, schema: pa.Schema) -> list[tuple[str, str, str]]:
+        if self._plan is None or not self._plan[0].equals(schema):
+            self._plan = (schema, self._columns(schema))
+        return self._plan[1]
 
     # ------------------------------------------------------------------ sending
 
-    def _batches(self) -> list[list[dict[str, Any]]]:
-        batches: list[list[dict[str, Any]]] = []
+    def _requests(self) -> Iterator[list[dict[str, Any]]]:
+        """The entities (checked in ``write``) in requests of at most ``batch_size`` entities
+        and under the payload limit, built one request at a time."""
         current: list[dict[str, Any]] = []
-        size = 0
-        for entity in self._entities:
-            n = len(json.dumps(entity, ensure_ascii=False).encode()) + 1
-            if current and (len(current) >= self.batch_size or size + n > MAX_PAYLOAD - 100):
-                batches.append(current)
-                current, size = [], 0
-            current.append(entity)
-            size += n
+        size, number = 0, 0
+        for batch in self._written:
+            plan = self._plan_for(batch.schema)
+            for row in batch.to_pylist():
+                number += 1
+                entity = self._entity(row, number, plan, check_ids=False)
+                n = len(json.dumps(entity, ensure_ascii=False).encode()) + 1
+                if current and (len(current) >= self.batch_size or size + n > MAX_PAYLOAD - 100):
+                    yield current
+                    current, size = [], 0
+                current.append(entity)
+                size += n
         if current:
-            batches.append(current)
-        return batches
+            yield current
 
     async def commit(self) -> None:
         if self._state != "open":
             raise InvalidRequest(f"ngsi_v2 sink: commit after {self._state}",
                                  message_ja="確定済みです")
         url = self.conn.url("/v2/op/update")
-        batches = self._batches()
-        written = 0
+        total = self._rows
+        written, k = 0, 0
         try:
             async with _ngsi_v2.session(self.conn.timeout) as http:
                 headers = self.conn.headers()
-                for k, entities in enumerate(batches, 1):
-                    what = (f"POST {url} ({self.conn.describe()}): batch {k} of {len(batches)}, "
-                            f"entities {written + 1}–{written + len(entities)}")
+                for entities in self._requests():
+                    k += 1
+                    what = (f"POST {url} ({self.conn.describe()}): request {k}, entities "
+                            f"{written + 1}–{written + len(entities)} of {total}")
                     await _ngsi_v2.call(http, "POST", url, what=what, client_error=SinkError,
                                         body={"actionType": self.action, "entities": entities},
                                         headers=headers)
@@ -275,19 +289,19 @@ class NgsiV2Sink:
         except AreameshError as exc:
             self._state = "failed"
             if written:
-                exc.message += (f"; {written} of {len(self._entities)} entities were written by "
-                                "the batches before it and stay in the broker (NGSI v2 has no "
-                                "transactions; append is idempotent: load again once fixed)")
+                exc.message += (f"; {written} of {total} entities were written by the requests "
+                                "before it and stay in the broker (NGSI v2 has no transactions; "
+                                "append is idempotent: load again once fixed)")
                 exc.message_ja = (exc.message_ja or exc.message) + (
-                    f"（先行のバッチで {len(self._entities)} 件中 {written} 件は書き込み済みです。"
+                    f"（先行のリクエストで {total} 件中 {written} 件は書き込み済みです。"
                     "原因を直して再度読み込んでください）")
-            exc.details = {**exc.details, "written": written, "entities": len(self._entities)}
+            exc.details = {**exc.details, "written": written, "entities": total}
             raise
         self._state = "committed"
-        self._entities.clear()
+        self._written.clear()
 
     async def abort(self) -> None:
         if self._state == "open":
             self._state = "aborted"
-        self._entities.clear()
+        self._written.clear()
         self._ids.clear()
