@@ -335,6 +335,14 @@ async def test_broker_errors_are_clear(orion: FakeOrion, tmp_path: Path):
         await closed.schema()
 
 
+async def test_full_pages_of_1000_arrive_whole(orion: FakeOrion, tmp_path: Path):
+    for i in range(1, 1201):
+        orion.put({**aed(i), "note": {"type": "Text", "value": "姫路市の設置場所" * 10}},
+                  service="himeji", path="/aed")
+    rows = await read_rows(open_source(config(orion, limit=1000), tmp_path))
+    assert len(rows) == 1200 and rows[-1]["id"] == "urn:ngsi-ld:AED:1200"
+
+
 async def test_filters_id_pattern_and_q(orion: FakeOrion, tmp_path: Path):
     seed(orion, 5)
     rows = await read_rows(open_source(config(orion, q="units>2;available==true",

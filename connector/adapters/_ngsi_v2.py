@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from connector.adapters._config import bad_key, get_float, get_path, get_str
+from connector.adapters._http import read_body
 from connector.adapters.base import SourceUnavailable
 from mesh.errors import AreameshError
 from mesh.files import read_secret
@@ -171,7 +172,7 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, *, what: str,
         headers = {**(headers or {}), "Content-Type": "application/json"}
     try:
         async with http.request(method, url, params=params, data=data, headers=headers) as resp:
-            raw = await resp.content.read(MAX_BODY + 1)
+            raw = await read_body(resp, MAX_BODY)
             status, reply_headers = resp.status, resp.headers
     except TimeoutError:
         raise SourceUnavailable(f"{what}: the broker did not answer in time",
