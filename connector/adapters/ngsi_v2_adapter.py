@@ -26,8 +26,9 @@ total that changes while paging are errors (the last one ``Unavailable``: read a
 
 Each entity becomes one row: ``id``, ``type`` and one column per attribute with its ``value``;
 a ``geo:json`` Point or a ``geo:point`` (``"lat, lon"``) attribute ``A`` becomes ``A_lon`` and
-``A_lat`` (other geometries GeoJSON text); objects and arrays become JSON text (string columns);
-metadata are not carried.
+``A_lat`` (other geometries GeoJSON text; with ``keyValues`` only GeoJSON Points are recognised,
+the types being left out); objects and arrays become JSON text (string columns); metadata are
+not carried.
 
 ``fingerprint()`` asks for one entity only: the count and the newest ``dateModified`` (Orion's
 builtin attribute, ``orderBy=!dateModified``), so change checks cost one small request.
