@@ -37,7 +37,7 @@ from connector.subscriptions.orion_store import (
     digest,
 )
 from mesh.clock import utcnow
-from mesh.errors import FailedPrecondition, InvalidRequest, NotFound
+from mesh.errors import AreameshError, FailedPrecondition, InvalidRequest, NotFound
 
 log = logging.getLogger("areamesh.connector.subscriptions")
 
@@ -94,12 +94,17 @@ async def subscribe(data_dir: Path, dataset_id: str, callback_url: str, *,
             raise SourceError(f"POST {url}: the broker did not answer a Location "
                               f"/v2/subscriptions/<id> (got {location!r})",
                               message_ja="ブローカーがサブスクリプションの場所を返しませんでした")
+        sub = OrionSubscription(dataset_id, sid, conn.broker, conn.service, conn.service_path,
+                                config["type"], callback, utcnow().isoformat(), digest(token))
+        store.put(sub)      # from here the old token is refused, whatever the broker says next
+        log.info("NGSI v2 subscription %s at %s for dataset %s", sid, conn.describe(), dataset_id)
         if old is not None and old.subscription_id != sid:
-            await _delete(http, conn, old.subscription_id, headers)
-    sub = OrionSubscription(dataset_id, sid, conn.broker, conn.service, conn.service_path,
-                            config["type"], callback, utcnow().isoformat(), digest(token))
-    store.put(sub)
-    log.info("NGSI v2 subscription %s at %s for dataset %s", sid, conn.describe(), dataset_id)
+            try:
+                await _delete(http, conn, old.subscription_id, headers)
+            except AreameshError as exc:
+                log.warning("the replaced subscription %s could not be deleted at %s (its "
+                            "notifications are refused): %s", old.subscription_id,
+                            conn.describe(), exc.message)
     return sub
 
 
