@@ -22,6 +22,7 @@ from mesh.log import setup_logging
                                               "identity": "connector.identity_cli:identity",
                                               "ledger": "connector.ledger.cli:ledger",
                                               "sink": "connector.sinks_cli:sink",
+                                              "ngsi-v2": "connector.subscriptions.orion_cli:ngsi_v2",
                                               "service": "connector.services_cli:service"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""

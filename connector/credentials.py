@@ -1,6 +1,8 @@
 """Who calls the connector's HTTP API: its operator (``DATA_DIR/operator.key``) or the
 municipality's resident portal (``DATA_DIR/portal.token``), each by ``Authorization: Bearer``;
-both files are 0600 and created on first start; docs/security.md says how to rotate them.
+both files are 0600 and created on first start; docs/security.md says how to rotate them. An
+NGSI v2 broker's notifications (``/ngsi/v2/notify/<dataset>``) bring that dataset's
+subscription token (``connector/subscriptions/orion.py``).
 Without an ``Authorization`` header, a browser session: under ``/portal/`` a resident's
 (cookie ``am_portal``, signed in through the platform's OpenID provider, principal
 ``RESIDENT`` with the resident id from the session, never from the URL or a form), elsewhere a
@@ -14,9 +16,10 @@ from pathlib import Path
 from aiohttp import web
 
 from connector.operators.accounts import ConsoleAccounts, require_active
+from connector.subscriptions.orion_store import NOTIFY_PREFIX, OrionSubscriptionStore
 from mesh.bearer_files import BearerFile, bearer_of
 from mesh.db import Database
-from mesh.http_auth import ADMIN, NODE_OPERATOR, PORTAL, RESIDENT, ROLES, Principal
+from mesh.http_auth import ADMIN, NGSI_NOTIFIER, NODE_OPERATOR, PORTAL, RESIDENT, ROLES, Principal
 from mesh.web.sessions import SessionStore
 from mesh.web.signin import session_principal
 
@@ -50,6 +53,7 @@ class ConnectorAuthenticator:
         self.identity = identity
         self.sessions, self.accounts = sessions, accounts
         self.residents = portal_sessions(sessions.db) if sessions is not None else None
+        self.notifications = OrionSubscriptionStore(data_dir)
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         header = request.headers.get("Authorization", "")
@@ -64,6 +68,11 @@ class ConnectorAuthenticator:
             return Principal(NODE_OPERATOR, self.identity, ADMIN, OPERATOR_KEY_FILE)
         if self.portal.matches(token):
             return Principal(PORTAL, "resident-portal", credential=PORTAL_TOKEN_FILE)
+        if request.path.startswith(NOTIFY_PREFIX):
+            dataset_id = request.path[len(NOTIFY_PREFIX):]
+            sub = self.notifications.verify(dataset_id, token)
+            if sub is not None:
+                return Principal(NGSI_NOTIFIER, dataset_id, credential=sub.subscription_id)
         return None
 
     async def session(self, request: web.Request) -> Principal | None:

@@ -1,5 +1,6 @@
 """The connector's admin HTTP API: health, status, peers, metrics, and the resident portal's
-routes (``connector/portal_api.py``). Bind it to loopback or an admin network; it is not
+routes (``connector/portal_api.py``) and the NGSI v2 broker notifications
+(``connector/subscriptions/orion_http.py``). Bind it to loopback or an admin network; it is not
 exposed to the mesh. Status and peers are for the node's operator (``DATA_DIR/operator.key``);
 each handler declares its door (``mesh.http_auth``), docs/security.md has the table."""
 
@@ -15,6 +16,7 @@ from connector.credentials import ConnectorAuthenticator
 from connector.openapi import OPENAPI
 from connector.operators.accounts import ConsoleAccounts
 from connector.portal_api import ResidentPortalApi
+from connector.subscriptions.orion_http import add_routes as add_orion_routes
 from connector.web.pages import add_connector_pages
 from connector.web.site import setup_connector_web
 from mesh.certs import remaining_fraction
@@ -109,6 +111,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/api/v1/peers", peers)
     app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
+    add_orion_routes(app, node.config.data_dir, lambda: node.watcher)
     setup_connector_web(app, sessions, accounts)
     add_connector_pages(app, node)
     check_doors(app)

@@ -130,10 +130,27 @@ OPENAPI: dict = {
                 "type": "object", "required": ["resident", "datasets"],
                 "properties": {"resident": {"type": "string"},
                                "datasets": {"type": "array", "items": _OBJECT}}}),
+        "/ngsi/v2/notify/{dataset_id}": {"post": {
+            "summary": "An NGSI v2 broker's notification for a subscribed dataset "
+                       "(areamesh connector ngsi-v2 subscribe): triggers a change check",
+            "security": [{"ngsiSubscriptionToken": []}],
+            "parameters": [{"name": "dataset_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "minLength": 3}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["subscriptionId", "data"],
+                "properties": {"subscriptionId": {"type": "string"},
+                               "data": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                        "items": {"type": "object", "required": ["id", "type"]}}}}}}},
+            "responses": {"204": {"description": "accepted; the dataset is checked for changes"},
+                          **{k: v for k, v in _ERRORS.items() if k in ("400", "401", "403", "413")}}}},
     },
     "components": {
         "securitySchemes": {"portalToken": {"type": "http", "scheme": "bearer",
-                                            "description": "DATA_DIR/portal.token"}},
+                                            "description": "DATA_DIR/portal.token"},
+                            "ngsiSubscriptionToken": {
+                                "type": "http", "scheme": "bearer",
+                                "description": "the token of the dataset's NGSI v2 subscription, "
+                                               "sent by the broker (httpCustom.headers)"}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message"],

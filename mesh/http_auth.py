@@ -30,6 +30,7 @@ PARTICIPANT = "participant"        # a participant, by an API key the registry i
 NODE_OPERATOR = "node_operator"    # a connector's operator, by the node's operator key
 PORTAL = "portal"                  # the municipality's resident portal, by portal.token
 RESIDENT = "resident"              # a resident signed in through the platform's OpenID provider
+NGSI_NOTIFIER = "ngsi_notifier"    # an NGSI v2 broker, by the token of the subscription it serves
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -95,8 +96,12 @@ RESIDENT_PORTAL = Door("resident-portal", "the municipality's resident portal "
 RESIDENT_SELF = Door("resident", "a resident signed in through the platform's OpenID provider "
                      "(their own data only)", frozenset({RESIDENT}), code="resident_sign_in_required",
                      message_ja="住民としてのサインインが必要です")
+NGSI_NOTIFY = Door("ngsi-notification", "an NGSI v2 broker (FIWARE Orion) the connector "
+                   "subscribed to, by that dataset's subscription token", frozenset({NGSI_NOTIFIER}),
+                   code="notification_token_required",
+                   message_ja="NGSI v2 サブスクリプションのトークンが必要です")
 DOORS = (PUBLIC, OWN_FIGURES, OPERATOR_READ, OPERATOR_ADMIN, NODE_ADMIN, NODE_READ,
-         RESIDENT_PORTAL, RESIDENT_SELF)
+         RESIDENT_PORTAL, RESIDENT_SELF, NGSI_NOTIFY)
 
 H = TypeVar("H", bound=Callable[..., Any])
 

@@ -548,6 +548,7 @@ class FakeApi:
         self.app.router.add_get("/ngsi-ld/v1/entities", self.ngsi)
         self.app.router.add_get("/broken", self.broken)
         self.app.router.add_get("/notjson", self.notjson)
+        self.app.router.add_get("/big", self.big)
 
     def etag(self) -> str:
         return '"' + hashlib.sha256(json.dumps(self.items).encode()).hexdigest()[:16] + '"'
@@ -572,6 +573,9 @@ class FakeApi:
 
     async def broken(self, request: web.Request) -> web.Response:
         return web.json_response({"title": "Internal error", "detail": "database down"}, status=500)
+
+    async def big(self, request: web.Request) -> web.Response:
+        return web.json_response([{"id": i, "name": f"施設{i}" * 20} for i in range(5000)])
 
     async def notjson(self, request: web.Request) -> web.Response:
         return web.Response(text="<html>maintenance</html>", content_type="text/html")
@@ -645,6 +649,12 @@ async def test_http_items_path_must_point_at_an_array(api: FakeApi, tmp_path: Pa
     source = open_source({"adapter": "http_json", "url": f"{api.base}/cursor", "items": "links"}, tmp_path)
     with pytest.raises(SourceError, match="expected a JSON array at 'links'"):
         await read_rows(source)
+
+
+async def test_http_large_answer_arrives_whole(api: FakeApi, tmp_path: Path):
+    """A 700 kB answer comes in many chunks: all of it is read, not the first chunk only."""
+    rows = await read_rows(open_source({"adapter": "http_json", "url": f"{api.base}/big"}, tmp_path))
+    assert len(rows) == 5000 and rows[-1]["id"] == 4999
 
 
 async def test_http_connection_refused_is_unavailable(tmp_path: Path):

@@ -18,6 +18,18 @@ from connector.adapters.base import SourceError, SourceUnavailable
 MAX_BODY = 64 << 20
 
 
+async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or its first ``limit + 1`` bytes when it is longer. (``content.read(n)``
+    answers with what has arrived so far, which cuts a large page short.)"""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[:limit + 1]
+
+
 def _snippet(body: bytes) -> str:
     text = body[:300].decode("utf-8", "replace").strip()
     try:  # NGSI-LD / RFC 7807 problem details
@@ -35,7 +47,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, params: dict[str
     """``(parsed JSON, raw body, response headers)`` of a GET, or a clear error."""
     try:
         async with session.get(url, params=params, headers=headers) as resp:
-            body = await resp.content.read(MAX_BODY + 1)
+            body = await read_body(resp, MAX_BODY)
             shown = str(resp.url)
             status, reply_headers = resp.status, resp.headers
     except TimeoutError:

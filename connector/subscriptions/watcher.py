@@ -4,7 +4,9 @@ Every ``interval`` it asks each watched dataset for its version (``datasets/sour
 source's fingerprint and refresh generation, or the internal copy id) — cheap for files and
 copies. When the version moves, it first keeps the row-hash snapshot of the new version (so a
 later incremental fetch since it is possible), then puts a notice on every subscriber's queue.
-Only datasets somebody subscribes to are watched.
+Only datasets somebody subscribes to are watched. ``request_check`` (an NGSI v2 broker's
+notification, ``orion_store.py``) wakes the loop at once instead of at the next interval; the
+change it finds carries the cause given there.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class DatasetWatcher:
         self.interval = interval
         self._watched: dict[str, _Watched] = {}
         self._lock = asyncio.Lock()
+        self._due: dict[str, str] = {}          # dataset id → cause of an early check
+        self._wake = asyncio.Event()
 
     async def current_version(self, dataset_id: str, *, snapshot: bool = True) -> str:
         # imported on first use: adapters and snapshots need pyarrow, which an idle connector skips
@@ -86,7 +90,18 @@ class DatasetWatcher:
         """(dataset id, version last seen, open subscriptions) of every watched dataset."""
         return sorted((d, w.version, len(w.queues)) for d, w in self._watched.items())
 
-    async def check_once(self) -> list[Change]:
+    def request_check(self, dataset_id: str, cause: str) -> bool:
+        """Check ``dataset_id`` now rather than at the next interval; False when nobody watches
+        it (there is no one to tell)."""
+        if dataset_id not in self._watched:
+            return False
+        self._due[dataset_id] = cause
+        self._wake.set()
+        return True
+
+    async def check_once(self, causes: dict[str, str] | None = None) -> list[Change]:
+        """Check every watched dataset; a change of one named in ``causes`` carries that cause."""
+        causes = causes or {}
         changes = []
         async with self._lock:
             for dataset_id, watched in list(self._watched.items()):
@@ -97,7 +112,8 @@ class DatasetWatcher:
                     continue
                 if version == watched.version:
                     continue
-                change = Change(dataset_id, version, watched.version, utcnow(), "changed")
+                change = Change(dataset_id, version, watched.version, utcnow(),
+                                causes.get(dataset_id, "changed"))
                 watched.version = version
                 changes.append(change)
                 for queue in list(watched.queues):
@@ -109,8 +125,11 @@ class DatasetWatcher:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            due, self._due = self._due, {}
             try:
-                await self.check_once()
+                await self.check_once(due)
             except Exception:  # the loop must outlive one bad dataset
                 log.exception("change check failed")

@@ -112,7 +112,7 @@ class SinkSetting:
     @property
     def target(self) -> str:
         """Where the data goes, safe to show: a masked DSN or URL, or a file path."""
-        for key in ("dsn", "url", "path"):
+        for key in ("dsn", "url", "broker", "path"):
             value = self.config.get(key)
             if isinstance(value, str) and value:
                 return mask_dsn(value) if key != "path" else value

@@ -441,6 +441,7 @@ async def test_every_route_is_in_the_security_table_and_its_door_is_enforced(
         "node-operator-read": bearer((node_dir / "portal.token").read_text().strip()),
         "resident-portal": h.node_operator_headers("himeji"),
         "resident": h.node_operator_headers("himeji"),     # an operator is not a resident
+        "ngsi-notification": h.node_operator_headers("himeji"),   # nor an NGSI v2 broker
     }
     bases = {"registry": h.http_url, "connector": f"http://127.0.0.1:{node.ready['http_port']}"}
     checked = 0
