@@ -22,6 +22,7 @@ from mesh.log import setup_logging
                                               "identity": "connector.identity_cli:identity",
                                               "ledger": "connector.ledger.cli:ledger",
                                               "sink": "connector.sinks_cli:sink",
+                                              "ngsi-ld": "connector.ngsi_ld.cli:ngsi_ld",
                                               "service": "connector.services_cli:service"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""

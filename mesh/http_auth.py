@@ -30,6 +30,7 @@ PARTICIPANT = "participant"        # a participant, by an API key the registry i
 NODE_OPERATOR = "node_operator"    # a connector's operator, by the node's operator key
 PORTAL = "portal"                  # the municipality's resident portal, by portal.token
 RESIDENT = "resident"              # a resident signed in through the platform's OpenID provider
+NGSI_LD_APP = "ngsi_ld_app"        # an app of the connector's organisation, by a facade API key
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -95,8 +96,12 @@ RESIDENT_PORTAL = Door("resident-portal", "the municipality's resident portal "
 RESIDENT_SELF = Door("resident", "a resident signed in through the platform's OpenID provider "
                      "(their own data only)", frozenset({RESIDENT}), code="resident_sign_in_required",
                      message_ja="住民としてのサインインが必要です")
+NGSI_LD_READ = Door("ngsi-ld-app", "an application of the connector's own organisation: an NGSI-LD "
+                    "facade API key (only the views it names), or the connector's operator",
+                    frozenset({NGSI_LD_APP, NODE_OPERATOR}), frozenset(ROLES),
+                    code="ngsi_ld_key_required", message_ja="NGSI-LD ファサードの API キーが必要です")
 DOORS = (PUBLIC, OWN_FIGURES, OPERATOR_READ, OPERATOR_ADMIN, NODE_ADMIN, NODE_READ,
-         RESIDENT_PORTAL, RESIDENT_SELF)
+         RESIDENT_PORTAL, RESIDENT_SELF, NGSI_LD_READ)
 
 H = TypeVar("H", bound=Callable[..., Any])
 

@@ -8,12 +8,14 @@ own file works the same)::
     type: AED                         # the entity type (a term of ``context``)
     context: https://…/aed.jsonld     # the model's JSON-LD @context, beside the core context
     vocab: https://…/ns/              # the IRI prefix of the model's terms (expanded names)
+    core_terms: [location, name]      # terms the NGSI-LD core context defines (default: location)
     id: "urn:ngsi-ld:AED:{全国地方公共団体コード}-{ID}"   # every {column} must be non-empty
     attributes:
       name: {column: 名称}                                 # a Property; empty cells are left out
       maxCapacity: {column: 想定収容人数, cast: integer}   # integer | number | boolean | string
       targetAreas: {column: 対象となる町会・自治会, split: ";"}
       location: {geo: {lon: 経度, lat: 緯度}}             # a GeoProperty Point
+      area: {geojson: 区域}                               # a GeoProperty from GeoJSON (text or object)
       address: {object: {addressRegion: 所在地_都道府県}, const: {addressCountry: JP}}
       hazardTypes: {flags: {災害種別_洪水: flood}}         # the values whose column holds 1
       locatedIn: {relationship: 所在地ID}                 # a Relationship (the cell is a URI)
@@ -49,11 +51,13 @@ CORE_CONTEXTS = frozenset({CORE_CONTEXT,
                            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.7.jsonld",
                            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld",
                            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.3.jsonld"})
-KINDS = ("column", "geo", "object", "flags", "relationship", "value")
+KINDS = ("column", "geo", "geojson", "object", "flags", "relationship", "value")
+GEOJSON_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 TRUE = {"1", "true", "True", "TRUE", "可", "あり", "有", "○", "yes"}
 FALSE = {"0", "false", "False", "FALSE", "不可", "なし", "無", "×", "no"}
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+\Z")
 
 
 def _bad(source: str, message: str, message_ja: str) -> InvalidRequest:
@@ -114,6 +118,8 @@ class AttributeRule:
                     or (lon == 0 and lat == 0):
                 return None
             return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+        if self.kind == "geojson":
+            return _geojson(row.get(self.spec))
         if self.kind == "flags":
             chosen = [value for column, value in self.spec.items()
                       if _cast(row.get(column), "boolean") is True]
@@ -148,6 +154,7 @@ class EntityModel:
     id_template: str | None
     rules: tuple[AttributeRule, ...]
     standard: str | None = None
+    core_terms: frozenset[str] = frozenset({"location"})   # terms whose IRI the core context gives
 
     @property
     def contexts(self) -> list[str]:
@@ -163,8 +170,10 @@ class EntityModel:
             if _empty(v):
                 return None
             parts[column] = quote(_text(v), safe=":-._~")
-        entity: dict[str, Any] = {"id": _TEMPLATE.sub(lambda m: parts[m.group(1)], self.id_template),
-                                  "type": self.type}
+        eid = _TEMPLATE.sub(lambda m: parts[m.group(1)], self.id_template)
+        if not _URI.match(eid):
+            return None
+        entity: dict[str, Any] = {"id": eid, "type": self.type}
         for rule in self.rules:
             attr = rule.build(row)
             if attr is not None:
@@ -174,6 +183,18 @@ class EntityModel:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "standard": self.standard,
                 "context": self.context, "attributes": [r.name for r in self.rules]}
+
+
+def _geojson(v: Any) -> dict[str, Any] | None:
+    """A GeoProperty from a GeoJSON geometry (a mapping, or its JSON text); None if it is not one."""
+    if isinstance(v, str) and v.lstrip().startswith("{"):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return None
+    if isinstance(v, dict) and v.get("type") in GEOJSON_TYPES and isinstance(v.get("coordinates"), list):
+        return {"type": "GeoProperty", "value": {"type": v["type"], "coordinates": v["coordinates"]}}
+    return None
 
 
 def _flat_entity(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -191,13 +212,7 @@ def _flat_entity(row: dict[str, Any]) -> dict[str, Any] | None:
                 entity[base] = {"type": "GeoProperty", "value": {
                     "type": "Point", "coordinates": [float(v), float(row[f"{base}_lat"])]}}
             continue
-        if isinstance(v, str) and v.startswith("{") and '"coordinates"' in v:
-            try:
-                entity[key] = {"type": "GeoProperty", "value": json.loads(v)}
-                continue
-            except ValueError:
-                pass
-        entity[key] = {"type": "Property", "value": v}
+        entity[key] = _geojson(v) or {"type": "Property", "value": v}
     return entity
 
 
@@ -225,7 +240,8 @@ def _rule(source: str, name: str, raw: Any) -> AttributeRule:
     if options.get("cast") not in (None, "integer", "number", "boolean", "string"):
         raise _bad(source, f"attribute {name}: cast must be integer, number, boolean or string",
                    f"属性 {name} の cast は integer・number・boolean・string のいずれかです")
-    shapes = {"column": str, "relationship": str, "geo": dict, "object": dict, "flags": dict}
+    shapes = {"column": str, "relationship": str, "geojson": str, "geo": dict, "object": dict,
+              "flags": dict}
     if kind in shapes and not isinstance(spec, shapes[kind]):
         raise _bad(source, f"attribute {name}: {kind} must be a {shapes[kind].__name__}",
                    f"属性 {name} の {kind} の形が正しくありません")
@@ -244,15 +260,19 @@ def parse_model(doc: Any, source: str) -> EntityModel:
             raise _bad(source, f"missing {key!r}", f"{key} がありません")
     if not isinstance(doc["type"], str) or not _ATTR_NAME.match(doc["type"]):
         raise _bad(source, "type must be a plain term such as AED", "type は AED のような語で書きます")
-    if not isinstance(doc["id"], str) or not _TEMPLATE.search(doc["id"]) or ":" not in doc["id"]:
+    if not isinstance(doc["id"], str) or not _TEMPLATE.search(doc["id"]):
         raise _bad(source, "id must be a URI template with {column} parts, e.g. "
                    "urn:ngsi-ld:AED:{ID}", "id は urn:ngsi-ld:AED:{ID} のような URI の型で書きます")
     attrs = doc["attributes"]
     if not isinstance(attrs, dict) or not attrs:
         raise _bad(source, "attributes must be a non-empty mapping", "attributes が空です")
     rules = tuple(_rule(source, str(name), raw) for name, raw in attrs.items())
+    core = doc.get("core_terms", ["location"])
+    if not isinstance(core, list) or not all(isinstance(t, str) for t in core):
+        raise _bad(source, "core_terms must be a list of attribute names",
+                   "core_terms は属性名のリストで書きます")
     return EntityModel(source, doc["type"], doc.get("context"), doc.get("vocab"), doc["id"], rules,
-                       doc.get("standard"))
+                       doc.get("standard"), frozenset(core))
 
 
 def builtin_models() -> dict[str, EntityModel]:
