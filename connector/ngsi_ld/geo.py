@@ -6,8 +6,10 @@
   "the entity's geometry *georel* the query's geometry" (``within``: the entity lies inside).
 - ``geometry``: ``Point``, ``MultiPoint``, ``LineString``, ``MultiLineString``, ``Polygon``,
   ``MultiPolygon``, with ``coordinates`` as GeoJSON's JSON array ([longitude, latitude], WGS 84):
-  positions are two or three numbers within range, rings closed with at least four positions, a
-  polygon valid (no self-intersection).
+  positions are two or three numbers within range, rings closed with at least four positions,
+  lines at least two. A self-intersecting polygon is accepted (the ETSI test suite's own cases
+  019_11_01 and 019_11_06 use such polygons) and related as GEOS relates it, or through
+  ``make_valid`` where GEOS cannot.
 - ``geoproperty``: the GeoProperty compared, ``location`` by default.
 
 Distances are metres on the sphere (haversine) between points; between other shapes, on a local
@@ -26,6 +28,7 @@ from typing import Any
 import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.validation import make_valid
 
 from connector.ngsi_ld.problems import bad_request
 
@@ -54,9 +57,10 @@ class GeoQuery:
             d = self.distance(geom)
             return (self.max_distance is None or d <= self.max_distance) and \
                 (self.min_distance is None or d >= self.min_distance)
-        return {"within": geom.within, "contains": geom.contains, "intersects": geom.intersects,
-                "disjoint": geom.disjoint, "equals": geom.equals,
-                "overlaps": geom.overlaps}[self.georel](self.geometry)
+        try:
+            return _PREDICATES[self.georel](geom, self.geometry)
+        except shapely.errors.GEOSException:     # a self-intersecting polygon GEOS cannot relate
+            return _PREDICATES[self.georel](make_valid(geom), make_valid(self.geometry))
 
     def distance(self, geom: BaseGeometry) -> float:
         if isinstance(geom, Point) and isinstance(self.geometry, Point):
@@ -69,6 +73,11 @@ class GeoQuery:
             return shapely.transform(g, lambda c: (c - [lon0, lat0]) * [k * m, m])
 
         return float(project(geom).distance(project(self.geometry)))
+
+
+_PREDICATES = {"within": BaseGeometry.within, "contains": BaseGeometry.contains,
+               "intersects": BaseGeometry.intersects, "disjoint": BaseGeometry.disjoint,
+               "equals": BaseGeometry.equals, "overlaps": BaseGeometry.overlaps}
 
 
 def haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -115,11 +124,10 @@ def parse_geometry(kind: str, coordinates: Any) -> BaseGeometry:
         if any(len(line) < 2 for line in lines):
             raise bad_request("coordinates: a line needs at least two positions",
                               parameter="coordinates")
-    geom = shape({"type": kind, "coordinates": coordinates})
-    if not geom.is_valid:
-        raise bad_request(f"coordinates: the {kind} is not valid ({shapely.is_valid_reason(geom)})",
-                          parameter="coordinates")
-    return geom
+    try:
+        return shape({"type": kind, "coordinates": coordinates})
+    except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
+        raise bad_request(f"coordinates: not a {kind}: {exc}", parameter="coordinates") from None
 
 
 def parse_georel(text: str) -> tuple[str, float | None, float | None]:
