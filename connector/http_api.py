@@ -115,7 +115,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/api/v1/peers", peers)
     app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
-    NgsiLdFacade(FacadeData(node.config.data_dir, AgreementStore(node.contracts_db),
+    NgsiLdFacade(FacadeData(node.config.data_dir, lambda: AgreementStore(node.contracts_db),
                             lambda: load_pem_bundle(node.keystore.trust_bundle_pem())),
                  FacadeKeys(node.config.data_dir)).add_routes(app)
     setup_connector_web(app, sessions, accounts)

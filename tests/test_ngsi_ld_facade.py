@@ -170,7 +170,7 @@ async def facade(tmp_path_factory: pytest.TempPathFactory):
         tokens[view] = keys.create(view, [view])[1]
     app = web.Application(middlewares=[error_middleware, problem_middleware, door_middleware(
         ConnectorAuthenticator(data_dir, "urn:areamesh:org:270008:node:main"))])
-    NgsiLdFacade(FacadeData(data_dir, None, lambda: []), keys).add_routes(app)  # type: ignore[arg-type]
+    NgsiLdFacade(FacadeData(data_dir, lambda: None, lambda: []), keys).add_routes(app)  # type: ignore[arg-type]
     check_doors(app)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -74,7 +74,7 @@ async def _status(data_dir: Path, setting) -> dict:
 
     keystore = NodeKeyStore(data_dir / "tls")
     async with open_contracts_db(data_dir) as db:
-        data = FacadeData(data_dir, AgreementStore(db),
+        data = FacadeData(data_dir, lambda: AgreementStore(db),
                           lambda: load_pem_bundle(keystore.trust_bundle_pem()))
         try:
             loaded = await data.available(setting)

@@ -225,7 +225,10 @@ class FacadeData:
     """Loads views' entities (cached until the file or the internal copy changes) and checks,
     at every call, that a view may serve."""
 
-    def __init__(self, data_dir: Path, agreements: AgreementStore, roots: Callable[[], list]) -> None:
+    def __init__(self, data_dir: Path, agreements: Callable[[], AgreementStore],
+                 roots: Callable[[], list]) -> None:
+        """``agreements`` and ``roots`` are asked at each read: the node opens its databases
+        and trust bundle after building its HTTP app."""
         self.data_dir, self.agreements, self.roots = Path(data_dir), agreements, roots
         self._cache: dict[str, ViewData] = {}
         self._lock = asyncio.Lock()
@@ -243,7 +246,7 @@ class FacadeData:
 
     async def _held(self, s: ViewSetting) -> ViewData:
         assert s.agreement and s.file
-        row = await self.agreements.get(s.agreement, role="consumer")
+        row = await self.agreements().get(s.agreement, role="consumer")
         check_consumer_agreement(row, self.roots())
         path = Path(s.file) if Path(s.file).is_absolute() else self.data_dir / s.file
         try:
