@@ -81,6 +81,7 @@ SUITES = {
     "etsi-simple": SIMPLE,
     "etsi-count": SIMPLE[:2],
     "etsi-attrs": [SIMPLE[0], {}],
+    "etsi-simple-twice": [SIMPLE[0], SIMPLE[0]],
     "etsi-equal-points": [LOCATIONS[0], LOCATIONS[0]],
     "etsi-points": LOCATIONS,
     "etsi-polygons": POLYGONS,
@@ -293,6 +294,26 @@ async def test_019_02_query_entities_via_post(facade: Facade, case: str, selecto
                                         {"type": "Query", "entities": [selector]}, key="etsi-minimal")
     assert status == 200, body
     assert ids_of(body) == {bid("etsi-minimal", n) for n in expected}, case
+
+
+async def test_019_02_06_query_two_entities_via_post_based_on_ids(facade: Facade):
+    v = "etsi-minimal"
+    status, body, _ = await facade.post("/entityOperations/query", {"type": "Query", "entities": [
+        {"id": bid(v, 1), "type": ETSI + "Building"}, {"id": bid(v, 3), "type": ETSI + "Building"}]},
+        key=v)
+    assert status == 200 and ids_of(body) == {bid(v, 1), bid(v, 3)}
+
+
+async def test_019_04_01_query_entities_in_a_simplified_representation(facade: Facade):
+    v = "etsi-simple-twice"
+    status, body, _ = await facade.get("/entities", {
+        "id": f"{bid(v, 1)},{bid(v, 2)}", "type": ETSI + "Building", "options": "keyValues"}, key=v)
+    assert status == 200
+    # expectation building-simple-attributes-simplified.json, for each of the two ids
+    assert sorted(body, key=lambda e: e["id"]) == [
+        {"id": bid(v, n), "type": ETSI + "Building", ETSI + "name": "Eiffel Tower",
+         ETSI + "airQualityLevel": 4, ETSI + "almostFull": False, ETSI + "subCategory": "tourism"}
+        for n in (1, 2)]
 
 
 async def test_019_02_04_query_entities_via_post_based_on_attribute_names(facade: Facade):
