@@ -50,6 +50,15 @@ class GeoQuery:
     _origin: tuple[float, float] = field(default=(0.0, 0.0), compare=False)
 
     def matches(self, entity: dict[str, Any]) -> bool:
+        if self.georel == "near" and isinstance(self.geometry, Point):
+            position = _point_of(entity, self.geoproperty)
+            if position is not None:     # the usual case, without building a shapely Point
+                if self.max_distance is not None and \
+                        abs(position[1] - self.geometry.y) * 111_000 > self.max_distance * 1.01:
+                    return False         # further north or south than the distance allows
+                d = haversine(position[0], position[1], self.geometry.x, self.geometry.y)
+                return (self.max_distance is None or d <= self.max_distance) and \
+                    (self.min_distance is None or d >= self.min_distance)
         geom = entity_geometry(entity, self.geoproperty)
         if geom is None:
             return False
@@ -186,6 +195,17 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
         raise bad_request(f"geoproperty {prop!r} is not an attribute name", parameter="geoproperty")
     origin = geom.centroid
     return GeoQuery(name, geom, prop, max_d, min_d, (origin.x, origin.y))
+
+
+def _point_of(entity: dict[str, Any], prop: str) -> tuple[float, float] | None:
+    attr = entity.get(prop)
+    if isinstance(attr, dict) and attr.get("type") == "GeoProperty":
+        value = attr.get("value")
+        if isinstance(value, dict) and value.get("type") == "Point":
+            c = value.get("coordinates")
+            if isinstance(c, list) and len(c) >= 2 and all(isinstance(x, (int, float)) for x in c[:2]):
+                return float(c[0]), float(c[1])
+    return None
 
 
 def entity_geometry(entity: dict[str, Any], prop: str) -> BaseGeometry | None:
