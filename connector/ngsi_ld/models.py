@@ -67,7 +67,12 @@ def _bad(source: str, message: str, message_ja: str) -> InvalidRequest:
 
 
 def _empty(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v))
+    if v is None:
+        return True
+    kind = type(v)
+    if kind is str:
+        return not v.strip()
+    return kind is float and math.isnan(v)
 
 
 def _text(v: Any) -> str:
@@ -136,6 +141,8 @@ class AttributeRule:
         v = row.get(self.spec)
         if _empty(v):
             return None
+        if not self.options:                   # the common case: the cell as it is
+            return {"type": "Property", "value": v.strip() if type(v) is str else v}
         if self.options.get("digits"):
             v = re.sub(r"\D", "", _text(v))
         if "split" in self.options:
@@ -157,6 +164,14 @@ class EntityModel:
     core_terms: frozenset[str] = frozenset({"location"})   # terms whose IRI the core context gives
 
     @property
+    def id_columns(self) -> list[str]:
+        columns = self.__dict__.get("_id_columns")
+        if columns is None:
+            columns = _TEMPLATE.findall(self.id_template or "")
+            object.__setattr__(self, "_id_columns", columns)
+        return columns
+
+    @property
     def contexts(self) -> list[str]:
         return [self.context, CORE_CONTEXT] if self.context else [CORE_CONTEXT]
 
@@ -165,7 +180,7 @@ class EntityModel:
         if self.id_template is None:
             return _flat_entity(row)
         parts = {}
-        for column in _TEMPLATE.findall(self.id_template):
+        for column in self.id_columns:
             v = row.get(column)
             if _empty(v):
                 return None
