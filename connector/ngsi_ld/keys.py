@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.clock import iso, utcnow
+from mesh.datasets import ID_PATTERN
 from mesh.errors import InvalidRequest, NotFound, Unauthenticated
 from mesh.files import SECRET_MODE, atomic_write
 
@@ -81,6 +82,10 @@ class FacadeKeys:
 
     def create(self, label: str, views: list[str]) -> tuple[FacadeKey, str]:
         """A new key and its secret token (returned only here)."""
+        bad = [v for v in views if v != "*" and not ID_PATTERN.match(v)]
+        if bad:
+            raise InvalidRequest(f"{bad[0]!r} is not a view name (or '*' for all views)",
+                                 message_ja=f"{bad[0]!r} はビュー名ではありません", code="invalid_view_name")
         if not views:
             raise InvalidRequest("give the views the key may read (--view NAME, or --view '*')",
                                  message_ja="キーで読めるビューを --view で指定してください",

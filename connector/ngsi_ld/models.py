@@ -22,7 +22,8 @@ own file works the same)::
       country: {value: JP}                                # a constant Property
 
 ``cast: boolean`` reads 1/true/可/あり/有/○ as true and 0/false/不可/なし/無/× as false (others:
-left out). ``digits: true`` keeps only the digits of a code (町字ID ``0008-001`` → ``0008001``).
+left out). ``default: V`` is the value of an empty cell (otherwise the attribute is left out).
+``digits: true`` keeps only the digits of a code (町字ID ``0008-001`` → ``0008001``).
 A row whose id cannot be made is rejected (counted, never an entity).
 
 The model ``flat`` (no file) reads rows as the ``ngsi_ld`` source adapter writes them: ``id``,
@@ -140,7 +141,8 @@ class AttributeRule:
                 else None
         v = row.get(self.spec)
         if _empty(v):
-            return None
+            default = self.options.get("default")
+            return None if default is None else {"type": "Property", "value": default}
         if not self.options:                   # the common case: the cell as it is
             return {"type": "Property", "value": v.strip() if type(v) is str else v}
         if self.options.get("digits"):
@@ -248,7 +250,7 @@ def _rule(source: str, name: str, raw: Any) -> AttributeRule:
     kind = kinds[0]
     spec = raw[kind]
     options = {k: v for k, v in raw.items() if k != kind}
-    unknown = set(options) - {"cast", "split", "digits", "const", "digits_keys", "note"}
+    unknown = set(options) - {"cast", "split", "digits", "const", "digits_keys", "default", "note"}
     if unknown:
         raise _bad(source, f"attribute {name}: unknown keys {sorted(unknown)}",
                    f"属性 {name} に未知のキー {sorted(unknown)} があります")
