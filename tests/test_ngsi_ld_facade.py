@@ -474,6 +474,35 @@ async def test_018_04_01_get_an_entity_in_a_simplified_representation(facade: Fa
                     ETSI + "almostFull": False, ETSI + "subCategory": "tourism"}
 
 
+@pytest.mark.parametrize("case,headers,expected", [
+    ("022_01_01", {}, [ETSI + "Building"]),       # without a @context: full IRIs
+    ("022_01_02", LINK, ["Building"]),
+])
+async def test_022_01_retrieve_available_entity_types(facade: Facade, case, headers, expected):
+    status, body, _ = await facade.get("/types", key="etsi-simple", headers=headers)
+    assert status == 200, case
+    assert body["type"] == "EntityTypeList" and body["typeList"] == expected
+    assert body["id"].startswith("urn:ngsi-ld:EntityTypeList:")
+
+
+@pytest.mark.parametrize("case,headers,prefix", [
+    ("023_01_01", {}, ETSI),
+    ("023_01_02", LINK, ""),
+])
+async def test_023_01_retrieve_details_of_available_entity_types(facade: Facade, case, headers, prefix):
+    status, body, _ = await facade.get("/types", {"details": "true"}, key="etsi-simple",
+                                       headers=headers)
+    assert status == 200, case
+    assert len(body) == 1
+    building = body[0]
+    assert building["id"] == ETSI + "Building" and building["type"] == "EntityType"
+    assert building["typeName"] == prefix + "Building"
+    # the suite's Building has name, subCategory, airQualityLevel, almostFull; our third Building
+    # also has the locatedIn relationship
+    assert set(building["attributeNames"]) == {prefix + a for a in (
+        "name", "subCategory", "airQualityLevel", "almostFull", "locatedIn")}
+
+
 # ---- the subset's own behaviour ---------------------------------------------------------------
 
 

@@ -400,6 +400,7 @@ class NgsiLdFacade:
         views = await self._views(request)
         contexts = self._request_contexts(request, views)
         names: dict[str, set[str]] = {}
+        iris: dict[str, str] = {}       # a type's name as answered → its full IRI (the EntityType id)
         for data in views:
             short = self._compact_for(request, data, contexts)
             vocab = data.model.vocab or ""
@@ -410,8 +411,9 @@ class NgsiLdFacade:
             for e in data.entities:
                 names.setdefault(term(e["type"]), set()).update(
                     term(k) for k in e if k not in ("id", "type"))
+                iris[term(e["type"])] = vocab + e["type"] if vocab else e["type"]
         if details:
-            body: Any = [{"id": f"urn:ngsi-ld:EntityType:{t}", "type": "EntityType", "typeName": t,
+            body: Any = [{"id": iris[t], "type": "EntityType", "typeName": t,
                           "attributeNames": sorted(a)} for t, a in sorted(names.items())]
         else:
             digest = hashlib.sha256(",".join(sorted(names)).encode()).hexdigest()[:16]
