@@ -14,10 +14,7 @@ from aiohttp import web
 
 from connector.contracts.store import AgreementStore
 from connector.credentials import ConnectorAuthenticator
-from connector.ngsi_ld.facade import NgsiLdFacade
-from connector.ngsi_ld.keys import FacadeKeys
 from connector.ngsi_ld.problems import problem_middleware
-from connector.ngsi_ld.views import FacadeData
 from connector.openapi import OPENAPI
 from connector.operators.accounts import ConsoleAccounts
 from connector.portal_api import ResidentPortalApi
@@ -115,6 +112,12 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/api/v1/peers", peers)
     app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
+    # imported here: the facade's views and geo-queries load pyarrow and shapely, which a CLI
+    # call importing connector.app must not (tests/test_footprint.py)
+    from connector.ngsi_ld.facade import NgsiLdFacade
+    from connector.ngsi_ld.keys import FacadeKeys
+    from connector.ngsi_ld.views import FacadeData
+
     NgsiLdFacade(FacadeData(node.config.data_dir, lambda: AgreementStore(node.contracts_db),
                             lambda: load_pem_bundle(node.keystore.trust_bundle_pem())),
                  FacadeKeys(node.config.data_dir)).add_routes(app)
