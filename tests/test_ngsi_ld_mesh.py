@@ -47,6 +47,13 @@ def _dataset(source: Path) -> dict:
     }
 
 
+async def _agree(h: MeshHarness, offer: str) -> str:
+    rc, text, err = await h.cli("connector", "contract", "request", "--data-dir", str(h.root / "osaka"),
+                                "--dataset", DATASET, "--offer", offer, "--purpose", "防災")
+    assert rc == 0 and "FINALIZED" in text, err
+    return text.split("agreement ")[1].split()[0]
+
+
 async def _agree_and_fetch(h: MeshHarness, offer: str, out: str) -> str:
     osaka = h.root / "osaka"
     rc, text, err = await h.cli("connector", "contract", "request", "--data-dir", str(osaka),
@@ -85,13 +92,22 @@ async def test_an_ngsi_ld_client_reads_fetched_aeds_while_the_agreement_allows(h
     await h.start_connector("himeji", "--heartbeat-interval", "500ms")
     osaka = h.root / "osaka"
     long_agreement = await _agree_and_fetch(h, "disaster-map", "downloads/aed.ndjson")
-    short_agreement = await _agree_and_fetch(h, "short-hold", "downloads/aed-short.ndjson")
+    short_agreement = await _agree(h, "short-hold")
     d = str(osaka)
     for name, agreement, file in (("aed", long_agreement, "downloads/aed.ndjson"),
-                                  ("aed-short", short_agreement, "downloads/aed-short.ndjson")):
+                                  ("aed-short", short_agreement, "ngsi-ld/held/aed-short.csv")):
         rc, _, err = await h.cli("connector", "ngsi-ld", "view", "add", "--data-dir", d, name,
                                  "--agreement", agreement, "--file", file, "--model", "builtin:aed")
         assert rc == 0, err
+    views = {v["name"]: v for v in await _cli_json(h, "connector", "ngsi-ld", "view", "list",
+                                                    "--data-dir", d, "--json")}
+    assert not views["aed-short"]["serving"] and "nothing fetched yet" in views["aed-short"]["reason"]
+    # the short view's data: fetched by the view's own refresh (the agreement's fetch, as CSV)
+    rc, out, err = await h.cli("connector", "ngsi-ld", "view", "refresh", "--data-dir", d, "aed-short",
+                               "--quiet")
+    assert rc == 0 and "5 records" in out, err
+    rc, _, err = await h.cli("connector", "ngsi-ld", "view", "refresh", "--data-dir", d, "nope")
+    assert rc != 0
     rc, _, err = await h.cli("connector", "ngsi-ld", "key", "create", "--data-dir", d, "--label",
                              "防災マップ", "--view", "aed", "--out", str(h.root / "map.key"))
     assert rc == 0, err

@@ -84,6 +84,36 @@ async def _status(data_dir: Path, setting) -> dict:
             "rejected_rows": loaded.rejected}
 
 
+@view.command("refresh")
+@data_dir_option
+@click.argument("name")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@report_errors
+def view_refresh(data_dir: Path, name: str, quiet: bool) -> None:
+    """Fetch the latest data of a held view's agreement into its file: the same resumable,
+    metered fetch as 'connector fetch --agreement A --out FILE' (the file's suffix is the format)."""
+    from connector.ngsi_ld.views import list_views
+    from connector.transfer.fetch import fetch as run_fetch
+    from connector.transfer.progress import progress_for_terminal
+    from mesh.errors import InvalidRequest, NotFound
+    from mesh.log import setup_logging
+
+    setting = next((v for v in list_views(data_dir) if v.name == name), None)
+    if setting is None:
+        raise NotFound(f"no view {name}", message_ja=f"ビュー {name} はありません", code="unknown_view")
+    if setting.kind != "held" or not setting.agreement or not setting.file:
+        raise InvalidRequest(f"view {name} serves an internal-mode dataset: refresh the dataset "
+                             "('connector dataset refresh')", code="not_a_held_view")
+    setup_logging("text", "WARNING")
+    out = Path(setting.file) if Path(setting.file).is_absolute() else data_dir / setting.file
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fmt = {".csv": "csv", ".arrow": "arrow"}.get(out.suffix, "ndjson")
+    result = asyncio.run(run_fetch(data_dir, setting.agreement, out, fmt=fmt,
+                                   progress=progress_for_terminal(quiet)))
+    click.echo(f"取得しました / received {result.records:,} records → {result.out} "
+               f"(view {name})")
+
+
 @view.command("remove")
 @data_dir_option
 @click.argument("name")
