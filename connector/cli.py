@@ -23,6 +23,7 @@ from mesh.log import setup_logging
                                               "ledger": "connector.ledger.cli:ledger",
                                               "sink": "connector.sinks_cli:sink",
                                               "ngsi-v2": "connector.subscriptions.orion_cli:ngsi_v2",
+                                              "ngsi-ld": "connector.ngsi_ld.cli:ngsi_ld",
                                               "service": "connector.services_cli:service"})
 def connector() -> None:
     """Run a connector node (自治体のコネクタ)."""

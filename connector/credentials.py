@@ -1,5 +1,6 @@
-"""Who calls the connector's HTTP API: its operator (``DATA_DIR/operator.key``) or the
-municipality's resident portal (``DATA_DIR/portal.token``), each by ``Authorization: Bearer``;
+"""Who calls the connector's HTTP API: its operator (``DATA_DIR/operator.key``), the
+municipality's resident portal (``DATA_DIR/portal.token``) or one of its own apps reading the
+NGSI-LD facade (``amld_…`` keys, ``connector/ngsi_ld/keys.py``), each by ``Authorization: Bearer``;
 both files are 0600 and created on first start; docs/security.md says how to rotate them. An
 NGSI v2 broker's notifications (``/ngsi/v2/notify/<dataset>``) bring that dataset's
 subscription token (``connector/subscriptions/orion.py``).
@@ -15,11 +16,22 @@ from pathlib import Path
 
 from aiohttp import web
 
+from connector.ngsi_ld.keys import PREFIX as FACADE_KEY_PREFIX
+from connector.ngsi_ld.keys import FacadeKeys
 from connector.operators.accounts import ConsoleAccounts, require_active
 from connector.subscriptions.orion_store import NOTIFY_PREFIX, OrionSubscriptionStore
 from mesh.bearer_files import BearerFile, bearer_of
 from mesh.db import Database
-from mesh.http_auth import ADMIN, NGSI_NOTIFIER, NODE_OPERATOR, PORTAL, RESIDENT, ROLES, Principal
+from mesh.http_auth import (
+    ADMIN,
+    NGSI_LD_APP,
+    NGSI_NOTIFIER,
+    NODE_OPERATOR,
+    PORTAL,
+    RESIDENT,
+    ROLES,
+    Principal,
+)
 from mesh.web.sessions import SessionStore
 from mesh.web.signin import session_principal
 
@@ -50,6 +62,7 @@ class ConnectorAuthenticator:
         self.portal = portal_token_file(data_dir)
         self.operator.ensure()
         self.portal.ensure()
+        self.facade_keys = FacadeKeys(data_dir)
         self.identity = identity
         self.sessions, self.accounts = sessions, accounts
         self.residents = portal_sessions(sessions.db) if sessions is not None else None
@@ -73,6 +86,8 @@ class ConnectorAuthenticator:
             sub = self.notifications.verify(dataset_id, token)
             if sub is not None:
                 return Principal(NGSI_NOTIFIER, dataset_id, credential=sub.subscription_id)
+        if token.startswith(FACADE_KEY_PREFIX) and (key := self.facade_keys.check(token)):
+            return Principal(NGSI_LD_APP, key.id, credential=key.id)
         return None
 
     async def session(self, request: web.Request) -> Principal | None:

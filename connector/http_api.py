@@ -1,6 +1,7 @@
-"""The connector's admin HTTP API: health, status, peers, metrics, and the resident portal's
-routes (``connector/portal_api.py``) and the NGSI v2 broker notifications
-(``connector/subscriptions/orion_http.py``). Bind it to loopback or an admin network; it is not
+"""The connector's admin HTTP API: health, status, peers, metrics, the resident portal's
+routes (``connector/portal_api.py``), the NGSI v2 broker notifications
+(``connector/subscriptions/orion_http.py``) and the NGSI-LD facade for the node's own apps
+(``connector/ngsi_ld/facade.py``). Bind it to loopback or an admin network; it is not
 exposed to the mesh. Status and peers are for the node's operator (``DATA_DIR/operator.key``);
 each handler declares its door (``mesh.http_auth``), docs/security.md has the table."""
 
@@ -12,14 +13,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from connector.contracts.store import AgreementStore
 from connector.credentials import ConnectorAuthenticator
+from connector.ngsi_ld.problems import problem_middleware
 from connector.openapi import OPENAPI
 from connector.operators.accounts import ConsoleAccounts
 from connector.portal_api import ResidentPortalApi
 from connector.subscriptions.orion_http import add_routes as add_orion_routes
 from connector.web.pages import add_connector_pages
 from connector.web.site import setup_connector_web
-from mesh.certs import remaining_fraction
+from mesh.certs import load_pem_bundle, remaining_fraction
 from mesh.http import error_middleware, metrics
 from mesh.http_auth import NODE_ADMIN, PUBLIC, check_doors, door, door_middleware
 from mesh.web.render import page_errors
@@ -101,7 +104,7 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     accounts = ConsoleAccounts(node.console_db)
     doors = door_middleware(ConnectorAuthenticator(node.config.data_dir, node.state.identity_uri,
                                                    sessions, accounts))
-    app = web.Application(middlewares=[error_middleware, page_errors, doors],
+    app = web.Application(middlewares=[error_middleware, page_errors, problem_middleware, doors],
                           client_max_size=1024 * 1024)
     app[NODE] = node
     app.router.add_get("/healthz", healthz)
@@ -112,6 +115,15 @@ def build_http_app(node: ConnectorApp) -> web.Application:
     app.router.add_get("/openapi.json", openapi)
     ResidentPortalApi(node.config.data_dir, node.data_plane).add_routes(app)
     add_orion_routes(app, node.config.data_dir, lambda: node.watcher)
+    # imported here: the facade's views and geo-queries load pyarrow and shapely, which a CLI
+    # call importing connector.app must not (tests/test_footprint.py)
+    from connector.ngsi_ld.facade import NgsiLdFacade
+    from connector.ngsi_ld.keys import FacadeKeys
+    from connector.ngsi_ld.views import FacadeData
+
+    NgsiLdFacade(FacadeData(node.config.data_dir, lambda: AgreementStore(node.contracts_db),
+                            lambda: load_pem_bundle(node.keystore.trust_bundle_pem())),
+                 FacadeKeys(node.config.data_dir)).add_routes(app)
     setup_connector_web(app, sessions, accounts)
     add_connector_pages(app, node)
     check_doors(app)

@@ -31,6 +31,7 @@ NODE_OPERATOR = "node_operator"    # a connector's operator, by the node's opera
 PORTAL = "portal"                  # the municipality's resident portal, by portal.token
 RESIDENT = "resident"              # a resident signed in through the platform's OpenID provider
 NGSI_NOTIFIER = "ngsi_notifier"    # an NGSI v2 broker, by the token of the subscription it serves
+NGSI_LD_APP = "ngsi_ld_app"        # an app of the connector's organisation, by a facade API key
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -100,8 +101,12 @@ NGSI_NOTIFY = Door("ngsi-notification", "an NGSI v2 broker (FIWARE Orion) the co
                    "subscribed to, by that dataset's subscription token", frozenset({NGSI_NOTIFIER}),
                    code="notification_token_required",
                    message_ja="NGSI v2 サブスクリプションのトークンが必要です")
+NGSI_LD_READ = Door("ngsi-ld-app", "an application of the connector's own organisation: an NGSI-LD "
+                    "facade API key (only the views it names), or the connector's operator",
+                    frozenset({NGSI_LD_APP, NODE_OPERATOR}), frozenset(ROLES),
+                    code="ngsi_ld_key_required", message_ja="NGSI-LD ファサードの API キーが必要です")
 DOORS = (PUBLIC, OWN_FIGURES, OPERATOR_READ, OPERATOR_ADMIN, NODE_ADMIN, NODE_READ,
-         RESIDENT_PORTAL, RESIDENT_SELF, NGSI_NOTIFY)
+         RESIDENT_PORTAL, RESIDENT_SELF, NGSI_NOTIFY, NGSI_LD_READ)
 
 H = TypeVar("H", bound=Callable[..., Any])
 

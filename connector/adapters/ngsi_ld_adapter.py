@@ -1,4 +1,5 @@
-"""Entities of one type from an NGSI-LD context broker as a source (no sink).
+"""Entities of one type from an NGSI-LD context broker as a source; the sink, an upsert into an
+Orion-LD type broker, is ``ngsi_ld_sink.py``.
 
 Config: ``broker`` (base URL, e.g. ``http://broker:1026``) and ``type`` (required); ``limit``
 (page size, default 100), ``context`` (URL of a JSON-LD @context, sent as the ``Link`` header),
@@ -27,7 +28,6 @@ from connector.adapters import _http
 from connector.adapters._config import bad_key, check_batch_rows, get_float, get_int, get_mapping, get_str
 from connector.adapters._rows import infer_schema, rows_to_batch
 from connector.adapters.base import DEFAULT_BATCH_ROWS, SourceError
-from mesh.errors import InvalidRequest
 
 KIND = "ngsi_ld"
 GEO_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"}
@@ -162,5 +162,6 @@ class NgsiLdAdapter:
 
     @classmethod
     def sink(cls, config: dict[str, Any], *, base_dir: Path) -> Any:
-        raise InvalidRequest("ngsi_ld adapter: this adapter has no sink",
-                             message_ja="ngsi_ld アダプタは書き込み先に使えません")
+        from connector.adapters.ngsi_ld_sink import NgsiLdSink
+
+        return NgsiLdSink(config, base_dir=base_dir)
