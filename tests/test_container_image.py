@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.container, pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.container, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
