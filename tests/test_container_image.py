@@ -120,8 +120,8 @@ def engine() -> Iterator[None]:
     log = None
     if not _engine_answers():
         if os.geteuid() != 0:
-            pytest.skip("no Docker engine can start here: dockerd is not running and only root "
-                        "can start it")
+            pytest.skip("no Docker engine can start here: `docker info` fails for this user "
+                        "and only root may start dockerd")
         log = tempfile.NamedTemporaryFile(prefix="areamesh-dockerd-", suffix=".log", delete=False)
         started = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
