@@ -3,7 +3,7 @@
 #
 # Runs once before the registry starts (compose service "bootstrap"):
 #   1. registry init            : creates the mesh CA and the SQLite database
-#   2. registry participant add : registers the demo participants
+#   2. registry participant add : registers the demo participants (and certifies them)
 #   3. registry token create    : writes one join token per participant into $TOKENS_DIR
 #
 # Idempotent: when $DATA_DIR/registry.db already exists nothing is changed and the script
@@ -79,6 +79,9 @@ add_participant() {
     log "参加者を登録します: $1 $3（$2） / adding participant $1 $3 ($2)"
     areamesh registry participant add --data-dir "$DATA_DIR" \
         --id "$1" --name "$3" --type "$2" </dev/null
+    # Certified against the criteria (5-1), as `areamesh demo` does: only certified
+    # participants may publish datasets. / 認定済みの参加者だけがデータセットを公開できます。
+    areamesh registry participant certify --data-dir "$DATA_DIR" --id "$1" </dev/null
 
     # Write to a temporary file and rename, so a connector never reads half a token.
     tmp="$TOKENS_DIR/.$1.token.tmp"

@@ -143,3 +143,27 @@ readinessProbe:
   timeoutSeconds: {{ .Values.probes.readiness.timeoutSeconds }}
   failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
 {{- end -}}
+
+{{/*
+The Secret holding the registry's PostgreSQL URL, or empty for SQLite: the operator's own
+(registry.database.existingSecret) or the bundled PostgreSQL's (postgresql.enabled).
+*/}}
+{{- define "areamesh.registry.databaseSecret" -}}
+{{- if .Values.registry.database.existingSecret -}}
+{{- .Values.registry.database.existingSecret -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- printf "%s-postgresql" (include "areamesh.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "areamesh.registry.databaseSecretKey" -}}
+{{- if .Values.registry.database.existingSecret -}}
+{{- .Values.registry.database.key -}}
+{{- else -}}
+url
+{{- end -}}
+{{- end -}}
+
+{{- define "areamesh.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "areamesh.fullname" .) -}}
+{{- end -}}
