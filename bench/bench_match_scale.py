@@ -11,7 +11,8 @@ For each size N (``--quick``: 10k, 20k, 100k), one at a time:
 2. the baseline, in its own process: a plain hash join of the same two CSVs — pyarrow reads both
    and joins them on the raw (name, birth_date) columns. It reads the same bytes as the matcher
    and pairs records in one pass, so ``time_ratio`` = match ÷ join (each timed inside its
-   process, from before its imports: interpreter start-up is left out of both) says what the
+   process: the join from before it imports pyarrow, the match as its ``total`` phase, reading
+   the CSVs to writing the results) says what the
    名寄せ costs over the cheapest exact linkage of the same tables;
 3. ``areamesh identity match --json`` as its own process (``python -m areamesh``), timed by the
    wall clock; its peak RSS comes from ``wait4`` (``ru_maxrss``), so it is the whole command's.
