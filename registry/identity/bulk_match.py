@@ -33,6 +33,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import re
 import time
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
@@ -148,21 +151,22 @@ class TableFeatures:
 def table_features(t: ResidentTable) -> TableFeatures:
     """What blocking and comparison use: ヨミ with small kana, ヂ/ヅ/ヲ/ヴ and ー folded; the address
     without 都道府県 and 郡, its 町字 (text before the first number) and 町丁目 (with it)."""
-    kana = [k.translate(_KANA_FOLD) for k in t.kana]
-    prefs, keys, towns, blocks = [], [], [], []
+    folded: dict[str, str] = {}
+    kana = [folded.get(k) or folded.setdefault(k, k.translate(_KANA_FOLD)) for k in t.kana]
+    parts: dict[str, tuple[str, str, str, str]] = {}  # each distinct address split once
     for a in t.address:
-        pref, rest = split_prefecture(a)
-        rest = strip_gun(rest)
-        m = _TOWN.match(rest)
-        town, first = (m.group(1), m.group(2) or "") if m else (rest, "")
-        prefs.append(pref)
-        keys.append(rest)
-        towns.append(town)
-        blocks.append(f"{town}{first}" if first else "")
-    ymd = np.zeros((len(t), 3), dtype=np.int32)
-    for i, b in enumerate(t.birth):
-        if b:
-            ymd[i] = (int(b[:4]), int(b[5:7]), int(b[8:10]))
+        if a not in parts:
+            pref, rest = split_prefecture(a)
+            rest = strip_gun(rest)
+            m = _TOWN.match(rest)
+            town, first = (m.group(1), m.group(2) or "") if m else (rest, "")
+            parts[a] = (pref, rest, town, f"{town}{first}" if first else "")
+    split = [parts[a] for a in t.address]
+    prefs, keys, towns, blocks = ([p[i] for p in split] for i in range(4))
+    codes, distinct = _encode(t.birth)  # each distinct date parsed once
+    dates = np.array([(int(b[:4]), int(b[5:7]), int(b[8:10])) if b else (0, 0, 0)
+                      for b in distinct.to_pylist()] + [(0, 0, 0)], dtype=np.int32).reshape(-1, 3)
+    ymd = dates[codes]  # code -1 (unknown) picks the last row, zeros
     return TableFeatures(np.array(t.name, dtype=object), np.array(kana, dtype=object),
                          np.array(keys, dtype=object), prefs, towns, blocks, ymd,
                          np.array([int(s) for s in t.sex], dtype=np.int8))
@@ -206,12 +210,22 @@ def candidate_pairs(coded: _Coded, n_right: int, max_block: int,
     return pair_keys // n_right, pair_keys % n_right, stats
 
 
+def _encode(values: Sequence[str]) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes of strings, indices into the distinct values ("" → -1), hashed by Arrow in
+    C++ (a dict in a Python loop took seconds per million); and the distinct values."""
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pc.index(encoded.dictionary, "").as_py()
+    if empty >= 0:
+        codes[codes == empty] = -1
+    return codes, encoded.dictionary
+
+
 def _factorize(left: Sequence[str], right: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes over both sides ("" → -1) and each code's share of the known values."""
-    table: dict[str, int] = {}
-    lc = np.fromiter((table.setdefault(k, len(table)) if k else -1 for k in left), np.int64, len(left))
-    rc = np.fromiter((table.setdefault(k, len(table)) if k else -1 for k in right), np.int64, len(right))
-    counts = np.bincount(np.concatenate([lc[lc >= 0], rc[rc >= 0]]), minlength=len(table)).astype(float)
+    codes, distinct = _encode([*left, *right])
+    lc, rc = codes[:len(left)], codes[len(left):]
+    counts = np.bincount(codes[codes >= 0], minlength=len(distinct)).astype(float)
     return lc, rc, counts / max(counts.sum(), 1.0)
 
 
@@ -316,10 +330,9 @@ def estimate_parameters(levels: list[np.ndarray], random_levels: list[np.ndarray
 
 
 def _id_codes(ids: Sequence[str]) -> tuple[np.ndarray, int]:
-    """Per row, the index of its id among the distinct ids; and their number."""
-    table: dict[str, int] = {}
-    codes = np.fromiter((table.setdefault(i, len(table)) for i in ids), np.int64, len(ids))
-    return codes, len(table)
+    """Per row, the index of its id among the distinct ids (never empty); and their number."""
+    codes, distinct = _encode(ids)
+    return codes, len(distinct)
 
 
 def _twin_rows(birth: np.ndarray, address: np.ndarray, name: np.ndarray) -> np.ndarray:
@@ -424,20 +437,26 @@ def _assign(left: ResidentTable, right: ResidentTable, lside: tuple[np.ndarray, 
     (li, lid, n_left), (ri, rid, n_right) = lside, rside
     idx = np.nonzero(prob >= settings.review_threshold)[0]
     idx = idx[np.lexsort((ri[idx], li[idx], -weight[idx]))]
-    used_left = np.zeros(n_left, dtype=bool)
-    used_right = np.zeros(n_right, dtype=bool)
+    used_left = bytearray(n_left)
+    used_right = bytearray(n_right)
     links: list[Link] = []
     review: list[Link] = []
     reasons = ("", *HOLD_REASONS)
-    for k in idx.tolist():
-        a, b = int(li[k]), int(ri[k])
-        ia, ib = lid[a], rid[b]
-        if used_left[ia] or used_right[ib]:
-            continue
-        used_left[ia] = used_right[ib] = True
-        link = Link(left.ids[a], right.ids[b], float(prob[k]), float(weight[k]),
-                    tuple(float(x) for x in field_w[k]), reasons[held[k]])
-        (links if prob[k] >= settings.link_threshold and not held[k] else review).append(link)
+    link_at = settings.link_threshold
+    columns = (li[idx], ri[idx], lid[li[idx]], rid[ri[idx]], prob[idx], weight[idx], held[idx])
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a million new Links hold no cycles; collections over them cost more than the loop
+    try:
+        for (a, b, ia, ib, p, w, h), fw in zip(zip(*(c.tolist() for c in columns), strict=True),
+                                               field_w[idx].tolist(), strict=True):
+            if used_left[ia] or used_right[ib]:
+                continue
+            used_left[ia] = used_right[ib] = 1
+            link = Link(left.ids[a], right.ids[b], p, w, tuple(fw), reasons[h])
+            (links if p >= link_at and not h else review).append(link)
+    finally:
+        if gc_was_on:
+            gc.enable()
     return links, review
 
 
