@@ -9,8 +9,9 @@
    common 氏名 does and the candidates grow about linearly with the input; a key that would pair
    a record with more than ``max_block`` records of the other table (a placeholder birth date, a
    large institution's address) is skipped and counted. Pairs that agree on only one of the three
-   are left out: at the prior of a million × a million (about 2⁻²⁰) one exact agreement cannot
-   reach the review threshold.
+   are left out: at a million a side (a prior of about 2⁻²⁰) one exact agreement and near misses
+   do not reach the link threshold; in small tables a few such pairs would (2k a side: recall
+   0.989 against 0.991 with the old single-field keys).
 3. Comparison levels (unknown / exact / close / … / different): 氏名 and ヨミ together as one
    comparison (Jaro–Winkler from rapidfuzz for near misses), 生年月日 (one of year, month, day
    wrong, or month and day swapped), 性別, 住所 (same, same 町丁目 or close, same 町字).
