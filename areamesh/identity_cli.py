@@ -39,8 +39,9 @@ def match(left_path: str, right_path: str, out_path: str, review_path: str | Non
 
     ブロッキングと Fellegi–Sunter 法（EM 推定）で一致確率を求め、1対1 に対応付けます。
     確率が --threshold 以上のペアを OUT に、--review-threshold 以上のペアを要確認ファイルに
-    書きます。性別や名が異なるペア（双子など）は確率によらず要確認に回します。同じ ID が複数行に
-    あっても止まらず、同じ人の版として照合し、OUT と同じ場所の *.repeated_ids.csv に一覧を書きます。
+    書きます。性別や名が異なるペア（双子など）は確率によらず要確認に回します。
+    同じ ID が複数行にあっても止まらず、同じ人の版として照合し、
+    OUT と同じ場所の *.repeated_ids.csv に一覧を書きます。
     Blocking plus Fellegi–Sunter scoring (m/u by EM), one-to-one assignment; pairs whose sex or
     given name differ go to review whatever their score; repeated ids are reported, not fatal.
     """
