@@ -39,9 +39,18 @@ def match(left_path: str, right_path: str, out_path: str, review_path: str | Non
 
     ブロッキングと Fellegi–Sunter 法（EM 推定）で一致確率を求め、1対1 に対応付けます。
     確率が --threshold 以上のペアを OUT に、--review-threshold 以上のペアを要確認ファイルに
-    書きます。 Blocking plus Fellegi–Sunter scoring (m/u by EM), one-to-one assignment.
+    書きます。性別や名が異なるペア（双子など）は確率によらず要確認に回します。
+    同じ ID が複数行にあっても止まらず、同じ人の版として照合し、
+    OUT と同じ場所の *.repeated_ids.csv に一覧を書きます。
+    Blocking plus Fellegi–Sunter scoring (m/u by EM), one-to-one assignment; pairs whose sex or
+    given name differ go to review whatever their score; repeated ids are reported, not fatal.
     """
-    from registry.identity.bulk_match import MatchSettings, default_review_path, match_files
+    from registry.identity.bulk_match import (
+        MatchSettings,
+        default_repeats_path,
+        default_review_path,
+        match_files,
+    )
 
     if review_threshold > threshold:
         raise InvalidRequest("--review-threshold must not exceed --threshold",
@@ -52,21 +61,35 @@ def match(left_path: str, right_path: str, out_path: str, review_path: str | Non
             raise InvalidRequest(f"{target}: output folder does not exist",
                                  message_ja=f"{target}: 出力先のフォルダがありません")
     settings = MatchSettings(link_threshold=threshold, review_threshold=review_threshold)
+    repeats_file = default_repeats_path(out_path)
     try:
-        result = match_files(left_path, right_path, out_path, review, settings)
+        result = match_files(left_path, right_path, out_path, review, settings, repeats_file)
     except OSError as exc:
         raise InvalidRequest(f"{exc.filename}: cannot write: {exc.strerror}",
                              message_ja=f"{exc.filename}: 書き込めません（{exc.strerror}）") from None
     summary = {"links": len(result.links), "review": len(result.review),
                "unmatched_left": result.unmatched_left, "unmatched_right": result.unmatched_right,
                "candidate_pairs": result.candidate_pairs, "seconds": round(result.seconds["total"], 2),
+               "held": sum(1 for k in result.review if k.held),
+               "rows_left": result.rows_left, "rows_right": result.rows_right,
+               "repeated_ids_left": len(result.repeats_left), "repeated_ids_right": len(result.repeats_right),
+               "blocking": result.blocking,
+               "phase_seconds": {k: round(v, 2) for k, v in result.seconds.items()},
                "out": str(out_path), "review_file": str(review)}
+    repeated = len(result.repeats_left) + len(result.repeats_right)
+    if repeated:
+        summary["repeated_ids_file"] = str(repeats_file)
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
         return
     click.echo(f"リンク / links:        {summary['links']:,}  → {out_path}")
-    click.echo(f"要確認 / review:       {summary['review']:,}  → {review}")
+    click.echo(f"要確認 / review:       {summary['review']:,}  → {review}"
+               + (f"（うち性別・名の相違 / held: {summary['held']:,}）" if summary["held"] else ""))
     click.echo(f"未リンク / unmatched:  left {summary['unmatched_left']:,} / "
                f"right {summary['unmatched_right']:,}")
     click.echo(f"比較ペア / pairs:      {summary['candidate_pairs']:,}")
+    if repeated:
+        click.echo(f"重複ID / repeated ids: left {len(result.repeats_left):,} / "
+                   f"right {len(result.repeats_right):,} 行（同じ人の版として照合 / matched as versions "
+                   f"of one record）→ {repeats_file}")
     click.echo(f"時間 / time:           {summary['seconds']:.1f} s")

@@ -3,7 +3,10 @@
 A table is read whole (UTF-8, UTF-8 with BOM, or Shift_JIS/cp932 as municipal systems often
 export), its header resolved through English or Japanese aliases (氏名, フリガナ, 生年月日, 性別,
 住所 …), and every cell normalised with :mod:`registry.identity.normalise` (repeated values once).
-Bad input raises ``InvalidRequest`` whose message names the file, the line and the column.
+Bad input raises ``InvalidRequest`` whose message names the file, the line and the column. An id
+on more than one row is not an error: registers export an id's history (an old and a new address)
+or the same row twice, so every row is kept and the repeats are listed in ``ResidentTable.repeats``
+for the operator; the matcher treats the rows of one id as versions of one record.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesh.errors import InvalidRequest
@@ -24,8 +27,8 @@ from registry.identity.normalise import (
     normalise_sex,
 )
 
-__all__ = ["COLUMN_ALIASES", "FIELDS", "REQUIRED_COLUMNS", "ResidentTable", "input_error", "read_residents",
-           "table_from_rows"]
+__all__ = ["COLUMN_ALIASES", "FIELDS", "REQUIRED_COLUMNS", "RepeatedId", "ResidentTable", "input_error",
+           "read_residents", "table_from_rows"]
 
 FIELDS = ("name", "name_kana", "birth_date", "sex", "address")
 COLUMN_ALIASES = {
@@ -43,9 +46,21 @@ _NORMALISERS: dict[str, Callable[[str], str]] = {
     "sex": normalise_sex, "address": normalise_address}
 
 
+@dataclass(frozen=True)
+class RepeatedId:
+    """A row whose id an earlier row already has; ``same`` when its normalised cells are that
+    row's too (an exact copy), else the two rows differ (history, or two people on one id)."""
+
+    id: str
+    line: int
+    first_line: int
+    same: bool
+
+
 @dataclass
 class ResidentTable:
-    """One platform's residents, normalised, as parallel lists indexed by row."""
+    """One platform's residents, normalised, as parallel lists indexed by row (an id may be on
+    more than one row; ``repeats`` lists every row after an id's first)."""
 
     source: str
     ids: list[str]
@@ -54,6 +69,7 @@ class ResidentTable:
     birth: list[str]
     sex: list[str]
     address: list[str]
+    repeats: list[RepeatedId] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -92,7 +108,8 @@ def table_from_rows(rows: Iterable[Sequence[str]], header: Sequence[str], source
     memo: dict[str, dict[str, str]] = {f: {} for f in FIELDS}
     out: dict[str, list[str]] = {f: [] for f in FIELDS}
     ids: list[str] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, int]] = {}  # id → (first line, its row index)
+    repeats: list[tuple[str, int, int, int, int]] = []  # id, line, first line, first row, row
     for n, row in enumerate(rows):
         if not any(cell.strip() for cell in row):
             continue
@@ -100,10 +117,9 @@ def table_from_rows(rows: Iterable[Sequence[str]], header: Sequence[str], source
         rid = row[columns["id"]].strip() if columns["id"] < len(row) else ""
         if not rid:
             raise input_error(source, line, "id", "empty id", "ID が空です")
-        if rid in seen:
-            raise input_error(source, line, "id", f"duplicate id {rid!r} (first on line {seen[rid]})",
-                              f"ID {rid} が重複しています（最初は {seen[rid]} 行目）")
-        seen[rid] = line
+        first = seen.setdefault(rid, (line, len(ids)))
+        if first[1] != len(ids):
+            repeats.append((rid, line, first[0], first[1], len(ids)))
         ids.append(rid)
         for f in FIELDS:
             pos = columns.get(f)
@@ -118,7 +134,9 @@ def table_from_rows(rows: Iterable[Sequence[str]], header: Sequence[str], source
                                       (exc.message_ja or "").split(": ", 1)[-1]) from None
             out[f].append(value)
     return ResidentTable(source, ids, out["name"], out["name_kana"], out["birth_date"], out["sex"],
-                         out["address"])
+                         out["address"],
+                         [RepeatedId(rid, line, first_line, all(out[f][row] == out[f][first] for f in FIELDS))
+                          for rid, line, first_line, first, row in repeats])
 
 
 def read_residents(path: str | Path) -> ResidentTable:
