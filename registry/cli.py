@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import click
@@ -375,6 +376,8 @@ def serve(**kw: str) -> None:
 
     config = RegistryConfig.from_options(**kw)
     setup_logging(config.log_format)
+    if config.database:    # what opens a store later (KPI figures, identity) finds it too
+        os.environ[DATABASE_ENV] = config.database
 
     async def run() -> None:
         async with open_registry_db(config.data_dir, config.database) as db:

@@ -387,3 +387,22 @@ async def test_catalog_search_dispatch(backend: Backend):
         assert result.total == 0 and records == []
     assert await catalog.dataset_ids() == [] and await catalog.dataset_ids(limit=5) == []
 
+
+
+async def test_wrong_passwords_are_counted_across_replicas(backend: Backend):
+    """Five wrong passwords, spread over two replicas, lock the account at both."""
+    from mesh.errors import Unauthenticated
+    from registry.operators.accounts import OperatorAccounts
+
+    a, b = OperatorAccounts(await backend.registry()), OperatorAccounts(await backend.registry())
+    await a.add("ops", "admin", "correct horse battery staple")
+    assert (await b.verify_password("ops", "correct horse battery staple")).name == "ops"
+    for accounts in (a, b, a, b, a):
+        with pytest.raises(Unauthenticated) as wrong:
+            await accounts.verify_password("ops", "wrong password")
+        assert wrong.value.code == "invalid_credentials"
+    for accounts in (a, b):
+        with pytest.raises(Unauthenticated) as locked:
+            await accounts.verify_password("ops", "correct horse battery staple")
+        assert locked.value.code == "too_many_failures"
+    assert not await a.throttle.locked("other")
