@@ -23,6 +23,7 @@ from mesh.http_auth import OPERATOR_ADMIN, OPERATOR_READ, OWN_FIGURES, route_doo
 from registry.openapi import OPENAPI
 
 from ..conftest import MeshHarness, bearer
+from ..registry_sql import registry_sql
 
 pytestmark = pytest.mark.integration
 
@@ -63,20 +64,19 @@ async def participant_key(h: MeshHarness, pid: str) -> str:
 
 
 def record_usage(h: MeshHarness, rows: list[tuple[str, str, int]]) -> None:
-    """Usage as providers report it (provider, consumer, records), straight into registry.db."""
-    con = sqlite3.connect(h.registry_dir / "registry.db")
-    with con:
-        for i, (provider, consumer, records) in enumerate(rows):
-            con.execute(
-                "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
-                "provider_participant, consumer_participant, provider_node, consumer_node, "
-                "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
-                "VALUES (?, ?, 'd', ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
-                (f"t{i}", f"a{i}", provider, consumer, f"urn:areamesh:org:{provider}:node:main",
-                 f"urn:areamesh:org:{consumer}:node:main", records, records * 10,
-                 "2026-11-10T00:00:00+00:00", "2026-11-10T00:00:01+00:00",
-                 "2026-11-10T00:00:02+00:00"))
-    con.close()
+    """Usage as providers report it (provider, consumer, records), straight into the registry's
+    database (either backend)."""
+    registry_sql(
+        h.registry_dir,
+        "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
+        "provider_participant, consumer_participant, provider_node, consumer_node, "
+        "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
+        "VALUES (?, ?, 'd', ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
+        many=[(f"t{i}", f"a{i}", provider, consumer, f"urn:areamesh:org:{provider}:node:main",
+               f"urn:areamesh:org:{consumer}:node:main", records, records * 10,
+               "2026-11-10T00:00:00+00:00", "2026-11-10T00:00:01+00:00",
+               "2026-11-10T00:00:02+00:00")
+              for i, (provider, consumer, records) in enumerate(rows)])
 
 
 async def test_anonymous_cannot_read_all_usage(running: MeshHarness):
