@@ -47,6 +47,10 @@ class RegistryApp:
         self.db = await open_registry_db(data_dir, self.config.database).open()
         self.store = RegistryStore(self.db)
         mesh_id = await self.store.meta("mesh_id")
+        if mesh_id is None and self.db.dialect != "sqlite":
+            await self.db.close()
+            raise SystemExit(f"the database {self.db.path} holds no registry; run 'areamesh "
+                             f"registry init --data-dir … --name … --database …' first")
         self.ca = CertificateAuthority(data_dir / "ca", mesh_id or "default")
         self.ca.ensure_registry_certificate()
         mtls = dynamic_server_credentials(self.ca.registry_server_config,

@@ -22,7 +22,7 @@ import grpc
 import pytest
 from cryptography import x509
 
-from areamesh.processes import ManagedProcess, areamesh_command
+from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command
 from mesh.agreements import Agreement, SignedAgreement
 from mesh.datasets import canonical_json
 from mesh.db_pg import PgDatabase
@@ -220,3 +220,39 @@ async def test_a_replica_killed_under_load_loses_nothing_acknowledged(mesh: Mesh
     async with channel:
         nodes = await s.ListNodes(registry_pb2.ListNodesRequest(), timeout=10)
     assert {n.participant_id for n in nodes.nodes} == {HIMEJI, KAKOGAWA}
+
+
+async def test_cli_uses_the_recorded_database_and_refuses_a_second_registry(tmp_path: Path):
+    url, server = await create_database()
+    try:
+        h = MeshHarness(tmp_path, url)
+        await h.init_registry()          # adds the participants through the CLI
+        assert (h.registry_dir / "database.url").stat().st_mode & 0o777 == 0o600
+        assert not (h.registry_dir / "registry.db").exists()
+        rc, out, err = await h.cli("registry", "participant", "list", "--data-dir",
+                                   str(h.registry_dir))
+        assert rc == 0 and HIMEJI in out, err
+        rc, _, err = await h.cli("registry", "init", "--data-dir", str(tmp_path / "other"),
+                                 "--name", "二つ目", "--database", url)
+        assert rc != 0 and "already holds a registry" in err
+        assert not (tmp_path / "other" / "ca").exists()      # refused before any CA was made
+        rc, _, err = await h.cli("registry", "init", "--data-dir", str(tmp_path / "bad"),
+                                 "--name", "x", "--database", "mysql://localhost/x")
+        assert rc != 0 and "postgresql://" in err
+    finally:
+        await drop_database(url, server)
+
+
+async def test_serve_refuses_a_database_without_a_registry(tmp_path: Path):
+    url, server = await create_database()
+    try:
+        h = MeshHarness(tmp_path)            # initialised on SQLite …
+        await h.init_registry()
+        proc = ManagedProcess("registry", areamesh_command(
+            "registry", "serve", "--data-dir", str(h.registry_dir), "--grpc", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", "--database", url), log_path=tmp_path / "serve.log")
+        with pytest.raises(ProcessFailed, match="holds no registry"):   # … on an empty one
+            await proc.start()
+        await proc.stop()
+    finally:
+        await drop_database(url, server)
