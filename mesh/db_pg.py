@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -298,14 +298,18 @@ class PgDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, migrations: Sequence[str], *, schema: str,
-                 extra: Sequence[tuple[str, Sequence[str]]] = (), min_size: int = 1,
+                 extra: Sequence[tuple[str, Sequence[str]]] = (),
+                 replace: Mapping[int, Sequence[str]] | None = None, min_size: int = 1,
                  max_size: int = 10) -> None:
+        """``replace``: migration number → the PostgreSQL statements to run instead of its
+        translation (``[]``: none; the number still counts)."""
         if not SCHEMA_NAME.match(schema):
             raise ValueError(f"bad schema name {schema!r}")
         self.url = url
         self.migrations = migrations
         self.schema = schema
         self.extra = extra
+        self.replace = dict(replace or {})
         self.path = f"{redact(url)} (schema {schema})"   # what messages name, as Database.path
         self.lock_key = int.from_bytes(
             hashlib.sha256(f"areamesh:{schema}".encode()).digest()[:8], "big", signed=True)
@@ -362,7 +366,8 @@ class PgDatabase:
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT "
                                "PRIMARY KEY, version BIGINT NOT NULL)")
-        lists = [(self.schema, [translate_ddl(m) for m in self.migrations])]
+        lists = [(self.schema, [list(self.replace[n]) if n in self.replace else translate_ddl(m)
+                                for n, m in enumerate(self.migrations, start=1)])]
         # a module's own PostgreSQL scripts run whole (the simple protocol takes several
         # statements, and plpgsql bodies keep their semicolons)
         lists += [(name, [[script] for script in scripts]) for name, scripts in self.extra]

@@ -26,6 +26,9 @@ from mesh.errors import InvalidRequest
 from mesh.files import read_secret, write_secret
 
 DATABASE_ENV = "AREAMESH_REGISTRY_DATABASE"
+# Registry migrations 3 and 10 are the SQLite (FTS5) search index's schema: on PostgreSQL the
+# search module owns its whole schema (registry/catalog/search_backend.py), so they create nothing.
+PG_SEARCH_MIGRATIONS_REPLACED: dict[int, list[str]] = {3: [], 10: []}
 URL_FILE = "database.url"
 
 
@@ -55,7 +58,8 @@ def open_registry_db(data_dir: Path, database: str | None = None) -> Database | 
     url = database_url(data_dir, database)
     if url is None:
         return Database(data_dir / "registry.db", MIGRATIONS, synchronous="FULL")
-    return PgDatabase(url, MIGRATIONS, schema="registry", extra=postgres_search_migrations())
+    return PgDatabase(url, MIGRATIONS, schema="registry", extra=postgres_search_migrations(),
+                      replace=PG_SEARCH_MIGRATIONS_REPLACED)
 
 
 def registry_initialised(data_dir: Path, database: str | None = None) -> bool:

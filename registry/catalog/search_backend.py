@@ -6,8 +6,8 @@
   ``search``; ``SearchQuery``/``SearchResult``) over a PostgreSQL ``db``, and its own schema as
   ``PG_MIGRATIONS``: a list of SQL scripts applied in order under the component name
   ``catalog_search`` of ``schema_version`` (mesh/db_pg.py), each whole, in one transaction.
-  Registry migrations 3 and 10 create only the plain tables there (``CREATE VIRTUAL TABLE`` is
-  skipped on PostgreSQL).
+  Registry migrations 3 and 10 (the FTS5 index's tables) create nothing on PostgreSQL
+  (registry/database.py), so every search table there is that module's own.
 
 Until that module exists, a PostgreSQL registry stores datasets (the ``datasets`` table is the
 truth) but does not index them, and a search answers ``FailedPrecondition`` saying why.
