@@ -3,8 +3,9 @@
 * SQLite: ``registry.catalog.search_index`` (FTS5), its tables in registry migrations 3 and 10.
 * PostgreSQL: ``registry.catalog.search_pg``, which exposes the same public names as
   ``search_index`` (``CatalogIndex(db)`` with ``upsert``, ``upsert_many``, ``delete``,
-  ``search``; ``SearchQuery``/``SearchResult``) over a PostgreSQL ``db``, and its own schema as
-  ``PG_MIGRATIONS``: a list of SQL scripts applied in order under the component name
+  ``search``; ``SearchQuery``/``SearchResult``) over an asyncpg pool (``PgSearchIndex`` hands it
+  the pool and, for writes, the transaction's asyncpg connection), and its own schema as
+  ``SEARCH_MIGRATIONS`` (or ``PG_MIGRATIONS``): SQL scripts applied in order under the name
   ``catalog_search`` of ``schema_version`` (mesh/db_pg.py), each whole, in one transaction.
   Registry migrations 3 and 10 (the FTS5 index's tables) create nothing on PostgreSQL
   (registry/database.py), so every search table there is that module's own.
@@ -53,8 +54,31 @@ def _pg_module() -> ModuleType | None:
 
 def postgres_search_migrations() -> list[tuple[str, list[str]]]:
     module = _pg_module()
-    scripts = getattr(module, "PG_MIGRATIONS", None) if module else None
+    scripts = None
+    if module is not None:
+        scripts = getattr(module, "PG_MIGRATIONS", None) or getattr(module, "SEARCH_MIGRATIONS", None)
     return [("catalog_search", list(scripts))] if scripts else []
+
+
+class PgSearchIndex:
+    """``search_pg.CatalogIndex`` over a ``PgDatabase``: it is given the database's asyncpg
+    pool, and a write gets the asyncpg connection of the caller's transaction (the ``raw`` of the
+    ``PgConnection`` that ``transaction()`` yielded)."""
+
+    def __init__(self, module: ModuleType, db: Any) -> None:
+        self.index = module.CatalogIndex(db.pool)
+
+    async def upsert(self, conn: Any, doc: IndexedDataset) -> None:
+        await self.index.upsert(getattr(conn, "raw", conn), doc)
+
+    async def upsert_many(self, conn: Any, docs: Iterable[IndexedDataset]) -> None:
+        await self.index.upsert_many(getattr(conn, "raw", conn), docs)
+
+    async def delete(self, conn: Any, dataset_id: str) -> bool:
+        return await self.index.delete(getattr(conn, "raw", conn), dataset_id)
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        return await self.index.search(query)
 
 
 class UnavailableIndex:
@@ -93,4 +117,4 @@ def catalog_index(db: Any) -> SearchIndex:
 
         return CatalogIndex(db)
     module = _pg_module()
-    return module.CatalogIndex(db) if module is not None else UnavailableIndex()
+    return PgSearchIndex(module, db) if module is not None else UnavailableIndex()
