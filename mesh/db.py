@@ -23,7 +23,12 @@ log = logging.getLogger("areamesh.mesh.db")
 
 
 class Database:
-    """A single aiosqlite connection; writes are serialised by ``transaction()``."""
+    """A single aiosqlite connection; writes are serialised by ``transaction()``.
+
+    ``mesh.db_pg.PgDatabase`` has the same interface over PostgreSQL; code that must tell them
+    apart reads ``dialect``."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path, migrations: Sequence[str], *, synchronous: str = "FULL") -> None:
         self.path = path

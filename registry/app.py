@@ -17,6 +17,7 @@ from mesh.tls import dynamic_server_credentials
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService
 from registry.config import RegistryConfig
+from registry.database import registry_initialised
 from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
 from registry.http_api import build_http_app
 from registry.identity.grpc_service import SERVICE_NAME as IDENTITY_SERVICE_NAME
@@ -40,12 +41,16 @@ class RegistryApp:
 
     async def start(self) -> None:
         data_dir = self.config.data_dir
-        if not (data_dir / "registry.db").exists():
+        if not registry_initialised(data_dir, self.config.database):
             raise SystemExit(f"{data_dir} is not a registry data dir; run "
                              f"'areamesh registry init --data-dir {data_dir} --name ...' first")
-        self.db = await open_registry_db(data_dir).open()
+        self.db = await open_registry_db(data_dir, self.config.database).open()
         self.store = RegistryStore(self.db)
         mesh_id = await self.store.meta("mesh_id")
+        if mesh_id is None and self.db.dialect != "sqlite":
+            await self.db.close()
+            raise SystemExit(f"the database {self.db.path} holds no registry; run 'areamesh "
+                             f"registry init --data-dir … --name … --database …' first")
         self.ca = CertificateAuthority(data_dir / "ca", mesh_id or "default")
         self.ca.ensure_registry_certificate()
         mtls = dynamic_server_credentials(self.ca.registry_server_config,
@@ -58,6 +63,7 @@ class RegistryApp:
         await self.catalog.reindex_unclassified()
         service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
         self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
+                                                   database=self.config.database,
                                                    revocation=revocation)
         identity = IdentityGrpcService(self.identity, self.store)
         self.grpc = await start_server(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from mesh.log import setup_logging
 from registry.ca.authority import CertificateAuthority
 from registry.cli_common import as_admin, cli_actor, data_dir_option, with_store
 from registry.config import SERVE_SETTINGS, RegistryConfig
+from registry.database import DATABASE_ENV, database_url, remember_database
 from registry.operators.admin import AdminService
 from registry.operators.cli import audit_log, operator, participant_key
 from registry.store import RegistryStore, open_registry_db
@@ -35,24 +37,40 @@ def registry() -> None:
 @click.option("--name", required=True, help="Operating organisation's name, e.g. 兵庫県.")
 @click.option("--mesh-id", default="default", show_default=True,
               help="This mesh's id (a DNS label); federation tells meshes apart by it.")
+@click.option("--database", default=None, envvar=DATABASE_ENV, show_envvar=True,
+              help="PostgreSQL URL to keep the registry in (recorded in the data dir's "
+                   "database.url, 0600); default: SQLite files in the data dir.")
 @report_errors
-def init(data_dir: Path, name: str, mesh_id: str) -> None:
+def init(data_dir: Path, name: str, mesh_id: str, database: str | None) -> None:
     """Create the mesh root CA (key mode 0600) and the registry database."""
     if not MESH_ID.match(mesh_id):
         raise InvalidRequest("--mesh-id must be lowercase letters, digits and '-'")
     if (data_dir / "registry.db").exists() or (data_dir / "ca" / "ca.key").exists():
         raise InvalidRequest(f"{data_dir} is already initialised",
                              message_ja="このデータディレクトリは初期化済みです")
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ca = CertificateAuthority.create(data_dir / "ca", mesh_id=mesh_id, name=name)
+    url = database_url(data_dir, database)
 
     async def run() -> None:
-        async with open_registry_db(data_dir) as db:
+        async with open_registry_db(data_dir, url) as db:
             store = RegistryStore(db)
+            if await store.meta("mesh_id") is not None:   # PostgreSQL: another data dir's
+                raise InvalidRequest(
+                    "that database already holds a registry; give each further replica a copy "
+                    "of the first one's data dir (its ca/ and identity/ keys) instead",
+                    message_ja="このデータベースには既にレジストリがあります")
             await store.set_meta("mesh_id", mesh_id)
             await store.set_meta("name", name)
 
-    asyncio.run(run())
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if url is not None:      # the database first: a refused one leaves no CA behind
+        from registry.identity.pseudonyms import PseudonymKey
+
+        asyncio.run(run())
+        remember_database(data_dir, url)
+        PseudonymKey.open(data_dir / "identity")   # now, so every copy of the dir shares it
+    ca = CertificateAuthority.create(data_dir / "ca", mesh_id=mesh_id, name=name)
+    if url is None:
+        asyncio.run(run())
     click.echo(f"レジストリを初期化しました / registry initialised: {data_dir}")
     click.echo(f"mesh id: {mesh_id}")
     click.echo(f"CA fingerprint: {ca.fingerprint}")
@@ -302,7 +320,7 @@ def identity_provider_list(data_dir: Path) -> None:
     from registry.identity.store import IdentityStore, open_identity_db
 
     async def run(store: RegistryStore, ca: CertificateAuthority):
-        if not (data_dir / "identity" / "identity.db").exists():
+        if database_url(data_dir) is None and not (data_dir / "identity" / "identity.db").exists():
             return []  # nothing registered yet; listing creates nothing
         async with open_identity_db(data_dir / "identity") as db:
             return await IdentityStore(db).providers()
@@ -358,13 +376,17 @@ def serve(**kw: str) -> None:
 
     config = RegistryConfig.from_options(**kw)
     setup_logging(config.log_format)
+    if config.database:    # what opens a store later (KPI figures, identity) finds it too
+        os.environ[DATABASE_ENV] = config.database
 
     async def run() -> None:
-        async with open_registry_db(config.data_dir) as db:
+        async with open_registry_db(config.data_dir, config.database) as db:
             await RegistryStore(db).set_meta("crl_validity", kw["crl_validity"])
         await serve_until_signal(RegistryApp(config))
 
-    check_data_dir(config.data_dir, required=("registry.db", "ca/ca.key", "ca/ca.crt"),
+    on_files = database_url(config.data_dir, config.database) is None
+    check_data_dir(config.data_dir,
+                   required=("registry.db",) * on_files + ("ca/ca.key", "ca/ca.crt"),
                    secrets=("ca/*.key", "identity/*.key"),
                    init_hint=f"run 'areamesh registry init --data-dir {config.data_dir} "
                              "--name ...' first")

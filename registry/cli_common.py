@@ -11,6 +11,7 @@ import click
 
 from mesh.errors import InvalidRequest
 from registry.ca.authority import CertificateAuthority
+from registry.database import registry_initialised
 from registry.operators.admin import AdminService
 from registry.operators.audit_log import Actor
 from registry.store import RegistryStore, open_registry_db
@@ -21,7 +22,7 @@ data_dir_option = click.option("--data-dir", required=True, envvar="AREAMESH_REG
 
 
 async def with_store(data_dir: Path, fn):
-    if not (data_dir / "registry.db").exists():
+    if not registry_initialised(data_dir):
         raise InvalidRequest(f"{data_dir} is not a registry data dir (run 'areamesh registry "
                              "init' first)", message_ja="レジストリのデータディレクトリではありません")
     async with open_registry_db(data_dir) as db:

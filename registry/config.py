@@ -13,6 +13,10 @@ from mesh.errors import InvalidRequest
 SERVE_SETTINGS = [
     Setting("registry.data_dir", "--data-dir", None,
             "Registry data directory (CA, registry.db).", required=True),
+    Setting("registry.database", "--database", None,
+            "PostgreSQL URL (postgresql://user@host/db) for every registry store, shared by any "
+            "number of replicas; default: the data dir's database.url if `registry init "
+            "--database` wrote one, else SQLite files in the data dir."),
     Setting("registry.grpc.listen", "--grpc", "127.0.0.1:7700",
             "gRPC listen address HOST:PORT (TLS; mTLS for enrolled nodes). Port 0 = any free port."),
     Setting("registry.enrol.listen", "--enrol", None,
@@ -41,6 +45,7 @@ class RegistryConfig:
     crl_validity: timedelta = timedelta(hours=1)
     heartbeat_interval: timedelta = timedelta(seconds=30)
     log_format: str = "text"
+    database: str | None = None     # PostgreSQL URL; None: registry/database.py decides
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -62,4 +67,4 @@ class RegistryConfig:
                    cert_lifetime=parse_duration(kw["cert_lifetime"]),
                    crl_validity=parse_duration(kw["crl_validity"]),
                    heartbeat_interval=parse_duration(kw["heartbeat_interval"]),
-                   log_format=kw["log_format"])
+                   log_format=kw["log_format"], database=kw.get("database") or None)

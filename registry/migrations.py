@@ -7,6 +7,7 @@ from registry.datamap.schema import DATAMAP_MIGRATION
 from registry.duties import DUTIES_MIGRATION
 from registry.kpi.schema import KPI_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
+from registry.operators.throttle import THROTTLE_MIGRATION
 
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
@@ -200,4 +201,7 @@ MIGRATIONS = [
     # 15: a participant's reading (katakana), from the list of 全国地方公共団体コード
     # (registry/participants_import.py)
     "ALTER TABLE participants ADD COLUMN reading TEXT",
+    # 16: wrong operator passwords, counted where every registry replica sees them
+    # (registry/operators/throttle.py)
+    THROTTLE_MIGRATION,
 ]

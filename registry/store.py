@@ -18,7 +18,6 @@ from mesh.errors import Conflict, FailedPrecondition, InvalidRequest, NotFound, 
 from mesh.ids import ParticipantType, validate_node_name, validate_participant_id
 from mesh.jointoken import JoinToken, secret_matches
 from registry.ca.authority import CertificateAuthority, RevokedEntry
-from registry.migrations import MIGRATIONS
 
 log = logging.getLogger("areamesh.registry.store")
 
@@ -77,8 +76,12 @@ class StoredCrl:
     next_update: datetime
 
 
-def open_registry_db(data_dir: Path) -> Database:
-    return Database(data_dir / "registry.db", MIGRATIONS, synchronous="FULL")
+def open_registry_db(data_dir: Path, database: str | None = None) -> Database:
+    """The registry's database: ``registry.db`` in ``data_dir`` or PostgreSQL (see
+    registry/database.py for how it is chosen)."""
+    from registry.database import open_registry_db as open_db
+
+    return open_db(data_dir, database)  # type: ignore[return-value]
 
 
 class RegistryStore:

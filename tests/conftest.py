@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from mesh.proto.areamesh.v1 import registry_pb2_grpc
 from registry.ca.authority import CertificateAuthority
 
 from .cli_fork import run_cli
+from .pg_fixtures import create_database, drop_database
 
 MESH_ID = "testmesh"
 PARTICIPANTS = [("270008", "大阪府", "prefecture"), ("282014", "姫路市", "municipality"),
@@ -47,8 +49,9 @@ class LoopThread:
 class MeshHarness:
     """A registry data dir, its serving process, and connectors joined to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database: str | None = None) -> None:
         self.root = root
+        self.database = database        # PostgreSQL URL, or None: SQLite in the data dir
         self.registry_dir = root / "registry"
         self.registry: ManagedProcess | None = None
         self.processes: list[ManagedProcess] = []
@@ -59,7 +62,8 @@ class MeshHarness:
 
     async def init_registry(self) -> None:
         rc, _, err = await self.cli("registry", "init", "--data-dir", str(self.registry_dir),
-                                      "--name", "テスト運営組織", "--mesh-id", MESH_ID)
+                                      "--name", "テスト運営組織", "--mesh-id", MESH_ID,
+                                      *(("--database", self.database) if self.database else ()))
         assert rc == 0, err
         for pid, name, kind in PARTICIPANTS:
             rc, _out, err = await self.cli("registry", "participant", "add", "--data-dir",
@@ -200,15 +204,25 @@ async def http_json(url: str, headers: dict[str, str] | None = None) -> dict:
         return {"_status": r.status, **json.loads(await r.text())}
 
 
+REGISTRY_BACKEND = os.environ.get("AREAMESH_TEST_REGISTRY_BACKEND", "sqlite")
+
+
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[MeshHarness]:
-    h = MeshHarness(tmp_path)
-    await h.init_registry()
+    """A registry data dir; with ``AREAMESH_TEST_REGISTRY_BACKEND=postgresql`` its stores are in
+    a fresh PostgreSQL database (``registry init --database``), dropped afterwards."""
+    database = server = None
+    if REGISTRY_BACKEND == "postgresql":
+        database, server = await create_database()
+    h = MeshHarness(tmp_path, database)
     try:
+        await h.init_registry()
         yield h
     finally:
         with contextlib.suppress(Exception):
             await h.stop_all()
+        if database is not None:
+            await drop_database(database, server)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 
 import aiohttp
 import pytest
@@ -18,6 +17,7 @@ from openpyxl import load_workbook
 from registry.billing.export import STATEMENT_HEADER, SUMMARY_HEADER
 
 from .conftest import MeshHarness
+from .registry_sql import registry_sql
 from .security.test_http_auth import add_operator, call, cli_ok, participant_key, record_usage
 from .test_console_pages import HTML, UNTRANSLATED, Browser
 
@@ -94,11 +94,9 @@ async def test_run_writes_csv_and_xlsx_stores_the_run_and_audits_a_rerun(running
     # the run is stored; a re-run replaces it and the audit log says so
     await cli_ok(h, "registry", "billing", "run", "--data-dir", str(h.registry_dir),
                  "--period", "2026-11", "--rules", str(rules), "--out", str(out))
-    con = sqlite3.connect(h.registry_dir / "registry.db")
-    runs = con.execute("SELECT period, total FROM billing_runs").fetchall()
-    audit = con.execute("SELECT action, target, details, outcome FROM admin_audit "
-                        "WHERE action = 'billing.run' ORDER BY seq").fetchall()
-    con.close()
+    runs = registry_sql(h.registry_dir, "SELECT period, total FROM billing_runs")
+    audit = registry_sql(h.registry_dir, "SELECT action, target, details, outcome FROM admin_audit "
+                                         "WHERE action = 'billing.run' ORDER BY seq")
     assert runs == [("2026-11", 3_510_001)]
     assert [(a, t, o) for a, t, _, o in audit] == [("billing.run", "2026-11", "ok")] * 2
     first, second = (json.loads(d) for _, _, d, _ in audit)

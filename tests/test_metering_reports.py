@@ -7,7 +7,6 @@ anonymous ones apart."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import aiohttp
 import grpc
@@ -19,6 +18,7 @@ from mesh.usage_reports import SignedUsageReport
 
 from .browser.conftest import add_operator
 from .conftest import MeshHarness, bearer, http_json, wait_for
+from .registry_sql import registry_sql
 from .test_console_pages import UNTRANSLATED, Browser
 from .transfer_fixtures import DATASET_ID, agree, fetch_cli, setup_transfer_mesh
 
@@ -42,13 +42,8 @@ def sign(h: MeshHarness, node: str, seq: int, role: str, records: list[dict],
                                   records=records, consent_counts=counts)
 
 
-def registry_rows(h: MeshHarness, sql: str) -> list[sqlite3.Row]:
-    con = sqlite3.connect(h.registry_dir / "registry.db")
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def registry_rows(h: MeshHarness, sql: str) -> list:
+    return registry_sql(h.registry_dir, sql)
 
 
 @pytest.mark.integration

@@ -20,7 +20,8 @@ from mesh.datasets import declared_standard, load_document, parse_description, s
 from mesh.db import Database
 from mesh.errors import AreameshError, Conflict, NotFound, PermissionDenied, Unavailable
 from mesh.places import place_terms
-from registry.catalog.search_index import CatalogIndex, IndexedDataset, SearchQuery, SearchResult
+from registry.catalog.search_backend import catalog_index
+from registry.catalog.search_index import IndexedDataset, SearchQuery, SearchResult
 from registry.store import RegistryStore
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -76,7 +77,7 @@ class CatalogService:
     def __init__(self, db: Database, store: RegistryStore) -> None:
         self.db = db
         self.store = store
-        self.index = CatalogIndex(db)
+        self.index = catalog_index(db)
         self._pending: list[_Publish] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -223,7 +224,10 @@ class CatalogService:
 
     async def reindex_unclassified(self, batch: int = 2000) -> int:
         """Re-index the datasets indexed before the classification facet existed (their facet
-        set has no classification); returns how many. Idempotent, run at start-up."""
+        set has no classification); returns how many. Idempotent, run at start-up. Only SQLite
+        indexes can predate the facet (PostgreSQL's index has had it from the start)."""
+        if self.db.dialect != "sqlite":
+            return 0
         done = 0
         seen: set[str] = set()
         while True:
@@ -241,9 +245,9 @@ class CatalogService:
             log.info("catalog index: %d datasets re-indexed with their classification", done)
 
     async def dataset_ids(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
-        rows = await self.db.fetchall(
+        rows = await self.db.fetchall(      # no limit: the largest one both backends take
             "SELECT id FROM datasets WHERE status = 'published' ORDER BY id LIMIT ? OFFSET ?",
-            (limit if limit is not None else -1, offset))
+            (limit if limit is not None else 2**63 - 1, offset))
         return [r[0] for r in rows]
 
     async def publishers(self) -> list[tuple[str, str, int]]:

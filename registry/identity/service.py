@@ -127,12 +127,12 @@ class IdentityService:
         self.elevate_aal = elevate_aal
 
     @classmethod
-    async def open(cls, identity_dir: Path, roots: list[x509.Certificate], **kwargs: Any
-                   ) -> IdentityService:
+    async def open(cls, identity_dir: Path, roots: list[x509.Certificate], *,
+                   database: str | None = None, **kwargs: Any) -> IdentityService:
         """Open (creating on first use) ``identity_dir``/identity.db and pseudonym.key; the
         folder is created 0700 (it holds personal data and the pseudonym secret)."""
         pseudonyms = await asyncio.to_thread(PseudonymKey.open, identity_dir)  # creates the dir
-        db = await open_identity_db(identity_dir).open()
+        db = await open_identity_db(identity_dir, database).open()
         return cls(IdentityStore(db), pseudonyms, roots, **kwargs)
 
     @property

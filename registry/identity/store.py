@@ -97,7 +97,16 @@ EVENT_KINDS = ("link", "merge", "elevate", "unlink", "provider")
 GENESIS = "0" * 64
 
 
-def open_identity_db(identity_dir: Path) -> Database:
+def open_identity_db(identity_dir: Path, database: str | None = None) -> Database:
+    """``identity_dir``/identity.db, or schema ``identity`` of the registry's PostgreSQL
+    database (registry/database.py says which; ``identity_dir`` is ``DATA_DIR/identity``)."""
+    from registry.database import database_url
+
+    url = database_url(identity_dir.parent, database)
+    if url is not None:
+        from mesh.db_pg import PgDatabase
+
+        return PgDatabase(url, MIGRATIONS, schema="identity")  # type: ignore[return-value]
     return Database(identity_dir / "identity.db", MIGRATIONS, synchronous="FULL")
 
 
@@ -202,7 +211,7 @@ class _Reads(abc.ABC):
                 "SELECT s.local_id, s.ial, s.aal, t.ial AS t_ial, t.aal AS t_aal "
                 "FROM json_each(?) j JOIN linked_ids s ON s.platform = ? AND s.local_id = j.value "
                 "LEFT JOIN linked_ids t ON t.person_id = s.person_id AND t.platform = ? "
-                "ORDER BY MIN(t.ial, t.aal)",
+                "ORDER BY CASE WHEN t.ial < t.aal THEN t.ial ELSE t.aal END",
                 (json.dumps(local_ids[start:start + 20_000]), source, target))
             for r in rows:  # ascending: the best target id comes last and wins
                 linked = r["t_ial"] is not None

@@ -58,6 +58,8 @@ from mesh.datasets import declared_standard
 from mesh.db import Database
 from mesh.errors import InvalidRequest
 from mesh.ids import ParticipantType
+from registry.database import database_url
+from registry.identity.store import open_identity_db
 from registry.metering.usage import JST, Period, parse_period
 
 log = logging.getLogger("areamesh.registry.kpi")
@@ -311,11 +313,16 @@ class OutputIndicators:
     async def _linked(self, m: Months) -> list[Series]:
         seconds: list[datetime] = []
         path = self.identity_dir / "identity.db"
-        if path.exists():       # the identity service creates it when it first runs
+        sql = "SELECT person_id, linked_at FROM linked_ids ORDER BY person_id, linked_at"
+        rows: list = []
+        if database_url(self.identity_dir.parent) is not None:     # PostgreSQL
+            async with open_identity_db(self.identity_dir) as db:
+                rows = await db.fetchall(sql)
+        elif path.exists():       # the identity service creates it when it first runs
             async with aiosqlite.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
-                async with conn.execute("SELECT person_id, linked_at FROM linked_ids "
-                                        "ORDER BY person_id, linked_at") as cur:
-                    rows = await cur.fetchall()
+                async with conn.execute(sql) as cur:
+                    rows = list(await cur.fetchall())
+        if rows:
             previous, count = None, 0
             for person, at in rows:
                 count = count + 1 if person == previous else 1

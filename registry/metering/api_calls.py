@@ -88,7 +88,8 @@ class ApiCallCounter:
             async with self.db.transaction() as conn:
                 await conn.executemany(
                     "INSERT INTO api_call_counts(day, api, key_id, calls) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(day, api, key_id) DO UPDATE SET calls = calls + excluded.calls",
+                    "ON CONFLICT(day, api, key_id) DO UPDATE SET "
+                    "calls = api_call_counts.calls + excluded.calls",
                     [(*k, n) for k, n in batch.items()])
         except BaseException:
             self.pending.update(batch)

@@ -9,7 +9,8 @@ from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from mesh.http_auth import ROLES
-from mesh.passwords import FailureThrottle, hash_password, password_matches
+from mesh.passwords import hash_password, password_matches
+from registry.operators.throttle import DbFailureThrottle
 
 NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 # A fixed hash to check against when the account does not exist, so an unknown name takes as
@@ -53,7 +54,7 @@ def _row(r) -> Operator:
 class OperatorAccounts:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.throttle = FailureThrottle()
+        self.throttle = DbFailureThrottle(db)   # shared by every replica
 
     async def add(self, name: str, role: str, password: str) -> Operator:
         validate_name(name)
@@ -99,16 +100,16 @@ class OperatorAccounts:
         (the same answer for an unknown name and a wrong password)."""
         wrong = Unauthenticated("wrong operator name or password", code="invalid_credentials",
                                 message_ja="オペレーター名またはパスワードが違います")
-        if self.throttle.locked(name):
+        if await self.throttle.locked(name):
             raise Unauthenticated(f"too many wrong passwords for {name}; wait a few minutes",
                                   code="too_many_failures",
                                   message_ja="パスワードの誤りが続いたため一時的にロックしています")
         row = await self.db.fetchone("SELECT * FROM operators WHERE name = ?", (name,))
         if not await password_matches(row["password_hash"] if row else _DUMMY_HASH, password) \
                 or row is None:
-            self.throttle.failed(name)
+            await self.throttle.failed(name)
             raise wrong
-        self.throttle.succeeded(name)
+        await self.throttle.succeeded(name)
         operator = _row(row)
         require_active(operator)
         return operator

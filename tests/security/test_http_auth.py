@@ -17,12 +17,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
+import asyncpg
 import pytest
 
 from mesh.http_auth import OPERATOR_ADMIN, OPERATOR_READ, OWN_FIGURES, route_doors
 from registry.openapi import OPENAPI
 
 from ..conftest import MeshHarness, bearer
+from ..registry_sql import registry_sql
 
 pytestmark = pytest.mark.integration
 
@@ -63,20 +65,19 @@ async def participant_key(h: MeshHarness, pid: str) -> str:
 
 
 def record_usage(h: MeshHarness, rows: list[tuple[str, str, int]]) -> None:
-    """Usage as providers report it (provider, consumer, records), straight into registry.db."""
-    con = sqlite3.connect(h.registry_dir / "registry.db")
-    with con:
-        for i, (provider, consumer, records) in enumerate(rows):
-            con.execute(
-                "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
-                "provider_participant, consumer_participant, provider_node, consumer_node, "
-                "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
-                "VALUES (?, ?, 'd', ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
-                (f"t{i}", f"a{i}", provider, consumer, f"urn:areamesh:org:{provider}:node:main",
-                 f"urn:areamesh:org:{consumer}:node:main", records, records * 10,
-                 "2026-11-10T00:00:00+00:00", "2026-11-10T00:00:01+00:00",
-                 "2026-11-10T00:00:02+00:00"))
-    con.close()
+    """Usage as providers report it (provider, consumer, records), straight into the registry's
+    database (either backend)."""
+    registry_sql(
+        h.registry_dir,
+        "INSERT INTO usage_records(transfer_id, agreement_id, dataset_id, "
+        "provider_participant, consumer_participant, provider_node, consumer_node, "
+        "records, bytes, batches, incremental, started_at, ended_at, reported_at) "
+        "VALUES (?, ?, 'd', ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
+        many=[(f"t{i}", f"a{i}", provider, consumer, f"urn:areamesh:org:{provider}:node:main",
+               f"urn:areamesh:org:{consumer}:node:main", records, records * 10,
+               "2026-11-10T00:00:00+00:00", "2026-11-10T00:00:01+00:00",
+               "2026-11-10T00:00:02+00:00")
+              for i, (provider, consumer, records) in enumerate(rows)])
 
 
 async def test_anonymous_cannot_read_all_usage(running: MeshHarness):
@@ -300,17 +301,14 @@ async def test_audit_log_is_append_only(running: MeshHarness):
     await add_operator(h, "kato", "admin")
     await cli_ok(h, "registry", "participant", "certify", "--data-dir", str(h.registry_dir),
                  "--id", "282014")
-    db = h.registry_dir / "registry.db"
-    con = sqlite3.connect(db)
     for sql in ("UPDATE admin_audit SET actor = 'someone-else' WHERE seq = 1",
                 "DELETE FROM admin_audit WHERE seq = 2"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            con.execute(sql)
+        with pytest.raises((sqlite3.IntegrityError, asyncpg.RaiseError), match="append-only"):
+            registry_sql(h.registry_dir, sql)
     # someone who drops the guard and rewrites an entry is still found out
-    con.execute("DROP TRIGGER admin_audit_no_update")
-    con.execute("UPDATE admin_audit SET actor = 'someone-else' WHERE seq = 2")
-    con.commit()
-    con.close()
+    registry_sql(h.registry_dir, "DROP TRIGGER admin_audit_no_update"
+                 + (" ON admin_audit" if h.database else ""))      # PostgreSQL names the table
+    registry_sql(h.registry_dir, "UPDATE admin_audit SET actor = 'someone-else' WHERE seq = 2")
     rc, _, err = await h.cli("registry", "audit-log", "verify", "--data-dir", str(h.registry_dir))
     assert rc == 1 and "audit_log_tampered" in err and "entry 2" in err
     status, body = await call("GET", h.http_url + "/api/v1/admin/audit-log/verify",
