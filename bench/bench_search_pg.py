@@ -1,8 +1,8 @@
 """Catalog search at scale on both backends: PostgreSQL (search_pg) and SQLite (search_index).
 
 Run: ``python bench/bench_search_pg.py [--docs N] [--reps N] [--dsn DSN] [--keep] [--reuse]``
-(``--only pg|sqlite --keep`` builds one backend's index and stops; ``--reuse`` then searches the
-kept ones.)
+(``--only pg|sqlite --keep`` builds one backend's index and stops, ``--search`` added times the
+query mix on it alone; ``--reuse`` then searches the kept ones.)
 
 Generates N synthetic datasets (default 1,000,000) from a fixed seed: publishers are the
 1,962 local governments of mesh/municipalities.csv, drawn with Zipf-like weights (a few large
@@ -220,54 +220,64 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         if not (load_pg_now and load_lite_now):
             log(f"reused: {'' if load_pg_now else f'schema {schema} '}"
                 f"{'' if load_lite_now else str(sqlite_path)}")
-        if args.only:
+        if args.only and not args.search:
             return
-        pg_mb = await admin.fetchval(
-            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'", schema) / 2**20
-        lite_mb = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))
-        emit("search_pg_size_mb", round(pg_mb), "MB", None, count)
-        emit("search_sqlite_size_mb", round(lite_mb / 2**20), "MB", None, count)
-        sets = await admin.fetchval(f"SELECT count(*) FROM {schema}.catalog_facet_sets")
-        emit("search_facet_sets", sets, "sets", None, count)
+        backends: dict[str, Any] = {}
+        if args.only != "sqlite":
+            backends["pg"] = pg_index
+            pg_mb = await admin.fetchval(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'", schema)
+            emit("search_pg_size_mb", round(pg_mb / 2**20), "MB", None, count)
+            sets = await admin.fetchval(f"SELECT count(*) FROM {schema}.catalog_facet_sets")
+            emit("search_facet_sets", sets, "sets", None, count)
+        if args.only != "pg":
+            backends["sqlite"] = lite_index
+            lite_mb = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))
+            emit("search_sqlite_size_mb", round(lite_mb / 2**20), "MB", None, count)
 
         mix = queries()
         log(f"warming up ({len(mix)} queries) …")
         agree = 0
         per: dict[int, dict[str, Any]] = {}
         for n, query in enumerate(mix):
-            a, b = await lite_index.search(query), await pg_index.search(query)
-            same = a.total == b.total and a.facets == b.facets
+            results = {name: await index.search(query) for name, index in backends.items()}
+            first = next(iter(results.values()))
+            same = all(r.total == first.total and r.facets == first.facets
+                       for r in results.values())
             agree += same
-            per[n] = {"query": describe(query), "total": b.total, "same_facets": same,
-                      "sqlite_total": a.total, "pg": [], "sqlite": []}
-        log(f"searching: {len(mix)} queries × {args.reps} on both backends …")
+            per[n] = {"query": describe(query), "total": first.total,
+                      **{f"{name}_total": r.total for name, r in results.items()},
+                      "same_facets": same, **{name: [] for name in backends}}
+        log(f"searching: {len(mix)} queries × {args.reps} on {', '.join(backends)} …")
         for _ in range(args.reps):
             for n, query in enumerate(mix):
-                per[n]["pg"].append((await timed(pg_index, query))[0])
-                per[n]["sqlite"].append((await timed(lite_index, query))[0])
-        pg_all = [ms for v in per.values() for ms in v["pg"]]
-        lite_all = [ms for v in per.values() for ms in v["sqlite"]]
-        emit("search_same_totals", agree, "queries", len(mix), len(mix),
-             note="queries whose total and facet counts are equal on both backends")
-        for name, samples in (("pg", pg_all), ("sqlite", lite_all)):
-            emit(f"search_{name}_p50_ms", round(percentile(samples, 50), 2), "ms", None,
-                 len(samples), docs=count)
-            emit(f"search_{name}_p95_ms", round(percentile(samples, 95), 2), "ms",
-                 f"<= {GOAL_P95_MS:g}", len(samples), docs=count,
-                 max_ms=round(max(samples), 2), met=percentile(samples, 95) <= GOAL_P95_MS)
-        for p in (50, 95):
-            emit(f"search_p{p}_ratio_pg_to_sqlite",
-                 round(percentile(pg_all, p) / percentile(lite_all, p), 3), "ratio", None,
-                 len(pg_all), docs=count, baseline="SQLite FTS5 (search_index), same run")
+                for name, index in backends.items():
+                    per[n][name].append((await timed(index, query))[0])
+        samples = {name: [ms for v in per.values() for ms in v[name]] for name in backends}
+        if len(backends) == 2:
+            emit("search_same_totals", agree, "queries", len(mix), len(mix),
+                 note="queries whose total and facet counts are equal on both backends")
+        for name, values in samples.items():
+            emit(f"search_{name}_p50_ms", round(percentile(values, 50), 2), "ms", None,
+                 len(values), docs=count)
+            emit(f"search_{name}_p95_ms", round(percentile(values, 95), 2), "ms",
+                 f"<= {GOAL_P95_MS:g}", len(values), docs=count,
+                 max_ms=round(max(values), 2), met=percentile(values, 95) <= GOAL_P95_MS)
+        if len(backends) == 2:
+            for p in (50, 95):
+                emit(f"search_p{p}_ratio_pg_to_sqlite",
+                     round(percentile(samples["pg"], p) / percentile(samples["sqlite"], p), 3),
+                     "ratio", None, len(samples["pg"]), docs=count,
+                     baseline="SQLite FTS5 (search_index), same run")
         emit("search_per_query", len(per), "queries", None, len(per), queries=[
-            {**{k: v for k, v in item.items() if k not in ("pg", "sqlite")},
-             "pg_p50_ms": round(statistics.median(item["pg"]), 2),
-             "pg_max_ms": round(max(item["pg"]), 2),
-             "sqlite_p50_ms": round(statistics.median(item["sqlite"]), 2)}
+            {**{k: v for k, v in item.items() if k not in backends},
+             **{f"{name}_p50_ms": round(statistics.median(item[name]), 2) for name in backends},
+             **{f"{name}_max_ms": round(max(item[name]), 2) for name in backends}}
             for item in per.values()])
     finally:
-        await db.close()
+        if args.only != "pg":
+            await db.close()
         await pool.close()
         if not args.keep:
             await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -287,6 +297,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("pg", "sqlite"), default="",
                         help="only build that backend's index (with --keep: to build both at "
                              "once in two processes, then search them with --reuse)")
+    parser.add_argument("--search", action="store_true",
+                        help="with --only: also time the query mix on that backend alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="areamesh-bench-search-pg-"))
     try:
