@@ -217,9 +217,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             lite_s = await load_sqlite(db, lite_index, count)
             emit("search_sqlite_build_s", round(lite_s, 1), "s", None, count, batch=SQLITE_BATCH,
                  note="generation, tokenisation and upsert_many")
-        if not (load_pg_now and load_lite_now):
-            log(f"reused: {'' if load_pg_now else f'schema {schema} '}"
-                f"{'' if load_lite_now else str(sqlite_path)}")
+        reused = ([f"schema {schema}"] if args.only != "sqlite" and not load_pg_now else []) + (
+            [str(sqlite_path)] if args.only != "pg" and not load_lite_now else [])
+        if reused:
+            log(f"reused: {', '.join(reused)}")
         if args.only and not args.search:
             return
         backends: dict[str, Any] = {}
