@@ -29,7 +29,7 @@ Ranking, ``sort='relevance'``, in three tiers:
 Within a tier, by the number of tokens of the tier's text ascending (a shorter, more focused
 title first), then ``modified`` descending, then id. For the title tier this is SQLite's order
 whenever each query term occurs once in each title (``bm25`` then depends on the title's length
-only); a title repeating a query term ranks by length here, above it on SQLite. Tiers 2 and 3
+only); a title repeating a query term ranks by its length here, higher on SQLite. Tiers 2 and 3
 split what SQLite ranks with a column-weighted ``bm25`` (keywords 4, description 1): keyword hits
 still come before description hits, but a description that repeats the word does not climb. The
 reason is cost: ``ts_rank`` must read every candidate's ``tsvector``, hundreds of thousands for a
@@ -42,7 +42,12 @@ facet sets (each distinct combination of publisher, prefecture, standard type, p
 classification and themes, immutable, with its document count). Counting facets is one
 ``GROUP BY set_id`` over the matches in the narrow ``catalog_search`` table (its ``tsvector``
 columns live out of line in TOAST, so counting reads small rows only), summed per facet in Python
-by ``FacetSets``; a blank query reads only the sets' counts.
+by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with the matches:
+at 1M datasets a word in 40% of them takes about a second on a busy 2-core machine, as SQLite
+does (docs/decisions/2026-12-03-search-on-postgresql.md has the figures).
+
+Differences from SQLite besides ranking: NUL characters in stored or queried values become
+U+FFFD (PostgreSQL text cannot hold them; SQLite keeps them).
 
 Several registry replicas may share the database: facet set ids and document serials come from
 sequences, sets are created with ``ON CONFLICT DO NOTHING``, a new document is claimed with
