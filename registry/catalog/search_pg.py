@@ -43,8 +43,8 @@ classification and themes, immutable, with its document count). Counting facets 
 ``GROUP BY set_id`` over the matches in the narrow ``catalog_search`` table (its ``tsvector``
 columns live out of line in TOAST, so counting reads small rows only), summed per facet in Python
 by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with the matches:
-at 1M datasets a word in 40% of them takes about a second on a busy 2-core machine, as SQLite
-does (docs/decisions/2026-12-03-search-on-postgresql.md has the figures).
+at 1M datasets a word in 40% of them took about a second on a busy 2-core machine; at 100k,
+SQLite and this took the same time (docs/decisions/2026-12-03-search-on-postgresql.md).
 
 Differences from SQLite besides ranking: NUL characters in stored or queried values become
 U+FFFD (PostgreSQL text cannot hold them; SQLite keeps them).
