@@ -69,7 +69,7 @@ from mesh.db import Database
 from registry.catalog.textnorm import index_tokens, normalise, query_terms
 
 __all__ = ["CLASSIFICATION_MIGRATION", "MAX_QUERY_CHARS", "MAX_QUERY_TOKENS", "SEARCH_MIGRATION",
-           "SEARCH_MIGRATION_V1", "CatalogIndex",
+           "SEARCH_MIGRATION_V1", "CatalogIndex", "FacetSets",
            "IndexedDataset", "SearchQuery", "SearchResult", "match_expression"]
 
 MAX_QUERY_CHARS = 512
@@ -275,9 +275,7 @@ class CatalogIndex:
         this applies to everything else on it as well."""
         self.db = db
         self._tune = tune_connection
-        self._slots: dict[int, tuple[int, ...]] = {}  # facet set id -> its facet value slots
-        self._slot_keys: list[tuple[str, str]] = []   # slot -> (facet name, value)
-        self._slot_index: dict[tuple[str, str], int] = {}
+        self._facets = FacetSets()
         self._max_set_id = 0
 
     # -- writing (inside the caller's transaction) ------------------------------------------
@@ -538,37 +536,48 @@ class CatalogIndex:
         return result
 
     async def _aggregate(self, groups: Sequence[Sequence[int]]) -> SearchResult:
-        """A result with ``total`` and ``facets`` from (facet set id, document count) rows.
-
-        Each cached set is a tuple of *slots*, one per facet value it carries, so summing is one
-        list addition per value (a few ms for ten thousand sets)."""
-        slots_of = self._slots
-        if not slots_of.keys() >= {set_id for set_id, _ in groups}:
-            await self._load_sets([set_id for set_id, _ in groups if set_id not in slots_of])
-        counts = [0] * len(self._slot_keys)
-        total = 0
-        for set_id, n in groups:
-            total += n
-            for slot in slots_of.get(set_id, ()):  # a set gone between two reads: no labels
-                counts[slot] += n
-        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-        for slot, n in enumerate(counts):
-            if n:
-                name, value = self._slot_keys[slot]
-                facets[name][value] = n
-        for name in FACETS:
-            facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
-        return SearchResult(total=total, ids=[], scores=[], facets=facets)
+        """A result with ``total`` and ``facets`` from (facet set id, document count) rows."""
+        missing = self._facets.missing(groups)
+        if missing:
+            await self._load_sets(missing)
+        return self._facets.aggregate(groups)
 
     async def _load_sets(self, set_ids: list[int]) -> None:
-        columns = "id, publisher_id, prefecture, standard_type, personal, themes, classification"
         if len(set_ids) > 2000:
-            rows = await self.db.fetchall(f"SELECT {columns} FROM catalog_facet_sets")
+            rows = await self.db.fetchall(f"SELECT {FacetSets.COLUMNS} FROM catalog_facet_sets")
         else:
             rows = []
             for chunk in _chunks(set_ids):
                 rows += await self.db.fetchall(
-                    f"SELECT {columns} FROM catalog_facet_sets WHERE id IN ({_marks(chunk)})", chunk)
+                    f"SELECT {FacetSets.COLUMNS} FROM catalog_facet_sets "
+                    f"WHERE id IN ({_marks(chunk)})", chunk)
+        self._facets.add(rows)
+        self._max_set_id = max([self._max_set_id, *(row[0] for row in rows)])
+
+
+class FacetSets:
+    """The facet values of each facet set, cached (sets are immutable), and the facet counts of a
+    result summed from (set id, document count) rows. Shared by the SQLite and PostgreSQL indexes.
+
+    Each cached set is a tuple of *slots*, one per facet value it carries, so summing is one list
+    addition per value (a few ms for ten thousand sets)."""
+
+    COLUMNS = "id, publisher_id, prefecture, standard_type, personal, themes, classification"
+
+    def __init__(self) -> None:
+        self._slots: dict[int, tuple[int, ...]] = {}  # facet set id -> its facet value slots
+        self._slot_keys: list[tuple[str, str]] = []   # slot -> (facet name, value)
+        self._slot_index: dict[tuple[str, str], int] = {}
+
+    def missing(self, groups: Sequence[Sequence[int]]) -> list[int]:
+        """The set ids of ``groups`` not cached yet (to load, then ``add``)."""
+        slots_of = self._slots
+        if slots_of.keys() >= {set_id for set_id, _ in groups}:
+            return []
+        return [set_id for set_id, _ in groups if set_id not in slots_of]
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Cache sets from rows of ``COLUMNS``."""
         for set_id, publisher, prefecture, standard_type, personal, themes, classification in rows:
             values = [("publisher", publisher), ("prefecture", prefecture),
                       ("personal", "true" if personal else "false")]
@@ -585,4 +594,21 @@ class CatalogIndex:
                     self._slot_keys.append(value)
                 slots.append(slot)
             self._slots[set_id] = tuple(slots)
-            self._max_set_id = max(self._max_set_id, set_id)
+
+    def aggregate(self, groups: Sequence[Sequence[int]]) -> SearchResult:
+        """A result with ``total`` and ``facets`` from (facet set id, document count) rows."""
+        slots_of = self._slots
+        counts = [0] * len(self._slot_keys)
+        total = 0
+        for set_id, n in groups:
+            total += n
+            for slot in slots_of.get(set_id, ()):  # a set gone between two reads: no labels
+                counts[slot] += n
+        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+        for slot, n in enumerate(counts):
+            if n:
+                name, value = self._slot_keys[slot]
+                facets[name][value] = n
+        for name in FACETS:
+            facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
+        return SearchResult(total=total, ids=[], scores=[], facets=facets)

@@ -1,0 +1,312 @@
+"""Catalog search at scale on both backends: PostgreSQL (search_pg) and SQLite (search_index).
+
+Run: ``python bench/bench_search_pg.py [--docs N] [--reps N] [--dsn DSN] [--keep] [--reuse]``
+(``--only pg|sqlite --keep`` builds one backend's index and stops, ``--search`` added times the
+query mix on it alone; ``--reuse`` then searches the kept ones.)
+
+Generates N synthetic datasets (default 1,000,000) from a fixed seed: publishers are the
+1,962 local governments of mesh/municipalities.csv, drawn with Zipf-like weights (a few large
+cities publish much, most towns little), prefecture from the code, the publisher's name and kana
+reading (and its prefecture's) as place words like the registry's own index; titles,
+descriptions, keywords, themes and standard types from bench_catalog.py's vocabulary (seven
+themes, the kinds of datasets regional platforms publish). The same documents are indexed
+
+* in PostgreSQL with ``search_pg.CatalogIndex.bulk_insert`` (COPY) in transactions of 20,000,
+  the three GIN indexes dropped for the load and built after it (what a bulk import into an
+  empty index does), then ``VACUUM ANALYZE``; in a fresh schema, dropped after unless ``--keep``;
+* in SQLite with ``search_index.CatalogIndex.upsert_many`` in transactions of 1,000.
+
+A fixed mix of queries (bench_catalog's 22 plus facet filters, sorts and a deep page) is run
+``--reps`` times on both, alternating, through each backend's ``search`` with facets. Every
+query's total and facet counts are compared between the two (``search_same_totals``).
+
+Prints one JSON object per figure on stdout (progress on stderr): build time per backend, p50
+and p95 per backend, the PG/SQLite ratio, per-query figures. SQLite is the same-run baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import random
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_catalog import EXTRA_KEYWORDS, NOUNS, QUERIES, SENTENCES, THEMES, emit, log, percentile
+
+import mesh
+from mesh.db import Database
+from mesh.places import place_terms
+from registry.catalog import search_pg
+from registry.catalog.search_index import (
+    SEARCH_MIGRATION,
+    CatalogIndex,
+    IndexedDataset,
+    SearchQuery,
+    SearchResult,
+)
+
+SEED = 20261203
+GOAL_P95_MS = 50.0
+PG_BATCH = 20_000
+SQLITE_BATCH = 1000
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
+SCHEMA = "bench_search"
+GIN = ("title_tsv", "tk_tsv", "all_tsv")
+
+
+def publishers() -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(code, name, prefecture code, place words) of every local government in the list."""
+    path = Path(mesh.__file__).with_name("municipalities.csv")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [(r["code"], r["name"], r["code"][:2], place_terms(r["code"])) for r in rows]
+
+
+PUBLISHERS = publishers()
+TOP = PUBLISHERS[random.Random(SEED).randrange(50)]   # a large publisher, for a filter
+
+
+def queries() -> list[SearchQuery]:
+    tokyo, osaka_city = "13", next(p for p in PUBLISHERS if p[1] == "大阪市")[0]
+    return [SearchQuery(q=q, theme=theme) for q, theme in QUERIES] + [
+        SearchQuery(q="観光", prefecture="13"), SearchQuery(q="避難所", theme="防災", prefecture="28"),
+        SearchQuery(q="", publisher=osaka_city), SearchQuery(q="ごみ", publisher=osaka_city),
+        SearchQuery(q="バス停", standard_type="bus_stop"), SearchQuery(q="防災", sort="modified"),
+        SearchQuery(q="公衆トイレ", sort="title"), SearchQuery(q="観光", page=3),
+        SearchQuery(q="駅", personal=False), SearchQuery(q="子育て支援", theme="子育て"),
+        SearchQuery(q="医療", prefecture=tokyo, personal=False),
+        SearchQuery(q="さっぽろ"), SearchQuery(q="ﾎｯｶｲﾄﾞｳ 避難所"), SearchQuery(q="オープンデータ"),
+    ]
+
+
+def generate(count: int, seed: int = SEED) -> Iterator[IndexedDataset]:
+    rng = random.Random(seed)
+    order = PUBLISHERS[:]
+    rng.shuffle(order)
+    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(order))]
+    picks = rng.choices(order, weights=weights, k=count)
+    for i, (code, muni, prefecture, places) in enumerate(picks):
+        theme = rng.choice(THEMES)
+        noun, standard_type, title_en = rng.choice(NOUNS[theme])
+        themes = {theme}
+        if rng.random() < 0.25:
+            themes.add(rng.choice(THEMES))
+        era, month = rng.randint(1, 7), rng.randint(1, 12)
+        title = rng.choice((f"{muni}{noun}", f"{muni} {noun}", f"{noun}（{muni}）",
+                            f"令和{era}年度 {muni}{noun}", f"{muni}の{noun}データ"))
+        sentences = [SENTENCES[0], *rng.sample(SENTENCES[1:], rng.randint(2, 5))]
+        description = "".join(s.format(muni=muni, noun=noun, theme=theme, era=era, month=month)
+                              for s in sentences)
+        english = rng.random() < 0.3
+        personal = rng.random() < 0.02
+        yield IndexedDataset(
+            id=f"ds-{i:07d}", publisher_id=code, publisher_name=muni, prefecture=prefecture,
+            title_ja=title, title_en=title_en if english else "", description_ja=description,
+            description_en=f"{title_en} published as open data." if english else "",
+            keywords=(*sorted(themes), noun, *rng.sample(EXTRA_KEYWORDS, rng.randint(0, 3))),
+            themes=tuple(sorted(themes)), standard_type=standard_type if rng.random() < 0.8 else None,
+            personal=personal, classification="personal" if personal else "non_personal",
+            modified=(f"20{rng.randint(19, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+                      f"T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z"),
+            places=places)
+
+
+def batches(count: int, size: int) -> Iterator[list[IndexedDataset]]:
+    batch: list[IndexedDataset] = []
+    for item in generate(count):
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def load_pg(pool: asyncpg.Pool, index: search_pg.CatalogIndex, count: int) -> float:
+    start = time.perf_counter()
+    async with pool.acquire() as conn:
+        for column in GIN:
+            await conn.execute(f"DROP INDEX catalog_search_{column}")
+        done = 0
+        for batch in batches(count, PG_BATCH):
+            async with conn.transaction():
+                done += await index.bulk_insert(conn, batch)
+            if done % 100_000 < PG_BATCH:
+                log(f"  PostgreSQL: {done} loaded, {time.perf_counter() - start:.0f} s")
+        log("  PostgreSQL: building the GIN indexes …")
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        for column in GIN:
+            await conn.execute(
+                f"CREATE INDEX catalog_search_{column} ON catalog_search USING gin ({column})")
+        await conn.execute("VACUUM ANALYZE catalog_search")
+        await conn.execute("VACUUM ANALYZE catalog_facet_sets")
+        await conn.execute("VACUUM ANALYZE catalog_facet_set_themes")
+    return time.perf_counter() - start
+
+
+async def load_sqlite(db: Database, index: CatalogIndex, count: int) -> float:
+    start = time.perf_counter()
+    done = 0
+    for batch in batches(count, SQLITE_BATCH):
+        async with db.transaction() as conn:
+            await index.upsert_many(conn, batch)
+        done += len(batch)
+        if done % 100_000 == 0:
+            log(f"  SQLite: {done} indexed, {time.perf_counter() - start:.0f} s")
+    await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return time.perf_counter() - start
+
+
+async def timed(index: Any, query: SearchQuery) -> tuple[float, SearchResult]:
+    start = time.perf_counter()
+    result = await index.search(query)
+    return (time.perf_counter() - start) * 1000, result
+
+
+def describe(query: SearchQuery) -> dict[str, Any]:
+    return {k: v for k, v in vars(query).items()
+            if v not in (None, "") and (k, v) not in {("page", 1), ("per_page", 20),
+                                                      ("sort", "relevance")}}
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    count = args.docs
+    # a kept schema has a fixed name (to reuse); otherwise a random one (parallel runs)
+    schema = SCHEMA if args.keep or args.reuse else f"{SCHEMA}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(args.dsn)
+    exists = await admin.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema)
+    sqlite_path = (Path(args.keep_dir) if args.keep_dir else work) / f"bench-search-{count}.db"
+    load_pg_now = args.only in ("", "pg") and not (args.reuse and exists)
+    load_lite_now = args.only in ("", "sqlite") and not (args.reuse and sqlite_path.exists())
+    if load_pg_now:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        await admin.execute(f"SET search_path = {schema}")
+        for script in search_pg.SEARCH_MIGRATIONS:
+            async with admin.transaction():
+                await admin.execute(script)
+    if load_lite_now:
+        sqlite_path.unlink(missing_ok=True)
+    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2,
+                                     server_settings={"search_path": schema})
+    # another process may be building the SQLite file (--only sqlite): leave it alone
+    db = Database(sqlite_path, [SEARCH_MIGRATION], synchronous="NORMAL")
+    if args.only != "pg":
+        await db.open()
+    try:
+        pg_index, lite_index = search_pg.CatalogIndex(pool), CatalogIndex(db)
+        if load_pg_now:
+            log(f"loading {count} synthetic datasets into PostgreSQL …")
+            pg_s = await load_pg(pool, pg_index, count)
+            emit("search_pg_build_s", round(pg_s, 1), "s", None, count, batch=PG_BATCH,
+                 note="generation, tokenisation, COPY, GIN index build and VACUUM ANALYZE")
+        if load_lite_now:
+            log(f"indexing {count} synthetic datasets into SQLite …")
+            lite_s = await load_sqlite(db, lite_index, count)
+            emit("search_sqlite_build_s", round(lite_s, 1), "s", None, count, batch=SQLITE_BATCH,
+                 note="generation, tokenisation and upsert_many")
+        reused = ([f"schema {schema}"] if args.only != "sqlite" and not load_pg_now else []) + (
+            [str(sqlite_path)] if args.only != "pg" and not load_lite_now else [])
+        if reused:
+            log(f"reused: {', '.join(reused)}")
+        if args.only and not args.search:
+            return
+        backends: dict[str, Any] = {}
+        if args.only != "sqlite":
+            backends["pg"] = pg_index
+            pg_mb = await admin.fetchval(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'", schema)
+            emit("search_pg_size_mb", round(pg_mb / 2**20), "MB", None, count)
+            sets = await admin.fetchval(f"SELECT count(*) FROM {schema}.catalog_facet_sets")
+            emit("search_facet_sets", sets, "sets", None, count)
+        if args.only != "pg":
+            backends["sqlite"] = lite_index
+            lite_mb = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))
+            emit("search_sqlite_size_mb", round(lite_mb / 2**20), "MB", None, count)
+
+        mix = queries()
+        log(f"warming up ({len(mix)} queries) …")
+        agree = 0
+        per: dict[int, dict[str, Any]] = {}
+        for n, query in enumerate(mix):
+            results = {name: await index.search(query) for name, index in backends.items()}
+            first = next(iter(results.values()))
+            same = all(r.total == first.total and r.facets == first.facets
+                       for r in results.values())
+            agree += same
+            per[n] = {"query": describe(query), "total": first.total,
+                      **{f"{name}_total": r.total for name, r in results.items()},
+                      "same_facets": same, **{name: [] for name in backends}}
+        log(f"searching: {len(mix)} queries × {args.reps} on {', '.join(backends)} …")
+        for _ in range(args.reps):
+            for n, query in enumerate(mix):
+                for name, index in backends.items():
+                    per[n][name].append((await timed(index, query))[0])
+        samples = {name: [ms for v in per.values() for ms in v[name]] for name in backends}
+        if len(backends) == 2:
+            emit("search_same_totals", agree, "queries", len(mix), len(mix),
+                 note="queries whose total and facet counts are equal on both backends")
+        for name, values in samples.items():
+            emit(f"search_{name}_p50_ms", round(percentile(values, 50), 2), "ms", None,
+                 len(values), docs=count)
+            emit(f"search_{name}_p95_ms", round(percentile(values, 95), 2), "ms",
+                 f"<= {GOAL_P95_MS:g}", len(values), docs=count,
+                 max_ms=round(max(values), 2), met=percentile(values, 95) <= GOAL_P95_MS)
+        if len(backends) == 2:
+            for p in (50, 95):
+                emit(f"search_p{p}_ratio_pg_to_sqlite",
+                     round(percentile(samples["pg"], p) / percentile(samples["sqlite"], p), 3),
+                     "ratio", None, len(samples["pg"]), docs=count,
+                     baseline="SQLite FTS5 (search_index), same run")
+        emit("search_per_query", len(per), "queries", None, len(per), queries=[
+            {**{k: v for k, v in item.items() if k not in backends},
+             **{f"{name}_p50_ms": round(statistics.median(item[name]), 2) for name in backends},
+             **{f"{name}_max_ms": round(max(item[name]), 2) for name in backends}}
+            for item in per.values()])
+    finally:
+        if args.only != "pg":
+            await db.close()
+        await pool.close()
+        if not args.keep:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=1_000_000, help="number of datasets")
+    parser.add_argument("--reps", type=int, default=10, help="runs of the query mix")
+    parser.add_argument("--dsn", default=DSN, help="PostgreSQL to use (a schema is made in it)")
+    parser.add_argument("--keep", action="store_true",
+                        help=f"keep the schema {SCHEMA} and the SQLite file (see --keep-dir)")
+    parser.add_argument("--keep-dir", default="", help="where the SQLite file is kept")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a kept schema and SQLite file of the same size, if present")
+    parser.add_argument("--only", choices=("pg", "sqlite"), default="",
+                        help="only build that backend's index (with --keep: to build both at "
+                             "once in two processes, then search them with --reuse)")
+    parser.add_argument("--search", action="store_true",
+                        help="with --only: also time the query mix on that backend alone")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="areamesh-bench-search-pg-"))
+    try:
+        asyncio.run(run(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

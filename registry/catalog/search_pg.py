@@ -1,0 +1,602 @@
+"""The catalog's Japanese search on PostgreSQL: the same index and answers as ``search_index``
+(SQLite FTS5), for the registry running on PostgreSQL.
+
+The same public names as ``search_index`` (``CatalogIndex`` with ``upsert``, ``upsert_many``,
+``delete`` and ``search``; ``IndexedDataset``, ``SearchQuery``, ``SearchResult``), so the catalog
+can use either. ``db`` is an asyncpg ``Pool`` or ``Connection`` (anything whose ``acquire()``
+yields an asyncpg connection, or such a connection itself); writes take the caller's connection,
+inside the caller's transaction. The schema is ``SEARCH_MIGRATIONS``, a list of versioned SQL
+scripts, each run whole (asyncpg ``execute`` of the script) in its own transaction.
+
+Tokens are those of the SQLite index, from the same functions (``registry.catalog.textnorm``):
+normalised text (NFKC, width, katakana→hiragana, small kana) cut into character bigrams of its
+CJK/kana runs plus each run's last character, and whole non-CJK words. They are stored as
+``tsvector`` lexemes with ``array_to_tsvector`` (our tokens as they are: no parser, no stemming,
+no stop words, no positions) and searched through GIN indexes, ``@@`` with a ``tsquery`` that is
+the AND of the query's terms, a one-character CJK term being the prefix ``'駅':*``. So the same
+documents match the same queries as on SQLite: every bigram of 子育て支援, 駅 anywhere, ``aed``
+as a whole word. The ``tsquery`` is built only from our tokens, each quoted; the query text never
+reaches SQL or ``tsquery`` syntax. Tokens longer than ``MAX_LEXEME_BYTES`` (PostgreSQL refuses
+lexemes of 2 kB) are replaced by a prefix and a hash, alike in documents and queries, so they
+still match whole.
+
+Ranking, ``sort='relevance'``, in three tiers:
+
+1. every query term in the title (title_ja + title_en);
+2. every term in the title and keywords together (a keyword hit, themes and places included);
+3. the other matches (a term only in the description).
+
+Within a tier, by the number of tokens of the tier's text ascending (a shorter, more focused
+title first), then ``modified`` descending, then id. For the title tier this is SQLite's order
+whenever each query term occurs once in each title (``bm25`` then depends on the title's length
+only); a title repeating a query term ranks by its length here, higher on SQLite. Tiers 2 and 3
+split what SQLite ranks with a column-weighted ``bm25`` (keywords 4, description 1): keyword hits
+still come before description hits, but a description that repeats the word does not climb. The
+reason is cost: ``ts_rank`` must read every candidate's ``tsvector``, hundreds of thousands for a
+broad word at 1M datasets, where these orders are read from a narrow row or a B-tree. Scores are
+``2 + 1/(1 + n)`` in tier 1, ``1 + 1/(1 + n)`` in tier 2 and ``1/(1 + n)`` in tier 3 (``n`` the
+tier's token count), so they decrease down the ranking; 0.0 for a blank query.
+
+Facets, filters, blank and hostile queries, paging: as on SQLite (``search_index``), on the same
+facet sets (each distinct combination of publisher, prefecture, standard type, personal,
+classification and themes, immutable, with its document count). Counting facets is one
+``GROUP BY set_id`` over the matches in the narrow ``catalog_search`` table (its ``tsvector``
+columns live out of line in TOAST, so counting reads small rows only), summed per facet in Python
+by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with the matches:
+at 1M datasets a word in 40% of them took about a second on a busy 2-core machine; at 100k,
+SQLite and this took the same time (docs/decisions/2026-12-03-search-on-postgresql.md).
+
+Differences from SQLite besides ranking: NUL characters in stored or queried values become
+U+FFFD (PostgreSQL text cannot hold them; SQLite keeps them).
+
+Several registry replicas may share the database: facet set ids and document serials come from
+sequences, sets are created with ``ON CONFLICT DO NOTHING``, a new document is claimed with
+``INSERT … ON CONFLICT DO NOTHING`` and an existing one is locked (``FOR UPDATE``) before its set
+count changes, so two replicas indexing the same dataset at once keep the counts right. The only
+in-process state is the cache of immutable facet sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from registry.catalog.search_index import (
+    FACETS,
+    MAX_PER_PAGE,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TOKENS,
+    FacetSets,
+    IndexedDataset,
+    SearchQuery,
+    SearchResult,
+    _as_int,
+)
+from registry.catalog.textnorm import index_tokens, normalise, query_terms
+
+__all__ = ["FACETS", "MAX_LEXEME_BYTES", "MAX_PER_PAGE", "MAX_QUERY_CHARS", "MAX_QUERY_TOKENS",
+           "SEARCH_MIGRATIONS", "CatalogIndex", "IndexedDataset", "SearchQuery", "SearchResult",
+           "tsquery_text"]
+
+MAX_LEXEME_BYTES = 240
+MAX_TSVECTOR_BYTES = 900_000   # PostgreSQL's limit is 1 MB of lexemes per tsvector
+
+SEARCH_MIGRATIONS: list[str] = ["""
+CREATE SEQUENCE catalog_facet_set_ids;
+CREATE SEQUENCE catalog_doc_serials;
+CREATE TABLE catalog_facet_sets (
+    id integer PRIMARY KEY,
+    key text COLLATE "C" NOT NULL UNIQUE,
+    publisher_id text COLLATE "C" NOT NULL,
+    prefecture text COLLATE "C" NOT NULL,
+    standard_type text COLLATE "C",
+    personal integer NOT NULL,
+    themes text NOT NULL,
+    classification text COLLATE "C",
+    docs integer NOT NULL DEFAULT 0
+);
+CREATE INDEX catalog_facet_sets_publisher ON catalog_facet_sets (publisher_id);
+CREATE TABLE catalog_facet_set_themes (
+    theme text COLLATE "C" NOT NULL,
+    set_id integer NOT NULL REFERENCES catalog_facet_sets (id),
+    PRIMARY KEY (theme, set_id)
+);
+CREATE TABLE catalog_docs (
+    id text COLLATE "C" PRIMARY KEY,
+    serial bigint NOT NULL UNIQUE DEFAULT nextval('catalog_doc_serials'),
+    set_id integer NOT NULL REFERENCES catalog_facet_sets (id),
+    publisher_id text NOT NULL,
+    publisher_name text NOT NULL,
+    prefecture text NOT NULL,
+    themes text NOT NULL,
+    standard_type text,
+    personal integer NOT NULL,
+    modified text NOT NULL,
+    title_ja text NOT NULL,
+    title_en text NOT NULL,
+    description_ja text NOT NULL,
+    description_en text NOT NULL,
+    keywords text NOT NULL,
+    classification text
+);
+CREATE INDEX catalog_docs_set ON catalog_docs (set_id);
+CREATE TABLE catalog_search (
+    serial bigint PRIMARY KEY,
+    set_id integer NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    modified text COLLATE "C" NOT NULL,
+    title_sort text COLLATE "C" NOT NULL,
+    title_len integer NOT NULL,
+    tk_len integer NOT NULL,
+    all_len integer NOT NULL,
+    title_tsv tsvector NOT NULL,
+    tk_tsv tsvector NOT NULL,
+    all_tsv tsvector NOT NULL,
+    toast_pad bytea NOT NULL DEFAULT decode(repeat('00', 2048), 'hex')
+) WITH (toast_tuple_target = 128);
+ALTER TABLE catalog_search ALTER COLUMN title_tsv SET STORAGE EXTERNAL;
+ALTER TABLE catalog_search ALTER COLUMN tk_tsv SET STORAGE EXTERNAL;
+ALTER TABLE catalog_search ALTER COLUMN all_tsv SET STORAGE EXTERNAL;
+CREATE INDEX catalog_search_title_tsv ON catalog_search USING gin (title_tsv);
+CREATE INDEX catalog_search_tk_tsv ON catalog_search USING gin (tk_tsv);
+CREATE INDEX catalog_search_all_tsv ON catalog_search USING gin (all_tsv);
+CREATE INDEX catalog_search_modified ON catalog_search (modified DESC, id);
+CREATE INDEX catalog_search_title_sort ON catalog_search (title_sort, id);
+CREATE INDEX catalog_search_set ON catalog_search (set_id)
+"""]
+"""The search schema on PostgreSQL, one script per version (append; never edit one).
+
+* ``catalog_facet_sets``, ``catalog_facet_set_themes``, ``catalog_docs``: as on SQLite (the same
+  columns, so the catalog's own queries on them work on both).
+* ``catalog_search``: one narrow row per document, keyed by its permanent ``serial``: its set,
+  sort keys, token counts and three ``tsvector`` columns (title; title and keywords; everything),
+  each with a GIN index. The vectors are kept out of the row (``STORAGE EXTERNAL``, TOAST) so
+  that counting a broad word's matches reads rows of under 200 bytes, not 1.7 kB: at 100k
+  datasets the table is 17 MB instead of 159 MB and counting 41k matches reads 2.2k pages
+  instead of 18.6k. PostgreSQL only moves values out of rows longer than 2 kB, whatever
+  ``toast_tuple_target`` says (that sets how far it then shrinks them), and most rows here are
+  shorter; ``toast_pad``, 2 kB of zero bytes that compress to a few dozen, makes every row long
+  enough for the move. It is never read.
+"""
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# the search settings for one read transaction: a custom plan for each tsquery (a generic plan
+# cannot know how common a word is), no JIT compilation (tens of ms, never repaid here), room to
+# keep a broad word's bitmap exact, and no sequential scans: every query here has a GIN or B-tree
+# path, and a scan would read every vector out of TOAST, which the planner does not cost (at
+# 100k datasets it chose one for 駅, a 20% word)
+_SEARCH_SETTINGS = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
+                    "SET LOCAL work_mem = '32MB'; SET LOCAL enable_seqscan = off")
+_TIER_SQL = (  # (condition, order length column, score base) per relevance tier
+    ("title_tsv @@ $1::tsquery", "title_len", 2.0),
+    ("tk_tsv @@ $1::tsquery AND NOT title_tsv @@ $1::tsquery", "tk_len", 1.0),
+    ("all_tsv @@ $1::tsquery AND NOT tk_tsv @@ $1::tsquery", "all_len", 0.0),
+)
+_SCORE_SQL = ("CASE WHEN title_tsv @@ $1::tsquery THEN 2.0 + 1.0 / (1 + title_len) "
+              "WHEN tk_tsv @@ $1::tsquery THEN 1.0 + 1.0 / (1 + tk_len) "
+              "ELSE 1.0 / (1 + all_len) END")
+
+
+def _text(value: str) -> str:
+    """``value`` storable in PostgreSQL text: lone surrogates become U+FFFD as on SQLite, and so
+    does NUL, which PostgreSQL text cannot hold. Applied alike to stored and queried values."""
+    return _SURROGATES.sub("\ufffd", value).replace("\x00", "\ufffd")
+
+
+def _lexeme(token: str) -> str:
+    if len(token) * 4 <= MAX_LEXEME_BYTES or len(token.encode()) <= MAX_LEXEME_BYTES:
+        return token
+    return token[:32] + "#" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
+_SHORT = MAX_LEXEME_BYTES // 4   # a token of at most this many characters is a lexeme as it is
+
+
+def _lexemes(*texts: str) -> list[str]:
+    """The tokens of ``texts`` as lexemes, in order, duplicates kept (their number is the text's
+    length for ranking). Runs never cross whitespace, so joining the texts changes nothing."""
+    return [t if len(t) <= _SHORT else _lexeme(t) for t in index_tokens(" ".join(texts))]
+
+
+def _vector_text(lexemes: list[str]) -> str:
+    """Distinct lexemes joined by spaces (none contains one), within the size of a tsvector."""
+    distinct = dict.fromkeys(lexemes)
+    if len(distinct) * (_SHORT * 4 + 8) <= MAX_TSVECTOR_BYTES:   # surely small enough
+        return " ".join(distinct)
+    out, size = [], 0
+    for lexeme in distinct:
+        size += len(lexeme.encode()) + 8
+        if size > MAX_TSVECTOR_BYTES:
+            break
+        out.append(lexeme)
+    return " ".join(out)
+
+
+def _quote(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsquery_text(q: str) -> str | None:
+    """The ``tsquery`` for ``q`` (the AND of its terms), ``None`` when no term survives
+    tokenisation; the same terms as ``search_index.match_expression``."""
+    terms = query_terms(q.strip()[:MAX_QUERY_CHARS])[:MAX_QUERY_TOKENS]
+    if not terms:
+        return None
+    return " & ".join(_quote(_lexeme(tok)) + (":*" if prefix else "") for tok, prefix in terms)
+
+
+def _facet_set(doc: IndexedDataset) -> tuple[str, tuple[Any, ...]]:
+    """(unique key, column values) of the facet set of ``doc``, as ``search_index._facet_set``."""
+    themes = sorted({_text(t) for t in doc.themes})
+    standard_type = None if doc.standard_type is None else _text(doc.standard_type)
+    values = (_text(doc.publisher_id), _text(doc.prefecture), standard_type,
+              1 if doc.personal else 0, json.dumps(themes, ensure_ascii=False),
+              _text(doc.classification))
+    return json.dumps(values, ensure_ascii=False), values
+
+
+def _doc_columns(doc: IndexedDataset) -> tuple[Any, ...]:
+    """catalog_docs columns after (id, set_id): publisher_id … classification."""
+    return (_text(doc.publisher_id), _text(doc.publisher_name), _text(doc.prefecture),
+            json.dumps(sorted({_text(t) for t in doc.themes}), ensure_ascii=False),
+            None if doc.standard_type is None else _text(doc.standard_type),
+            1 if doc.personal else 0, _text(doc.modified), _text(doc.title_ja),
+            _text(doc.title_en), _text(doc.description_ja), _text(doc.description_en),
+            json.dumps([_text(k) for k in doc.keywords], ensure_ascii=False),
+            _text(doc.classification))
+
+
+_DOC_COLUMNS = ("publisher_id", "publisher_name", "prefecture", "themes", "standard_type",
+                "personal", "modified", "title_ja", "title_en", "description_ja",
+                "description_en", "keywords", "classification")
+_DOC_TYPES = ("text", "text", "text", "text", "text", "int4", "text", "text", "text", "text",
+              "text", "text", "text")
+
+
+def _search_columns(doc: IndexedDataset) -> tuple[Any, ...]:
+    """(modified, title_sort, title_len, tk_len, all_len, title, tk, all lexeme texts)."""
+    title = _lexemes(doc.title_ja, doc.title_en)
+    keywords = _lexemes(*doc.keywords, *doc.places)
+    description = _lexemes(doc.description_ja, doc.description_en)
+    return (_text(doc.modified), _text(normalise(doc.title_ja or doc.title_en)), len(title),
+            len(title) + len(keywords), len(title) + len(keywords) + len(description),
+            _vector_text(title), _vector_text(title + keywords),
+            _vector_text(title + keywords + description))
+
+
+_SEARCH_COLUMNS = ("modified", "title_sort", "title_len", "tk_len", "all_len")
+_INSERT_SEARCH = """
+    INSERT INTO catalog_search (serial, set_id, id, modified, title_sort, title_len, tk_len,
+                                all_len, title_tsv, tk_tsv, all_tsv)
+    SELECT serial, set_id, id, modified, title_sort, title_len, tk_len, all_len,
+           array_to_tsvector(string_to_array(title, ' ')),
+           array_to_tsvector(string_to_array(tk, ' ')),
+           array_to_tsvector(string_to_array(body, ' '))
+    FROM {source}
+    ON CONFLICT (serial) DO UPDATE SET
+        set_id = excluded.set_id, id = excluded.id, modified = excluded.modified,
+        title_sort = excluded.title_sort, title_len = excluded.title_len,
+        tk_len = excluded.tk_len, all_len = excluded.all_len, title_tsv = excluded.title_tsv,
+        tk_tsv = excluded.tk_tsv, all_tsv = excluded.all_tsv"""
+_UNNEST_SEARCH = """unnest($1::bigint[], $2::int4[], $3::text[], $4::text[], $5::text[],
+                          $6::int4[], $7::int4[], $8::int4[], $9::text[], $10::text[],
+                          $11::text[])
+                   AS s(serial, set_id, id, modified, title_sort, title_len, tk_len, all_len,
+                        title, tk, body)"""
+
+
+def _pairs(row: Any) -> list[tuple[int, int]]:
+    """(set id, count) pairs from a row of two arrays (ten thousand rows of two numbers are
+    three times slower to receive than two arrays of ten thousand)."""
+    return list(zip(row[0], row[1], strict=True)) if row and row[0] else []
+
+
+class _Params:
+    """Positional parameters ($1, $2, …) for one statement."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+class CatalogIndex:
+    """The search index in PostgreSQL (``db``: a pool or a connection, see the module
+    docstring), whose migrations include ``SEARCH_MIGRATIONS``. Keep one instance per database:
+    it caches the immutable facet sets."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self._facets = FacetSets()
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[Any]:
+        """A connection in a read-only REPEATABLE READ transaction (facets and page agree) with
+        the search settings, begun in one round trip."""
+        if hasattr(self.db, "acquire"):
+            async with self.db.acquire() as conn, self._read_transaction(conn):
+                yield conn
+        else:
+            async with self._read_transaction(self.db):
+                yield self.db
+
+    @staticmethod
+    @asynccontextmanager
+    async def _read_transaction(conn: Any) -> AsyncIterator[None]:
+        if conn.is_in_transaction():   # the caller's own: read what it sees
+            await conn.execute(_SEARCH_SETTINGS)
+            yield
+            return
+        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + _SEARCH_SETTINGS)
+        try:
+            yield
+        except BaseException:
+            await asyncio.shield(conn.execute("ROLLBACK"))
+            raise
+        await conn.execute("COMMIT")
+
+    # -- writing (inside the caller's transaction) ------------------------------------------
+
+    async def upsert(self, conn: Any, doc: IndexedDataset) -> None:
+        """Index ``doc``, replacing any earlier version with the same id."""
+        await self.upsert_many(conn, [doc])
+
+    async def upsert_many(self, conn: Any, docs: Iterable[IndexedDataset]) -> None:
+        """Index many documents in a few statements (the last one wins for a repeated id)."""
+        by_id = dict(sorted({_text(doc.id): doc for doc in docs}.items()))  # lock in id order
+        if not by_id:
+            return
+        ids = list(by_id)
+        set_ids = dict(zip(ids, await self._set_ids(conn, [_facet_set(d) for d in by_id.values()]),
+                           strict=True))
+        columns = {i: _doc_columns(d) for i, d in by_id.items()}
+        cols = ", ".join(_DOC_COLUMNS)
+        unnest = ", ".join(f"${n}::{t}[]" for n, t in enumerate(("text", "int4", *_DOC_TYPES), 1))
+
+        def arrays(keys: list[str]) -> list[list[Any]]:
+            return [keys, [set_ids[k] for k in keys],
+                    *([columns[k][c] for k in keys] for c in range(len(_DOC_COLUMNS)))]
+
+        # new ids: claimed by the insert; ids another transaction holds wait for it here
+        inserted = {r[0]: r[1] for r in await conn.fetch(
+            f"""INSERT INTO catalog_docs (id, set_id, {cols})
+                SELECT * FROM unnest({unnest}) ON CONFLICT (id) DO NOTHING
+                RETURNING id, serial""", *arrays(ids))}
+        delta: dict[int, int] = {}
+        serials = dict(inserted)
+        rest = [i for i in ids if i not in inserted]
+        if rest:
+            old = await conn.fetch(
+                "SELECT id, serial, set_id FROM catalog_docs WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR UPDATE", rest)
+            for doc_id, serial, set_id in old:
+                serials[doc_id] = serial
+                delta[set_id] = delta.get(set_id, 0) - 1
+            sets = ", ".join(f"{c} = u.{c}" for c in ("set_id", *_DOC_COLUMNS))
+            await conn.execute(
+                f"""UPDATE catalog_docs d SET {sets}
+                    FROM unnest({unnest}) AS u(id, set_id, {cols}) WHERE d.id = u.id""",
+                *arrays([r[0] for r in old]))
+        for doc_id in ids:
+            if doc_id in serials:   # else deleted by another transaction meanwhile: stays so
+                delta[set_ids[doc_id]] = delta.get(set_ids[doc_id], 0) + 1
+        keys = [i for i in ids if i in serials]
+        rows = [(serials[k], set_ids[k], k, *_search_columns(by_id[k])) for k in keys]
+        await conn.execute(_INSERT_SEARCH.format(source=_UNNEST_SEARCH),
+                           *(list(column) for column in zip(*rows, strict=True)))
+        await self._count(conn, delta)
+
+    @staticmethod
+    async def _count(conn: Any, delta: dict[int, int]) -> None:
+        changes = sorted((set_id, n) for set_id, n in delta.items() if n)
+        if changes:
+            await conn.execute(
+                """UPDATE catalog_facet_sets s SET docs = s.docs + d.n
+                   FROM unnest($1::int4[], $2::int4[]) AS d(id, n) WHERE s.id = d.id""",
+                [c[0] for c in changes], [c[1] for c in changes])
+
+    async def _set_ids(self, conn: Any, sets: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        """The facet set id of each (key, values), creating the sets that do not exist yet."""
+        keys = dict(sets)
+        found = {r[0]: r[1] for r in await conn.fetch(
+            "SELECT key, id FROM catalog_facet_sets WHERE key = ANY($1::text[])", list(keys))}
+        new = sorted((k, v) for k, v in keys.items() if k not in found)
+        if new:
+            created = await conn.fetch(
+                """INSERT INTO catalog_facet_sets (id, key, publisher_id, prefecture, standard_type,
+                       personal, themes, classification)
+                   SELECT nextval('catalog_facet_set_ids'), * FROM unnest($1::text[], $2::text[],
+                       $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[])
+                   ON CONFLICT (key) DO NOTHING RETURNING key, id, themes""",
+                [k for k, _ in new], *([v[c] for _, v in new] for c in range(6)))
+            themes = [(theme, r[1]) for r in created for theme in json.loads(r[2])]
+            if themes:
+                await conn.execute(
+                    "INSERT INTO catalog_facet_set_themes (theme, set_id) "
+                    "SELECT * FROM unnest($1::text[], $2::int4[])",
+                    [t for t, _ in themes], [s for _, s in themes])
+            found.update((r[0], r[1]) for r in created)
+            missing = [k for k, _ in new if k not in found]   # made by another replica meanwhile
+            if missing:
+                found.update((r[0], r[1]) for r in await conn.fetch(
+                    "SELECT key, id FROM catalog_facet_sets WHERE key = ANY($1::text[])", missing))
+        return [found[key] for key, _ in sets]
+
+    async def delete(self, conn: Any, dataset_id: str) -> bool:
+        """Remove a dataset from the index; False if it was not there."""
+        row = await conn.fetchrow("DELETE FROM catalog_docs WHERE id = $1 RETURNING serial, set_id",
+                                  _text(dataset_id))
+        if row is None:
+            return False
+        await conn.execute("DELETE FROM catalog_search WHERE serial = $1", row[0])
+        await self._count(conn, {row[1]: -1})
+        return True
+
+    async def bulk_insert(self, conn: Any, docs: Iterable[IndexedDataset]) -> int:
+        """Index documents that are not in the index yet, through COPY (a bulk import or a
+        rebuild: several times faster than ``upsert_many``); a known id fails the transaction
+        (unique violation). Returns how many."""
+        by_id = {_text(doc.id): doc for doc in docs}
+        if not by_id:
+            return 0
+        ids = list(by_id)
+        set_ids = await self._set_ids(conn, [_facet_set(d) for d in by_id.values()])
+        serials = [r[0] for r in await conn.fetch(
+            "SELECT nextval('catalog_doc_serials') FROM generate_series(1, $1)", len(ids))]
+        await conn.copy_records_to_table(
+            "catalog_docs", columns=("id", "serial", "set_id", *_DOC_COLUMNS),
+            records=[(i, s, set_id, *_doc_columns(d))
+                     for (i, d), s, set_id in zip(by_id.items(), serials, set_ids, strict=True)])
+        await conn.execute(
+            """CREATE TEMP TABLE IF NOT EXISTS catalog_search_load (serial bigint, set_id int4,
+                   id text, modified text, title_sort text, title_len int4, tk_len int4,
+                   all_len int4, title text, tk text, body text) ON COMMIT DELETE ROWS""")
+        await conn.copy_records_to_table(
+            "catalog_search_load",
+            records=[(s, set_id, i, *_search_columns(d))
+                     for (i, d), s, set_id in zip(by_id.items(), serials, set_ids, strict=True)])
+        await conn.execute(_INSERT_SEARCH.format(source="catalog_search_load"))
+        await conn.execute("TRUNCATE catalog_search_load")
+        delta: dict[int, int] = {}
+        for set_id in set_ids:
+            delta[set_id] = delta.get(set_id, 0) + 1
+        await self._count(conn, delta)
+        return len(ids)
+
+    # -- searching ----------------------------------------------------------------------------
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """One page of results with facets; never raises on any field values of ``query``."""
+        per_page = _as_int(query.per_page, 20, 1, MAX_PER_PAGE)
+        page = _as_int(query.page, 1, 1, 2**62 // MAX_PER_PAGE)
+        offset = (page - 1) * per_page
+        sort = query.sort if query.sort in ("relevance", "modified", "title") else "relevance"
+        q = query.q.strip()[:MAX_QUERY_CHARS] if isinstance(query.q, str) else ""
+        if not normalise(q):
+            tsquery = ""
+        else:
+            tsquery = tsquery_text(q) or None
+            if tsquery is None:
+                return SearchResult(total=0, ids=[], scores=[])
+        async with self._reader() as conn:
+            params = _Params(tsquery) if tsquery else _Params()
+            sets = self._set_filter(query, params)
+            if not tsquery:
+                return await self._browse(conn, sets, params, sort, per_page, offset)
+            return await self._match(conn, sets, params, sort, per_page, offset)
+
+    @staticmethod
+    def _set_filter(query: SearchQuery, p: _Params) -> list[str]:
+        """Conditions on ``catalog_facet_sets s`` for the query's filters."""
+        where: list[str] = []
+        for column, value in (("publisher_id", query.publisher), ("prefecture", query.prefecture),
+                              ("standard_type", query.standard_type),
+                              ("classification", query.classification)):
+            if isinstance(value, str) and value:
+                where.append(f"s.{column} = {p(_text(value))}")
+        if isinstance(query.personal, bool):
+            where.append(f"s.personal = {p(1 if query.personal else 0)}")
+        if isinstance(query.theme, str) and query.theme:
+            where.append("s.id IN (SELECT set_id FROM catalog_facet_set_themes "
+                         f"WHERE theme = {p(_text(query.theme))})")
+        return where
+
+    async def _aggregate(self, conn: Any, groups: Sequence[Sequence[int]]) -> SearchResult:
+        missing = self._facets.missing(groups)
+        if missing:
+            if len(missing) > 2000:
+                rows = await conn.fetch(f"SELECT {FacetSets.COLUMNS} FROM catalog_facet_sets")
+            else:
+                rows = await conn.fetch(f"SELECT {FacetSets.COLUMNS} FROM catalog_facet_sets "
+                                        "WHERE id = ANY($1::int4[])", missing)
+            self._facets.add(rows)
+        return self._facets.aggregate(groups)
+
+    async def _groups_and_page(self, conn: Any, groups_sql: str, page_sql: str,
+                               params: list[Any]) -> tuple[SearchResult, list[tuple[str, float]]]:
+        """Facet counts from ``groups_sql`` (set id, count) and a page from ``page_sql`` (id,
+        score, in order), in one statement: one round trip, one snapshot."""
+        row = await conn.fetchrow(
+            f"""WITH g AS MATERIALIZED ({groups_sql}),
+                     page AS MATERIALIZED (SELECT row_number() OVER () AS rn, x.*
+                                           FROM ({page_sql}) AS x)
+                SELECT (SELECT array_agg(k) FROM g), (SELECT array_agg(n) FROM g),
+                       (SELECT array_agg(id ORDER BY rn) FROM page),
+                       (SELECT array_agg(score ORDER BY rn) FROM page)""", *params)
+        result = await self._aggregate(conn, _pairs(row))
+        return result, list(zip(row[2] or [], map(float, row[3] or []), strict=True))
+
+    async def _match(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
+                     offset: int) -> SearchResult:
+        in_sets = ""
+        if sets_where:
+            in_sets = (" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE "
+                       f"{' AND '.join(sets_where)})")
+        groups_sql = ("SELECT set_id AS k, count(*)::int4 AS n FROM catalog_search "
+                      f"WHERE all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id")
+        lim, off = len(p.values) + 1, len(p.values) + 2
+
+        def tier_sql(condition: str, length: str, base: float) -> str:
+            return (f"SELECT id, {base} + 1.0 / (1 + {length}) AS score FROM catalog_search "
+                    f"WHERE {condition}{in_sets} "
+                    f"ORDER BY {length}, modified DESC, id LIMIT ${lim} OFFSET ${off}")
+
+        if sort != "relevance":
+            order = "modified DESC, id" if sort == "modified" else "title_sort, id"
+            result, rows = await self._groups_and_page(
+                conn, groups_sql,
+                f"""SELECT id, {_SCORE_SQL} AS score FROM (
+                        SELECT id, modified, title_sort, title_len, tk_len, all_len, title_tsv,
+                               tk_tsv
+                        FROM catalog_search WHERE all_tsv @@ $1::tsquery{in_sets}
+                        ORDER BY {order} LIMIT ${lim} OFFSET ${off}) AS page ORDER BY {order}""",
+                [*p.values, limit, offset])
+        else:
+            # tier 1 with the facets; the next tiers only when the page reaches past it
+            result, rows = await self._groups_and_page(
+                conn, groups_sql, tier_sql(*_TIER_SQL[0]), [*p.values, limit, offset])
+            if len(rows) < limit and offset + len(rows) < result.total:
+                before = offset + len(rows) if rows else await conn.fetchval(
+                    f"SELECT count(*) FROM catalog_search WHERE {_TIER_SQL[0][0]}{in_sets}",
+                    *p.values)
+                for condition, length, base in _TIER_SQL[1:]:
+                    want, skip = limit - len(rows), max(0, offset - before)
+                    found = await conn.fetch(tier_sql(condition, length, base), *p.values,
+                                             want, skip)
+                    rows += [(r[0], float(r[1])) for r in found]
+                    if len(rows) >= limit:
+                        break
+                    before += skip + len(found) if found else await conn.fetchval(
+                        f"SELECT count(*) FROM catalog_search WHERE {condition}{in_sets}",
+                        *p.values)
+                    if before >= result.total:
+                        break
+        if offset >= result.total:
+            rows = []
+        result.ids = [r[0] for r in rows]
+        result.scores = [r[1] for r in rows]
+        return result
+
+    async def _browse(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
+                      offset: int) -> SearchResult:
+        conditions = " AND ".join(["s.docs > 0", *sets_where])
+        in_sets = ""
+        if sets_where:
+            in_sets = ("WHERE set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE "
+                       f"{' AND '.join(sets_where)})")
+        order = "title_sort, id" if sort == "title" else "modified DESC, id"
+        lim, off = len(p.values) + 1, len(p.values) + 2
+        result, rows = await self._groups_and_page(
+            conn, f"SELECT s.id AS k, s.docs AS n FROM catalog_facet_sets s WHERE {conditions}",
+            f"SELECT id, 0.0 AS score FROM catalog_search {in_sets} ORDER BY {order} "
+            f"LIMIT ${lim} OFFSET ${off}", [*p.values, limit, offset])
+        result.ids = [r[0] for r in rows]
+        result.scores = [0.0] * len(result.ids)
+        return result
