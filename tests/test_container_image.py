@@ -500,9 +500,9 @@ def test_two_registry_replicas_on_postgresql(image: str, request: pytest.Fixture
         _run("docker", "kill", "--signal", "KILL", replicas[0])
         assert _get(f"http://127.0.0.1:{ports[1]}/healthz")[0] == 200
         nodes = _run("docker", "exec", replicas[1], "sh", "-c",
-                     "areamesh registry node list --data-dir /var/lib/areamesh/registry "
-                     "--database \"$(printf '%s' \"$AREAMESH_DATABASE_URL_TEMPLATE\" | sed "
-                     "\"s|PASSWORD|$(cat \"$AREAMESH_DATABASE_PASSWORD_FILE\")|\")\"").stdout
+                     "AREAMESH_REGISTRY_DATABASE=\"$(printf '%s' \"$AREAMESH_DATABASE_URL_TEMPLATE\" "
+                     "| sed \"s|PASSWORD|$(cat \"$AREAMESH_DATABASE_PASSWORD_FILE\")|\")\" "
+                     "areamesh registry node list --data-dir /var/lib/areamesh/registry").stdout
         assert "osaka" in nodes and "270008" in nodes
         assert _get(f"http://127.0.0.1:{osaka}/healthz")[0] == 200
     finally:

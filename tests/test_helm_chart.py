@@ -126,12 +126,12 @@ def test_the_ca_secret_is_read_only_0400_and_only_in_the_init_container():
     ca = next(v for v in pod["volumes"] if v["name"] == "ca")
     assert ca["secret"]["secretName"] == "kansai-registry-ca"
     assert ca["secret"]["defaultMode"] == 0o400
-    assert {i["path"] for i in ca["secret"]["items"]} == {"ca.key", "ca.crt"}
+    assert {i["path"] for i in ca["secret"]["items"]} == {"ca.key", "ca.crt", "pseudonym.key"}
     init = pod["initContainers"][0]
     mount = next(m for m in init["volumeMounts"] if m["name"] == "ca")
     assert mount["readOnly"] is True
     script = init["args"][0]
-    assert "umask 077" in script and 'chmod 600 "$DATA_DIR/ca/ca.key"' in script
+    assert "umask 077" in script and 'chmod 600 "$DATA_DIR/ca/ca.key" "$DATA_DIR/identity/pseudonym.key"' in script
     for container in pod["containers"]:                        # the server never mounts it
         assert all(m["name"] != "ca" for m in container["volumeMounts"])
     data = next(v for v in pod["volumes"] if v["name"] == "data")
