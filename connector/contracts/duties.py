@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ from mesh.proto.areamesh.v1 import peer_pb2, registry_pb2
 log = logging.getLogger("areamesh.connector.contracts")
 
 STATES = ("pending", "fulfilled", "overdue")
+POKE_GAP = 0.5          # seconds: reports asked for by ending transfers, at most this often
 MAX_NOTE = 500
 
 
@@ -272,14 +274,18 @@ class DutyReporter:
                                        if (s.agreement_id, s.duty_index) not in refused])
         return reply.accepted
 
-    async def run(self, interval: float) -> None:
+    async def run(self, interval: float, min_gap: float = POKE_GAP) -> None:
+        """Report every ``interval`` seconds, and when poked, but at most once per ``min_gap``:
+        many small transfers end many times a second, and each report covers all of them."""
         while True:
             try:
                 await self.report_once()
             except AreameshError as exc:
                 log.warning("duty report deferred: %s", exc.message)
+            reported = time.monotonic()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.sleep(max(0.0, reported + min_gap - time.monotonic()))
             except TimeoutError:
                 pass

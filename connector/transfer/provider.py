@@ -66,6 +66,7 @@ log = logging.getLogger("areamesh.connector.transfer")
 MAX_BATCH_ROWS = 1_000_000
 PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
 READ_AHEAD = 2        # passthrough chunks prepared ahead of the one being sent
+INLINE_BATCH_BYTES = 64 << 10  # a batch this small is typed and encoded on the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +313,8 @@ class TransferProvider:
             id=transfer_id, agreement_id=req.agreement_id, dataset_id=auth.agreement.dataset_id,
             provider=self.own_uri, consumer=peer.uri, version=version, incremental=old is not None,
             limits=auth.limits)
-        log.info("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
-                                            "peer": peer.uri, "version": version})
+        log.debug("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
+                                             "peer": peer.uri, "version": version})
         return transfer_id, old is not None, old, decision
 
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
@@ -343,15 +344,21 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
+                # a small batch is typed and encoded here: the trip to a worker thread and back
+                # would take longer (many small transfers: issue 18)
+                inline = batch.nbytes <= INLINE_BATCH_BYTES
                 if typing is not None and typing.changes_anything:  # after the row hashes and
                     # the consent filter, which work on the source's own values
-                    batch = await asyncio.to_thread(typing.apply, batch, records + 1)
-                encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                    batch = typing.apply(batch, records + 1) if inline else \
+                        await asyncio.to_thread(typing.apply, batch, records + 1)
                 if gate is not None:  # the ledger says where the data went before it goes;
                     # the batch is encoded meanwhile, and sent only once the entry is stored
+                    encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                     _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
+                elif inline:
+                    pieces = list(sized_pieces(batch))
                 else:
-                    pieces = await encoding
+                    pieces = await asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                 for piece, data in pieces:
                     seq += 1
                     digest = batch_digest(data)
@@ -391,7 +398,7 @@ class TransferProvider:
                         transfer_id, records=records, bytes=sent, batches=seq, status=status,
                         chain=chain))
             log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
-                                                   "batches": seq})
+                                                   "batches": seq, "agreement": req.agreement_id})
             if gate is not None:      # and after a stream that broke off
                 request_checkpoint()
         for callback in self.on_transfer_complete:
