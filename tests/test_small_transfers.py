@@ -6,9 +6,10 @@ a terminated agreement (by the consumer over gRPC, or by the provider's own CLI,
 process) and a tampered stored document are refused on the very next call; a revoked consumer
 within one revocation-list refresh; an agreement past its ``expires`` and a policy past its
 validity window as soon as the time has come; transfer and record limits hold exactly under
-concurrency. And the provider killed with SIGKILL in the middle of a burst: after its restart
-every transfer whose summary reached the consumer is metered, and every transfer the provider
-acknowledged complete is complete. Real processes, mTLS, 127.0.0.1.
+concurrency; a small file kept typed in memory and then changed in place (same size, same
+inode) is sent as it is now at the next call. And the provider killed with SIGKILL in the
+middle of a burst: after its restart every transfer whose summary reached the consumer is
+metered, and every transfer the provider acknowledged complete is complete. Real processes, mTLS, 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import select
 import signal
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,8 +27,10 @@ import grpc
 import pytest
 import yaml
 
+from connector.adapters.csv_adapter import STABLE_AFTER
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.node_state import NodeState
+from connector.transfer.batches import decode_batch, read_schema
 from mesh.agreements import Agreement, SignedAgreement
 from mesh.clock import iso, utcnow
 from mesh.keystore import NodeKeyStore
@@ -313,5 +317,51 @@ async def test_every_summary_sent_is_metered_after_sigkill(harness: MeshHarness)
     kakogawa = Consumer(h, provider)
     try:
         assert _all_good(await kakogawa.burst(agreement, 5))
+    finally:
+        await kakogawa.close()
+
+
+async def _rows(stub: peer_pb2_grpc.PeerServiceStub, agreement: str) -> list[dict]:
+    """The records of one transfer (and its final ack), decoded."""
+    schema, rows, summary, transfer_id = None, [], None, ""
+    async for chunk in stub.Transfer(peer_pb2.TransferRequest(agreement_id=agreement), timeout=30):
+        kind = chunk.WhichOneof("body")
+        if kind == "header":
+            schema, transfer_id = read_schema(chunk.header.arrow_schema), chunk.header.transfer_id
+        elif kind == "batch":
+            rows += decode_batch(chunk.batch.arrow_ipc, schema).to_pylist()
+        else:
+            summary = chunk.summary
+    reply = await stub.AcknowledgeTransfer(peer_pb2.AcknowledgeTransferRequest(
+        agreement_id=agreement, transfer_id=transfer_id, acked_seq=summary.batches,
+        chain=summary.digest), timeout=30)
+    assert reply.complete
+    return rows
+
+
+async def test_a_kept_small_file_changed_in_place_is_sent_as_it_is_now(harness: MeshHarness):
+    h = harness
+    provider = await _setup(h)
+    agreement = await agree(h)
+    source = h.root / "feed" / "population.csv"
+    kakogawa = Consumer(h, provider)
+    try:
+        # unchanged for longer than STABLE_AFTER: its typed records are kept and sent again
+        await asyncio.sleep(max(0.0, source.stat().st_ctime + STABLE_AFTER + 0.2 - time.time()))
+        assert _all_good(await kakogawa.burst(agreement, 10))
+        before = await _rows(kakogawa.stub, agreement)
+        assert before[0]["人口総数"] == 1001 and before[0]["市区町村名"] == "市町村1"
+        # the same number of bytes, other values, written in place (same inode)
+        text = source.read_text(encoding="utf-8")
+        changed = text.replace("1001", "2002")
+        assert len(changed) == len(text)
+        with source.open("r+", encoding="utf-8", newline="") as f:
+            f.write(changed)
+        for _ in range(3):   # at once, and while it is too fresh to be kept
+            rows = await _rows(kakogawa.stub, agreement)
+            assert rows[0]["人口総数"] == 2002 and rows[0]["市区町村名"] == "市町村1"
+        await asyncio.sleep(STABLE_AFTER + 0.2)   # kept again, now with the new values
+        assert _all_good(await kakogawa.burst(agreement, 10))
+        assert (await _rows(kakogawa.stub, agreement))[0]["人口総数"] == 2002
     finally:
         await kakogawa.close()

@@ -53,6 +53,7 @@ from connector.transfer.batches import (
     sized_pieces,
 )
 from connector.transfer.guard import AgreementGuard, Authorised
+from connector.transfer.small_sources import Prepared, SmallSources
 from connector.transfer.snapshots import RowHashSnapshots
 from connector.transfer.typed import SchemaTyping
 from connector.transfer.wire import encode_batch_chunk
@@ -136,6 +137,7 @@ class TransferProvider:
         self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
         self.sent_chains = SentChains()       # what each batch's ack must carry (``acks.py``)
         self.acks = TransferAcks(usage, self.sent_chains)
+        self.small_sources = SmallSources()   # small files' typed records, while unchanged
 
     async def acknowledge(self, peer: PeerIdentity, req: peer_pb2.AcknowledgeTransferRequest
                           ) -> peer_pb2.AcknowledgeTransferResponse:
@@ -185,11 +187,9 @@ class TransferProvider:
             transfer_id, incremental, old, decision = await self._open(peer, req, auth, version)
             _refuse_unservable(decision, req)  # under the permission the transfer is reserved by
             auth = replace(auth, decision=decision)
-            schema = await source.schema()
-            if schema is None:
-                raise FailedPrecondition("the source cannot state its schema", code="no_schema")
             cap = decision.max_records
             if req.passthrough:
+                await self._schema(source)
                 path, media_type = self._passthrough_file(source, cap, req)
                 yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                     transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
@@ -201,14 +201,24 @@ class TransferProvider:
                 return
             gate = self._consent_gate(peer, auth, req, transfer_id) \
                 if auth.decision.requires_consent else None
-            typing = SchemaTyping.for_dataset(schema, auth.doc)  # integer columns as numbers
+            # a small unchanged file's typed records, kept (SmallSources): full non-personal only
+            key = SmallSources.key(source, auth.doc, version, batch_rows) \
+                if gate is None and old is None else None
+            kept = self.small_sources.get(auth.agreement.dataset_id, key) if key else None
+            typing = None
+            if kept is None:  # integer columns as numbers, ...
+                typing = SchemaTyping.for_dataset(await self._schema(source), auth.doc)
+                if key is not None:
+                    kept = await self.small_sources.prepare(auth.agreement.dataset_id, key, source,
+                                                            typing, batch_rows)
+            out_schema = kept.schema if kept is not None else typing.schema
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                arrow_schema=schema_bytes(typing.schema), incremental=incremental, max_records=cap or 0,
+                arrow_schema=schema_bytes(out_schema), incremental=incremental, max_records=cap or 0,
                 consent_filtered=gate is not None))
             streaming = True
             async with contextlib.aclosing(self._batches(
-                    source, transfer_id, req, batch_rows, cap, old, gate, typing)) as chunks:
+                    source, transfer_id, req, batch_rows, cap, old, gate, typing, kept)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -317,10 +327,18 @@ class TransferProvider:
                                              "peer": peer.uri, "version": version})
         return transfer_id, old is not None, old, decision
 
+    @staticmethod
+    async def _schema(source) -> pa.Schema:
+        schema = await source.schema()
+        if schema is None:
+            raise FailedPrecondition("the source cannot state its schema", code="no_schema")
+        return schema
+
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
                        batch_rows: int, cap: int | None, old: pa.UInt64Array | None,
-                       gate: ConsentGate | None = None, typing: SchemaTyping | None = None
-                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+                       gate: ConsentGate | None = None, typing: SchemaTyping | None = None,
+                       kept: Prepared | None = None) -> AsyncIterator[peer_pb2.TransferChunk]:
+        """``kept``: the records already typed (``SmallSources``), read instead of ``source``."""
         seq = records = sent = 0
         chain = CHAIN_START
         truncated = False
@@ -329,7 +347,8 @@ class TransferProvider:
         last_save = time.monotonic()
         chains = self.sent_chains.track(transfer_id)
         try:
-            async for batch in source.read(batch_rows=batch_rows):
+            async for batch in (kept.read() if kept is not None else
+                                source.read(batch_rows=batch_rows)):
                 if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
                     filtered = await gate.apply(batch)
                     batch = filtered.batch
