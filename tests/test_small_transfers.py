@@ -5,11 +5,12 @@ After a burst of concurrent 1-row transfers (so every cache is warm and commits 
 a terminated agreement (by the consumer over gRPC, or by the provider's own CLI, another
 process) and a tampered stored document are refused on the very next call; a revoked consumer
 within one revocation-list refresh; an agreement past its ``expires`` and a policy past its
-validity window as soon as the time has come; transfer and record limits hold exactly under
-concurrency; a small file kept typed in memory and then changed in place (same size, same
-inode) is sent as it is now at the next call. And the provider killed with SIGKILL in the
-middle of a burst: after its restart every transfer whose summary reached the consumer is
-metered, and every transfer the provider acknowledged complete is complete. Real processes, mTLS, 127.0.0.1.
+validity window as soon as the time has come; a withdrawn dataset at the next call; transfer
+and record limits hold exactly under concurrency; a small file kept typed in memory and then
+changed in place (same size, same inode) is sent as it is now at the next call. And the
+provider killed with SIGKILL in the middle of a burst: after its restart every transfer whose
+summary reached the consumer is metered, and every transfer the provider acknowledged complete
+is complete. Real processes, mTLS, 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import grpc
 import pytest
 import yaml
 
-from connector.adapters.csv_adapter import STABLE_AFTER
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.node_state import NodeState
 from connector.transfer.batches import decode_batch, read_schema
 from mesh.agreements import Agreement, SignedAgreement
 from mesh.clock import iso, utcnow
+from mesh.files import STABLE_AFTER
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
@@ -259,6 +260,12 @@ async def test_limits_hold_exactly_under_concurrent_small_transfers(harness: Mes
         got = await himeji.one(five)
         assert got.error is not None and "not_a_party" in got.details
         assert _all_good(await himeji.burst(other, 10))
+        # the dataset withdrawn (its description moved away by the CLI): refused at once
+        rc, _, err = await h.cli("connector", "dataset", "withdraw", "--data-dir",
+                                 str(h.root / "osaka"), "--id", DATASET_ID)
+        assert rc == 0, err
+        got = await himeji.one(other)
+        assert got.error is not None and "dataset_withdrawn" in got.details
     finally:
         await kakogawa.close()
         await himeji.close()

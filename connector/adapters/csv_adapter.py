@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,11 @@ from connector.adapters._config import (
 from connector.adapters._files import AtomicFile, file_fingerprint
 from connector.adapters._rows import slices
 from connector.adapters.base import DEFAULT_BATCH_ROWS, SinkError, SourceError
+from mesh.files import stable_state
 
 log = logging.getLogger("areamesh.connector.adapters.csv")
 KIND = "csv"
 INLINE_BYTES = 64 << 10   # a file this small is parsed on the event loop (a few hundred µs at most)
-STABLE_AFTER = 2.0        # seconds unchanged before a small file's content may be keyed
 
 
 @dataclass(frozen=True)
@@ -245,19 +244,10 @@ class CsvSource:
         return file_fingerprint(self.path, KIND)
 
     def stable_content_key(self) -> tuple | None:
-        """Names the file's exact bytes, for a small file that has not changed for a while
-        (``SmallSources``), else None: device, inode, size, mtime and ctime in ns. Any write,
-        rename over it or ``touch`` changes one of them; ctime cannot be set back. A clock tick
-        can hide a write made within it, so a file changed less than ``STABLE_AFTER`` seconds
-        ago is not keyed (git's "racily clean" rule)."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        if st.st_size > INLINE_BYTES or \
-                time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < STABLE_AFTER * 1e9:
-            return None
-        return (KIND, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        """Names the file's exact bytes while it is small and unchanged (``SmallSources``):
+        ``mesh.files.stable_state``, None for a file changed within the last seconds."""
+        state = stable_state(self.path, max_size=INLINE_BYTES)
+        return None if state is None else (KIND, *state)
 
     def passthrough_file(self) -> tuple[Path, str]:
         """The file itself and its media type, for byte-for-byte passthrough transfers."""

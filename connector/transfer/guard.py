@@ -31,7 +31,7 @@ from typing import Any
 
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore
-from connector.datasets.store import PublisherStore, find_dataset
+from connector.datasets.store import PublishedDatasets, PublisherStore
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, load_pem_bundle
 from mesh.clock import from_iso, utcnow
@@ -116,6 +116,7 @@ class AgreementGuard:
         self.agreements = agreements
         self.participants = participants
         self.verified = VerifiedAgreements()
+        self.datasets = PublishedDatasets(data_dir)   # descriptions, while their files are unchanged
 
     async def check(self, peer: PeerIdentity, agreement_id: str) -> Authorised:
         """May ``peer`` use the agreement now, usage limits aside (a subscription never counts
@@ -149,7 +150,7 @@ class AgreementGuard:
                                               f"（{agreement.expires}）を過ぎています",
                                    code="agreement_expired")
         try:
-            store, doc = find_dataset(self.data_dir, agreement.dataset_id)
+            store, doc = self.datasets.find(agreement.dataset_id)
         except NotFound:
             raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
                                      message_ja=f"データセット {agreement.dataset_id} は提供されていません",
