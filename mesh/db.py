@@ -158,6 +158,8 @@ class Database:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             return await self.run(work)
+        except sqlite3.ProgrammingError:  # the reader belongs to another thread's loop: the
+            return await self.run(work)   # writer's thread serves any (a real error recurs there)
 
     async def run(self, work: Work[T]) -> T:
         """``work(connection)`` in the connection's own thread, in one trip: reads of several

@@ -238,3 +238,18 @@ async def test_every_acknowledged_write_survives_sigkill(tmp_path):
     stored = {k for (k,) in con.execute("SELECT k FROM t")}
     con.close()
     assert set(acked) <= stored, sorted(set(acked) - stored)[:10]
+
+
+async def test_read_sees_committed_rows_only_and_works_from_another_threads_loop(tmp_path):
+    async with Database(tmp_path / "t.db", [T1]) as db:
+        await db.write(_insert(1, "one"))
+        assert (await db.read(lambda c: c.execute("SELECT v FROM t WHERE k = 1").fetchone()))[0] == "one"
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t(k, v) VALUES (2, 'two')")
+            # not yet committed: the read-only connection does not see it
+            assert await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+        assert await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 2
+        # the same Database used from an event loop in another thread still answers
+        result = await asyncio.to_thread(asyncio.run, db.read(
+            lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]))
+        assert result == 2
