@@ -141,8 +141,6 @@ class DutyBook:
             return []
         if not duties:
             return []
-        data_times = [t.started_at for t in await self.usage.list(row.id)
-                      if t.role == row.role and t.records > 0]
         stored = {r["duty_index"]: r for r in await self.db.fetchall(
             "SELECT duty_index, state, data_since, due_at, confirmed_at, note FROM duties "
             "WHERE agreement_id = ?", (row.id,))}
@@ -150,7 +148,10 @@ class DutyBook:
         for i, duty in enumerate(duties):
             old = stored.get(i)
             confirmed = old["confirmed_at"] if old else None
-            state, since, due = derive(duty, data_times=data_times, confirmed_at=confirmed,
+            # only the first transfer with records after the confirmation matters: asked for
+            # alone (a polling app's agreement has thousands of transfers)
+            first = await self.usage.first_data_since(row.id, row.role, confirmed)
+            state, since, due = derive(duty, data_times=[first] if first else [], confirmed_at=confirmed,
                                        expires=agreement.expires, now=now)
             s = DutyState(row.id, i, row.role, duty.action, _within_text(duty), row.dataset_id,
                           row.counterparty, state, since, due, confirmed, old["note"] if old else "")

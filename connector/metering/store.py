@@ -334,6 +334,15 @@ class UsageStore:
         any reservation: only good for refusing early."""
         return await self.db.read(lambda conn: _used(conn, agreement_id, exclude))
 
+    async def first_data_since(self, agreement_id: str, role: str, after: str | None) -> str | None:
+        """When the first transfer of the agreement (on ``role``'s side) that carried records
+        started, among those started after ``after`` (ISO 8601; None: all), or None."""
+        row = await self.db.read(lambda conn: conn.execute(
+            "SELECT MIN(started_at) FROM transfers WHERE agreement_id = ? AND role = ? "
+            "AND records > 0 AND (? IS NULL OR started_at > ?)",
+            (agreement_id, role, after, after)).fetchone())
+        return row[0] if row else None
+
     async def last_complete(self, agreement_id: str, role: str = "consumer") -> TransferRow | None:
         row = await self.db.fetchone(
             "SELECT * FROM transfers WHERE agreement_id = ? AND role = ? AND status = 'complete' "
