@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 SECRET_MODE = 0o600
@@ -53,3 +54,23 @@ def read_secret(path: Path) -> bytes:
             f"{path} is readable by group or others (mode {oct(st.st_mode & 0o777)}); "
             f"run: chmod 600 {path}")
     return path.read_bytes()
+
+
+STABLE_AFTER = 2.0   # seconds unchanged before a file's state may stand for its content
+
+
+def stable_state(path: Path, *, max_size: int | None = None) -> tuple | None:
+    """A key for the exact content of ``path`` while it stays unchanged, for caches of what was
+    read from it: (device, inode, size, mtime ns, ctime ns). None when the file is missing,
+    larger than ``max_size``, or changed less than ``STABLE_AFTER`` seconds ago: a write within
+    the same clock tick as the state's last change could leave it as it was (git's "racily
+    clean" rule). Afterwards any write, rename over the file or touch changes the state, and
+    ctime cannot be set back."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if (max_size is not None and st.st_size > max_size) or \
+            time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < STABLE_AFTER * 1e9:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

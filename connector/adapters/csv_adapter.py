@@ -8,6 +8,10 @@ are strings, so codes such as ``01`` keep their zeros), ``on_bad_row`` (``error`
 
 Row numbers in errors count CSV records with the header as row 1; they equal line numbers unless
 an earlier quoted field spans lines. Encoding errors name the byte offset and line.
+
+Parsing runs on worker threads, except for a file of at most ``INLINE_BYTES``: that one is parsed
+on the event loop, where it takes less time than the trips to a worker thread would (an app
+polling a small file makes many small transfers: issue 18).
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from connector.adapters._config import (
 from connector.adapters._files import AtomicFile, file_fingerprint
 from connector.adapters._rows import slices
 from connector.adapters.base import DEFAULT_BATCH_ROWS, SinkError, SourceError
+from mesh.files import stable_state
 
 log = logging.getLogger("areamesh.connector.adapters.csv")
 KIND = "csv"
+INLINE_BYTES = 64 << 10   # a file this small is parsed on the event loop (a few hundred µs at most)
 
 
 @dataclass(frozen=True)
@@ -99,16 +105,18 @@ class CsvSource:
             self._check_file()
             if self.declared_encoding == "auto":
                 self.encoding = _encoding.detect(self.path)
-                log.info("%s: detected encoding %s", self.path.name, self.encoding)
+                log.debug("%s: detected encoding %s", self.path.name, self.encoding)
             else:
                 self.encoding = self.declared_encoding
         return self.encoding
 
-    def _open(self, column_types: dict[str, pa.DataType], handler: Any) -> pacsv.CSVStreamingReader:
+    def _open(self, column_types: dict[str, pa.DataType], handler: Any, *, inline: bool = False
+              ) -> pacsv.CSVStreamingReader:
         encoding = self._resolve_encoding()
         read_options = pacsv.ReadOptions(
             use_threads=False,  # row numbers for bad rows are only known single-threaded
-            block_size=self.block_size,
+            # a small file fits one small block: a 4 MiB buffer for it costs more than parsing
+            block_size=min(self.block_size, INLINE_BYTES + 1) if inline else self.block_size,
             encoding="utf8" if encoding.startswith("utf-8") else encoding)
         parse_options = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
                                            invalid_row_handler=handler)
@@ -141,9 +149,9 @@ class CsvSource:
                                message_ja=f"{name}: ファイルが空です（見出し行がありません）")
         return SourceError(f"{name}: cannot parse CSV: {text}", message_ja=f"{name}: CSV を解析できません")
 
-    def _schema_sync(self) -> pa.Schema:
+    def _schema_sync(self, inline: bool = False) -> pa.Schema:
         try:
-            reader = self._open({}, lambda _row: "skip")
+            reader = self._open({}, lambda _row: "skip", inline=inline)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise self._translate(exc, []) from None
         try:
@@ -155,9 +163,17 @@ class CsvSource:
             raise bad_key(KIND, "types", f"names columns not in the header: {', '.join(unknown)}")
         return pa.schema([pa.field(n, self.types.get(n, pa.string())) for n in names])
 
+    def _inline(self) -> bool:
+        """Small enough to parse on the event loop (``INLINE_BYTES``)."""
+        try:
+            return self.path.stat().st_size <= INLINE_BYTES
+        except OSError:
+            return False  # the worker thread reports it
+
     async def schema(self) -> pa.Schema:
         if self._schema is None:
-            self._schema = await asyncio.to_thread(self._schema_sync)
+            self._schema = self._schema_sync(inline=True) if self._inline() else \
+                await asyncio.to_thread(self._schema_sync)
         return self._schema
 
     async def read(self, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> AsyncIterator[pa.RecordBatch]:
@@ -184,8 +200,24 @@ class CsvSource:
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 raise self._translate(exc, pending) from None
 
+        types = {f.name: f.type for f in schema}
+        if self._inline():
+            try:
+                reader = self._open(types, handler, inline=True)
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise self._translate(exc, pending) from None
+            try:
+                while (batch := next_batch(reader)) is not None:
+                    for piece in slices(batch, batch_rows):
+                        yield piece
+            finally:
+                reader.close()
+            if rejected:
+                log.warning("%s: %d bad rows skipped (on_bad_row: skip_and_report)",
+                            self.path.name, len(rejected))
+            return
         try:
-            reader = await asyncio.to_thread(self._open, {f.name: f.type for f in schema}, handler)
+            reader = await asyncio.to_thread(self._open, types, handler)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise self._translate(exc, pending) from None
         # read ahead: the next block is parsed on a worker thread while this one's batches are
@@ -210,6 +242,12 @@ class CsvSource:
     async def fingerprint(self) -> str:
         self._check_file()
         return file_fingerprint(self.path, KIND)
+
+    def stable_content_key(self) -> tuple | None:
+        """Names the file's exact bytes while it is small and unchanged (``SmallSources``):
+        ``mesh.files.stable_state``, None for a file changed within the last seconds."""
+        state = stable_state(self.path, max_size=INLINE_BYTES)
+        return None if state is None else (KIND, *state)
 
     def passthrough_file(self) -> tuple[Path, str]:
         """The file itself and its media type, for byte-for-byte passthrough transfers."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ from mesh.proto.areamesh.v1 import peer_pb2, registry_pb2
 log = logging.getLogger("areamesh.connector.contracts")
 
 STATES = ("pending", "fulfilled", "overdue")
+POKE_GAP = 0.5          # seconds: reports asked for by ending transfers, at most this often
 MAX_NOTE = 500
 
 
@@ -139,8 +141,6 @@ class DutyBook:
             return []
         if not duties:
             return []
-        data_times = [t.started_at for t in await self.usage.list(row.id)
-                      if t.role == row.role and t.records > 0]
         stored = {r["duty_index"]: r for r in await self.db.fetchall(
             "SELECT duty_index, state, data_since, due_at, confirmed_at, note FROM duties "
             "WHERE agreement_id = ?", (row.id,))}
@@ -148,7 +148,10 @@ class DutyBook:
         for i, duty in enumerate(duties):
             old = stored.get(i)
             confirmed = old["confirmed_at"] if old else None
-            state, since, due = derive(duty, data_times=data_times, confirmed_at=confirmed,
+            # only the first transfer with records after the confirmation matters: asked for
+            # alone (a polling app's agreement has thousands of transfers)
+            first = await self.usage.first_data_since(row.id, row.role, confirmed)
+            state, since, due = derive(duty, data_times=[first] if first else [], confirmed_at=confirmed,
                                        expires=agreement.expires, now=now)
             s = DutyState(row.id, i, row.role, duty.action, _within_text(duty), row.dataset_id,
                           row.counterparty, state, since, due, confirmed, old["note"] if old else "")
@@ -272,14 +275,18 @@ class DutyReporter:
                                        if (s.agreement_id, s.duty_index) not in refused])
         return reply.accepted
 
-    async def run(self, interval: float) -> None:
+    async def run(self, interval: float, min_gap: float = POKE_GAP) -> None:
+        """Report every ``interval`` seconds, and when poked, but at most once per ``min_gap``:
+        many small transfers end many times a second, and each report covers all of them."""
         while True:
             try:
                 await self.report_once()
             except AreameshError as exc:
                 log.warning("duty report deferred: %s", exc.message)
+            reported = time.monotonic()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.sleep(max(0.0, reported + min_gap - time.monotonic()))
             except TimeoutError:
                 pass

@@ -10,7 +10,7 @@ process and the CLI share the file (WAL).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,12 @@ class AgreementRow:
     created_at: str
     updated_at: str
     notarised_at: str | None = None     # ISO 8601 UTC, the registry's time; None if not kept
+    # the signed document as stored, text for text (``signed`` is it parsed): what a check of its
+    # signatures can be remembered by (``connector/transfer/guard.py``)
+    signed_text: str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "signed_text"}
 
     def key_fields(self) -> dict[str, str]:
         """The fields ``AgreementStore.save`` needs besides the state: save it again with them."""
@@ -124,11 +127,12 @@ class AgreementStore:
                  now, now))
 
     async def get(self, agreement_id: str, *, role: str | None = None) -> AgreementRow:
+        """The row as committed (a read by key on the event loop: ``Database.read``)."""
         sql, params = "SELECT * FROM agreements WHERE id = ?", [agreement_id]
         if role:
             sql += " AND role = ?"
             params.append(role)
-        row = await self.db.fetchone(sql, params)
+        row = await self.db.read(lambda conn: conn.execute(sql, params).fetchone())
         if row is None:
             raise NotFound(f"no agreement {agreement_id} on this connector",
                            message_ja=f"合意 {agreement_id} はこのコネクタにありません")
@@ -144,4 +148,5 @@ def _row(r) -> AgreementRow:
                         r["counterparty"], r["purpose"],
                         json.loads(r["signed_json"]) if r["signed_json"] else None,
                         json.loads(r["reason_json"]) if r["reason_json"] else None,
-                        r["digest"], r["created_at"], r["updated_at"], r["notarised_at"])
+                        r["digest"], r["created_at"], r["updated_at"], r["notarised_at"],
+                        r["signed_json"])

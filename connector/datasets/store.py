@@ -17,7 +17,7 @@ from typing import Any
 
 from mesh.datasets import ID_PATTERN
 from mesh.errors import InvalidRequest, NotFound
-from mesh.files import atomic_write
+from mesh.files import atomic_write, stable_state
 from mesh.ids import validate_corporate_number, validate_local_government_code
 
 
@@ -93,3 +93,30 @@ def checked_id(dataset_id: str) -> str:
                              message_ja=f"データセットID {dataset_id!r} が正しくありません",
                              code="invalid_dataset_id")
     return dataset_id
+
+
+class PublishedDatasets:
+    """``find_dataset`` for callers asked many times a second (the transfer guard), with each
+    description remembered while its file is unchanged (``mesh.files.stable_state``, the same
+    state before and after it was read). A withdrawn, moved or edited description is read
+    afresh at the next call: its file's state changes or it is gone. The description returned
+    is shared between calls: callers must not change it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._kept: dict[str, tuple[Path, tuple, PublisherStore, dict[str, Any]]] = {}
+
+    def find(self, dataset_id: str) -> tuple[PublisherStore, dict[str, Any]]:
+        hit = self._kept.get(dataset_id)
+        if hit is not None and stable_state(hit[0]) == hit[1]:
+            return hit[2], hit[3]
+        store, doc = find_dataset(self.data_dir, dataset_id)
+        path = store.root / "datasets" / f"{dataset_id}.json"
+        before = stable_state(path)
+        if before is None:
+            self._kept.pop(dataset_id, None)
+            return store, doc
+        doc = store.load(dataset_id)
+        if stable_state(path) == before:
+            self._kept[dataset_id] = (path, before, store, doc)
+        return store, doc

@@ -31,6 +31,7 @@ from mesh.usage_reports import MAX_RECORDS, SignedUsageReport
 
 log = logging.getLogger("areamesh.connector.metering")
 CONSENT_EVERY = 3600.0  # seconds
+POKE_GAP = 0.5          # seconds: reports asked for by ending transfers, at most this often
 ConsentCounts = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
@@ -94,14 +95,18 @@ class UsageReporter:
             sent += len(received)
         return sent
 
-    async def run(self, interval: float) -> None:
+    async def run(self, interval: float, min_gap: float = POKE_GAP) -> None:
+        """Report every ``interval`` seconds, and when poked, but at most once per ``min_gap``:
+        many small transfers end many times a second, and each report covers all of them."""
         while True:
             try:
                 await self.report_once()
             except AreameshError as exc:
                 log.warning("usage report deferred: %s", exc.message)
+            reported = time.monotonic()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.sleep(max(0.0, reported + min_gap - time.monotonic()))
             except TimeoutError:
                 pass

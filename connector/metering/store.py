@@ -19,6 +19,7 @@ asked with ``connector/transfer/fetch_lock.py``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ from typing import Protocol, TypeVar
 from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import Aborted, FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
+
+# What an agreement has used, the transfer ``?`` excluded: a running transfer counts with the
+# records it may still send; an interrupted one only if a batch left (or may have: cut off by a
+# crash); a sent or complete one always. _COUNTED and _HELD are one row's share; migration 5's
+# triggers keep their sums per agreement in ``agreement_usage``, which is what ``_used`` reads;
+# _USAGE sums them over the rows themselves (tests check that the two agree).
+_COUNTED = ("CASE WHEN status IN ('running', 'sent', 'complete') OR batches > 0 "
+            "OR counts_exact = 0 THEN 1 ELSE 0 END")
+_HELD = "CASE WHEN status = 'running' THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END"
+_USAGE = (f"SELECT COALESCE(SUM({_COUNTED}), 0) AS n, COALESCE(SUM({_HELD}), 0) AS r "
+          "FROM transfers WHERE agreement_id = ? AND role = ? AND id != ?")
+_SHARE = (f"SELECT {_COUNTED} AS n, {_HELD} AS r FROM transfers "
+          "WHERE id = ? AND agreement_id = ? AND role = ?")
 
 MIGRATIONS = [
     """
@@ -70,20 +84,70 @@ MIGRATIONS = [
     CREATE TABLE usage_report_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
     CREATE INDEX transfers_unreported_by_role ON transfers(role, status, reported_at)
     """,
+    # 5: what each agreement has used as its limits count it (``_USAGE``), kept by triggers in
+    # the transaction that changes a transfer: deciding a limit reads one row instead of summing
+    # every transfer of the agreement (a polling app makes thousands a day). A row's share:
+    # 1 transfer if running, sent or complete, or if a batch left (or may have); its records,
+    # and while running its reservation if larger. An update takes the old share off and adds
+    # the new one.
+    """
+    CREATE TABLE agreement_usage (
+        agreement_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        transfers INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        PRIMARY KEY (agreement_id, role)
+    );
+    INSERT INTO agreement_usage(agreement_id, role, transfers, records)
+        SELECT agreement_id, role,
+               SUM(CASE WHEN status IN ('running', 'sent', 'complete') OR batches > 0
+                        OR counts_exact = 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN status = 'running'
+                        THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END)
+        FROM transfers GROUP BY agreement_id, role;
+    CREATE TRIGGER transfers_usage_insert AFTER INSERT ON transfers BEGIN
+        INSERT INTO agreement_usage(agreement_id, role, transfers, records) VALUES (
+            NEW.agreement_id, NEW.role,
+            CASE WHEN NEW.status IN ('running', 'sent', 'complete') OR NEW.batches > 0
+                 OR NEW.counts_exact = 0 THEN 1 ELSE 0 END,
+            CASE WHEN NEW.status = 'running'
+                 THEN MAX(NEW.records, COALESCE(NEW.reserved_records, 0)) ELSE NEW.records END)
+        ON CONFLICT(agreement_id, role) DO UPDATE
+            SET transfers = transfers + excluded.transfers, records = records + excluded.records;
+    END;
+    CREATE TRIGGER transfers_usage_update AFTER UPDATE ON transfers BEGIN
+        UPDATE agreement_usage SET
+            transfers = transfers - CASE WHEN OLD.status IN ('running', 'sent', 'complete')
+                                         OR OLD.batches > 0 OR OLD.counts_exact = 0
+                                         THEN 1 ELSE 0 END,
+            records = records - CASE WHEN OLD.status = 'running'
+                                     THEN MAX(OLD.records, COALESCE(OLD.reserved_records, 0))
+                                     ELSE OLD.records END
+        WHERE agreement_id = OLD.agreement_id AND role = OLD.role;
+        INSERT INTO agreement_usage(agreement_id, role, transfers, records) VALUES (
+            NEW.agreement_id, NEW.role,
+            CASE WHEN NEW.status IN ('running', 'sent', 'complete') OR NEW.batches > 0
+                 OR NEW.counts_exact = 0 THEN 1 ELSE 0 END,
+            CASE WHEN NEW.status = 'running'
+                 THEN MAX(NEW.records, COALESCE(NEW.reserved_records, 0)) ELSE NEW.records END)
+        ON CONFLICT(agreement_id, role) DO UPDATE
+            SET transfers = transfers + excluded.transfers, records = records + excluded.records;
+    END;
+    CREATE TRIGGER transfers_usage_delete AFTER DELETE ON transfers BEGIN
+        UPDATE agreement_usage SET
+            transfers = transfers - CASE WHEN OLD.status IN ('running', 'sent', 'complete')
+                                         OR OLD.batches > 0 OR OLD.counts_exact = 0
+                                         THEN 1 ELSE 0 END,
+            records = records - CASE WHEN OLD.status = 'running'
+                                     THEN MAX(OLD.records, COALESCE(OLD.reserved_records, 0))
+                                     ELSE OLD.records END
+        WHERE agreement_id = OLD.agreement_id AND role = OLD.role;
+    END
+    """,
 ]
 # sent: every batch and the summary left, the consumer's final ack is awaited (resumable, from
 # its last ack: only the summary if that was the last batch); complete: the final ack arrived.
 STATUSES = ("running", "interrupted", "sent", "complete", "failed")
-# What an agreement has used, the transfer ``?`` excluded: a running transfer counts with the
-# records it may still send; an interrupted one only if a batch left (or may have: cut off by a
-# crash); a sent or complete one always.
-_USAGE = (
-    "SELECT COALESCE(SUM(CASE WHEN status IN ('running', 'sent', 'complete') OR batches > 0 "
-    "OR counts_exact = 0 THEN 1 ELSE 0 END), 0) AS n, COALESCE(SUM(CASE WHEN status = 'running' "
-    "THEN MAX(records, COALESCE(reserved_records, 0)) ELSE records END), 0) AS r "
-    "FROM transfers WHERE agreement_id = ? AND role = ? AND id != ?")
-
-
 class Capped(Protocol):
     @property
     def max_records(self) -> int | None: ...
@@ -132,35 +196,24 @@ class UsageStore:
     async def start(self, *, id: str, role: str, agreement_id: str, dataset_id: str,
                     provider: str, consumer: str, version: str, incremental: bool) -> None:
         """A row without limits to check: the consumer's side of a transfer."""
-        async with self.db.transaction() as conn:
-            await self._insert(conn, id, role, agreement_id, dataset_id, provider, consumer,
-                               version, incremental, None)
-
-    @staticmethod
-    async def _insert(conn, id: str, role: str, agreement_id: str, dataset_id: str, provider: str,
-                      consumer: str, version: str, incremental: bool, reserved: int | None) -> None:
-        await conn.execute(
-            "INSERT INTO transfers(id, role, agreement_id, dataset_id, provider, consumer, version,"
-            " incremental, status, started_at, reserved_records) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            (id, role, agreement_id, dataset_id, provider, consumer, version, int(incremental),
-             iso(utcnow()), reserved))
-
-    @staticmethod
-    async def _used(conn, agreement_id: str, exclude: str) -> tuple[int, int]:
-        row = await (await conn.execute(_USAGE, (agreement_id, "provider", exclude))).fetchone()
-        return int(row["n"]), int(row["r"])
+        await self.db.write(lambda conn: _insert(
+            conn, id, role, agreement_id, dataset_id, provider, consumer, version, incremental,
+            None))
 
     async def reserve(self, *, id: str, agreement_id: str, dataset_id: str, provider: str,
                       consumer: str, version: str, incremental: bool, limits: Limits[C]) -> C:
         """Start the provider's transfer ``id`` if ``limits`` allows it given the agreement's
         usage so far, and reserve the records it may send: counting, deciding and inserting are
-        one transaction, so concurrent requests cannot together pass a limit."""
-        async with self.db.transaction() as conn:
-            decision = limits(*await self._used(conn, agreement_id, id))
-            await self._insert(conn, id, "provider", agreement_id, dataset_id, provider, consumer,
-                               version, incremental, decision.max_records)
-        return decision
+        one transaction, so concurrent requests cannot together pass a limit (a transaction
+        shared with other writes: ``Database.write``; ``limits`` runs in the database thread
+        and must be quick, plain code)."""
+        def work(conn: sqlite3.Connection) -> C:
+            decision = limits(*_used(conn, agreement_id, id))
+            _insert(conn, id, "provider", agreement_id, dataset_id, provider, consumer, version,
+                    incremental, decision.max_records)
+            return decision
+
+        return await self.db.write(work)
 
     async def resume(self, transfer_id: str, *, agreement_id: str, consumer: str, after_seq: int,
                      version: str, limits: Limits[C]) -> tuple[TransferRow, C]:
@@ -171,29 +224,30 @@ class UsageStore:
         or past the last batch sent (``resume_beyond_sent``), a changed dataset
         (``source_changed``), and whatever ``limits`` refuses (this transfer is not counted
         again; its cap is reserved anew)."""
-        async with self.db.transaction() as conn:
-            found = await (await conn.execute(
-                "SELECT * FROM transfers WHERE id = ? AND role = 'provider'", (transfer_id,))
-                           ).fetchone()
+        def work(conn: sqlite3.Connection) -> tuple[TransferRow, C]:
+            found = conn.execute("SELECT * FROM transfers WHERE id = ? AND role = 'provider'",
+                                 (transfer_id,)).fetchone()
             if found is None:
                 raise NotFound(f"this provider has no transfer {transfer_id}",
                                message_ja=f"転送 {transfer_id} はありません", code="unknown_transfer")
             row = _row(found)
             _check_resume(row, agreement_id, consumer, after_seq, version)
-            decision = limits(*await self._used(conn, agreement_id, transfer_id))
-            await conn.execute(
+            decision = limits(*_used(conn, agreement_id, transfer_id))
+            conn.execute(
                 "UPDATE transfers SET status = 'running', acked_seq = MAX(acked_seq, ?), "
                 "reserved_records = ?, ended_at = NULL WHERE id = ?",
                 (after_seq, decision.max_records, transfer_id))
-        return row, decision
+            return row, decision
+
+        return await self.db.write(work)
 
     async def release(self, transfer_id: str) -> None:
         """A running transfer that stops before its stream began: interrupted, its counts kept,
         its reservation freed."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE transfers SET status = 'interrupted', ended_at = ? "
-                "WHERE id = ? AND status = 'running'", (iso(utcnow()), transfer_id))
+        ended = iso(utcnow())
+        await self.db.write(_statement(
+            "UPDATE transfers SET status = 'interrupted', ended_at = ? "
+            "WHERE id = ? AND status = 'running'", (ended, transfer_id)))
 
     async def recover_orphans(self) -> int:
         """At start: provider transfers still ``running`` were streamed by a process that died.
@@ -237,36 +291,38 @@ class UsageStore:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status}")
         ended = None if status == "running" else iso(utcnow())
-        async with self.db.transaction() as conn:
-            await conn.execute(  # SET expressions all see the row as it was
-                "UPDATE transfers SET reported_at = CASE WHEN (CASE WHEN :b >= batches THEN :r "
-                "ELSE records END, CASE WHEN :b >= batches THEN :y ELSE bytes END, "
-                "MAX(batches, :b), :s) IS (records, bytes, batches, status) THEN reported_at END, "
-                "records = CASE WHEN :b >= batches THEN :r ELSE records END, "
-                "bytes = CASE WHEN :b >= batches THEN :y ELSE bytes END, "
-                "counts_exact = CASE WHEN :b >= batches THEN 1 ELSE counts_exact END, "
-                "sent_chain = CASE WHEN :b >= batches THEN COALESCE(:c, sent_chain) "
-                "ELSE sent_chain END, batches = MAX(batches, :b), status = :s, "
-                "ended_at = COALESCE(:e, ended_at) WHERE id = :id AND status != 'complete'",
-                {"r": records, "y": bytes, "b": batches, "s": status, "c": chain, "e": ended,
-                 "id": transfer_id})
+        await self.db.write(_statement(  # SET expressions all see the row as it was
+            "UPDATE transfers SET reported_at = CASE WHEN (CASE WHEN :b >= batches THEN :r "
+            "ELSE records END, CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+            "MAX(batches, :b), :s) IS (records, bytes, batches, status) THEN reported_at END, "
+            "records = CASE WHEN :b >= batches THEN :r ELSE records END, "
+            "bytes = CASE WHEN :b >= batches THEN :y ELSE bytes END, "
+            "counts_exact = CASE WHEN :b >= batches THEN 1 ELSE counts_exact END, "
+            "sent_chain = CASE WHEN :b >= batches THEN COALESCE(:c, sent_chain) "
+            "ELSE sent_chain END, batches = MAX(batches, :b), status = :s, "
+            "ended_at = COALESCE(:e, ended_at) WHERE id = :id AND status != 'complete'",
+            {"r": records, "y": bytes, "b": batches, "s": status, "c": chain, "e": ended,
+             "id": transfer_id}))
 
     async def acknowledge(self, transfer_id: str, acked_seq: int) -> tuple[int, bool]:
         """The provider's transfer acknowledged up to ``acked_seq`` (already verified): the
         acknowledged batch only rises; acknowledging the last batch once the summary has left
-        completes the transfer. Returns (acknowledged batch, complete?)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        completes the transfer. Returns (acknowledged batch, complete?) once durable."""
+        def work(conn: sqlite3.Connection) -> tuple[int, bool]:
+            conn.execute(
                 "UPDATE transfers SET status = CASE WHEN status = 'sent' AND ? = batches "
                 "THEN 'complete' ELSE status END, acked_seq = MAX(acked_seq, ?) "
                 "WHERE id = ? AND role = 'provider'", (acked_seq, acked_seq, transfer_id))
-            row = await (await conn.execute(
-                "SELECT acked_seq, status FROM transfers WHERE id = ?", (transfer_id,))).fetchone()
-        return int(row["acked_seq"]), row["status"] == "complete"
+            row = conn.execute("SELECT acked_seq, status FROM transfers WHERE id = ?",
+                               (transfer_id,)).fetchone()
+            return int(row["acked_seq"]), row["status"] == "complete"
+
+        return await self.db.write(work)
 
     async def get(self, transfer_id: str, role: str | None = None) -> TransferRow:
-        row = await self.db.fetchone("SELECT * FROM transfers WHERE id = ? AND role = "
-                                     "COALESCE(?, role)", (transfer_id, role))
+        row = await self.db.read(lambda conn: conn.execute(
+            "SELECT * FROM transfers WHERE id = ? AND role = COALESCE(?, role)",
+            (transfer_id, role)).fetchone())
         if row is None:
             raise NotFound(f"no transfer {transfer_id}", message_ja=f"転送 {transfer_id} はありません",
                            code="unknown_transfer")
@@ -276,9 +332,16 @@ class UsageStore:
         """(transfers, records) an agreement has used as its limits count them (running
         transfers with their reservations), the transfer ``exclude`` left out. A read outside
         any reservation: only good for refusing early."""
-        row = await self.db.fetchone(_USAGE, (agreement_id, "provider", exclude))
-        assert row is not None
-        return int(row["n"]), int(row["r"])
+        return await self.db.read(lambda conn: _used(conn, agreement_id, exclude))
+
+    async def first_data_since(self, agreement_id: str, role: str, after: str | None) -> str | None:
+        """When the first transfer of the agreement (on ``role``'s side) that carried records
+        started, among those started after ``after`` (ISO 8601; None: all), or None."""
+        row = await self.db.read(lambda conn: conn.execute(
+            "SELECT MIN(started_at) FROM transfers WHERE agreement_id = ? AND role = ? "
+            "AND records > 0 AND (? IS NULL OR started_at > ?)",
+            (agreement_id, role, after, after)).fetchone())
+        return row[0] if row else None
 
     async def last_complete(self, agreement_id: str, role: str = "consumer") -> TransferRow | None:
         row = await self.db.fetchone(
@@ -307,20 +370,20 @@ class UsageStore:
 
     async def next_report_seq(self) -> int:
         """The number of the next usage report (1, 2, …), kept across restarts."""
-        async with self.db.transaction() as conn:
-            await conn.execute("INSERT INTO usage_report_seq(id, seq) VALUES (1, 1) "
-                               "ON CONFLICT(id) DO UPDATE SET seq = seq + 1")
-            row = await (await conn.execute("SELECT seq FROM usage_report_seq")).fetchone()
-        return int(row[0])
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO usage_report_seq(id, seq) VALUES (1, 1) "
+                         "ON CONFLICT(id) DO UPDATE SET seq = seq + 1")
+            return int(conn.execute("SELECT seq FROM usage_report_seq").fetchone()[0])
+
+        return await self.db.write(work)
 
     async def mark_reported(self, rows: list[TransferRow]) -> None:
         """Mark ``rows`` reported, each only if its counts are still the ones reported."""
         now = iso(utcnow())
-        async with self.db.transaction() as conn:
-            await conn.executemany(
-                "UPDATE transfers SET reported_at = ? WHERE id = ? AND records = ? AND bytes = ? "
-                "AND batches = ? AND status = ?",
-                [(now, r.id, r.records, r.bytes, r.batches, r.status) for r in rows])
+        await self.db.write(_statement(
+            "UPDATE transfers SET reported_at = ? WHERE id = ? AND records = ? AND bytes = ? "
+            "AND batches = ? AND status = ?",
+            [(now, r.id, r.records, r.bytes, r.batches, r.status) for r in rows], many=True))
 
     async def list(self, agreement_id: str | None = None) -> list[TransferRow]:
         sql, params = "SELECT * FROM transfers", []
@@ -328,6 +391,39 @@ class UsageStore:
             sql += " WHERE agreement_id = ?"
             params.append(agreement_id)
         return [_row(r) for r in await self.db.fetchall(sql + " ORDER BY started_at DESC", params)]
+
+
+def _statement(sql: str, params, *, many: bool = False) -> Callable[[sqlite3.Connection], int]:
+    """One statement (or one per parameter set) as ``Database.write`` work: its row count."""
+    def work(conn: sqlite3.Connection) -> int:
+        return (conn.executemany if many else conn.execute)(sql, params).rowcount
+
+    return work
+
+
+def _insert(conn: sqlite3.Connection, id: str, role: str, agreement_id: str, dataset_id: str,
+            provider: str, consumer: str, version: str, incremental: bool,
+            reserved: int | None) -> None:
+    conn.execute(
+        "INSERT INTO transfers(id, role, agreement_id, dataset_id, provider, consumer, version,"
+        " incremental, status, started_at, reserved_records) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        (id, role, agreement_id, dataset_id, provider, consumer, version, int(incremental),
+         iso(utcnow()), reserved))
+
+
+def _used(conn: sqlite3.Connection, agreement_id: str, exclude: str) -> tuple[int, int]:
+    """What ``_USAGE`` counts, from the per-agreement sums: two reads by key."""
+    total = conn.execute("SELECT transfers, records FROM agreement_usage WHERE agreement_id = ? "
+                         "AND role = 'provider'", (agreement_id,)).fetchone()
+    if total is None:
+        return 0, 0
+    n, r = int(total[0]), int(total[1])
+    if exclude:
+        share = conn.execute(_SHARE, (exclude, agreement_id, "provider")).fetchone()
+        if share is not None:
+            n, r = n - int(share[0]), r - int(share[1])
+    return n, r
 
 
 def _row(r) -> TransferRow:

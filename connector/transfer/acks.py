@@ -102,6 +102,6 @@ class TransferAcks:
         acked, complete = await self.usage.acknowledge(row.id, req.acked_seq)
         if complete:
             self.chains.forget(row.id)
-            log.info("transfer acknowledged complete", extra={"transfer": row.id,
-                                                              "batches": acked})
+            log.debug("transfer acknowledged complete", extra={"transfer": row.id,
+                                                               "batches": acked})
         return peer_pb2.AcknowledgeTransferResponse(acked_seq=acked, complete=complete)

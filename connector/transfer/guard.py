@@ -11,10 +11,19 @@ offer's policy now refuses, such as its validity window.
 Transfer and record limits are not decided here: the usage can change between this check and
 the transfer's start. ``Authorised.limits`` decides them with the usage counted inside the
 transaction that reserves the transfer (``UsageStore.reserve`` / ``resume``).
+
+Every check reads the agreement's row as committed now, so a termination (by this process, the
+CLI or the counter-party) or an edit of the stored document refuses the very next call. What is
+remembered between calls is only what cannot change without the row or the trust bundle
+changing: the signature checks and the parsed policy of a stored document (``VerifiedAgreements``),
+valid for that exact text checked against that exact bundle, which is read again at every call.
+Four ECDSA verifications and two certificate parses per call were most of a small transfer's
+CPU time on the provider (issue 18).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +31,7 @@ from typing import Any
 
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore
-from connector.datasets.store import PublisherStore, find_dataset
+from connector.datasets.store import PublishedDatasets, PublisherStore
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, load_pem_bundle
 from mesh.clock import from_iso, utcnow
@@ -31,6 +40,51 @@ from mesh.keystore import NodeKeyStore
 from mesh.policy import Decision, Policy, PolicyContext, evaluate, parse_policy
 
 log = logging.getLogger("areamesh.connector.transfer")
+VERIFIED_KEEP = 4096        # agreements whose checked documents are remembered
+
+
+class _Checked:
+    __slots__ = ("bundle", "policy", "signed", "text")
+
+    def __init__(self, text: str, bundle: bytes, signed: SignedAgreement) -> None:
+        self.text, self.bundle, self.signed = text, bundle, signed
+        self.policy: Policy | None = None
+
+
+class VerifiedAgreements:
+    """Stored agreements whose signatures passed ``verify_signed``, by agreement id, each with
+    the exact stored text and the exact trust bundle it was checked against, and its policy once
+    parsed. ``verify_signed`` depends on nothing else (a signer's certificate is judged at the
+    time the agreement was made, not now), so the same text against the same bundle always
+    passes again; any other text or bundle is checked afresh. Failures are not remembered."""
+
+    def __init__(self, keep: int = VERIFIED_KEEP) -> None:
+        self.keep = keep
+        self._checked: collections.OrderedDict[str, _Checked] = collections.OrderedDict()
+        self._roots: tuple[bytes, list] | None = None
+
+    def check(self, row: AgreementRow, bundle: bytes) -> _Checked:
+        """The row's document, verified against ``bundle`` (PEM); raises as ``verify_signed``."""
+        assert row.signed is not None
+        text = row.signed_text or ""
+        hit = self._checked.get(row.id)
+        if hit is not None and text and hit.text == text and hit.bundle == bundle:
+            self._checked.move_to_end(row.id)
+            return hit
+        signed = SignedAgreement.from_json(row.signed)
+        verify_signed(signed, self._parsed(bundle))
+        checked = _Checked(text, bundle, signed)
+        if text:
+            self._checked[row.id] = checked
+            self._checked.move_to_end(row.id)
+            while len(self._checked) > self.keep:
+                self._checked.popitem(last=False)
+        return checked
+
+    def _parsed(self, bundle: bytes) -> list:
+        if self._roots is None or self._roots[0] != bundle:
+            self._roots = (bundle, load_pem_bundle(bundle))
+        return self._roots[1]
 
 
 @dataclass(frozen=True)
@@ -61,6 +115,8 @@ class AgreementGuard:
         self.keystore = keystore
         self.agreements = agreements
         self.participants = participants
+        self.verified = VerifiedAgreements()
+        self.datasets = PublishedDatasets(data_dir)   # descriptions, while their files are unchanged
 
     async def check(self, peer: PeerIdentity, agreement_id: str) -> Authorised:
         """May ``peer`` use the agreement now, usage limits aside (a subscription never counts
@@ -85,9 +141,8 @@ class AgreementGuard:
             raise FailedPrecondition(f"agreement {agreement_id} is {row.state}, not FINALIZED",
                                      message_ja=f"合意 {agreement_id} は確定していません（{row.state}）",
                                      code="agreement_not_finalized")
-        signed = SignedAgreement.from_json(row.signed)
-        verify_signed(signed, load_pem_bundle(self.keystore.trust_bundle_pem()))
-        agreement = signed.agreement
+        checked = self.verified.check(row, self.keystore.trust_bundle_pem())
+        agreement = checked.signed.agreement
         now = utcnow()
         if agreement.expires and from_iso(agreement.expires) <= now:
             raise PermissionDenied(f"agreement {agreement_id} expired at {agreement.expires}",
@@ -95,7 +150,7 @@ class AgreementGuard:
                                               f"（{agreement.expires}）を過ぎています",
                                    code="agreement_expired")
         try:
-            store, doc = find_dataset(self.data_dir, agreement.dataset_id)
+            store, doc = self.datasets.find(agreement.dataset_id)
         except NotFound:
             raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
                                      message_ja=f"データセット {agreement.dataset_id} は提供されていません",
@@ -103,7 +158,9 @@ class AgreementGuard:
         ctx = PolicyContext(consumer_id=peer.participant_id,
                             consumer_type=await self.participants.type_of(peer.participant_id),
                             purpose=agreement.purpose, provider_id=doc["publisher"], now=now)
-        policy = parse_policy(agreement.policy)
+        if checked.policy is None:
+            checked.policy = parse_policy(agreement.policy)
+        policy = checked.policy
         decision = evaluate(policy, ctx)
         if not decision.allowed:
             log.info("transfer refused by policy", extra={"agreement": agreement_id, "peer": peer.uri})

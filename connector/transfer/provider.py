@@ -53,6 +53,7 @@ from connector.transfer.batches import (
     sized_pieces,
 )
 from connector.transfer.guard import AgreementGuard, Authorised
+from connector.transfer.small_sources import Prepared, SmallSources
 from connector.transfer.snapshots import RowHashSnapshots
 from connector.transfer.typed import SchemaTyping
 from connector.transfer.wire import encode_batch_chunk
@@ -66,6 +67,7 @@ log = logging.getLogger("areamesh.connector.transfer")
 MAX_BATCH_ROWS = 1_000_000
 PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
 READ_AHEAD = 2        # passthrough chunks prepared ahead of the one being sent
+INLINE_BATCH_BYTES = 64 << 10  # a batch this small is typed and encoded on the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ class TransferProvider:
         self.on_transfer_complete: list = []  # callbacks (metering report) run after a full stream
         self.sent_chains = SentChains()       # what each batch's ack must carry (``acks.py``)
         self.acks = TransferAcks(usage, self.sent_chains)
+        self.small_sources = SmallSources()   # small files' typed records, while unchanged
 
     async def acknowledge(self, peer: PeerIdentity, req: peer_pb2.AcknowledgeTransferRequest
                           ) -> peer_pb2.AcknowledgeTransferResponse:
@@ -184,11 +187,9 @@ class TransferProvider:
             transfer_id, incremental, old, decision = await self._open(peer, req, auth, version)
             _refuse_unservable(decision, req)  # under the permission the transfer is reserved by
             auth = replace(auth, decision=decision)
-            schema = await source.schema()
-            if schema is None:
-                raise FailedPrecondition("the source cannot state its schema", code="no_schema")
             cap = decision.max_records
             if req.passthrough:
+                await self._schema(source)
                 path, media_type = self._passthrough_file(source, cap, req)
                 yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                     transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
@@ -200,14 +201,24 @@ class TransferProvider:
                 return
             gate = self._consent_gate(peer, auth, req, transfer_id) \
                 if auth.decision.requires_consent else None
-            typing = SchemaTyping.for_dataset(schema, auth.doc)  # integer columns as numbers
+            # a small unchanged file's typed records, kept (SmallSources): full non-personal only
+            key = SmallSources.key(source, auth.doc, version, batch_rows) \
+                if gate is None and old is None else None
+            kept = self.small_sources.get(auth.agreement.dataset_id, key) if key else None
+            typing = None
+            if kept is None:  # integer columns as numbers, ...
+                typing = SchemaTyping.for_dataset(await self._schema(source), auth.doc)
+                if key is not None:
+                    kept = await self.small_sources.prepare(auth.agreement.dataset_id, key, source,
+                                                            typing, batch_rows)
+            out_schema = kept.schema if kept is not None else typing.schema
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                arrow_schema=schema_bytes(typing.schema), incremental=incremental, max_records=cap or 0,
+                arrow_schema=schema_bytes(out_schema), incremental=incremental, max_records=cap or 0,
                 consent_filtered=gate is not None))
             streaming = True
             async with contextlib.aclosing(self._batches(
-                    source, transfer_id, req, batch_rows, cap, old, gate, typing)) as chunks:
+                    source, transfer_id, req, batch_rows, cap, old, gate, typing, kept)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -312,14 +323,22 @@ class TransferProvider:
             id=transfer_id, agreement_id=req.agreement_id, dataset_id=auth.agreement.dataset_id,
             provider=self.own_uri, consumer=peer.uri, version=version, incremental=old is not None,
             limits=auth.limits)
-        log.info("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
-                                            "peer": peer.uri, "version": version})
+        log.debug("transfer started", extra={"transfer": transfer_id, "agreement": req.agreement_id,
+                                             "peer": peer.uri, "version": version})
         return transfer_id, old is not None, old, decision
+
+    @staticmethod
+    async def _schema(source) -> pa.Schema:
+        schema = await source.schema()
+        if schema is None:
+            raise FailedPrecondition("the source cannot state its schema", code="no_schema")
+        return schema
 
     async def _batches(self, source, transfer_id: str, req: peer_pb2.TransferRequest,
                        batch_rows: int, cap: int | None, old: pa.UInt64Array | None,
-                       gate: ConsentGate | None = None, typing: SchemaTyping | None = None
-                       ) -> AsyncIterator[peer_pb2.TransferChunk]:
+                       gate: ConsentGate | None = None, typing: SchemaTyping | None = None,
+                       kept: Prepared | None = None) -> AsyncIterator[peer_pb2.TransferChunk]:
+        """``kept``: the records already typed (``SmallSources``), read instead of ``source``."""
         seq = records = sent = 0
         chain = CHAIN_START
         truncated = False
@@ -328,7 +347,8 @@ class TransferProvider:
         last_save = time.monotonic()
         chains = self.sent_chains.track(transfer_id)
         try:
-            async for batch in source.read(batch_rows=batch_rows):
+            async for batch in (kept.read() if kept is not None else
+                                source.read(batch_rows=batch_rows)):
                 if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
                     filtered = await gate.apply(batch)
                     batch = filtered.batch
@@ -343,15 +363,21 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
+                # a small batch is typed and encoded here: the trip to a worker thread and back
+                # would take longer (many small transfers: issue 18)
+                inline = batch.nbytes <= INLINE_BATCH_BYTES
                 if typing is not None and typing.changes_anything:  # after the row hashes and
                     # the consent filter, which work on the source's own values
-                    batch = await asyncio.to_thread(typing.apply, batch, records + 1)
-                encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                    batch = typing.apply(batch, records + 1) if inline else \
+                        await asyncio.to_thread(typing.apply, batch, records + 1)
                 if gate is not None:  # the ledger says where the data went before it goes;
                     # the batch is encoded meanwhile, and sent only once the entry is stored
+                    encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                     _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
+                elif inline:
+                    pieces = list(sized_pieces(batch))
                 else:
-                    pieces = await encoding
+                    pieces = await asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                 for piece, data in pieces:
                     seq += 1
                     digest = batch_digest(data)
@@ -391,7 +417,7 @@ class TransferProvider:
                         transfer_id, records=records, bytes=sent, batches=seq, status=status,
                         chain=chain))
             log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
-                                                   "batches": seq})
+                                                   "batches": seq, "agreement": req.agreement_id})
             if gate is not None:      # and after a stream that broke off
                 request_checkpoint()
         for callback in self.on_transfer_complete:
