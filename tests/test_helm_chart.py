@@ -131,7 +131,8 @@ def test_the_ca_secret_is_read_only_0400_and_only_in_the_init_container():
     mount = next(m for m in init["volumeMounts"] if m["name"] == "ca")
     assert mount["readOnly"] is True
     script = init["args"][0]
-    assert "umask 077" in script and 'chmod 600 "$DATA_DIR/ca/ca.key" "$DATA_DIR/identity/pseudonym.key"' in script
+    assert "umask 077" in script
+    assert 'chmod 600 "$DATA_DIR/ca/ca.key" "$DATA_DIR/identity/pseudonym.key"' in script
     for container in pod["containers"]:                        # the server never mounts it
         assert all(m["name"] != "ca" for m in container["volumeMounts"])
     data = next(v for v in pod["volumes"] if v["name"] == "data")
