@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -45,6 +46,11 @@ class RegistryDbChecker:
         self.store = store
 
     async def check(self, identity: PeerIdentity) -> None:
+        if identity.mesh_id:
+            raise PermissionDenied(f"{identity.uri} belongs to mesh {identity.mesh_id}; only this "
+                                   "mesh's nodes call its registry (federated meshes talk "
+                                   "registry to registry)", message_ja="別のメッシュのノードは"
+                                   "このレジストリを呼び出せません", code="foreign_mesh")
         state = await self.store.certificate_state(identity.serial_hex)
         if state is None:
             raise PermissionDenied(f"certificate {identity.serial_hex} was not issued by this "
@@ -70,7 +76,12 @@ def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
 
 class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, config: RegistryConfig, store: RegistryStore,
-                 ca: CertificateAuthority, catalog: CatalogService) -> None:
+                 ca: CertificateAuthority, catalog: CatalogService,
+                 federated: Callable[[], Awaitable[list[registry_pb2.FederatedMesh]]] | None = None
+                 ) -> None:
+        """``federated`` lists the active federations for the trust bundle
+        (``registry.federation.link.FederationLinks.active_bundle``)."""
+        self.federated = federated
         self.config = config
         self.store = store
         self.ca = ca
@@ -78,9 +89,10 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         self.checkpoints = LedgerCheckpointStore(store.db, [ca.certificate])
         self.usage_reports = UsageReports(store.db, [ca.certificate])
 
-    def _bundle(self) -> registry_pb2.TrustBundle:
-        return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
-                                        ca_certificates_pem=[self.ca.ca_pem()])
+    async def _bundle(self) -> registry_pb2.TrustBundle:
+        return registry_pb2.TrustBundle(
+            mesh_id=self.ca.mesh_id, ca_certificates_pem=[self.ca.ca_pem()],
+            federated=await self.federated() if self.federated else [])
 
     async def Enrol(self, request: registry_pb2.EnrolRequest, context: grpc.aio.ServicerContext
                     ) -> registry_pb2.EnrolResponse:
@@ -101,7 +113,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                          "node": request.node_name,
                                          "serial": format(cert.serial_number, "x")})
         return registry_pb2.EnrolResponse(
-            certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+            certificate_pem=to_pem(cert), trust_bundle=await self._bundle(),
             participant_id=participant.id, participant_name=participant.name,
             not_after=timestamp(cert.not_valid_after_utc))
 
@@ -119,7 +131,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         await self.store.record_renewal(peer.participant_id, peer.node_name, cert)
         log.info("certificate renewed", extra={"peer": peer.uri,
                                                "serial": format(cert.serial_number, "x")})
-        return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+        return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=await self._bundle(),
                                           not_after=timestamp(cert.not_valid_after_utc))
 
     async def Heartbeat(self, request: registry_pb2.HeartbeatRequest,
@@ -138,6 +150,11 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def ListNodes(self, request: registry_pb2.ListNodesRequest,
                         context: grpc.aio.ServicerContext) -> registry_pb2.ListNodesResponse:
         current_peer()
+        return await self.list_nodes(request)
+
+    async def list_nodes(self, request: registry_pb2.ListNodesRequest
+                         ) -> registry_pb2.ListNodesResponse:
+        """The nodes of this mesh (also what a federated registry is told)."""
         now = utcnow()
         nodes = []
         for n in await self.store.nodes(request.participant_id or None):
@@ -156,7 +173,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetTrustBundle(self, request: registry_pb2.GetTrustBundleRequest,
                              context: grpc.aio.ServicerContext) -> registry_pb2.TrustBundle:
-        return self._bundle()
+        return await self._bundle()
 
     async def GetRevocationList(self, request: registry_pb2.GetRevocationListRequest,
                                 context: grpc.aio.ServicerContext) -> registry_pb2.RevocationList:
@@ -183,6 +200,10 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def SearchDatasets(self, request: registry_pb2.SearchDatasetsRequest,
                              context: grpc.aio.ServicerContext
                              ) -> registry_pb2.SearchDatasetsResponse:
+        return await self.search(request)
+
+    async def search(self, request: registry_pb2.SearchDatasetsRequest
+                     ) -> registry_pb2.SearchDatasetsResponse:
         query = search_query({"q": request.q, "theme": request.theme,
                               "publisher": request.publisher, "prefecture": request.prefecture,
                               "standard_type": request.standard_type,

@@ -8,6 +8,25 @@ from registry.duties import DUTIES_MIGRATION
 from registry.kpi.schema import KPI_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
 
+FEDERATION_MIGRATION = """
+CREATE TABLE federations (
+    mesh_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    fingerprints TEXT NOT NULL,
+    registry_endpoint TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'active', 'removed')),
+    removed_at TEXT,
+    checked_at TEXT,
+    last_error TEXT,
+    crl_der BLOB,
+    crl_number INTEGER NOT NULL DEFAULT -1,
+    crl_next_update TEXT
+)
+"""
+
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
     """
@@ -200,4 +219,7 @@ MIGRATIONS = [
     # 15: a participant's reading (katakana), from the list of 全国地方公共団体コード
     # (registry/participants_import.py)
     "ALTER TABLE participants ADD COLUMN reading TEXT",
+    # 16: other meshes' federation documents this registry's operator added, and what the link
+    # to each last found (registry/federation/store.py)
+    FEDERATION_MIGRATION,
 ]

@@ -193,12 +193,26 @@ class GetTrustBundleRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class TrustBundle(_message.Message):
-    __slots__ = ("mesh_id", "ca_certificates_pem")
+    __slots__ = ("mesh_id", "ca_certificates_pem", "federated")
     MESH_ID_FIELD_NUMBER: _ClassVar[int]
     CA_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    FEDERATED_FIELD_NUMBER: _ClassVar[int]
     mesh_id: str
     ca_certificates_pem: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, mesh_id: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    federated: _containers.RepeatedCompositeFieldContainer[FederatedMesh]
+    def __init__(self, mesh_id: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ..., federated: _Optional[_Iterable[_Union[FederatedMesh, _Mapping]]] = ...) -> None: ...
+
+class FederatedMesh(_message.Message):
+    __slots__ = ("mesh_id", "name", "ca_certificates_pem", "crl_der")
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    mesh_id: str
+    name: str
+    ca_certificates_pem: _containers.RepeatedScalarFieldContainer[bytes]
+    crl_der: bytes
+    def __init__(self, mesh_id: _Optional[str] = ..., name: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ..., crl_der: _Optional[bytes] = ...) -> None: ...
 
 class GetRevocationListRequest(_message.Message):
     __slots__ = ()
