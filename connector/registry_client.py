@@ -145,6 +145,10 @@ class RegistryClient:
         return await self._call("NotariseAgreement", registry_pb2.NotariseAgreementRequest(
             signed_agreement_json=signed_json))
 
+    async def trust_bundle(self) -> registry_pb2.TrustBundle:
+        """This mesh's roots and the federated meshes' roots and revocation lists."""
+        return await self._call("GetTrustBundle", registry_pb2.GetTrustBundleRequest())
+
     async def revocation_list(self) -> registry_pb2.RevocationList:
         return await self._call("GetRevocationList", registry_pb2.GetRevocationListRequest())
 
