@@ -23,6 +23,7 @@ from registry.federation.grpc_service import PUBLIC_METHODS as FEDERATION_METHOD
 from registry.federation.grpc_service import SERVICE_NAME as FEDERATION_SERVICE_NAME
 from registry.federation.grpc_service import FederationGrpcService
 from registry.federation.link import FederationLinks
+from registry.federation.search import FederatedCatalog
 from registry.federation.store import FederationStore
 from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
 from registry.http_api import build_http_app
@@ -69,7 +70,7 @@ class RegistryApp:
         self.catalog = CatalogService(self.db, self.store)
         await self.catalog.reindex_unclassified()
         service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog,
-                                      federated=self.federation.active_bundle)
+                                      links=self.federation)
         self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
                                                    revocation=revocation)
         identity = IdentityGrpcService(self.identity, self.store)
@@ -87,7 +88,9 @@ class RegistryApp:
         bound = replace(self.config, grpc_listen=_with_port(self.config.grpc_listen, self.grpc_port),
                         enrol_listen=_with_port(self.config.enrol_listen, self.enrol_port))
         self.http, self.http_port = await start_site(
-            build_http_app(bound, self.store, self.ca, self.catalog), self.config.http_listen)
+            build_http_app(bound, self.store, self.ca, self.catalog,
+                           FederatedCatalog(self.catalog, self.federation)),
+            self.config.http_listen)
         log.info("registry of mesh %s ready (CA %s)", self.ca.mesh_id, self.ca.fingerprint,
                  extra={"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
                         "http_port": self.http_port})

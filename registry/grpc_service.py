@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -19,6 +18,7 @@ from mesh.clock import timestamp, utcnow
 from mesh.config import parse_hostport
 from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.federation import qualified_uri
 from mesh.grpc_auth import current_peer
 from mesh.ids import node_dns_name, node_identity_uri, validate_node_name
 from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
@@ -29,6 +29,8 @@ from registry.catalog.query import search_query
 from registry.config import RegistryConfig
 from registry.datamap.services import Service, ServiceRegistry, record_agreement_purpose
 from registry.duties import DutyRegister
+from registry.federation.link import FederationLinks
+from registry.federation.search import FederatedCatalog, MeshRecord
 from registry.metering.reports import UsageReports
 from registry.store import RegistryStore
 
@@ -66,6 +68,16 @@ class RegistryDbChecker:
                                    code="participant_suspended")
 
 
+def mesh_record(record: MeshRecord) -> registry_pb2.DatasetRecord:
+    """A result of federated search or lookup: marked with its mesh; a federated one's
+    ``served_by`` is mesh-qualified."""
+    pb = dataset_record(record)
+    pb.mesh_id = record.mesh_id
+    if record.federated:
+        pb.served_by = qualified_uri(record.mesh_id, record.node_participant_id, record.node_name)
+    return pb
+
+
 def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
     return registry_pb2.DatasetRecord(
         id=record.id, publisher_id=record.publisher_id, publisher_name=record.publisher_name,
@@ -77,11 +89,10 @@ def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
 class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, config: RegistryConfig, store: RegistryStore,
                  ca: CertificateAuthority, catalog: CatalogService,
-                 federated: Callable[[], Awaitable[list[registry_pb2.FederatedMesh]]] | None = None
-                 ) -> None:
-        """``federated`` lists the active federations for the trust bundle
-        (``registry.federation.link.FederationLinks.active_bundle``)."""
-        self.federated = federated
+                 links: FederationLinks | None = None) -> None:
+        """``links``: the federations (trust bundle, federated nodes, datasets and search)."""
+        self.links = links
+        self.federated_catalog = FederatedCatalog(catalog, links) if links else None
         self.config = config
         self.store = store
         self.ca = ca
@@ -92,7 +103,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def _bundle(self) -> registry_pb2.TrustBundle:
         return registry_pb2.TrustBundle(
             mesh_id=self.ca.mesh_id, ca_certificates_pem=[self.ca.ca_pem()],
-            federated=await self.federated() if self.federated else [])
+            federated=await self.links.active_bundle() if self.links else [])
 
     async def Enrol(self, request: registry_pb2.EnrolRequest, context: grpc.aio.ServicerContext
                     ) -> registry_pb2.EnrolResponse:
@@ -150,7 +161,19 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def ListNodes(self, request: registry_pb2.ListNodesRequest,
                         context: grpc.aio.ServicerContext) -> registry_pb2.ListNodesResponse:
         current_peer()
+        if request.mesh_id and request.mesh_id != self.ca.mesh_id and self.links:
+            return await self.federated_nodes(request)
         return await self.list_nodes(request)
+
+    async def federated_nodes(self, request: registry_pb2.ListNodesRequest
+                              ) -> registry_pb2.ListNodesResponse:
+        """A federated mesh's nodes, from its registry, named by mesh-qualified URIs."""
+        assert self.links is not None
+        reply = await self.links.call(request.mesh_id, "ListNodes", registry_pb2.ListNodesRequest(
+            participant_id=request.participant_id))
+        for n in reply.nodes:
+            n.identity_uri = qualified_uri(request.mesh_id, n.participant_id, n.node_name)
+        return reply
 
     async def list_nodes(self, request: registry_pb2.ListNodesRequest
                          ) -> registry_pb2.ListNodesResponse:
@@ -195,6 +218,8 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetDataset(self, request: registry_pb2.GetDatasetRequest,
                          context: grpc.aio.ServicerContext) -> registry_pb2.DatasetRecord:
+        if request.mesh_id and request.mesh_id != self.ca.mesh_id and self.federated_catalog:
+            return mesh_record(await self.federated_catalog.get(request.mesh_id, request.id))
         return dataset_record(await self.catalog.get(request.id))
 
     async def SearchDatasets(self, request: registry_pb2.SearchDatasetsRequest,
@@ -204,6 +229,9 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
 
     async def search(self, request: registry_pb2.SearchDatasetsRequest
                      ) -> registry_pb2.SearchDatasetsResponse:
+        """This mesh's catalog; with ``request.federated``, the federated meshes' too."""
+        if request.federated and self.federated_catalog:
+            return await self._federated_search(request)
         query = search_query({"q": request.q, "theme": request.theme,
                               "publisher": request.publisher, "prefecture": request.prefecture,
                               "standard_type": request.standard_type,
@@ -215,6 +243,21 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
             facets=[registry_pb2.Facet(name=name, counts=[
                 registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
                 for name, counts in result.facets.items()])
+
+    async def _federated_search(self, request: registry_pb2.SearchDatasetsRequest
+                                ) -> registry_pb2.SearchDatasetsResponse:
+        assert self.federated_catalog is not None
+        query = search_query({"q": request.q, "theme": request.theme,
+                              "publisher": request.publisher, "prefecture": request.prefecture,
+                              "standard_type": request.standard_type,
+                              "personal": request.personal, "page": request.page,
+                              "per_page": request.per_page})
+        answer = await self.federated_catalog.search(query)
+        return registry_pb2.SearchDatasetsResponse(
+            total=answer.result.total, results=[mesh_record(r) for r in answer.records],
+            facets=[registry_pb2.Facet(name=name, counts=[
+                registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
+                for name, counts in answer.result.facets.items()])
 
     # ---- agreements ------------------------------------------------------------------------
     async def NotariseAgreement(self, request: registry_pb2.NotariseAgreementRequest,

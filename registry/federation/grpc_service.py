@@ -22,12 +22,16 @@ from mesh.proto.areamesh.v1 import federation_pb2, federation_pb2_grpc, registry
 from mesh.signatures import issued_by
 from mesh.tls import peer_certificate_pem
 from registry.federation.store import Federation, FederationStore
+from registry.grpc_service import dataset_record
 
 log = logging.getLogger("areamesh.registry.federation")
 
 SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name
-PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("Exchange", "SearchDatasets",
-                                                            "ListNodes"))
+# "public" to the node interceptor (a registry certificate names no node); every method checks
+# its caller itself (``FederationGrpcService.caller``)
+PUBLIC_METHODS = frozenset(
+    f"/{SERVICE_NAME}/{m.name}"
+    for m in federation_pb2.DESCRIPTOR.services_by_name["FederationService"].methods)
 _REGISTRY_URI = re.compile(r"^urn:areamesh:mesh:([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?):registry\Z")
 
 
@@ -83,8 +87,14 @@ class FederationGrpcService(federation_pb2_grpc.FederationServiceServicer):
 
     async def SearchDatasets(self, request: registry_pb2.SearchDatasetsRequest, context):
         await self.caller(context, active=True)
+        request.federated = False      # one hop: never passed on to our own federations
         return await self.registry.search(request)
+
+    async def GetDataset(self, request: registry_pb2.GetDatasetRequest, context):
+        await self.caller(context, active=True)
+        return dataset_record(await self.registry.catalog.get(request.id))
 
     async def ListNodes(self, request: registry_pb2.ListNodesRequest, context):
         await self.caller(context, active=True)
-        return await self.registry.list_nodes(request)
+        return await self.registry.list_nodes(registry_pb2.ListNodesRequest(
+            participant_id=request.participant_id))

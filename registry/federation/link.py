@@ -30,7 +30,7 @@ import grpc
 from cryptography import x509
 
 from mesh.certs import to_pem
-from mesh.errors import AreameshError
+from mesh.errors import AreameshError, NotFound, Unavailable, from_grpc
 from mesh.federation import TrustedMeshes
 from mesh.ids import registry_dns_name
 from mesh.proto.areamesh.v1 import federation_pb2, federation_pb2_grpc, registry_pb2
@@ -111,6 +111,34 @@ class FederationLinks:
         for f in await self.reload():
             await self.exchange(f)
         await self.reload()
+
+    async def call(self, mesh_id: str, method: str, request):
+        """Call ``method`` of the FederationService of active federation ``mesh_id``.
+
+        Raises ``NotFound`` (``federation_unknown``) for a mesh not actively federated, and
+        ``Unavailable`` (``federation_unreachable``) when its registry does not answer."""
+        f = next((f for f in self.federations if f.mesh_id == mesh_id and f.active), None)
+        if f is None:
+            f = await self.store.get(mesh_id)
+            if not f.active:
+                raise NotFound(f"the federation with mesh {mesh_id} is not active",
+                               message_ja=f"メッシュ {mesh_id} との連携は有効ではありません",
+                               code="federation_unknown")
+        roots = b"".join(to_pem(c) for c in f.document.certificates)
+        options = [("grpc.ssl_target_name_override", registry_dns_name(f.mesh_id))]
+        try:
+            async with grpc.aio.secure_channel(
+                    f.registry_endpoint, self.ca.registry_client_credentials(roots),
+                    options=options) as channel:
+                stub = federation_pb2_grpc.FederationServiceStub(channel)
+                return await getattr(stub, method)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unavailable(
+                    f"the registry of federated mesh {mesh_id} ({f.registry_endpoint}) does not "
+                    f"answer: {exc.code().name}", message_ja=f"連携先メッシュ {mesh_id} の"
+                    "レジストリに接続できません", code="federation_unreachable") from None
+            raise from_grpc(exc, what=f"federated mesh {mesh_id}: {method}") from None
 
     async def active_bundle(self) -> list[registry_pb2.FederatedMesh]:
         """The active federations as the trust bundle hands them to connectors."""

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mesh.proto.areamesh.v1 import registry_pb2 as areamesh_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61reamesh/v1/federation.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x61reamesh/v1/registry.proto\"\x1b\n\x19\x46\x65\x64\x65rationExchangeRequest\"\x83\x01\n\x1a\x46\x65\x64\x65rationExchangeResponse\x12\x0f\n\x07mesh_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63rl_der\x18\x02 \x01(\x0c\x12\x12\n\ncrl_number\x18\x03 \x01(\x03\x12/\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x97\x02\n\x11\x46\x65\x64\x65rationService\x12[\n\x08\x45xchange\x12&.areamesh.v1.FederationExchangeRequest\x1a\'.areamesh.v1.FederationExchangeResponse\x12Y\n\x0eSearchDatasets\x12\".areamesh.v1.SearchDatasetsRequest\x1a#.areamesh.v1.SearchDatasetsResponse\x12J\n\tListNodes\x12\x1d.areamesh.v1.ListNodesRequest\x1a\x1e.areamesh.v1.ListNodesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61reamesh/v1/federation.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x61reamesh/v1/registry.proto\"\x1b\n\x19\x46\x65\x64\x65rationExchangeRequest\"\x83\x01\n\x1a\x46\x65\x64\x65rationExchangeResponse\x12\x0f\n\x07mesh_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63rl_der\x18\x02 \x01(\x0c\x12\x12\n\ncrl_number\x18\x03 \x01(\x03\x12/\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe1\x02\n\x11\x46\x65\x64\x65rationService\x12[\n\x08\x45xchange\x12&.areamesh.v1.FederationExchangeRequest\x1a\'.areamesh.v1.FederationExchangeResponse\x12Y\n\x0eSearchDatasets\x12\".areamesh.v1.SearchDatasetsRequest\x1a#.areamesh.v1.SearchDatasetsResponse\x12J\n\tListNodes\x12\x1d.areamesh.v1.ListNodesRequest\x1a\x1e.areamesh.v1.ListNodesResponse\x12H\n\nGetDataset\x12\x1e.areamesh.v1.GetDatasetRequest\x1a\x1a.areamesh.v1.DatasetRecordb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,5 +38,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEDERATIONEXCHANGERESPONSE']._serialized_start=136
   _globals['_FEDERATIONEXCHANGERESPONSE']._serialized_end=267
   _globals['_FEDERATIONSERVICE']._serialized_start=270
-  _globals['_FEDERATIONSERVICE']._serialized_end=549
+  _globals['_FEDERATIONSERVICE']._serialized_end=623
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,11 @@ class FederationServiceStub:
                 request_serializer=areamesh_dot_v1_dot_registry__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_registry__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/areamesh.v1.FederationService/GetDataset',
+                request_serializer=areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -86,6 +91,13 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDataset(self, request, context):
+        """One dataset of the callee's catalog.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +115,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=areamesh_dot_v1_dot_registry__pb2.ListNodesRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_registry__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.FromString,
+                    response_serializer=areamesh_dot_v1_dot_registry__pb2.DatasetRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +207,33 @@ class FederationService:
             '/areamesh.v1.FederationService/ListNodes',
             areamesh_dot_v1_dot_registry__pb2.ListNodesRequest.SerializeToString,
             areamesh_dot_v1_dot_registry__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/areamesh.v1.FederationService/GetDataset',
+            areamesh_dot_v1_dot_registry__pb2.GetDatasetRequest.SerializeToString,
+            areamesh_dot_v1_dot_registry__pb2.DatasetRecord.FromString,
             options,
             channel_credentials,
             insecure,
