@@ -47,6 +47,15 @@ def federated_roots(tls_dir: Path, mesh_id: str) -> bytes | None:
     return None
 
 
+def federated_roots_map(tls_dir: Path) -> dict[str, list[x509.Certificate]]:
+    """Every federated mesh's roots as last received, by mesh id (for signed documents)."""
+    path = tls_dir / "federation.json"
+    if not path.exists():
+        return {}
+    return {m["mesh_id"]: load_pem_bundle("".join(m["ca_certificates_pem"]).encode())
+            for m in json.loads(path.read_text()).get("meshes", [])}
+
+
 class FederatedTrust:
     """The roots and revocation lists of this node's mesh and the federated ones."""
 

@@ -17,6 +17,7 @@ from connector.registry_client import RegistryClient
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
 from mesh.errors import NotFound, Unavailable, from_grpc
+from mesh.federation import parse_qualified_uri
 from mesh.ids import parse_node_identity_uri
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import common_pb2, peer_pb2, peer_pb2_grpc
@@ -104,6 +105,12 @@ async def find_node(registry: RegistryClient, node_uri: str, *,
     With ``cache``, what the registry answers is remembered there, and while the registry is
     unreachable the remembered record is returned instead (``registry_unavailable`` is raised
     only for a node never discovered)."""
+    qualified = parse_qualified_uri(node_uri)
+    if qualified is not None:   # a node of a federated mesh, through its registry; not cached
+        mesh_id, plain = qualified
+        pid = (parse_node_identity_uri(plain) or ("", ""))[0]
+        nodes = await registry.list_nodes(pid, mesh_id=mesh_id)
+        return next((n for n in nodes if n.identity_uri == node_uri), None)
     parsed = parse_node_identity_uri(node_uri)
     if parsed is None:
         return None

@@ -57,6 +57,41 @@ def qualified_uri(mesh_id: str, participant_id: str, node_name: str) -> str:
     return f"urn:areamesh:mesh:{mesh_id}:org:{participant_id}:node:{node_name}"
 
 
+_QUALIFIED = re.compile(r"^urn:areamesh:mesh:([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"
+                        r":(org:(?:[0-9]{6}|[0-9]{13}):node:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\Z")
+
+
+def parse_qualified_uri(uri: str) -> tuple[str, str] | None:
+    """``(mesh_id, plain node URI)`` of a mesh-qualified node URI, else None."""
+    m = _QUALIFIED.match(uri)
+    return (m.group(1), f"urn:areamesh:{m.group(2)}") if m else None
+
+
+def absolute_uri(cert: x509.Certificate) -> str | None:
+    """The mesh-qualified URI of the node a certificate names (its mesh from its DNS SAN)."""
+    ident = identity_of(cert)
+    mesh_id = claimed_mesh(cert)
+    if ident is None or mesh_id is None:
+        return None
+    return qualified_uri(mesh_id, ident.participant_id, ident.node_name)
+
+
+def roots_for(party_uri: str, roots: list[x509.Certificate],
+              federated: dict[str, list[x509.Certificate]]
+              ) -> tuple[list[x509.Certificate], str, str | None]:
+    """For a party URI of a signed document: (the roots its signer must chain to, the plain node
+    URI its certificate must name, the mesh it must name or None). A plain URI is this mesh's
+    (``roots``); a qualified one is its mesh's: ``roots`` if they are that mesh's, else
+    ``federated[mesh]`` (empty when not federated, so the signer is untrusted)."""
+    parsed = parse_qualified_uri(party_uri)
+    if parsed is None:
+        return roots, party_uri, None
+    mesh_id, plain = parsed
+    if roots and all(mesh_of_ca(r) == mesh_id for r in roots):
+        return roots, plain, mesh_id
+    return federated.get(mesh_id, []), plain, mesh_id
+
+
 def mesh_of_ca(cert: x509.Certificate) -> str | None:
     """The mesh id a registry wrote into its CA's common name ('areamesh root CA (<mesh>)')."""
     for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):

@@ -270,9 +270,12 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
             raise InvalidRequest("signed_agreement_json is not JSON",
                                  code="malformed_agreement") from None
         signed = SignedAgreement.from_json(doc)
-        verify_signed(signed, [self.ca.certificate])
+        verify_signed(signed, [self.ca.certificate], federated=self._federated_roots())
         agreement = signed.agreement
-        if peer.uri not in (agreement.provider, agreement.consumer):
+        # across meshes the parties are named mesh-qualified (mesh.federation)
+        qualified = qualified_uri(self.ca.mesh_id, peer.participant_id, peer.node_name)
+        if peer.uri not in (agreement.provider, agreement.consumer) and \
+                qualified not in (agreement.provider, agreement.consumer):
             raise PermissionDenied(f"{peer.uri} is not a party to agreement {agreement.id}",
                                    message_ja="合意の当事者ではありません", code="not_a_party")
         at = await self.store.notarise(agreement.digest(), agreement.id, agreement.dataset_id,
@@ -281,6 +284,13 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
         return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
                                                       notarised_at=timestamp(at))
+
+    def _federated_roots(self) -> dict:
+        """The active federations' roots, by mesh (for documents signed across meshes)."""
+        if self.links is None:
+            return {}
+        return {f.mesh_id: list(f.document.certificates) for f in self.links.federations
+                if f.active}
 
     # ---- metering ----------------------------------------------------------------------------
     async def ReportUsage(self, request: registry_pb2.ReportUsageRequest,

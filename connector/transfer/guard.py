@@ -23,10 +23,12 @@ from typing import Any
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore
 from connector.datasets.store import PublisherStore, find_dataset
+from connector.federation import federated_roots_map
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, load_pem_bundle
 from mesh.clock import from_iso, utcnow
 from mesh.errors import FailedPrecondition, NotFound, PermissionDenied
+from mesh.federation import claimed_mesh
 from mesh.keystore import NodeKeyStore
 from mesh.policy import Decision, Policy, PolicyContext, evaluate, parse_policy
 
@@ -86,7 +88,8 @@ class AgreementGuard:
                                      message_ja=f"合意 {agreement_id} は確定していません（{row.state}）",
                                      code="agreement_not_finalized")
         signed = SignedAgreement.from_json(row.signed)
-        verify_signed(signed, load_pem_bundle(self.keystore.trust_bundle_pem()))
+        verify_signed(signed, load_pem_bundle(self.keystore.trust_bundle_pem()),
+                      federated=federated_roots_map(self.keystore.tls_dir))
         agreement = signed.agreement
         now = utcnow()
         if agreement.expires and from_iso(agreement.expires) <= now:
@@ -100,9 +103,12 @@ class AgreementGuard:
             raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
                                      message_ja=f"データセット {agreement.dataset_id} は提供されていません",
                                      code="dataset_withdrawn") from None
+        own_mesh = claimed_mesh(self.keystore.certificate()) or ""
         ctx = PolicyContext(consumer_id=peer.participant_id,
-                            consumer_type=await self.participants.type_of(peer.participant_id),
-                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now)
+                            consumer_type=await self.participants.type_of(peer.participant_id,
+                                                                          peer.mesh_id),
+                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now,
+                            consumer_mesh=peer.mesh_id or own_mesh, provider_mesh=own_mesh)
         policy = parse_policy(agreement.policy)
         decision = evaluate(policy, ctx)
         if not decision.allowed:
