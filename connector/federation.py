@@ -27,7 +27,7 @@ from cryptography import x509
 
 from mesh.certs import PeerIdentity, load_pem_bundle, to_pem
 from mesh.errors import AreameshError, PermissionDenied
-from mesh.federation import TrustedMeshes, mesh_of_ca
+from mesh.federation import TrustedMeshes, mesh_of_ca, parse_qualified_uri, qualified_uri
 from mesh.files import atomic_write
 from mesh.ids import MESH_ID
 from mesh.proto.areamesh.v1 import registry_pb2
@@ -45,6 +45,14 @@ def federated_roots(tls_dir: Path, mesh_id: str) -> bytes | None:
         if m["mesh_id"] == mesh_id:
             return "".join(m["ca_certificates_pem"]).encode()
     return None
+
+
+def own_party_uri(state, counterparty: str) -> str:
+    """This node's URI as an agreement with ``counterparty`` names it: mesh-qualified when the
+    counterparty is of a federated mesh (``mesh.federation``), plain otherwise."""
+    if parse_qualified_uri(counterparty) is None:
+        return state.identity_uri
+    return qualified_uri(state.mesh_id, state.participant_id, state.node_name)
 
 
 def federated_roots_map(tls_dir: Path) -> dict[str, list[x509.Certificate]]:

@@ -148,4 +148,15 @@ async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_u
                ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT)]
     if receive_window:
         options += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", receive_window)]
-    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(), options=options)
+    roots = None
+    qualified = parse_qualified_uri(provider_uri)
+    if qualified is not None:   # a provider of a federated mesh: trust that mesh's roots only
+        from connector.federation import federated_roots
+
+        roots = federated_roots(keystore.tls_dir, qualified[0])
+        if roots is None:
+            raise Unavailable(f"mesh {qualified[0]} is not federated with this mesh (any longer)",
+                              message_ja=f"メッシュ {qualified[0]} とは連携していません",
+                              code="mesh_not_trusted")
+    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(roots),
+                                   options=options)

@@ -12,11 +12,12 @@ import yaml
 
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
 
-from .catalog_fixtures import dataset
 from .conftest import wait_for
 from .federation_fixtures import REFRESH, NamedMesh, cross_credentials, node_address, stop
+from .transfer_fixtures import DATASET_ID, dataset_doc, write_rows
 
 pytestmark = pytest.mark.integration
+ROWS = 120
 
 FEDERATED_OFFER = {"id": "federated-research", "policy": {"permissions": [{
     "action": "use", "constraints": [
@@ -37,9 +38,12 @@ async def provider(tmp_path):
             assert rc == 0, err
             await mesh.start_registry()
             await mesh.enrol(node, pid)
-        doc = dataset("osaka-medical")
-        doc["offers"].append(FEDERATED_OFFER)
-        path = osaka.root / "medical.yaml"
+        feed = osaka.root / "feed"
+        feed.mkdir()
+        write_rows(feed / "population.csv", 1, ROWS)
+        doc = dataset_doc(feed / "population.csv")
+        doc["offers"] = [*doc["offers"], FEDERATED_OFFER]
+        path = feed / "dataset.yaml"
         path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
         rc, _o, err = await osaka.cli("connector", "dataset", "add", "--data-dir",
                                       str(osaka.root / "osaka"), "--file", str(path))
@@ -68,7 +72,7 @@ async def _negotiate(hyogo, osaka, proc, offer: str) -> peer_pb2.NegotiateRespon
     async with grpc.aio.secure_channel(
             address, cross_credentials(hyogo, "himeji", osaka), options=options) as ch:
         return await peer_pb2_grpc.PeerServiceStub(ch).Negotiate(peer_pb2.NegotiateRequest(
-            dataset_id="osaka-medical", offer_id=offer, purpose="研究"), timeout=15)
+            dataset_id=DATASET_ID, offer_id=offer, purpose="研究"), timeout=15)
 
 
 async def test_a_federated_consumer_needs_an_offer_naming_its_mesh(provider):
@@ -97,7 +101,7 @@ async def _notarisation(mesh: NamedMesh, digest: str) -> dict | None:
 async def test_cross_mesh_agreement_is_notarised_at_both_registries(provider):
     hyogo, osaka, _proc = provider
     args = ("connector", "contract", "request", "--data-dir", str(hyogo.root / "himeji"),
-            "--dataset", "osaka-medical", "--purpose", "研究", "--mesh", "osaka")
+            "--dataset", DATASET_ID, "--purpose", "研究", "--mesh", "osaka")
     rc, _out, err = await hyogo.cli(*args, "--offer", "research-use")
     assert rc == 1 and "mesh" in err and "連携先メッシュ" in err     # names no mesh: refused
     rc, out, err = await hyogo.cli(*args, "--offer", "federated-research")
@@ -113,9 +117,34 @@ async def test_cross_mesh_agreement_is_notarised_at_both_registries(provider):
     for note in (at_osaka, at_hyogo):
         assert note["provider"] == "urn:areamesh:mesh:osaka:org:270008:node:main"
         assert note["consumer"] == "urn:areamesh:mesh:hyogo:org:282014:node:main"
+
+    # the consumer fetches from the provider in the other mesh; metered at both registries
+    out = hyogo.root / "medical.ndjson"
+    rc, stdout, err = await hyogo.cli("connector", "fetch", "--data-dir",
+                                      str(hyogo.root / "himeji"), "--agreement", row["id"],
+                                      "--out", str(out), "--json")
+    assert rc == 0, err
+    fetched = json.loads(stdout)
+    assert fetched["records"] == ROWS
+    assert len(out.read_text(encoding="utf-8").splitlines()) == ROWS
+
+    async def metered():
+        from registry.store import open_registry_db
+
+        async with open_registry_db(osaka.registry_dir) as db:
+            provided = await db.fetchall("SELECT records FROM usage_records WHERE agreement_id = ?",
+                                         (row["id"],))
+        async with open_registry_db(hyogo.registry_dir) as db:
+            received = await db.fetchall(
+                "SELECT records FROM usage_consumer_records WHERE agreement_id = ?", (row["id"],))
+        return (provided and received
+                and provided[0][0] == received[0][0] == fetched["records"])
+
+    await wait_for(metered, timeout=20, what="the transfer to be metered at both registries")
+
     # a dataset of a mesh never federated
     rc, _out, err = await hyogo.cli("connector", "contract", "request", "--data-dir",
-                                    str(hyogo.root / "himeji"), "--dataset", "osaka-medical",
+                                    str(hyogo.root / "himeji"), "--dataset", DATASET_ID,
                                     "--offer", "federated-research", "--purpose", "研究",
                                     "--mesh", "kyoto", "--registry-wait", "2s")
     assert rc != 0 and "kyoto" in err
