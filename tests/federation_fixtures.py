@@ -58,6 +58,15 @@ class NamedMesh(MeshHarness):
         assert rc == 0, err
         return out
 
+    async def export_to(self, endpoint: str) -> Path:
+        """This mesh's document naming ``endpoint`` (for tests that do not serve it)."""
+        out = self.root / f"{self.mesh_id}.federation.json"
+        rc, _o, err = await self.cli("registry", "federation", "export", "--data-dir",
+                                     str(self.registry_dir), "--endpoint", endpoint,
+                                     "--out", str(out))
+        assert rc == 0, err
+        return out
+
     async def add(self, document: Path) -> tuple[int, str, str]:
         return await self.cli("registry", "federation", "add", "--data-dir",
                               str(self.registry_dir), str(document))

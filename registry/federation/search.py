@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from mesh.errors import AreameshError
+from mesh.errors import AreameshError, InvalidRequest
 from mesh.federation import qualified_uri
 from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import registry_pb2
@@ -54,8 +54,14 @@ def record_of(pb: registry_pb2.DatasetRecord, mesh_id: str) -> MeshRecord:
 
 
 def wants_federated(params) -> bool:
-    """``federated=true`` (or 1) in a query string or CKAN parameters."""
-    return str(params.get("federated", "")).lower() in ("true", "1")
+    """``federated=true`` (or 1) in a query string or CKAN parameters; anything but true, false,
+    1, 0 or empty is refused (``InvalidRequest``)."""
+    value = params.get("federated", "")
+    value = str(value).lower() if value is not None else ""
+    if value not in ("", "true", "false", "1", "0"):
+        raise InvalidRequest("federated must be true or false",
+                             message_ja="federated は true または false で指定してください")
+    return value in ("true", "1")
 
 
 def search_request(query: SearchQuery) -> registry_pb2.SearchDatasetsRequest:
