@@ -43,7 +43,7 @@ from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.datamap.api import add_datamap_routes
 from registry.duties_api import add_duties_routes
-from registry.federation.search import FederatedCatalog, wants_federated
+from registry.federation.search import FEDERATED_CATALOG, FederatedCatalog, wants_federated
 from registry.kpi.http_api import add_kpi_routes
 from registry.metering.api_calls import ApiCallCounter
 from registry.metering.http import add_metering_routes
@@ -59,7 +59,6 @@ STORE = web.AppKey("store", RegistryStore)
 CA = web.AppKey("ca", CertificateAuthority)
 CONFIG = web.AppKey("config", RegistryConfig)
 CATALOG = web.AppKey("catalog", CatalogService)
-FEDERATED_CATALOG = web.AppKey("federated_catalog", FederatedCatalog)
 CHECKPOINTS = web.AppKey("ledger_checkpoints", LedgerCheckpointStore)
 AUDITS = web.AppKey("ledger_audits", asyncio.Semaphore)
 

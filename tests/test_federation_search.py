@@ -5,6 +5,10 @@ federation is removed, nor of a mesh never federated."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
+import ckanapi
 import grpc
 import pytest
 
@@ -14,6 +18,7 @@ from mesh.proto.areamesh.v1 import federation_pb2, federation_pb2_grpc, registry
 from .catalog_fixtures import dataset, publish_direct
 from .conftest import http_json, wait_for
 from .federation_fixtures import NamedMesh, stop
+from .test_console_pages import HTML
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +87,25 @@ async def test_rest_ckan_and_grpc_search_span_the_federation(catalogs):
     extras = {e["key"]: e["value"] for e in packages["osaka-medical"]["extras"]}
     assert extras["mesh_id"] == "osaka"
     assert extras["served_by"] == "urn:areamesh:mesh:osaka:org:270008:node:main"
+
+    # the real ckanapi client (it POSTs JSON): federated=True
+    client = ckanapi.RemoteCKAN(hyogo.http_url, user_agent="areamesh-tests")
+    via_client = await asyncio.to_thread(client.action.package_search, federated=True, rows=10)
+    assert {p["name"] for p in via_client["results"]} == set(packages)
+    with pytest.raises(ckanapi.errors.CKANAPIError):
+        await asyncio.to_thread(client.action.package_search, federated="maybe")
+
+    # the portal: a checkbox, results marked with their mesh, no local page for another mesh's
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{hyogo.http_url}/", headers=HTML) as r:
+            plain = await r.text()
+        async with s.get(f"{hyogo.http_url}/?federated=true", headers=HTML) as r:
+            assert r.status == 200
+            portal = await r.text()
+    assert 'name="federated"' in plain and "医療機関一覧" not in plain
+    assert "医療機関一覧" in portal and "メッシュ osaka" in portal and "メッシュ hyogo" in portal
+    assert 'href="/datasets/osaka-medical"' not in portal
+    assert 'href="/datasets/himeji-aed"' in portal
 
     stub = hyogo.registry_stub(hyogo.node_credentials("himeji"))
     reply = await stub.SearchDatasets(registry_pb2.SearchDatasetsRequest(federated=True),

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from mesh.errors import AreameshError, InvalidRequest
 from mesh.federation import qualified_uri
 from mesh.ids import parse_node_identity_uri
@@ -124,3 +126,7 @@ class FederatedCatalog:
         pb = await self.links.call(mesh_id, "GetDataset",
                                    registry_pb2.GetDatasetRequest(id=dataset_id))
         return record_of(pb, mesh_id)
+
+
+#: the registry HTTP app's federated catalog (REST API, CKAN API, portal)
+FEDERATED_CATALOG = web.AppKey("federated_catalog", FederatedCatalog)
