@@ -457,7 +457,14 @@ def evaluate(policy: Policy, ctx: PolicyContext) -> Decision:
                            ) if permission.requires_consent else ()
         failures = [f for c in permission.constraints
                     if c not in per_record and (f := _CHECKS[c.left_operand](c, ctx))]
-        if ctx.consumer_mesh != ctx.provider_mesh and \
+        if ctx.consumer_mesh != ctx.provider_mesh and permission.requires_consent:
+            failures.append(ConstraintFailure(
+                permission.path or f"permissions[{i}]", "mesh", None, None, ctx.consumer_mesh,
+                f"personal data does not cross meshes: residents' consents are recorded per mesh, "
+                f"and the consumer belongs to federated mesh {ctx.consumer_mesh!r}",
+                f"個人データはメッシュを越えて提供できません（住民の同意はメッシュごとに記録されて"
+                f"おり、利用者は連携先メッシュ「{ctx.consumer_mesh}」に属しています）"))
+        elif ctx.consumer_mesh != ctx.provider_mesh and \
                 not any(c.left_operand == "mesh" for c in permission.constraints):
             failures.append(ConstraintFailure(
                 permission.path or f"permissions[{i}]", "mesh", None, None, ctx.consumer_mesh,

@@ -727,3 +727,17 @@ def test_mesh_ids_in_policies_are_checked():
     with pytest.raises(PolicyError) as exc:
         parse_policy(one("mesh", "eq", "Osaka Mesh"))
     assert exc.value.path == "permissions[0].constraints[0].rightOperand"
+
+
+def test_personal_data_does_not_cross_meshes():
+    """Consents are recorded per mesh: a consent permission never admits a federated consumer,
+    even one its mesh constraint names."""
+    policy = parse_policy({"permissions": [{"action": "use", "constraints": [
+        {"leftOperand": "consent", "operator": "eq", "rightOperand": True},
+        {"leftOperand": "mesh", "operator": "isAnyOf", "rightOperand": ["hyogo", "osaka"]}]}]})
+    local = evaluate(policy, ctx(consumer_mesh="hyogo", provider_mesh="hyogo"))
+    assert local.allowed and local.requires_consent
+    refused = evaluate(policy, ctx(consumer_mesh="osaka", provider_mesh="hyogo"))
+    assert not refused.allowed
+    [failure] = refused.failures
+    assert failure.left_operand == "mesh" and "個人データはメッシュを越えて" in failure.message_ja
