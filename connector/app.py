@@ -17,6 +17,7 @@ from connector.contracts.negotiation import ProviderNegotiator
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementStore, open_contracts_db
 from connector.data_plane import DataPlane
+from connector.federation import FederatedTrust
 from connector.grpc_service import SERVICE_NAME, PeerGrpcService, add_peer_service
 from connector.http_api import build_http_app
 from connector.maintenance import Maintenance
@@ -56,6 +57,9 @@ class ConnectorApp:
         self.crl = CachedRevocationList(load_pem_bundle(self.keystore.trust_bundle_pem()),
                                         config.data_dir / "tls" / "crl.der",
                                         grace=config.crl_grace)
+        self.federation = FederatedTrust(config.data_dir / "tls", self.state.mesh_id,
+                                         load_pem_bundle(self.keystore.trust_bundle_pem()),
+                                         self.crl, grace=config.crl_grace)
         self.registry = RegistryClient(self.state, self.keystore,
                                        config.registry or self.state.registry)
         self.peers = PeerDirectory(self.keystore, self.state.identity_uri)
@@ -93,7 +97,8 @@ class ConnectorApp:
         creds = dynamic_server_credentials(self.keystore.server_credentials_config,
                                            require_client_auth=True)
         self.grpc = await start_server(
-            [(self.config.grpc_listen, creds)], PeerAuthInterceptor(self.crl),
+            [(self.config.grpc_listen, creds)],
+            PeerAuthInterceptor(self.federation, resolve=self.federation.trust.identity),
             [(add_peer_service,
               PeerGrpcService(self.state.identity_uri, negotiator, self.data_plane, agreements,
                               guard, self.watcher, duties, self.duty_reporter.poke), SERVICE_NAME),
@@ -105,7 +110,8 @@ class ConnectorApp:
         host, _ = parse_hostport(self.config.grpc_listen, what="--grpc")
         self.advertise = self.config.advertise or f"{host}:{self.grpc_port}"
         self.maintenance = Maintenance(self.config, self.keystore, self.registry, self.crl,
-                                       self.peers, self.advertise, on_health=self.grpc.set_serving)
+                                       self.peers, self.advertise, on_health=self.grpc.set_serving,
+                                       federation=self.federation)
         try:  # first contact before serving HTTP, so /healthz means "enrolled and reporting"
             await self.maintenance.refresh_crl_once()
             await self.maintenance.heartbeat_once()

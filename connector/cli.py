@@ -308,18 +308,21 @@ def contract() -> None:
 @click.option("--dataset", "dataset_id", required=True, help="Dataset id in the catalog.")
 @click.option("--offer", "offer_id", required=True, help="Offer id of the dataset.")
 @click.option("--purpose", required=True, help="利用目的, e.g. 研究 or 防災.")
+@click.option("--mesh", "mesh_id", default="",
+              help="The federated mesh whose catalog holds the dataset (default: this mesh).")
 @click.option("--registry-wait", default="10s", show_default=True,
               help="How long to wait for an unreachable registry before giving up "
                    "(a new agreement needs it: discovery and notarisation).")
 @report_errors
 def contract_request(data_dir: Path, dataset_id: str, offer_id: str, purpose: str,
-                     registry_wait: str) -> None:
+                     mesh_id: str, registry_wait: str) -> None:
     """Negotiate with the provider's connector; prints the agreement or the structured refusal."""
     from connector.contracts.negotiation import request_contract
 
     setup_logging("text", "WARNING")
     row = asyncio.run(request_contract(data_dir, dataset_id, offer_id, purpose,
-                                       registry_wait=parse_duration(registry_wait)))
+                                       registry_wait=parse_duration(registry_wait),
+                                       mesh_id=mesh_id))
     if row.state == "FINALIZED":
         click.echo(f"合意が成立しました / agreement {row.id} FINALIZED (notarised {row.digest})")
         return

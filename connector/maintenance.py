@@ -1,6 +1,7 @@
 """The connector's background duties: heartbeat, certificate renewal, revocation refresh, peer
-discovery and flow-ledger checkpoints. Each loop logs and retries on failure; none of them stops
-the node.
+discovery and flow-ledger checkpoints. The revocation refresh also fetches the trust bundle:
+the federated meshes' roots and revocation lists (connector/federation.py). Each loop logs and
+retries on failure; none of them stops the node.
 
 Ledger checkpoints (DESIGN §8, 5-2): at the end of every personal-data transfer
 (``connector.ledger.checkpoint.request_checkpoint``) and every
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from connector.config import ConnectorConfig
+from connector.federation import FederatedTrust
 from connector.ledger.checkpoint import wait_for_request
 from connector.peers import PeerDirectory
 from connector.registry_client import RegistryClient
@@ -51,7 +53,8 @@ CONFLICT = "checkpoint_conflict"
 class Maintenance:
     def __init__(self, config: ConnectorConfig, keystore: NodeKeyStore, registry: RegistryClient,
                  crl: CachedRevocationList, peers: PeerDirectory, advertise: str, *,
-                 on_health: Callable[[bool], Awaitable[None]] | None = None) -> None:
+                 on_health: Callable[[bool], Awaitable[None]] | None = None,
+                 federation: FederatedTrust | None = None) -> None:
         """``on_health(serving)`` is awaited whenever ``health()`` changes (gRPC health)."""
         self.config = config
         self.keystore = keystore
@@ -60,6 +63,7 @@ class Maintenance:
         self.peers = peers
         self.advertise = advertise
         self.on_health = on_health
+        self.federation = federation
         self.last_heartbeat: datetime | None = None
         self.last_error: str | None = None
         self.unreachable_since: datetime | None = None  # first failed contact of the outage
@@ -156,6 +160,8 @@ class Maintenance:
     async def refresh_crl_once(self) -> bool:
         reply = await self.registry.revocation_list()
         adopted = self.crl.update(reply.crl_der)
+        if self.federation is not None:   # federated roots and lists travel with the list
+            self.federation.apply(await self.registry.trust_bundle())
         await self.update_health()
         return adopted
 

@@ -17,6 +17,7 @@ from connector.registry_client import RegistryClient
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
 from mesh.clock import utcnow
 from mesh.errors import NotFound, Unavailable, from_grpc
+from mesh.federation import parse_qualified_uri
 from mesh.ids import parse_node_identity_uri
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import common_pb2, peer_pb2, peer_pb2_grpc
@@ -104,6 +105,12 @@ async def find_node(registry: RegistryClient, node_uri: str, *,
     With ``cache``, what the registry answers is remembered there, and while the registry is
     unreachable the remembered record is returned instead (``registry_unavailable`` is raised
     only for a node never discovered)."""
+    qualified = parse_qualified_uri(node_uri)
+    if qualified is not None:   # a node of a federated mesh, through its registry; not cached
+        mesh_id, plain = qualified
+        pid = (parse_node_identity_uri(plain) or ("", ""))[0]
+        nodes = await registry.list_nodes(pid, mesh_id=mesh_id)
+        return next((n for n in nodes if n.identity_uri == node_uri), None)
     parsed = parse_node_identity_uri(node_uri)
     if parsed is None:
         return None
@@ -141,4 +148,15 @@ async def dial_peer(registry: RegistryClient, keystore: NodeKeyStore, provider_u
                ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT)]
     if receive_window:
         options += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", receive_window)]
-    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(), options=options)
+    roots = None
+    qualified = parse_qualified_uri(provider_uri)
+    if qualified is not None:   # a provider of a federated mesh: trust that mesh's roots only
+        from connector.federation import federated_roots
+
+        roots = federated_roots(keystore.tls_dir, qualified[0])
+        if roots is None:
+            raise Unavailable(f"mesh {qualified[0]} is not federated with this mesh (any longer)",
+                              message_ja=f"メッシュ {qualified[0]} とは連携していません",
+                              code="mesh_not_trusted")
+    return grpc.aio.secure_channel(node.endpoint, keystore.channel_credentials(roots),
+                                   options=options)

@@ -126,13 +126,18 @@ class RegistryClient:
     async def renew(self, csr_pem: bytes) -> registry_pb2.RenewResponse:
         return await self._call("Renew", registry_pb2.RenewRequest(csr_pem=csr_pem))
 
-    async def list_nodes(self, participant_id: str = "") -> list[common_pb2.NodeInfo]:
-        reply = await self._call("ListNodes",
-                                 registry_pb2.ListNodesRequest(participant_id=participant_id))
+    async def list_nodes(self, participant_id: str = "", *, mesh_id: str = ""
+                         ) -> list[common_pb2.NodeInfo]:
+        """This mesh's nodes, or with ``mesh_id`` a federated mesh's (mesh-qualified URIs)."""
+        reply = await self._call("ListNodes", registry_pb2.ListNodesRequest(
+            participant_id=participant_id, mesh_id=mesh_id))
         return list(reply.nodes)
 
-    async def get_dataset(self, dataset_id: str) -> registry_pb2.DatasetRecord:
-        return await self._call("GetDataset", registry_pb2.GetDatasetRequest(id=dataset_id))
+    async def get_dataset(self, dataset_id: str, *, mesh_id: str = ""
+                          ) -> registry_pb2.DatasetRecord:
+        """One dataset of this mesh's catalog, or with ``mesh_id`` of a federated mesh's."""
+        return await self._call("GetDataset", registry_pb2.GetDatasetRequest(
+            id=dataset_id, mesh_id=mesh_id))
 
     async def search_datasets(self, q: str = "", *, page: int = 1, per_page: int = 20,
                               **filters: str) -> registry_pb2.SearchDatasetsResponse:
@@ -144,6 +149,10 @@ class RegistryClient:
     async def notarise(self, signed_json: bytes) -> registry_pb2.NotariseAgreementResponse:
         return await self._call("NotariseAgreement", registry_pb2.NotariseAgreementRequest(
             signed_agreement_json=signed_json))
+
+    async def trust_bundle(self) -> registry_pb2.TrustBundle:
+        """This mesh's roots and the federated meshes' roots and revocation lists."""
+        return await self._call("GetTrustBundle", registry_pb2.GetTrustBundleRequest())
 
     async def revocation_list(self) -> registry_pb2.RevocationList:
         return await self._call("GetRevocationList", registry_pb2.GetRevocationListRequest())

@@ -25,6 +25,7 @@ from mesh.certs import PeerIdentity, identity_of, to_pem
 from mesh.clock import from_iso, iso, utcnow
 from mesh.datasets import canonical_json
 from mesh.errors import InvalidRequest, PermissionDenied
+from mesh.federation import absolute_uri, claimed_mesh, roots_for
 from mesh.keystore import NodeKeyStore
 from mesh.signatures import SignatureCheckError, verify_signature_by
 
@@ -111,13 +112,14 @@ class SignedAgreement:
             raise ValueError(f"party must be one of {PARTIES}")
         cert = keystore.certificate()
         ident = identity_of(cert)
-        if ident is None or ident.uri != self.agreement.party_uri(party):
+        expected = self.agreement.party_uri(party)
+        if ident is None or expected not in (ident.uri, absolute_uri(cert)):
             raise PermissionDenied(f"this node ({ident.uri if ident else 'unknown'}) is not the "
-                                   f"{party} {self.agreement.party_uri(party)}")
+                                   f"{party} {expected}")
         signature = base64.b64encode(keystore.sign(self.agreement.canonical())).decode()
         return SignedAgreement(self.agreement, {
             **self.signatures,
-            party: PartySignature(ident.uri, to_pem(cert).decode(), signature)})
+            party: PartySignature(expected, to_pem(cert).decode(), signature)})
 
 
 # What each failed check means for an agreement: (code, English, Japanese); "{party}" is filled in.
@@ -137,11 +139,15 @@ _FAILURES = {
 
 
 def verify_signed(signed: SignedAgreement, roots: list[x509.Certificate], *,
-                  require: tuple[str, ...] = PARTIES) -> None:
+                  require: tuple[str, ...] = PARTIES,
+                  federated: dict[str, list[x509.Certificate]] | None = None) -> None:
     """Check every required party's signature; raise ``PermissionDenied`` naming the failure.
 
-    The checks (``mesh.signatures``) run in this order: readable, issued by a trusted root,
-    names exactly that party, valid when the agreement was made, signature matches."""
+    ``roots`` are this mesh's; a party named mesh-qualified (an agreement across meshes,
+    ``mesh.federation``) must have signed with a certificate of that mesh's roots (``roots`` when
+    it is this mesh, else ``federated[mesh]``) naming that mesh. The checks
+    (``mesh.signatures``) run in this order: readable, issued by a trusted root, names exactly
+    that party, valid when the agreement was made, signature matches."""
     agreement = signed.agreement
     made = from_iso(agreement.created)
     data = agreement.canonical()
@@ -152,9 +158,13 @@ def verify_signed(signed: SignedAgreement, roots: list[x509.Certificate], *,
             raise PermissionDenied(f"the {party} has not signed agreement {agreement.id}",
                                    message_ja=f"合意 {agreement.id} に{party}の署名がありません",
                                    code="agreement_unsigned")
+        party_roots, node_uri, mesh_id = roots_for(expected, roots, federated or {})
         try:
-            _cert, ident = verify_signature_by(sig.certificate_pem, sig.signature, data, roots,
-                                               expected_uri=expected, at=made)
+            cert, ident = verify_signature_by(sig.certificate_pem, sig.signature, data,
+                                              party_roots, expected_uri=node_uri, at=made)
+            if mesh_id is not None and claimed_mesh(cert) != mesh_id:
+                raise SignatureCheckError("mismatch", f"the signer's certificate does not name "
+                                          f"mesh {mesh_id}", ident)
         except SignatureCheckError as exc:
             # A wrong claimed URI outranks the checks that come after the name check.
             if exc.check == "mismatch" or (exc.check in ("expired", "invalid")

@@ -49,6 +49,9 @@ class PeerIdentity:
     serial: int
     issuer: str
     not_after: datetime
+    #: "" for a node of the verifying node's own mesh; a federated mesh's id otherwise (then
+    #: ``uri`` is the mesh-qualified ``urn:areamesh:mesh:<mesh>:org:<id>:node:<name>``)
+    mesh_id: str = ""
 
     @property
     def serial_hex(self) -> str:

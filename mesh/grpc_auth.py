@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from mesh import egress
 from mesh.certs import PeerIdentity
-from mesh.errors import AreameshError, Unauthenticated
+from mesh.errors import AreameshError, PermissionDenied, Unauthenticated
 from mesh.revocation import RevocationChecker
 from mesh.tls import peer_identity
 
@@ -46,10 +46,13 @@ def current_peer() -> PeerIdentity:
 class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticate every call; ``public_methods`` (full names) skip the client certificate."""
 
-    def __init__(self, checker: RevocationChecker, *, public_methods: frozenset[str] = frozenset()
-                 ) -> None:
+    def __init__(self, checker: RevocationChecker, *, public_methods: frozenset[str] = frozenset(),
+                 resolve: Callable[[bytes], PeerIdentity | None] | None = None) -> None:
+        """``resolve`` maps the caller's certificate PEM to its identity (default: the node URI
+        alone; a connector passes ``TrustedMeshes.identity`` to know federated callers)."""
         self.checker = checker
         self.public_methods = public_methods
+        self.resolve = resolve
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -82,7 +85,13 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def _authenticate(self, context: grpc.aio.ServicerContext, method: str,
                             needs_peer: bool) -> PeerIdentity | None:
-        identity = peer_identity(context)
+        try:
+            identity = (peer_identity(context, self.resolve) if self.resolve
+                        else peer_identity(context))
+        except PermissionDenied:
+            if needs_peer:
+                raise
+            identity = None   # a public method: a registry's certificate names no node
         if identity is None:
             if needs_peer:
                 raise Unauthenticated(

@@ -60,6 +60,10 @@ class NodeKeyStore:
         self.key_path = tls_dir / "node.key"
         self.cert_path = tls_dir / "node.crt"
         self.ca_path = tls_dir / "ca.crt"
+        #: the roots of federated meshes (connector/federation.py writes it): accepted from
+        #: callers, never used to dial this mesh's registry or nodes
+        self.federated_roots_path = tls_dir / "federated-roots.pem"
+        self._server_roots = b""
         self._pending_key: ec.EllipticCurvePrivateKey | None = None
         self._server_config: grpc.ServerCertificateConfiguration | None = None
 
@@ -104,17 +108,27 @@ class NodeKeyStore:
         key = load_key(self.key_path)
         return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
+    def federated_roots_pem(self) -> bytes:
+        try:
+            return self.federated_roots_path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
     def server_credentials_config(self) -> grpc.ServerCertificateConfiguration:
         """The current server configuration; the same object until ``install`` replaces the
-        certificate, so the dynamic credentials fetcher can tell when to switch."""
-        if self._server_config is None:
+        certificate or the federated roots change, so the dynamic credentials fetcher can tell
+        when to switch. Client certificates of this mesh and of federated meshes are accepted
+        by TLS; the gRPC interceptor then tells them apart (``mesh.federation``)."""
+        roots = self.trust_bundle_pem() + self.federated_roots_pem()
+        if self._server_config is None or roots != self._server_roots:
             self._server_config = grpc.ssl_server_certificate_configuration(
-                [(self._key_pem(), self.cert_path.read_bytes())],
-                root_certificates=self.trust_bundle_pem())
+                [(self._key_pem(), self.cert_path.read_bytes())], root_certificates=roots)
+            self._server_roots = roots
         return self._server_config
 
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        """mTLS client credentials: this node's certificate, trusting the mesh roots."""
-        return grpc.ssl_channel_credentials(root_certificates=self.trust_bundle_pem(),
+    def channel_credentials(self, roots_pem: bytes | None = None) -> grpc.ChannelCredentials:
+        """mTLS client credentials: this node's certificate, trusting the mesh roots (or
+        ``roots_pem``: a federated mesh's roots, to dial a node of that mesh)."""
+        return grpc.ssl_channel_credentials(root_certificates=roots_pem or self.trust_bundle_pem(),
                                             private_key=self._key_pem(),
                                             certificate_chain=self.cert_path.read_bytes())

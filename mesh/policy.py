@@ -18,6 +18,7 @@ from typing import Any
 from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.ids import (
     LOCAL_GOVERNMENT_TYPES,
+    MESH_ID,
     ParticipantType,
     validate_corporate_number,
     validate_local_government_code,
@@ -32,6 +33,7 @@ PERMISSION_OPERANDS: dict[str, tuple[str, ...]] = {
     "purpose": _EQUALITY, "consumerType": _EQUALITY, "consumerId": _EQUALITY, "spatial": _EQUALITY,
     "dateTime": ("lt", "lteq", "gt", "gteq"), "transferCount": ("lt", "lteq"),
     "recordCount": ("lt", "lteq"), "identityAssurance": ("eq", "gt", "gteq"), "consent": ("eq",),
+    "mesh": _EQUALITY,
 }
 DUTY_OPERANDS: dict[str, tuple[str, ...]] = {"elapsedTime": ("eq", "lteq")}
 PERMISSION_ACTIONS = ("use",)
@@ -256,7 +258,7 @@ def _parse_right(left: str, op: str, value: Any, path: str) -> Any:
         _parse_duration(value, path)
     else:
         item = {"purpose": _text, "consumerType": _participant_type, "consumerId": _participant_id,
-                "spatial": _area}[left]
+                "spatial": _area, "mesh": _mesh_id}[left]
         if op in ("isAnyOf", "isNoneOf"):
             if not isinstance(value, list) or not value:
                 raise PolicyError(path, f"must be a non-empty list for {op}",
@@ -307,6 +309,13 @@ def _participant_id(value: Any, path: str) -> str:
         return validate_local_government_code(value) if len(value) == 6 else validate_corporate_number(value)
     except InvalidRequest as exc:
         raise PolicyError(path, exc.message, exc.message_ja or exc.message) from None
+
+
+def _mesh_id(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not MESH_ID.match(value):
+        raise PolicyError(path, f"{value!r} is not a mesh id (a DNS label such as osaka)",
+                          f"{value!r} はメッシュIDではありません（例: osaka）")
+    return value
 
 
 def _area(value: Any, path: str) -> str:
@@ -367,6 +376,11 @@ class PolicyContext:
     transfers_so_far: int = 0
     records_so_far: int = 0
     records_requested: int | None = None
+    #: the consumer's mesh and the provider's: they differ for a consumer of a federated mesh,
+    #: who is refused by every permission without a ``mesh`` constraint (federation only
+    #: crosses where the provider said so); "" for both means this mesh
+    consumer_mesh: str = ""
+    provider_mesh: str = ""
 
     def __post_init__(self) -> None:
         if self.now.utcoffset() is None:
@@ -443,6 +457,21 @@ def evaluate(policy: Policy, ctx: PolicyContext) -> Decision:
                            ) if permission.requires_consent else ()
         failures = [f for c in permission.constraints
                     if c not in per_record and (f := _CHECKS[c.left_operand](c, ctx))]
+        if ctx.consumer_mesh != ctx.provider_mesh and permission.requires_consent:
+            failures.append(ConstraintFailure(
+                permission.path or f"permissions[{i}]", "mesh", None, None, ctx.consumer_mesh,
+                f"personal data does not cross meshes: residents' consents are recorded per mesh, "
+                f"and the consumer belongs to federated mesh {ctx.consumer_mesh!r}",
+                f"個人データはメッシュを越えて提供できません（住民の同意はメッシュごとに記録されて"
+                f"おり、利用者は連携先メッシュ「{ctx.consumer_mesh}」に属しています）"))
+        elif ctx.consumer_mesh != ctx.provider_mesh and \
+                not any(c.left_operand == "mesh" for c in permission.constraints):
+            failures.append(ConstraintFailure(
+                permission.path or f"permissions[{i}]", "mesh", None, None, ctx.consumer_mesh,
+                f"the consumer belongs to federated mesh {ctx.consumer_mesh!r}; this permission "
+                "names no mesh, so it is for this mesh's participants only",
+                f"利用者は連携先メッシュ「{ctx.consumer_mesh}」に属しています。この許可はメッシュを"
+                "指定していないため、このメッシュの参加者のみが対象です"))
         if not failures:
             caps = [_remaining_records(c, ctx) for c in permission.constraints
                     if c.left_operand == "recordCount"]
@@ -607,6 +636,17 @@ def residents_levels_meet(constraints: Iterable[Constraint], levels: tuple[int, 
     return all(_COMPARE[c.operator](min(levels), c.right_operand) for c in constraints)
 
 
+def _check_mesh(c: Constraint, ctx: PolicyContext) -> ConstraintFailure | None:
+    actual = ctx.consumer_mesh or ctx.provider_mesh
+    if _COMPARE[c.operator](actual, c.right_operand):
+        return None
+    right = c.right_operand
+    listed = "、".join(right) if isinstance(right, tuple) else right
+    return _fail(c, actual, f"the consumer's mesh {actual!r} does not meet mesh {c.operator} "
+                 f"{_json(right)!r}", f"利用者のメッシュ「{actual}」は許可されたメッシュ"
+                 f"（{listed}）の条件を満たしません")
+
+
 def _check_consent(c: Constraint, ctx: PolicyContext) -> None:
     """Never fails: ``consent eq true`` only routes the transfer through the consent filter."""
     return None
@@ -614,4 +654,5 @@ def _check_consent(c: Constraint, ctx: PolicyContext) -> None:
 
 _CHECKS = {"purpose": _check_value, "consumerType": _check_value, "consumerId": _check_value,
            "spatial": _check_spatial, "dateTime": _check_datetime, "transferCount": _check_count,
-           "recordCount": _check_count, "identityAssurance": _check_assurance, "consent": _check_consent}
+           "recordCount": _check_count, "identityAssurance": _check_assurance, "consent": _check_consent,
+           "mesh": _check_mesh}

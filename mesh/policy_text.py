@@ -188,6 +188,14 @@ def _permission(p: Permission, provider: str, names: Mapping[str, str]) -> tuple
     if limits_ja:
         ja += "、".join(limits_ja) + "。"
         en += " " + "; ".join(limits_en).capitalize() + "."
+    for c in by.get("mesh", []):
+        vals = [str(v) for v in _values(c)]
+        if c.operator in POSITIVE:
+            ja += f"メッシュ {'・'.join(vals)} の参加者が利用できます（連携先メッシュを含む）。"
+            en += f" Participants of mesh {_or(vals, 'en')} may use it (federated meshes included)."
+        else:
+            ja += f"メッシュ {'・'.join(vals)} の参加者は利用できません。"
+            en += f" Participants of mesh {', '.join(vals)} may not use it."
     if any(c.right_operand is True for c in by.get("consent", [])):
         ja += "本人が同意した住民のレコードだけが提供されます"
         en += " Only the records of residents who consented are provided"

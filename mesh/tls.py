@@ -54,15 +54,19 @@ def peer_certificate_pem(context: grpc.aio.ServicerContext) -> bytes | None:
     return pems[0] if pems else None
 
 
-def peer_identity(context: grpc.aio.ServicerContext) -> PeerIdentity | None:
+def peer_identity(context: grpc.aio.ServicerContext,
+                  resolve: Callable[[bytes], PeerIdentity | None] = identity_from_pem
+                  ) -> PeerIdentity | None:
     """The node identity in the caller's verified certificate (None without a certificate).
 
-    Raises ``PermissionDenied`` when a certificate is present but names no mesh node.
+    ``resolve`` turns the PEM into an identity (``mesh.federation.TrustedMeshes.identity`` adds
+    the caller's mesh). Raises ``PermissionDenied`` when a certificate is present but names no
+    mesh node.
     """
     pem = peer_certificate_pem(context)
     if pem is None:
         return None
-    identity = identity_from_pem(pem)
+    identity = resolve(pem)
     if identity is None:
         raise PermissionDenied("the client certificate names no areamesh node (URI SAN "
                                "urn:areamesh:org:<id>:node:<name> missing)",

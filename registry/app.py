@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -12,12 +14,18 @@ from mesh.config import parse_hostport
 from mesh.grpc_auth import PeerAuthInterceptor
 from mesh.grpc_server import MeshGrpcServer, start_server
 from mesh.http import start_site
-from mesh.proto.areamesh.v1 import identity_pb2_grpc, registry_pb2_grpc
+from mesh.proto.areamesh.v1 import federation_pb2_grpc, identity_pb2_grpc, registry_pb2_grpc
 from mesh.tls import dynamic_server_credentials
 from registry.ca.authority import CertificateAuthority
 from registry.catalog.datasets import CatalogService
 from registry.config import RegistryConfig
 from registry.database import registry_initialised
+from registry.federation.grpc_service import PUBLIC_METHODS as FEDERATION_METHODS
+from registry.federation.grpc_service import SERVICE_NAME as FEDERATION_SERVICE_NAME
+from registry.federation.grpc_service import FederationGrpcService
+from registry.federation.link import FederationLinks
+from registry.federation.search import FederatedCatalog
+from registry.federation.store import FederationStore
 from registry.grpc_service import ENROL_METHOD, SERVICE_NAME, RegistryDbChecker, RegistryGrpcService
 from registry.http_api import build_http_app
 from registry.identity.grpc_service import SERVICE_NAME as IDENTITY_SERVICE_NAME
@@ -35,6 +43,7 @@ class RegistryApp:
         self.grpc: MeshGrpcServer | None = None
         self.identity: IdentityService | None = None
         self.http: web.AppRunner | None = None
+        self._federation_task: asyncio.Task | None = None
         self.grpc_port = 0
         self.enrol_port = 0
         self.http_port = 0
@@ -53,15 +62,20 @@ class RegistryApp:
                              f"registry init --data-dir … --name … --database …' first")
         self.ca = CertificateAuthority(data_dir / "ca", mesh_id or "default")
         self.ca.ensure_registry_certificate()
-        mtls = dynamic_server_credentials(self.ca.registry_server_config,
+        self.federation = FederationLinks(FederationStore(self.db), self.ca)
+        await self.federation.reload()
+        mtls = dynamic_server_credentials(self.federation.server_config,
                                           require_client_auth=True)
         enrol_tls = dynamic_server_credentials(self.ca.registry_server_config,
                                                require_client_auth=False)
         revocation = RegistryDbChecker(self.store)
-        interceptor = PeerAuthInterceptor(revocation, public_methods=frozenset({ENROL_METHOD}))
+        interceptor = PeerAuthInterceptor(
+            revocation, public_methods=frozenset({ENROL_METHOD}) | FEDERATION_METHODS,
+            resolve=self.federation.trust.identity)
         self.catalog = CatalogService(self.db, self.store)
         await self.catalog.reindex_unclassified()
-        service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog)
+        service = RegistryGrpcService(self.config, self.store, self.ca, self.catalog,
+                                      links=self.federation)
         self.identity = await IdentityService.open(data_dir / "identity", [self.ca.certificate],
                                                    database=self.config.database,
                                                    revocation=revocation)
@@ -70,13 +84,19 @@ class RegistryApp:
             [(self.config.grpc_listen, mtls), (self.config.enrol_listen, enrol_tls)], interceptor,
             [(registry_pb2_grpc.add_RegistryServiceServicer_to_server, service, SERVICE_NAME),
              (identity_pb2_grpc.add_IdentityServiceServicer_to_server, identity,
-              IDENTITY_SERVICE_NAME)])
+              IDENTITY_SERVICE_NAME),
+             (federation_pb2_grpc.add_FederationServiceServicer_to_server,
+              FederationGrpcService(self.federation.store, service), FEDERATION_SERVICE_NAME)])
+        self._federation_task = asyncio.create_task(
+            self.federation.run(self.config.federation_interval), name="federation")
         self.grpc_port, self.enrol_port = self.grpc.ports
         # the HTTP side (the console's join command) knows the ports as bound, not as port 0
         bound = replace(self.config, grpc_listen=_with_port(self.config.grpc_listen, self.grpc_port),
                         enrol_listen=_with_port(self.config.enrol_listen, self.enrol_port))
         self.http, self.http_port = await start_site(
-            build_http_app(bound, self.store, self.ca, self.catalog), self.config.http_listen)
+            build_http_app(bound, self.store, self.ca, self.catalog,
+                           FederatedCatalog(self.catalog, self.federation)),
+            self.config.http_listen)
         log.info("registry of mesh %s ready (CA %s)", self.ca.mesh_id, self.ca.fingerprint,
                  extra={"grpc_port": self.grpc_port, "enrol_port": self.enrol_port,
                         "http_port": self.http_port})
@@ -90,6 +110,10 @@ class RegistryApp:
         log.info("stopping registry: gRPC")
         if self.grpc:
             await self.grpc.stop(grace)
+        if self._federation_task:
+            self._federation_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._federation_task
         log.info("stopping registry: HTTP")
         if self.http:
             await self.http.cleanup()

@@ -26,6 +26,7 @@ from registry.store import RegistryStore, open_registry_db
 @click.group(cls=LazyGroup, lazy_subcommands={"duties": "registry.duties_cli:duties",
                                              "billing": "registry.billing.cli:billing",
                                              "datamap": "registry.datamap.cli:datamap",
+                                             "federation": "registry.federation.cli:federation",
                                              "kpi": "registry.kpi.cli:kpi",
                                              "metering": "registry.metering.cli:metering"})
 def registry() -> None:

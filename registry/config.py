@@ -31,6 +31,9 @@ SERVE_SETTINGS = [
             "How long a signed revocation list stays current (its next-update time)."),
     Setting("registry.heartbeat.interval", "--heartbeat-interval", "30s",
             "Expected node heartbeat interval; a node is online if seen within three of them."),
+    Setting("registry.federation.interval", "--federation-interval", "30s",
+            "How often the registry exchanges with each federated mesh's registry (whether the "
+            "federation is mutual, and that mesh's revocation list)."),
     Setting("registry.log.format", "--log-format", "text", "Log format: text or json."),
 ]
 
@@ -44,6 +47,7 @@ class RegistryConfig:
     cert_lifetime: timedelta = timedelta(days=30)
     crl_validity: timedelta = timedelta(hours=1)
     heartbeat_interval: timedelta = timedelta(seconds=30)
+    federation_interval: timedelta = timedelta(seconds=30)
     log_format: str = "text"
     database: str | None = None     # PostgreSQL URL; None: registry/database.py decides
 
@@ -57,6 +61,8 @@ class RegistryConfig:
             raise InvalidRequest("--cert-lifetime must be between 1s and 397d")
         if self.crl_validity < timedelta(seconds=1):
             raise InvalidRequest("--crl-validity must be at least 1s")
+        if self.federation_interval < timedelta(seconds=1):
+            raise InvalidRequest("--federation-interval must be at least 1s")
         if self.log_format not in ("text", "json"):
             raise InvalidRequest("--log-format must be text or json")
 
@@ -67,4 +73,5 @@ class RegistryConfig:
                    cert_lifetime=parse_duration(kw["cert_lifetime"]),
                    crl_validity=parse_duration(kw["crl_validity"]),
                    heartbeat_interval=parse_duration(kw["heartbeat_interval"]),
+                   federation_interval=parse_duration(kw["federation_interval"]),
                    log_format=kw["log_format"], database=kw.get("database") or None)

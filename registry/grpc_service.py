@@ -18,6 +18,7 @@ from mesh.clock import timestamp, utcnow
 from mesh.config import parse_hostport
 from mesh.datasets import canonical_json
 from mesh.errors import FailedPrecondition, InvalidRequest, PermissionDenied
+from mesh.federation import qualified_uri
 from mesh.grpc_auth import current_peer
 from mesh.ids import node_dns_name, node_identity_uri, validate_node_name
 from mesh.proto.areamesh.v1 import common_pb2, registry_pb2, registry_pb2_grpc
@@ -28,6 +29,8 @@ from registry.catalog.query import search_query
 from registry.config import RegistryConfig
 from registry.datamap.services import Service, ServiceRegistry, record_agreement_purpose
 from registry.duties import DutyRegister
+from registry.federation.link import FederationLinks
+from registry.federation.search import FederatedCatalog, MeshRecord
 from registry.metering.reports import UsageReports
 from registry.store import RegistryStore
 
@@ -45,6 +48,11 @@ class RegistryDbChecker:
         self.store = store
 
     async def check(self, identity: PeerIdentity) -> None:
+        if identity.mesh_id:
+            raise PermissionDenied(f"{identity.uri} belongs to mesh {identity.mesh_id}; only this "
+                                   "mesh's nodes call its registry (federated meshes talk "
+                                   "registry to registry)", message_ja="別のメッシュのノードは"
+                                   "このレジストリを呼び出せません", code="foreign_mesh")
         state = await self.store.certificate_state(identity.serial_hex)
         if state is None:
             raise PermissionDenied(f"certificate {identity.serial_hex} was not issued by this "
@@ -60,6 +68,16 @@ class RegistryDbChecker:
                                    code="participant_suspended")
 
 
+def mesh_record(record: MeshRecord) -> registry_pb2.DatasetRecord:
+    """A result of federated search or lookup: marked with its mesh; a federated one's
+    ``served_by`` is mesh-qualified."""
+    pb = dataset_record(record)
+    pb.mesh_id = record.mesh_id
+    if record.federated:
+        pb.served_by = qualified_uri(record.mesh_id, record.node_participant_id, record.node_name)
+    return pb
+
+
 def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
     return registry_pb2.DatasetRecord(
         id=record.id, publisher_id=record.publisher_id, publisher_name=record.publisher_name,
@@ -70,7 +88,11 @@ def dataset_record(record: DatasetRecord) -> registry_pb2.DatasetRecord:
 
 class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, config: RegistryConfig, store: RegistryStore,
-                 ca: CertificateAuthority, catalog: CatalogService) -> None:
+                 ca: CertificateAuthority, catalog: CatalogService,
+                 links: FederationLinks | None = None) -> None:
+        """``links``: the federations (trust bundle, federated nodes, datasets and search)."""
+        self.links = links
+        self.federated_catalog = FederatedCatalog(catalog, links) if links else None
         self.config = config
         self.store = store
         self.ca = ca
@@ -78,9 +100,10 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         self.checkpoints = LedgerCheckpointStore(store.db, [ca.certificate])
         self.usage_reports = UsageReports(store.db, [ca.certificate])
 
-    def _bundle(self) -> registry_pb2.TrustBundle:
-        return registry_pb2.TrustBundle(mesh_id=self.ca.mesh_id,
-                                        ca_certificates_pem=[self.ca.ca_pem()])
+    async def _bundle(self) -> registry_pb2.TrustBundle:
+        return registry_pb2.TrustBundle(
+            mesh_id=self.ca.mesh_id, ca_certificates_pem=[self.ca.ca_pem()],
+            federated=await self.links.active_bundle() if self.links else [])
 
     async def Enrol(self, request: registry_pb2.EnrolRequest, context: grpc.aio.ServicerContext
                     ) -> registry_pb2.EnrolResponse:
@@ -101,7 +124,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                                          "node": request.node_name,
                                          "serial": format(cert.serial_number, "x")})
         return registry_pb2.EnrolResponse(
-            certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+            certificate_pem=to_pem(cert), trust_bundle=await self._bundle(),
             participant_id=participant.id, participant_name=participant.name,
             not_after=timestamp(cert.not_valid_after_utc))
 
@@ -119,7 +142,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         await self.store.record_renewal(peer.participant_id, peer.node_name, cert)
         log.info("certificate renewed", extra={"peer": peer.uri,
                                                "serial": format(cert.serial_number, "x")})
-        return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=self._bundle(),
+        return registry_pb2.RenewResponse(certificate_pem=to_pem(cert), trust_bundle=await self._bundle(),
                                           not_after=timestamp(cert.not_valid_after_utc))
 
     async def Heartbeat(self, request: registry_pb2.HeartbeatRequest,
@@ -138,6 +161,23 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
     async def ListNodes(self, request: registry_pb2.ListNodesRequest,
                         context: grpc.aio.ServicerContext) -> registry_pb2.ListNodesResponse:
         current_peer()
+        if request.mesh_id and request.mesh_id != self.ca.mesh_id and self.links:
+            return await self.federated_nodes(request)
+        return await self.list_nodes(request)
+
+    async def federated_nodes(self, request: registry_pb2.ListNodesRequest
+                              ) -> registry_pb2.ListNodesResponse:
+        """A federated mesh's nodes, from its registry, named by mesh-qualified URIs."""
+        assert self.links is not None
+        reply = await self.links.call(request.mesh_id, "ListNodes", registry_pb2.ListNodesRequest(
+            participant_id=request.participant_id))
+        for n in reply.nodes:
+            n.identity_uri = qualified_uri(request.mesh_id, n.participant_id, n.node_name)
+        return reply
+
+    async def list_nodes(self, request: registry_pb2.ListNodesRequest
+                         ) -> registry_pb2.ListNodesResponse:
+        """The nodes of this mesh (also what a federated registry is told)."""
         now = utcnow()
         nodes = []
         for n in await self.store.nodes(request.participant_id or None):
@@ -156,7 +196,7 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetTrustBundle(self, request: registry_pb2.GetTrustBundleRequest,
                              context: grpc.aio.ServicerContext) -> registry_pb2.TrustBundle:
-        return self._bundle()
+        return await self._bundle()
 
     async def GetRevocationList(self, request: registry_pb2.GetRevocationListRequest,
                                 context: grpc.aio.ServicerContext) -> registry_pb2.RevocationList:
@@ -178,11 +218,20 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetDataset(self, request: registry_pb2.GetDatasetRequest,
                          context: grpc.aio.ServicerContext) -> registry_pb2.DatasetRecord:
+        if request.mesh_id and request.mesh_id != self.ca.mesh_id and self.federated_catalog:
+            return mesh_record(await self.federated_catalog.get(request.mesh_id, request.id))
         return dataset_record(await self.catalog.get(request.id))
 
     async def SearchDatasets(self, request: registry_pb2.SearchDatasetsRequest,
                              context: grpc.aio.ServicerContext
                              ) -> registry_pb2.SearchDatasetsResponse:
+        return await self.search(request)
+
+    async def search(self, request: registry_pb2.SearchDatasetsRequest
+                     ) -> registry_pb2.SearchDatasetsResponse:
+        """This mesh's catalog; with ``request.federated``, the federated meshes' too."""
+        if request.federated and self.federated_catalog:
+            return await self._federated_search(request)
         query = search_query({"q": request.q, "theme": request.theme,
                               "publisher": request.publisher, "prefecture": request.prefecture,
                               "standard_type": request.standard_type,
@@ -195,6 +244,21 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
                 registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
                 for name, counts in result.facets.items()])
 
+    async def _federated_search(self, request: registry_pb2.SearchDatasetsRequest
+                                ) -> registry_pb2.SearchDatasetsResponse:
+        assert self.federated_catalog is not None
+        query = search_query({"q": request.q, "theme": request.theme,
+                              "publisher": request.publisher, "prefecture": request.prefecture,
+                              "standard_type": request.standard_type,
+                              "personal": request.personal, "page": request.page,
+                              "per_page": request.per_page})
+        answer = await self.federated_catalog.search(query)
+        return registry_pb2.SearchDatasetsResponse(
+            total=answer.result.total, results=[mesh_record(r) for r in answer.records],
+            facets=[registry_pb2.Facet(name=name, counts=[
+                registry_pb2.FacetCount(value=str(v), count=n) for v, n in counts.items()])
+                for name, counts in answer.result.facets.items()])
+
     # ---- agreements ------------------------------------------------------------------------
     async def NotariseAgreement(self, request: registry_pb2.NotariseAgreementRequest,
                                 context: grpc.aio.ServicerContext
@@ -206,9 +270,12 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
             raise InvalidRequest("signed_agreement_json is not JSON",
                                  code="malformed_agreement") from None
         signed = SignedAgreement.from_json(doc)
-        verify_signed(signed, [self.ca.certificate])
+        verify_signed(signed, [self.ca.certificate], federated=self._federated_roots())
         agreement = signed.agreement
-        if peer.uri not in (agreement.provider, agreement.consumer):
+        # across meshes the parties are named mesh-qualified (mesh.federation)
+        qualified = qualified_uri(self.ca.mesh_id, peer.participant_id, peer.node_name)
+        if peer.uri not in (agreement.provider, agreement.consumer) and \
+                qualified not in (agreement.provider, agreement.consumer):
             raise PermissionDenied(f"{peer.uri} is not a party to agreement {agreement.id}",
                                    message_ja="合意の当事者ではありません", code="not_a_party")
         at = await self.store.notarise(agreement.digest(), agreement.id, agreement.dataset_id,
@@ -217,6 +284,13 @@ class RegistryGrpcService(registry_pb2_grpc.RegistryServiceServicer):
         log.info("agreement notarised", extra={"agreement": agreement.id, "peer": peer.uri})
         return registry_pb2.NotariseAgreementResponse(digest=agreement.digest(),
                                                       notarised_at=timestamp(at))
+
+    def _federated_roots(self) -> dict:
+        """The active federations' roots, by mesh (for documents signed across meshes)."""
+        if self.links is None:
+            return {}
+        return {f.mesh_id: list(f.document.certificates) for f in self.links.federations
+                if f.active}
 
     # ---- metering ----------------------------------------------------------------------------
     async def ReportUsage(self, request: registry_pb2.ReportUsageRequest,

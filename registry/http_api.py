@@ -43,6 +43,7 @@ from registry.catalog.query import search_body, search_query
 from registry.config import RegistryConfig
 from registry.datamap.api import add_datamap_routes
 from registry.duties_api import add_duties_routes
+from registry.federation.search import FEDERATED_CATALOG, FederatedCatalog, wants_federated
 from registry.kpi.http_api import add_kpi_routes
 from registry.metering.api_calls import ApiCallCounter
 from registry.metering.http import add_metering_routes
@@ -127,8 +128,14 @@ async def usage(request: web.Request) -> web.Response:
 
 @door(PUBLIC)
 async def datasets(request: web.Request) -> web.Response:
-    """GET /api/v1/datasets?q=&theme=&publisher=&prefecture=&standard_type=&personal=&page=&per_page="""
+    """GET /api/v1/datasets?q=&theme=&publisher=&prefecture=&standard_type=&personal=&page=&per_page=
+    &federated=true (also the federated meshes' catalogs; each result carries its mesh_id)"""
     query = search_query(request.query)
+    if wants_federated(request.query) and FEDERATED_CATALOG in request.app:
+        answer = await request.app[FEDERATED_CATALOG].search(query)
+        return web.json_response({**search_body(query, answer.result, answer.records),
+                                  "meshes": answer.meshes, "unreachable": answer.unreachable},
+                                 dumps=_dumps)
     result, records = await request.app[CATALOG].search(query)
     return web.json_response(search_body(query, result, records), dumps=_dumps)
 
@@ -249,7 +256,8 @@ def _dumps(obj) -> str:
 
 
 def build_http_app(config: RegistryConfig, store: RegistryStore, ca: CertificateAuthority,
-                   catalog: CatalogService) -> web.Application:
+                   catalog: CatalogService, federated: FederatedCatalog | None = None
+                   ) -> web.Application:
     admin = AdminService(store, ca)
     sessions = SessionStore(store.db)
     doors = door_middleware(RegistryAuthenticator(store, admin.accounts, admin.keys, sessions))
@@ -261,6 +269,8 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app[CA] = ca
     app[CONFIG] = config
     app[CATALOG] = catalog
+    if federated is not None:
+        app[FEDERATED_CATALOG] = federated
     app[CHECKPOINTS] = LedgerCheckpointStore(store.db, [ca.certificate])
     app[AUDITS] = asyncio.Semaphore(CONCURRENT_AUDITS)
     app.router.add_get("/healthz", healthz)
@@ -275,7 +285,7 @@ def build_http_app(config: RegistryConfig, store: RegistryStore, ca: Certificate
     app.router.add_post("/api/v1/ledger/audit", ledger_audit)
     app.router.add_get("/catalog.jsonld", catalog_jsonld)
     app.router.add_get("/openapi.json", openapi)
-    add_ckan_routes(app, catalog, store)
+    add_ckan_routes(app, catalog, store, federated)
     add_admin_routes(app, admin)
     add_duties_routes(app, store)
     add_metering_routes(app, store)

@@ -9,6 +9,25 @@ from registry.kpi.schema import KPI_MIGRATION
 from registry.metering.schema import METERING_MIGRATION
 from registry.operators.throttle import THROTTLE_MIGRATION
 
+FEDERATION_MIGRATION = """
+CREATE TABLE federations (
+    mesh_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    fingerprints TEXT NOT NULL,
+    registry_endpoint TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'active', 'removed')),
+    removed_at TEXT,
+    checked_at TEXT,
+    last_error TEXT,
+    crl_der BLOB,
+    crl_number INTEGER NOT NULL DEFAULT -1,
+    crl_next_update TEXT
+)
+"""
+
 MIGRATIONS = [
     # 1: participants, join tokens, nodes, certificates, revocation lists
     """
@@ -204,4 +223,7 @@ MIGRATIONS = [
     # 16: wrong operator passwords, counted where every registry replica sees them
     # (registry/operators/throttle.py)
     THROTTLE_MIGRATION,
+    # 17: other meshes' federation documents this registry's operator added, and what the link
+    # to each last found (registry/federation/store.py)
+    FEDERATION_MIGRATION,
 ]

@@ -329,7 +329,11 @@ OPENAPI: dict = {
                          "ending with `to` (default 12)",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 60}}])},
         "/api/v1/datasets": {"get": {
-            "summary": "Search datasets with facets", "parameters": SEARCH_PARAMS,
+            "summary": "Search datasets with facets", "parameters": [*SEARCH_PARAMS, {
+                "name": "federated", "in": "query",
+                "schema": {"type": "string", "enum": ["", "true", "false", "1", "0"]},
+                "description": "true: also the catalogs of the meshes this mesh is federated with "
+                               "(each result's mesh_id says which; see docs/federation.md)"}],
             "responses": {"200": _resp("a page of results", {"$ref": "#/components/schemas/SearchResult"}),
                           "400": _resp("bad paging or filter value", ERROR)}}},
         "/api/v1/datasets/{id}": {"get": {
@@ -468,6 +472,10 @@ OPENAPI: dict = {
                          "properties": {
                              "total": {"type": "integer", "minimum": 0},
                              "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                             "meshes": {"type": "array", "items": {"type": "string"},
+                                        "description": "federated search: the meshes searched"},
+                             "unreachable": {"type": "array", "items": {"type": "object"},
+                                             "description": "federated search: meshes left out"},
                              "results": {"type": "array",
                                          "items": {"$ref": "#/components/schemas/Dataset"}},
                              "facets": {"type": "object", "additionalProperties": {

@@ -80,6 +80,15 @@ def parse_error(doc: Any) -> PolicyError:
 # ---- every leftOperand and operator: pass and fail ----------------------------------------------
 
 CASES = [  # (left, op, right, context, allowed)
+    ("mesh", "eq", "osaka", {"consumer_mesh": "osaka", "provider_mesh": "hyogo"}, True),
+    ("mesh", "eq", "osaka", {"consumer_mesh": "kyoto", "provider_mesh": "hyogo"}, False),
+    ("mesh", "neq", "kyoto", {"consumer_mesh": "osaka", "provider_mesh": "hyogo"}, True),
+    ("mesh", "neq", "hyogo", {"consumer_mesh": "", "provider_mesh": "hyogo"}, False),
+    ("mesh", "isAnyOf", ["hyogo", "osaka"], {"consumer_mesh": "osaka", "provider_mesh": "hyogo"},
+     True),
+    ("mesh", "isAnyOf", ["hyogo"], {"consumer_mesh": "osaka", "provider_mesh": "hyogo"}, False),
+    ("mesh", "isNoneOf", ["kyoto"], {"consumer_mesh": "hyogo", "provider_mesh": "hyogo"}, True),
+    ("mesh", "isNoneOf", ["kyoto"], {"consumer_mesh": "kyoto", "provider_mesh": "hyogo"}, False),
     ("purpose", "eq", "研究", {"purpose": "研究"}, True),
     ("purpose", "eq", "研究", {"purpose": "観光"}, False),
     ("purpose", "neq", "観光", {"purpose": "防災"}, True),
@@ -688,3 +697,47 @@ else:  # pragma: no cover
     @pytest.mark.skip(reason="hypothesis is not installed")
     def test_properties():
         pass
+
+
+# ---- federation: a consumer of another mesh ------------------------------------------------------
+
+
+def test_a_federated_consumer_needs_a_mesh_constraint():
+    """Without a mesh constraint a permission is for this mesh's participants only; the refusal
+    says so, and a cross-border spatial scope alone does not open it."""
+    policy = parse_policy(one("spatial", "isAnyOf", ["27", "28"]))
+    local = evaluate(policy, ctx(consumer_id=OSAKA_CITY, consumer_mesh="hyogo", provider_mesh="hyogo"))
+    assert local.allowed
+    foreign = evaluate(policy, ctx(consumer_id=OSAKA_CITY, consumer_mesh="osaka",
+                                   provider_mesh="hyogo"))
+    assert not foreign.allowed
+    [failure] = foreign.failures
+    assert failure.left_operand == "mesh" and failure.actual == "osaka"
+    assert "連携先メッシュ" in failure.message_ja
+    opened = parse_policy({"permissions": [{"action": "use", "constraints": [
+        {"leftOperand": "spatial", "operator": "isAnyOf", "rightOperand": ["27", "28"]},
+        {"leftOperand": "mesh", "operator": "isAnyOf", "rightOperand": ["hyogo", "osaka"]}]}]})
+    assert evaluate(opened, ctx(consumer_id=OSAKA_CITY, consumer_mesh="osaka",
+                                provider_mesh="hyogo")).allowed
+    akashi = evaluate(opened, ctx(consumer_id=AKASHI, consumer_mesh="osaka", provider_mesh="hyogo"))
+    assert akashi.allowed  # 明石市 is in 28: the cross-border scope covers both prefectures
+
+
+def test_mesh_ids_in_policies_are_checked():
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(one("mesh", "eq", "Osaka Mesh"))
+    assert exc.value.path == "permissions[0].constraints[0].rightOperand"
+
+
+def test_personal_data_does_not_cross_meshes():
+    """Consents are recorded per mesh: a consent permission never admits a federated consumer,
+    even one its mesh constraint names."""
+    policy = parse_policy({"permissions": [{"action": "use", "constraints": [
+        {"leftOperand": "consent", "operator": "eq", "rightOperand": True},
+        {"leftOperand": "mesh", "operator": "isAnyOf", "rightOperand": ["hyogo", "osaka"]}]}]})
+    local = evaluate(policy, ctx(consumer_mesh="hyogo", provider_mesh="hyogo"))
+    assert local.allowed and local.requires_consent
+    refused = evaluate(policy, ctx(consumer_mesh="osaka", provider_mesh="hyogo"))
+    assert not refused.allowed
+    [failure] = refused.failures
+    assert failure.left_operand == "mesh" and "個人データはメッシュを越えて" in failure.message_ja

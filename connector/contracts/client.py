@@ -18,6 +18,7 @@ import grpc
 
 from connector.contracts.store import AgreementRow, AgreementStore
 from connector.discovery import DiscoveryCache
+from connector.federation import federated_roots_map
 from connector.peers import find_node
 from connector.registry_client import RegistryClient
 from mesh.agreements import SignedAgreement, verify_signed
@@ -40,13 +41,13 @@ def load_json_document(raw: bytes, what: str) -> dict:
     return doc
 
 
-async def find_provider(registry: RegistryClient, dataset_id: str):
+async def find_provider(registry: RegistryClient, dataset_id: str, mesh_id: str = ""):
     """The registry's node record of the connector serving ``dataset_id`` (with its endpoint).
 
     Raises ``NotFound`` for an unknown dataset and ``FailedPrecondition`` when the serving
     connector has no reachable endpoint at the registry.
     """
-    record = await registry.get_dataset(dataset_id)
+    record = await registry.get_dataset(dataset_id, mesh_id=mesh_id)
     # remembered, so that the agreement's transfers reach the provider while the registry is down
     provider = await find_node(registry, record.served_by,
                                cache=DiscoveryCache(registry.keystore.tls_dir.parent))
@@ -85,7 +86,8 @@ async def negotiate(stub: peer_pb2_grpc.PeerServiceStub, store: AgreementStore, 
             reply.agreement_id, dataset_id, offer_id, purpose, own_identity, provider_identity):
         raise PermissionDenied("the provider's agreement does not match the request",
                                code="agreement_mismatch")
-    verify_signed(signed, load_pem_bundle(keystore.trust_bundle_pem()), require=("provider",))
+    verify_signed(signed, load_pem_bundle(keystore.trust_bundle_pem()), require=("provider",),
+                  federated=federated_roots_map(keystore.tls_dir))
     await store.save(state="AGREED", signed=signed.to_json(), **common)
     both = signed.with_signature("consumer", keystore)
     await store.save(state="VERIFIED", signed=both.to_json(), **common)

@@ -43,6 +43,8 @@ CLAIMS: dict[str | None, tuple[str, str]] = {
     "transferCount": ("この合意での転送回数", "the transfers under this agreement"),
     "recordCount": ("この合意でのレコード数", "the records under this agreement"),
     "identityAssurance": ("本人確認レベル", "the identity assurance level"),
+    "mesh": ("利用者のメッシュ（証明書の発行元認証局）",
+             "the consumer's mesh (the CA that issued its certificate)"),
     None: ("利用条件（ポリシー）全体", "the policy as a whole"),
 }
 

@@ -28,16 +28,21 @@ class ParticipantTypes:
         self.registry = registry
         self.ttl = ttl
         self.discovery = DiscoveryCache(registry.keystore.tls_dir.parent) if last_known else None
-        self._cache: dict[str, tuple[float, str]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, str]] = {}
 
-    async def type_of(self, participant_id: str) -> str:
-        hit = self._cache.get(participant_id)
+    async def type_of(self, participant_id: str, mesh_id: str = "") -> str:
+        """The participant's type; ``mesh_id`` (a federated mesh's id, as in
+        ``PeerIdentity.mesh_id``) asks that mesh's registry, through ours: a participant of
+        another mesh is never judged by a record of this one."""
+        key = (mesh_id, participant_id)
+        hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
         try:
-            nodes = await self.registry.list_nodes(participant_id)
+            nodes = await self.registry.list_nodes(participant_id, mesh_id=mesh_id)
         except Unavailable as exc:
-            known = self._last_known(participant_id) if exc.code == "registry_unavailable" else None
+            known = (self._last_known(participant_id)
+                     if exc.code == "registry_unavailable" and not mesh_id else None)
             if known is None:
                 raise
             log.warning("registry unreachable; participant %s taken as %s, as last known",
@@ -45,9 +50,9 @@ class ParticipantTypes:
             return known
         for node in nodes:
             if node.participant_id == participant_id:
-                self._cache[participant_id] = (time.monotonic(), node.participant_type)
+                self._cache[key] = (time.monotonic(), node.participant_type)
                 return node.participant_type
-        self._cache.pop(participant_id, None)
+        self._cache.pop(key, None)
         raise PermissionDenied(f"participant {participant_id} is not active at the registry",
                                message_ja=f"参加者 {participant_id} はレジストリで有効ではありません",
                                code="consumer_unknown")
@@ -55,7 +60,7 @@ class ParticipantTypes:
     def _last_known(self, participant_id: str) -> str | None:
         if self.discovery is None:
             return None
-        hit = self._cache.get(participant_id)
+        hit = self._cache.get(("", participant_id))
         if hit:
             return hit[1]
         return next((n.participant_type for n in self.discovery.nodes().values()

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 
 from connector.contracts.store import AgreementStore, open_contracts_db
+from connector.federation import federated_roots_map
 from connector.metering.store import UsageStore, open_metering_db
 from connector.node_state import NodeState
 from connector.peers import dial_peer
@@ -45,7 +46,8 @@ async def follow(data_dir: Path, agreement_id: str, *,
     keystore = NodeKeyStore(data_dir / "tls")
     async with open_contracts_db(data_dir) as db:
         row = await AgreementStore(db).get(agreement_id, role="consumer")
-    check_consumer_agreement(row, load_pem_bundle(keystore.trust_bundle_pem()))
+    check_consumer_agreement(row, load_pem_bundle(keystore.trust_bundle_pem()),
+                             federated_roots_map(keystore.tls_dir))
     delay = 0.5
     while True:
         registry = RegistryClient(state, keystore, state.registry)

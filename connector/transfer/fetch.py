@@ -31,6 +31,7 @@ from pathlib import Path
 import grpc
 
 from connector.contracts.store import AgreementRow, AgreementStore, open_contracts_db
+from connector.federation import federated_roots_map, own_party_uri
 from connector.metering.store import UsageStore, open_metering_db
 from connector.node_state import NodeState
 from connector.peers import dial_peer
@@ -215,7 +216,8 @@ class Fetcher:
         keystore = NodeKeyStore(self.data_dir / "tls")
         async with open_contracts_db(self.data_dir) as cdb, open_metering_db(self.data_dir) as mdb:
             row = await AgreementStore(cdb).get(self.agreement_id, role="consumer")
-            check_consumer_agreement(row, load_pem_bundle(keystore.trust_bundle_pem()))
+            check_consumer_agreement(row, load_pem_bundle(keystore.trust_bundle_pem()),
+                                     federated_roots_map(keystore.tls_dir))
             usage = UsageStore(mdb)
             if self.restart or TransferJournal.stale(self.journal_path):
                 self._discard()
@@ -397,7 +399,8 @@ class Fetcher:
             journal.save(self.journal_path)
             await usage.start(id=header.transfer_id, role="consumer", agreement_id=self.agreement_id,
                               dataset_id=header.dataset_id, provider=row.counterparty,
-                              consumer=NodeState.load(self.data_dir).identity_uri,
+                              consumer=own_party_uri(NodeState.load(self.data_dir),
+                                                     row.counterparty),
                               version=header.version, incremental=header.incremental)
         schema = None if header.passthrough else read_schema(header.arrow_schema)
         if self.mapping_spec and self.mapping is None and schema is not None:

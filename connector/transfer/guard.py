@@ -32,10 +32,12 @@ from typing import Any
 from connector.contracts.participants import ParticipantTypes
 from connector.contracts.store import AgreementRow, AgreementStore
 from connector.datasets.store import PublishedDatasets, PublisherStore
+from connector.federation import federated_roots_of
 from mesh.agreements import Agreement, SignedAgreement, verify_signed
 from mesh.certs import PeerIdentity, load_pem_bundle
 from mesh.clock import from_iso, utcnow
 from mesh.errors import FailedPrecondition, NotFound, PermissionDenied
+from mesh.federation import claimed_mesh
 from mesh.keystore import NodeKeyStore
 from mesh.policy import Decision, Policy, PolicyContext, evaluate, parse_policy
 
@@ -63,17 +65,21 @@ class VerifiedAgreements:
         self._checked: collections.OrderedDict[str, _Checked] = collections.OrderedDict()
         self._roots: tuple[bytes, list] | None = None
 
-    def check(self, row: AgreementRow, bundle: bytes) -> _Checked:
-        """The row's document, verified against ``bundle`` (PEM); raises as ``verify_signed``."""
+    def check(self, row: AgreementRow, bundle: bytes, federation: bytes = b"") -> _Checked:
+        """The row's document, verified against ``bundle`` (PEM) and the federated meshes' roots
+        (``federation``: the bytes of tls/federation.json, b"" without one); raises as
+        ``verify_signed``."""
         assert row.signed is not None
         text = row.signed_text or ""
+        trust = bundle + b"\0" + federation
         hit = self._checked.get(row.id)
-        if hit is not None and text and hit.text == text and hit.bundle == bundle:
+        if hit is not None and text and hit.text == text and hit.bundle == trust:
             self._checked.move_to_end(row.id)
             return hit
         signed = SignedAgreement.from_json(row.signed)
-        verify_signed(signed, self._parsed(bundle))
-        checked = _Checked(text, bundle, signed)
+        verify_signed(signed, self._parsed(bundle),
+                      federated=federated_roots_of(federation) if federation else None)
+        checked = _Checked(text, trust, signed)
         if text:
             self._checked[row.id] = checked
             self._checked.move_to_end(row.id)
@@ -108,6 +114,15 @@ class Authorised:
         return decision
 
 
+def federation_file(tls_dir: Path) -> bytes:
+    """tls/federation.json as it is now (b"" without one): part of what an agreement's
+    signatures are checked against."""
+    try:
+        return (tls_dir / "federation.json").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 class AgreementGuard:
     def __init__(self, data_dir: Path, keystore: NodeKeyStore, agreements: AgreementStore,
                  participants: ParticipantTypes) -> None:
@@ -117,6 +132,7 @@ class AgreementGuard:
         self.participants = participants
         self.verified = VerifiedAgreements()
         self.datasets = PublishedDatasets(data_dir)   # descriptions, while their files are unchanged
+        self._own_mesh: str | None = None
 
     async def check(self, peer: PeerIdentity, agreement_id: str) -> Authorised:
         """May ``peer`` use the agreement now, usage limits aside (a subscription never counts
@@ -141,7 +157,8 @@ class AgreementGuard:
             raise FailedPrecondition(f"agreement {agreement_id} is {row.state}, not FINALIZED",
                                      message_ja=f"合意 {agreement_id} は確定していません（{row.state}）",
                                      code="agreement_not_finalized")
-        checked = self.verified.check(row, self.keystore.trust_bundle_pem())
+        checked = self.verified.check(row, self.keystore.trust_bundle_pem(),
+                                      federation_file(self.keystore.tls_dir))
         agreement = checked.signed.agreement
         now = utcnow()
         if agreement.expires and from_iso(agreement.expires) <= now:
@@ -155,9 +172,14 @@ class AgreementGuard:
             raise FailedPrecondition(f"dataset {agreement.dataset_id} is no longer served here",
                                      message_ja=f"データセット {agreement.dataset_id} は提供されていません",
                                      code="dataset_withdrawn") from None
+        if self._own_mesh is None:       # the node's certificate names its mesh; it never moves
+            self._own_mesh = claimed_mesh(self.keystore.certificate()) or ""
+        own_mesh = self._own_mesh
         ctx = PolicyContext(consumer_id=peer.participant_id,
-                            consumer_type=await self.participants.type_of(peer.participant_id),
-                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now)
+                            consumer_type=await self.participants.type_of(peer.participant_id,
+                                                                          peer.mesh_id),
+                            purpose=agreement.purpose, provider_id=doc["publisher"], now=now,
+                            consumer_mesh=peer.mesh_id or own_mesh, provider_mesh=own_mesh)
         if checked.policy is None:
             checked.policy = parse_policy(agreement.policy)
         policy = checked.policy

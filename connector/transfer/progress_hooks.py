@@ -24,9 +24,10 @@ class Progress:
     def done(self) -> None: ...
 
 
-def check_consumer_agreement(row: AgreementRow, roots) -> None:
+def check_consumer_agreement(row: AgreementRow, roots, federated=None) -> None:
     """The consumer's own copy of the agreement allows a fetch now: FINALIZED, signed by both
-    (checked against ``roots``), not expired."""
+    (checked against ``roots``, and ``federated`` roots by mesh for a provider of a federated
+    mesh), not expired."""
     if row.state == "TERMINATED":
         raise PermissionDenied(f"agreement {row.id} is terminated",
                                message_ja=f"合意 {row.id} は終了しています", code="agreement_terminated",
@@ -36,7 +37,7 @@ def check_consumer_agreement(row: AgreementRow, roots) -> None:
                                  message_ja=f"合意 {row.id} は確定していません（{row.state}）",
                                  code="agreement_not_finalized")
     signed = SignedAgreement.from_json(row.signed)
-    verify_signed(signed, roots)
+    verify_signed(signed, roots, federated=federated)
     if signed.agreement.expires and from_iso(signed.agreement.expires) <= utcnow():
         raise PermissionDenied(f"agreement {row.id} expired at {signed.agreement.expires}",
                                code="agreement_expired")

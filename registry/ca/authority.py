@@ -105,13 +105,15 @@ class CertificateAuthority:
         write_secret(self.ca_dir / "registry.key", key_to_pem(key))
         atomic_write(crt, to_pem(cert))
 
-    def registry_server_config(self) -> grpc.ServerCertificateConfiguration:
+    def registry_server_config(self, extra_roots: bytes = b""
+                               ) -> grpc.ServerCertificateConfiguration:
         """Serve the registry leaf followed by the CA, so a joining node can find the CA it
-        pinned; trust client certificates from the mesh roots."""
+        pinned; trust client certificates from the mesh roots (and ``extra_roots``: federated
+        meshes' CAs, whose registries call this one; the interceptor tells them apart)."""
         chain = (self.ca_dir / "registry.crt").read_bytes() + self.ca_pem()
         return grpc.ssl_server_certificate_configuration(
             [(read_secret(self.ca_dir / "registry.key"), chain)],
-            root_certificates=self.ca_pem())
+            root_certificates=self.ca_pem() + extra_roots)
 
     # ---- node certificates -----------------------------------------------------------------
     def check_csr(self, csr_pem: bytes, *, participant_id: str, node_name: str
@@ -208,6 +210,20 @@ class CertificateAuthority:
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_pub),
                                   critical=False))
         return builder.sign(self._key, hashes.SHA256())
+
+    def sign_document(self, data: bytes) -> bytes:
+        """A signature with the CA key over ``data`` (the mesh's federation document; DER ECDSA
+        P-256/SHA-256, or Ed25519)."""
+        if isinstance(self._key, ed25519.Ed25519PrivateKey):
+            return self._key.sign(data)
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def registry_client_credentials(self, root_pem: bytes) -> grpc.ChannelCredentials:
+        """mTLS credentials for calling another mesh's registry as this registry (its own
+        certificate, trusting only ``root_pem``: the CA of the mesh being called)."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=root_pem, private_key=read_secret(self.ca_dir / "registry.key"),
+            certificate_chain=(self.ca_dir / "registry.crt").read_bytes())
 
     # ---- revocation ------------------------------------------------------------------------
     def sign_crl(self, revoked: list[RevokedEntry], *, number: int, this_update: datetime,

@@ -26,6 +26,7 @@ from mesh.http_auth import PUBLIC, door
 from mesh.http_input import parse_json, read_body
 from registry.catalog.datasets import CatalogService, DatasetRecord
 from registry.catalog.query import search_query
+from registry.federation.search import wants_federated
 from registry.store import RegistryStore
 
 log = logging.getLogger("areamesh.registry.ckan")
@@ -60,6 +61,7 @@ def package_dict(record: DatasetRecord, base_url: str) -> dict[str, Any]:
     tags = [{"name": k, "display_name": k, "state": "active"} for k in doc["keywords"]]
     declared = declared_standard(doc) or {}
     extras = {"standard_type": declared.get("layout", ""),
+              **({"mesh_id": record.mesh_id} if getattr(record, "mesh_id", "") else {}),
               "standard_edition": declared.get("edition", ""),
               "classification": doc["classification"], "management": doc["management"],
               "update_frequency": doc["update_frequency"], "access": doc["access"],
@@ -153,7 +155,10 @@ def _int(raw: Any, name: str, default: int, high: int) -> int:
     return value
 
 
-def add_ckan_routes(app: web.Application, catalog: CatalogService, store: RegistryStore) -> None:
+def add_ckan_routes(app: web.Application, catalog: CatalogService, store: RegistryStore,
+                    federated=None) -> None:
+    """``federated``: a ``registry.federation.search.FederatedCatalog``; with it,
+    ``package_search`` takes ``federated=true`` and marks each package with its ``mesh_id``."""
     async def package_search(p: dict[str, Any], base: str) -> dict[str, Any]:
         """Search datasets. Parameters: q (text), fq (organization:, groups:, prefecture:,
         standard_type:, personal: terms), sort (score desc, metadata_modified desc, title asc),
@@ -172,9 +177,14 @@ def add_ckan_routes(app: web.Application, catalog: CatalogService, store: Regist
         page, skip = divmod(start, per_page)
         base_query = {"q": str(p.get("q") or "").replace("*:*", ""), **filters,
                       "per_page": per_page, "sort": order}
-        result, records = await catalog.search(search_query({**base_query, "page": page + 1}))
+        search = catalog.search
+        if federated is not None and wants_federated(p):
+            async def search(query):
+                answer = await federated.search(query)
+                return answer.result, answer.records
+        result, records = await search(search_query({**base_query, "page": page + 1}))
         if skip and rows:
-            _, more = await catalog.search(search_query({**base_query, "page": page + 2}))
+            _, more = await search(search_query({**base_query, "page": page + 2}))
             records = records + more
         records = records[skip:skip + rows] if rows else []
         facet_out = {f: {str(v): n for v, n in result.facets.get(FACET_NAMES[f], {}).items()}

@@ -34,7 +34,7 @@ from mesh.errors import InvalidRequest, PermissionDenied
 from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import registry_pb2
 from mesh.usage_reports import SignedUsageReport, verify_report
-from registry.metering.usage import JST, UsageLedger, _grown
+from registry.metering.usage import JST, UsageLedger, _grown, peer_names
 
 log = logging.getLogger("areamesh.registry.metering")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -160,7 +160,7 @@ class UsageReports:
             (r["agreement_id"],))).fetchone()
         if row is None:
             return "unknown_agreement", f"agreement {r['agreement_id']} was never notarised"
-        if row["consumer"] != peer.uri:
+        if row["consumer"] not in await peer_names(conn, peer):
             return "not_the_consumer", f"{peer.uri} is not the consumer of agreement {r['agreement_id']}"
         if row["dataset_id"] != r["dataset_id"]:
             return "dataset_mismatch", (f"agreement {r['agreement_id']} is for {row['dataset_id']}, "

@@ -22,6 +22,7 @@ from mesh.certs import PeerIdentity
 from mesh.clock import iso, utcnow
 from mesh.db import Database
 from mesh.errors import InvalidRequest
+from mesh.federation import parse_qualified_uri, qualified_uri
 from mesh.ids import parse_node_identity_uri
 from mesh.proto.areamesh.v1 import registry_pb2
 
@@ -91,8 +92,17 @@ def parse_period(text: str | None, *, now: datetime | None = None) -> Period:
 
 
 def _participant(uri: str) -> str:
-    parsed = parse_node_identity_uri(uri)
+    qualified = parse_qualified_uri(uri)   # a party of a federated mesh (mesh.federation)
+    parsed = parse_node_identity_uri(qualified[1] if qualified else uri)
     return parsed[0] if parsed else uri
+
+
+async def peer_names(conn, peer: PeerIdentity) -> tuple[str, str]:
+    """The URIs a node of this mesh goes by in notarised agreements: plain, and mesh-qualified
+    (across meshes, mesh.federation)."""
+    row = await (await conn.execute("SELECT value FROM meta WHERE key = 'mesh_id'")).fetchone()
+    return peer.uri, qualified_uri(row[0] if row else "default", peer.participant_id,
+                                   peer.node_name)
 
 
 class UsageLedger:
@@ -135,7 +145,8 @@ class UsageLedger:
                          publisher[0] if publisher else provider,
                          _participant(notarised["consumer"])))
                     reply.accepted += 1
-                elif (held["agreement_id"], held["provider_node"]) != (r.agreement_id, peer.uri):
+                elif held["agreement_id"] != r.agreement_id or \
+                        held["provider_node"] not in await peer_names(conn, peer):
                     reply.rejected.append(registry_pb2.RejectedUsage(
                         transfer_id=r.transfer_id, code="transfer_id_conflict",
                         message=f"transfer {r.transfer_id} is recorded for another agreement"))
@@ -163,7 +174,7 @@ class UsageLedger:
             (r.agreement_id,))).fetchone()
         if row is None:
             return None, ("unknown_agreement", f"agreement {r.agreement_id} was never notarised")
-        if row["provider"] != peer.uri:
+        if row["provider"] not in await peer_names(conn, peer):
             return None, ("not_the_provider", f"{peer.uri} is not the provider of agreement {r.agreement_id}")
         if row["dataset_id"] != r.dataset_id:
             return None, ("dataset_mismatch",

@@ -13,6 +13,7 @@ from registry.web.catalog import add_catalog_pages
 from registry.web.console import add_console_pages
 from registry.web.console.billing import add_billing_pages
 from registry.web.console.datamap import add_datamap_pages
+from registry.web.console.federation import add_federation_pages
 from registry.web.console.kpi import add_kpi_pages
 from registry.web.console.metering import add_metering_pages
 from registry.web.developers import add_developer_pages
@@ -27,3 +28,4 @@ def add_registry_pages(app: web.Application, admin: AdminService, catalog: Catal
     add_billing_pages(app)
     add_datamap_pages(app)
     add_kpi_pages(app)
+    add_federation_pages(app)

@@ -13,6 +13,7 @@ from typing import Any
 from connector.contracts.explain import Explanation, explain
 from connector.contracts.store import STATES, AgreementRow, AgreementStore
 from connector.datasets.store import all_publishers, checked_id
+from connector.federation import federated_roots_map
 from connector.metering.store import TransferRow, UsageStore
 from mesh.agreements import PARTIES, SignedAgreement, verify_signed
 from mesh.certs import load_pem_bundle
@@ -152,6 +153,7 @@ async def detail(row: AgreementRow, usage: UsageStore, keystore: NodeKeyStore,
         try:
             signed = SignedAgreement.from_json(row.signed)
             verify_signed(signed, load_pem_bundle(keystore.trust_bundle_pem()),
+                          federated=federated_roots_map(keystore.tls_dir),
                           require=PARTIES if row.state == "FINALIZED" else tuple(signed.signatures))
         except AreameshError as exc:
             error = exc.message

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from connector.contracts.store import AgreementStore
+from connector.federation import federated_roots_map
 from connector.metering.store import UsageStore
 from connector.transfer.constants import FORMATS
 from connector.transfer.fetch_lock import FetchLock, held, recover_consumer_orphans
@@ -145,7 +146,8 @@ async def start_fetch(request: web.Request) -> web.StreamResponse:
         if values["destination"] == "sink":
             _sinks().get_sink(node.config.data_dir, values["sink"])    # unknown or removed: at its field
         row = await AgreementStore(node.contracts_db).get(values["agreement"], role="consumer")
-        check_consumer_agreement(row, load_pem_bundle(node.keystore.trust_bundle_pem()))
+        check_consumer_agreement(row, load_pem_bundle(node.keystore.trust_bundle_pem()),
+                                 federated_roots_map(node.keystore.tls_dir))
         if out is not None:
             journal = TransferJournal.path_for(node.config.data_dir, row.id, out)
             if held(FetchLock(journal).path):   # `areamesh connector fetch` writing it now

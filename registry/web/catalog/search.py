@@ -13,6 +13,7 @@ from mesh.web.i18n import request_language
 from mesh.web.render import page, render, wants_json, with_query
 from registry.catalog.query import search_body, search_query
 from registry.catalog.search_index import FACETS, SearchQuery, SearchResult
+from registry.federation.search import FEDERATED_CATALOG, wants_federated
 from registry.web.catalog.common import (
     facet_label,
     json_page,
@@ -71,16 +72,27 @@ def result_rows(records, names: dict[str, str], lang: str) -> list[dict[str, Any
              "themes": [(th, theme_slug(th)) for th in r.doc["themes"]],
              "standard": standard_of(r.doc),
              "classification": r.doc.get("classification", "non_personal"),
-             "access": r.doc.get("access", "open"), "modified": r.modified} for r in records]
+             "access": r.doc.get("access", "open"), "modified": r.modified,
+             # federated search (registry/federation/search.py): the mesh of each result; a
+             # federated mesh's dataset has no page here
+             "mesh_id": getattr(r, "mesh_id", ""), "federated": getattr(r, "federated", False)}
+            for r in records]
 
 
 @page(PUBLIC)
 async def search_page(request: web.Request) -> web.Response:
     query = search_query(request.query)
     pages = services(request)
-    result, records = await pages.catalog.search(query)
+    federated = wants_federated(request.query) and FEDERATED_CATALOG in request.app
+    extra: dict[str, Any] = {}
+    if federated:
+        answer = await request.app[FEDERATED_CATALOG].search(query)
+        result, records = answer.result, answer.records
+        extra = {"meshes": answer.meshes, "unreachable": answer.unreachable}
+    else:
+        result, records = await pages.catalog.search(query)
     if wants_json(request):
-        return json_page(search_body(query, result, records))
+        return json_page({**search_body(query, result, records), **extra})
     names = names_of(await public_participants(pages.store))
     lang = request_language(request)
     total_pages = min(-(-result.total // query.per_page), 100_000)
@@ -89,5 +101,7 @@ async def search_page(request: web.Request) -> web.Response:
         "results": result_rows(records, names, lang),
         "facet_blocks": facet_blocks(request, query, result, names, translator(request)),
         "sorts": SORTS, "filters": {p: request.query.get(p, "") for p in FACET_PARAMS.values()
-                                    if request.query.get(p)}})
+                                    if request.query.get(p)},
+        "federation_offered": FEDERATED_CATALOG in request.app, "federated": federated,
+        "unreachable": extra.get("unreachable", [])})
 

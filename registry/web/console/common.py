@@ -42,14 +42,16 @@ MAX_REASON = 500          # as the JSON admin API's text fields
 DONE = frozenset({"participant_added", "certified", "suspended", "reinstated", "hosting_added",
                   "hosting_removed", "token_revoked", "node_revoked", "criteria_saved",
                   "billing_run"}
-                 | {"kpi_defined", "kpi_value_saved", "kpi_imported"})     # registry/web/console/kpi.py
+                 | {"kpi_defined", "kpi_value_saved", "kpi_imported"}     # registry/web/console/kpi.py
+                 | {"federation_added", "federation_removed"})  # registry/web/console/federation.py
 
 # (message key, path) of the console's own menu
 MENU = [("console.nav.overview", "/admin/"), ("console.nav.participants", "/admin/participants"),
         ("console.nav.tokens", "/admin/tokens"), ("console.nav.nodes", "/admin/nodes"),
         ("console.nav.usage", "/admin/usage"), ("console.nav.metering", "/admin/metering"),
         ("console.nav.billing", "/admin/billing"), ("console.nav.datamap", "/admin/datamap"),
-        ("console.nav.kpi", "/admin/kpi"), ("console.nav.criteria", "/admin/criteria"),
+        ("console.nav.kpi", "/admin/kpi"), ("console.nav.federation", "/admin/federation"),
+        ("console.nav.criteria", "/admin/criteria"),
         ("console.nav.revocation", "/admin/revocation"), ("console.nav.audit", "/admin/audit")]
 
 

@@ -23,6 +23,7 @@ PACKAGE = "areamesh.v1"
 # connector/app.py; tests/test_developer_portal.py checks this table against both).
 SERVED_BY = {"areamesh.v1.RegistryService": "registry",
              "areamesh.v1.IdentityService": "registry",
+             "areamesh.v1.FederationService": "registry",   # registry to registry (federation)
              "areamesh.v1.PeerService": "connector",
              "areamesh.v1.ConsentService": "connector"}
 _SCALARS = {getattr(FieldDescriptor, name): name[5:].lower()

@@ -31,7 +31,7 @@ class PublishDatasetRequest(_message.Message):
     def __init__(self, dataset_json: _Optional[bytes] = ...) -> None: ...
 
 class DatasetRecord(_message.Message):
-    __slots__ = ("id", "publisher_id", "publisher_name", "version", "dataset_json", "served_by", "created", "modified")
+    __slots__ = ("id", "publisher_id", "publisher_name", "version", "dataset_json", "served_by", "created", "modified", "mesh_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class DatasetRecord(_message.Message):
     SERVED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     publisher_id: str
     publisher_name: str
@@ -48,7 +49,8 @@ class DatasetRecord(_message.Message):
     served_by: str
     created: _timestamp_pb2.Timestamp
     modified: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., publisher_name: _Optional[str] = ..., version: _Optional[int] = ..., dataset_json: _Optional[bytes] = ..., served_by: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    mesh_id: str
+    def __init__(self, id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., publisher_name: _Optional[str] = ..., version: _Optional[int] = ..., dataset_json: _Optional[bytes] = ..., served_by: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mesh_id: _Optional[str] = ...) -> None: ...
 
 class WithdrawDatasetRequest(_message.Message):
     __slots__ = ("id",)
@@ -65,13 +67,15 @@ class WithdrawDatasetResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "mesh_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    mesh_id: str
+    def __init__(self, id: _Optional[str] = ..., mesh_id: _Optional[str] = ...) -> None: ...
 
 class SearchDatasetsRequest(_message.Message):
-    __slots__ = ("q", "theme", "publisher", "prefecture", "standard_type", "personal", "page", "per_page")
+    __slots__ = ("q", "theme", "publisher", "prefecture", "standard_type", "personal", "page", "per_page", "federated")
     Q_FIELD_NUMBER: _ClassVar[int]
     THEME_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +84,7 @@ class SearchDatasetsRequest(_message.Message):
     PERSONAL_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
     PER_PAGE_FIELD_NUMBER: _ClassVar[int]
+    FEDERATED_FIELD_NUMBER: _ClassVar[int]
     q: str
     theme: str
     publisher: str
@@ -88,7 +93,8 @@ class SearchDatasetsRequest(_message.Message):
     personal: str
     page: int
     per_page: int
-    def __init__(self, q: _Optional[str] = ..., theme: _Optional[str] = ..., publisher: _Optional[str] = ..., prefecture: _Optional[str] = ..., standard_type: _Optional[str] = ..., personal: _Optional[str] = ..., page: _Optional[int] = ..., per_page: _Optional[int] = ...) -> None: ...
+    federated: bool
+    def __init__(self, q: _Optional[str] = ..., theme: _Optional[str] = ..., publisher: _Optional[str] = ..., prefecture: _Optional[str] = ..., standard_type: _Optional[str] = ..., personal: _Optional[str] = ..., page: _Optional[int] = ..., per_page: _Optional[int] = ..., federated: _Optional[bool] = ...) -> None: ...
 
 class FacetCount(_message.Message):
     __slots__ = ("value", "count")
@@ -177,10 +183,12 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revocation_list_number: _Optional[int] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
-    __slots__ = ("participant_id",)
+    __slots__ = ("participant_id", "mesh_id")
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
     participant_id: str
-    def __init__(self, participant_id: _Optional[str] = ...) -> None: ...
+    mesh_id: str
+    def __init__(self, participant_id: _Optional[str] = ..., mesh_id: _Optional[str] = ...) -> None: ...
 
 class ListNodesResponse(_message.Message):
     __slots__ = ("nodes",)
@@ -193,12 +201,26 @@ class GetTrustBundleRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class TrustBundle(_message.Message):
-    __slots__ = ("mesh_id", "ca_certificates_pem")
+    __slots__ = ("mesh_id", "ca_certificates_pem", "federated")
     MESH_ID_FIELD_NUMBER: _ClassVar[int]
     CA_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    FEDERATED_FIELD_NUMBER: _ClassVar[int]
     mesh_id: str
     ca_certificates_pem: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, mesh_id: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    federated: _containers.RepeatedCompositeFieldContainer[FederatedMesh]
+    def __init__(self, mesh_id: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ..., federated: _Optional[_Iterable[_Union[FederatedMesh, _Mapping]]] = ...) -> None: ...
+
+class FederatedMesh(_message.Message):
+    __slots__ = ("mesh_id", "name", "ca_certificates_pem", "crl_der")
+    MESH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    mesh_id: str
+    name: str
+    ca_certificates_pem: _containers.RepeatedScalarFieldContainer[bytes]
+    crl_der: bytes
+    def __init__(self, mesh_id: _Optional[str] = ..., name: _Optional[str] = ..., ca_certificates_pem: _Optional[_Iterable[bytes]] = ..., crl_der: _Optional[bytes] = ...) -> None: ...
 
 class GetRevocationListRequest(_message.Message):
     __slots__ = ()

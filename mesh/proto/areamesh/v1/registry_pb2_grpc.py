@@ -162,7 +162,8 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTrustBundle(self, request, context):
-        """mTLS: the CA certificates a node must trust.
+        """mTLS: the CA certificates a node must trust: this mesh's, and the federated meshes' with
+        their revocation lists (a connector refreshes it with its own revocation list).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
