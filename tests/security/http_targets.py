@@ -143,11 +143,21 @@ def raw_http_sync(port: int, data: bytes, *, timeout: float = RESPONSE_SECONDS,
                 return _eof_reply(got, time.monotonic() - start)
 
 
+NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
 def assert_json_error(reply: Reply) -> dict:
-    """A 4xx with the mesh's JSON error body (or CKAN's, on the CKAN API)."""
+    """A 4xx with the mesh's JSON error body (or CKAN's, on the CKAN API; or NGSI-LD's
+    ProblemDetails, which ETSI GS CIM 009 prescribes under /ngsi-ld/, with our code as an
+    extension member)."""
     assert 400 <= reply.status < 500, (reply.status, reply.body[:300])
-    assert reply.headers.get("content-type", "").startswith("application/json"), reply.headers
+    content_type = reply.headers.get("content-type", "")
+    assert content_type.startswith(("application/json", "application/problem+json")), reply.headers
     body = reply.json()
+    if "error" not in body and str(body.get("type", "")).startswith(NGSI_LD_ERRORS):
+        assert isinstance(body.get("title"), str) and body.get("status") == reply.status, body
+        assert isinstance(body.get("code"), str), body
+        return body
     error = body["error"]
     assert isinstance(error, dict) and isinstance(error.get("message"), str), body
     assert isinstance(error.get("code") or error.get("__type"), str), body
