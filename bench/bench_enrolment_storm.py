@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from one_node_mesh import cli
+from proc_stats import cpu_seconds, rss_mb
 
 from areamesh.processes import ManagedProcess, areamesh_command
 from connector.enrol import join
@@ -49,18 +49,6 @@ def log(msg: str) -> None:
 def emit(figure: str, value: float, unit: str, **extra) -> None:
     print(json.dumps({"figure": figure, "value": round(value, 3), "unit": unit, **extra},
                      ensure_ascii=False), flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 async def tokens_for(reg: Path, count: int) -> list[str]:

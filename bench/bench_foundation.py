@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from proc_stats import rss_mb
 
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 from mesh.ids import node_dns_name, node_identity_uri, registry_dns_name
@@ -100,14 +101,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def r(x: float, digits: int = 4) -> float:
     return round(x, digits)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size from /proc/<pid>/status (VmRSS, kB) in MB (1 MB = 1024 kB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 async def cli(*args: str) -> str:

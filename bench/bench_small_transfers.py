@@ -49,6 +49,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+from proc_stats import cpu_seconds
 
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 from mesh.ids import node_dns_name
@@ -223,8 +224,7 @@ class Bench:
     def provider_cpu(self) -> float:
         """CPU seconds (user + system, all threads) the provider process has used so far."""
         assert self.provider is not None and self.provider.proc is not None
-        fields = Path(f"/proc/{self.provider.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.provider.proc.pid)
 
     def metered(self, agreement: str) -> int:
         """The provider's complete transfers of ``agreement`` with one record each."""

@@ -4,10 +4,11 @@ scripts beside it (``python bench/<script>.py`` puts this folder on the path).""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+from proc_stats import cpu_seconds
 
 from areamesh.processes import ManagedProcess, areamesh_command, run_cli
 
@@ -22,9 +23,7 @@ async def cli(*args: str) -> str:
 def registry_cpu_seconds(root: Path) -> float:
     """CPU time (user + system) the registry of ``one_node_mesh(root)`` has used so far: a
     figure that, unlike wall time, hardly moves when other work shares the machine."""
-    pid = (root / "registry.pid").read_text().strip()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(int((root / "registry.pid").read_text()))
 
 
 @asynccontextmanager
