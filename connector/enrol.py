@@ -59,8 +59,10 @@ async def join(data_dir: Path, registry: str, token_text: str, node_name: str,
     async with grpc.aio.secure_channel(f"{host}:{port}", grpc.ssl_channel_credentials(ca_pem),
                                        options=options) as channel:
         try:
+            # wait_for_ready: a connection the registry resets before the call is sent is
+            # redialled within the timeout; the token is spent only by a call that arrives.
             reply = await registry_pb2_grpc.RegistryServiceStub(channel).Enrol(
-                request, timeout=timeout)
+                request, timeout=timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise from_grpc(exc, what="enrolment refused by the registry") from None
     bundle = b"".join(reply.trust_bundle.ca_certificates_pem) or ca_pem

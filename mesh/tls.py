@@ -89,6 +89,40 @@ def _fetch_chain_blocking(host: str, port: int, timeout: float) -> list[x509.Cer
     return [x509.load_der_x509_certificate(d) for d in ders]
 
 
+# A handshake the registry resets or cuts short (its accept queue full in an enrolment storm, a
+# load balancer between replicas moving on) is worth another try; a refused connection or a
+# timeout is not, and is reported at once.
+_TRANSIENT = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError)
+DISCOVERY_ATTEMPTS = 4
+
+
+async def _fetch_chain_retrying(host: str, port: int, timeout: float) -> list[x509.Certificate]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await asyncio.to_thread(_fetch_chain_blocking, host, port,
+                                           max(0.5, deadline - loop.time()))
+        except _TRANSIENT as exc:
+            pause = 0.1 * 2 ** attempt
+            if attempt >= DISCOVERY_ATTEMPTS or loop.time() + pause >= deadline:
+                raise _unreachable(host, port, exc, attempt) from exc
+            log.info("registry %s:%s cut the TLS handshake short (%s); trying again",
+                     host, port, type(exc).__name__)
+            await asyncio.sleep(pause)
+        except (OSError, ssl.SSLError) as exc:
+            raise _unreachable(host, port, exc, attempt) from exc
+
+
+def _unreachable(host: str, port: int, exc: BaseException, attempts: int) -> Unavailable:
+    tried = f" ({attempts} attempts)" if attempts > 1 else ""
+    return Unavailable(f"cannot reach the registry at {host}:{port}{tried}: "
+                       f"{type(exc).__name__}: {exc}",
+                       message_ja=f"レジストリ {host}:{port} に接続できません")
+
+
 async def discover_pinned_ca(host: str, port: int, pinned: str, *,
                              timeout: float = 10.0) -> x509.Certificate:
     """First contact with a registry (like ``kubeadm join --discovery-token-ca-cert-hash``).
@@ -98,11 +132,7 @@ async def discover_pinned_ca(host: str, port: int, pinned: str, *,
     that it issued the registry's leaf. Anything else raises ``PermissionDenied``; an unreachable
     registry raises ``Unavailable``.
     """
-    try:
-        chain = await asyncio.to_thread(_fetch_chain_blocking, host, port, timeout)
-    except (OSError, ssl.SSLError) as exc:
-        raise Unavailable(f"cannot reach the registry at {host}:{port}: {exc}",
-                          message_ja=f"レジストリ {host}:{port} に接続できません") from exc
+    chain = await _fetch_chain_retrying(host, port, timeout)
     if not chain:
         raise PermissionDenied(f"the registry at {host}:{port} presented no certificate")
     leaf, presented = chain[0], chain[1:]

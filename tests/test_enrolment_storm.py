@@ -36,12 +36,7 @@ async def country(harness: MeshHarness) -> MeshHarness:
 
 
 async def _join(h: MeshHarness, name: str, token: str) -> None:
-    try:
-        await join(h.root / name, h.grpc_address, token, "main", enrol=h.enrol_address, timeout=60)
-    except ConnectionResetError:
-        # Known defect (left open in #18): under load the CA discovery's TLS handshake can be
-        # reset and discover_pinned_ca lets the raw error through; a node retries, as here.
-        await join(h.root / name, h.grpc_address, token, "main", enrol=h.enrol_address, timeout=60)
+    await join(h.root / name, h.grpc_address, token, "main", enrol=h.enrol_address, timeout=60)
 
 
 async def test_many_nodes_enrol_at_once_each_with_its_own_certificate(country: MeshHarness):
