@@ -29,6 +29,7 @@ from connector.node_state import NodeState
 from connector.registry_client import RegistryClient
 from mesh.certs import load_pem_bundle
 from mesh.cli_support import report_errors
+from mesh.durations import parse_duration
 from mesh.errors import AreameshError, InvalidRequest
 from mesh.keystore import NodeKeyStore
 
@@ -124,9 +125,13 @@ def ledger() -> None:
 @click.option("--offline", is_flag=True,
               help="レジストリに問い合わせず、ローカルの記録だけで検証 / Do not compare with the "
                    "registry's newest checkpoint of this node; check the local file only.")
+@click.option("--registry-wait", default="10s", show_default=True,
+              help="レジストリに接続できないときに待つ時間 / How long to wait for an unreachable "
+                   "registry before checking the local file only (exit 3).")
 @json_option
 @ledger_errors
-def verify(data_dir: Path, checkpoint_file: Path | None, offline: bool, as_json: bool) -> None:
+def verify(data_dir: Path, checkpoint_file: Path | None, offline: bool, registry_wait: str,
+           as_json: bool) -> None:
     """ハッシュ連鎖・署名付きチェックポイント・レジストリ保管分を検証 / Verify the chain against its
     checkpoints and the registry's newest checkpoint of this node.
 
@@ -134,8 +139,9 @@ def verify(data_dir: Path, checkpoint_file: Path | None, offline: bool, as_json:
     3 レジストリに接続できずローカルのみ確認 registry unreachable, only the local file checked."""
     roots = _roots(data_dir / "tls" / "ca.crt")
     extra = _checkpoint(checkpoint_file)
+    wait = parse_duration(registry_wait)
     held, node, unreachable = (None, None, None) if offline else asyncio.run(
-        registry_checkpoint(data_dir))
+        registry_checkpoint(data_dir, wait=wait))
     report = asyncio.run(_with_ledger(data_dir, lambda lg: lg.verify(
         roots=roots, checkpoint=extra, registry=held, node=node)))
     if unreachable is not None:
@@ -153,10 +159,11 @@ def verify(data_dir: Path, checkpoint_file: Path | None, offline: bool, as_json:
         sys.exit(EXIT_REGISTRY_UNREACHABLE)
 
 
-async def registry_checkpoint(data_dir: Path
+async def registry_checkpoint(data_dir: Path, *, wait: timedelta = timedelta(seconds=10)
                               ) -> tuple[SignedCheckpoint | None, str | None, str | None]:
     """(the registry's newest checkpoint of this node or None, this node's identity URI, why the
-    registry could not be asked or None)."""
+    registry could not be asked or None). A registry that cannot be reached at first (down, or
+    its connection reset under load) is waited for up to ``wait``."""
     if not (data_dir / "node.json").exists():
         return None, None, "this node has not joined a mesh (no node.json)"
     try:
@@ -166,7 +173,7 @@ async def registry_checkpoint(data_dir: Path
     keystore = NodeKeyStore(data_dir / "tls")
     if not keystore.exists():
         return None, state.identity_uri, "this node has no key and certificate"
-    client = RegistryClient(state, keystore, state.registry, timeout=timedelta(seconds=10))
+    client = RegistryClient(state, keystore, state.registry, timeout=wait, wait=True)
     try:
         reply = await client.ledger_checkpoint()
     except AreameshError as exc:

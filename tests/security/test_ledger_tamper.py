@@ -12,6 +12,7 @@ fetching it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -145,10 +146,19 @@ async def test_deleted_tail_detected_against_registry_checkpoint(harness: MeshHa
     rc, output = await verify(h, "--offline")          # the local file alone cannot tell
     assert rc == 0 and "ledger intact: 1 entries" in output, output
     # the registry away: the local check runs, and says it could not compare
+    grpc_port = h.registry.ready["grpc_port"]
     await h.registry.stop()
-    rc, output = await verify(h)
+    rc, output = await verify(h, "--registry-wait", "1s")
     assert rc == 3, output
     assert "registry could not be reached" in output and "レジストリに接続できない" in output
+    # back within --registry-wait (here after the verify began): it is waited for and compared
+    waiting = asyncio.create_task(verify(h, "--registry-wait", "60s"))
+    await asyncio.sleep(1.5)
+    assert not waiting.done()
+    await h.start_registry("--grpc", f"127.0.0.1:{grpc_port}")
+    rc, output = await waiting
+    assert rc == 1, output
+    assert "TAMPERING DETECTED at entry 2 [truncated]" in output
 
 
 async def test_rewritten_tail_detected(harness: MeshHarness):
