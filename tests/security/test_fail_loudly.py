@@ -121,12 +121,18 @@ async def test_serve_refuses_unusable_data_dir(harness: MeshHarness, role: str, 
 
 async def test_healthz_503_after_registry_unreachable_past_grace(harness: MeshHarness):
     h = harness
-    ready = await h.start_registry("--crl-validity", "2s", "--heartbeat-interval", "500ms")
+    # A list valid 5 s with 2 s of grace: short enough to see it go stale, long enough that a
+    # refresh every 500 ms keeps it fresh on a loaded machine.
+    ready = await h.start_registry("--crl-validity", "5s", "--heartbeat-interval", "500ms")
     await h.enrol("himeji", "282014")
     await h.enrol("osaka", "270008")
-    himeji = await h.start_connector("himeji", "--crl-refresh", "500ms", "--crl-grace", "1s",
+    himeji = await h.start_connector("himeji", "--crl-refresh", "500ms", "--crl-grace", "2s",
                                      "--heartbeat-interval", "500ms")
-    assert (await healthz(himeji))["_status"] == 200
+
+    async def healthy():
+        return (await healthz(himeji))["_status"] == 200
+
+    await wait_for(healthy, timeout=10, what="/healthz to answer 200 while the registry is up")
     assert await grpc_health(h, himeji, "282014", "osaka") == SERVING
 
     await h.registry.stop()
@@ -135,7 +141,7 @@ async def test_healthz_503_after_registry_unreachable_past_grace(harness: MeshHa
         body = await healthz(himeji)
         return body if body["_status"] == 503 else None
 
-    body = await wait_for(unhealthy, timeout=10, what="/healthz to answer 503")
+    body = await wait_for(unhealthy, timeout=20, what="/healthz to answer 503")
     reason = body["reason"]
     assert body["status"] == "unavailable"
     assert reason["code"] == "revocation_list_stale"
