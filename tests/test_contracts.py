@@ -132,14 +132,15 @@ async def test_tampered_or_foreign_countersignature_is_refused(mesh):
     assert "not_a_party" in exc.value.details()
 
 
-@pytest.mark.parametrize("bad_id", ["../../tls/node", "..", "a/b", "/etc/passwd", ".hidden"])
-async def test_peer_supplied_dataset_id_cannot_reach_the_filesystem(mesh, bad_id):
+async def test_peer_supplied_dataset_id_cannot_reach_the_filesystem(mesh):
+    # One mesh for every hostile id (each case is its own call, checked on its own).
     h, provider = mesh
     address, options = node_target(provider, "270008")
     async with grpc.aio.secure_channel(address, h.node_credentials("kakogawa"),
                                        options=options) as ch:
-        with pytest.raises(grpc.aio.AioRpcError) as exc:
-            await peer_pb2_grpc.PeerServiceStub(ch).Negotiate(peer_pb2.NegotiateRequest(
-                dataset_id=bad_id, offer_id="x", purpose="研究"), timeout=10)
-    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "invalid_dataset_id" in exc.value.details()
+        for bad_id in ("../../tls/node", "..", "a/b", "/etc/passwd", ".hidden"):
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await peer_pb2_grpc.PeerServiceStub(ch).Negotiate(peer_pb2.NegotiateRequest(
+                    dataset_id=bad_id, offer_id="x", purpose="研究"), timeout=10)
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad_id
+            assert "invalid_dataset_id" in exc.value.details(), bad_id

@@ -9,8 +9,10 @@ from areamesh.processes import run_cli
 pytestmark = pytest.mark.integration
 
 
+# The demo runs about 45 s on a quiet machine; a loaded one (CI's) has seen it take over 200 s.
+@pytest.mark.timeout(330)
 async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
-    rc, out, err = await run_cli("demo", "--once", "--workdir", str(tmp_path / "demo"), timeout=120)
+    rc, out, err = await run_cli("demo", "--once", "--workdir", str(tmp_path / "demo"), timeout=300)
     assert rc == 0, out + err
     # the first URL printed is the portal's, with a console sign-in whose password works
     import re
