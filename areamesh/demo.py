@@ -411,7 +411,11 @@ async def _run(once: bool, root: Path) -> int:
         await mesh.stop()
 
 
-def run_demo(*, once: bool, workdir: str | None) -> int:
+def run_demo(*, once: bool, workdir: str | None, federation: bool = False) -> int:
+    if federation:    # imported here: it imports this module
+        from areamesh.demo_federation import run as scenario
+    else:
+        scenario = _run
     if workdir:
         root = Path(workdir)
         if root.exists() and any(root.iterdir()):
@@ -419,8 +423,8 @@ def run_demo(*, once: bool, workdir: str | None) -> int:
                   file=sys.stderr)
             return 2
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_run(once, root))
+        return asyncio.run(scenario(once, root))
     with tempfile.TemporaryDirectory(prefix="areamesh-demo-") as tmp:
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(once, Path(tmp)))
+            return asyncio.run(scenario(once, Path(tmp)))
     return 0
