@@ -191,8 +191,7 @@ class FederationDemo:
         say("■ 2つのメッシュを準備 / two meshes, each with its own registry and CA, set up side by "
             "side: 兵庫県 (hyogo: 姫路市), 大阪府 (osaka: 大阪府)")
         await _both(self.hyogo.start_registry(once), self.osaka.start_registry(once))
-        await self.publish()
-        await _both(self.hyogo.start_connector(), self.osaka.start_connector())
+        await _both(self.publish(), self.hyogo.start_connector(), self.osaka.start_connector())
 
     async def publish(self) -> None:
         """姫路市's AED list, as the main demo publishes it, plus an offer naming 大阪府's mesh."""
@@ -216,8 +215,8 @@ class FederationDemo:
         say("■ メッシュ間連携 / federation: each operator adds the other's signed document")
         await asyncio.gather(self.hyogo.export(), self.osaka.export())
         await self.hyogo.add(self.osaka)
-        self.hyogo.say("片側だけの追加では何も信頼されない / one side alone trusts nothing "
-                       "(pending)")
+        self.hyogo.say(f"片側だけの追加では何も信頼されない / one side alone trusts nothing: "
+                       f"{self.hyogo.federations().get(OSAKA.mesh_id)}")
         await self.osaka.add(self.hyogo)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
