@@ -17,7 +17,6 @@ import asyncio
 import csv
 import json
 import signal
-import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from areamesh.demo import DemoMesh, _cli, say
+from areamesh.demo import DemoMesh, _cli, registry_rows, say
 from areamesh.demo_catalog import DATASETS
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 from connector.federation import federated_roots_map
@@ -59,17 +58,6 @@ HIMEJI_STATION = (134.6906, 34.8275)      # 姫路駅 (longitude, latitude): whe
 RADIUS_M = 500
 VIEW = "himeji-aed"
 REFRESH = "1s"                            # federation exchange and trust-bundle refresh
-
-
-def _registry_rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-    """Rows of a running registry's database, read-only beside it (WAL), as the main demo
-    reads its metering."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 async def _both(*steps) -> None:
@@ -170,7 +158,7 @@ class MeshSide:
     def federations(self) -> dict[str, str]:
         """This registry's federations: mesh id → status (what 'registry federation list'
         shows)."""
-        return {r["mesh_id"]: r["status"] for r in _registry_rows(
+        return {r["mesh_id"]: r["status"] for r in registry_rows(
             self.registry_db, "SELECT mesh_id, status FROM federations WHERE status != 'removed'")}
 
     def trusts(self, other: MeshSide) -> bool:
@@ -263,7 +251,7 @@ class FederationDemo:
         if agreed:
             digest = out2.split("notarised ")[1].split(")")[0]
             for side in (self.hyogo, self.osaka):
-                rows = _registry_rows(side.registry_db, "SELECT * FROM notarisations WHERE digest = ?",
+                rows = registry_rows(side.registry_db, "SELECT * FROM notarisations WHERE digest = ?",
                                       (digest,))
                 for n in rows:
                     side.say(f"公証 / notarised: 提供者 / provider {n['provider']}, 利用者 / "
@@ -334,6 +322,24 @@ class FederationDemo:
                 + json.dumps(min(body, key=self._distance), ensure_ascii=False))
         return body
 
+    async def metering(self, timeout: float = 20.0) -> bool:
+        """The transfer is metered at both registries: 姫路市 reports it to 兵庫県's as provider,
+        大阪府 to 大阪府's as consumer (signed usage reports, sent in the background)."""
+        say("■ 計量 / metered at both registries (signed usage reports)")
+        where = ((self.hyogo, "usage_records", "提供 / provided"),
+                 (self.osaka, "usage_consumer_records", "受領 / received"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            counts = [registry_rows(side.registry_db, f"SELECT records FROM {table} WHERE "
+                                    "agreement_id = ?", (self.agreement,)) for side, table, _ in where]
+            if all(counts) or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        for (side, _, what), rows in zip(where, counts, strict=True):
+            side.say(f"{what}: " + (f"{sum(r[0] for r in rows)} 件" if rows else "NG: no report yet"))
+        return all(counts)
+
     @staticmethod
     def _term(entity: dict, term: str) -> str:
         return str(entity.get(term, ""))
@@ -374,6 +380,7 @@ async def run(once: bool, root: Path) -> int:
         answer = await demo.serve_ngsi_ld() if ok else None
         ok = ok and answer is not None and len(answer) > 0 and all(
             demo._distance(e) <= RADIUS_M for e in answer)
+        ok = ok and await demo.metering()
         say()
         say("■ 結果 / result: " + ("2つのメッシュが連携し、大阪府が姫路市のAED一覧を取得、NGSI-LDで"
                                    "500 m 以内のAEDに答えました / the meshes federate, 大阪府 fetched "

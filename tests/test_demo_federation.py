@@ -85,4 +85,6 @@ async def test_federation_demo_fetches_across_meshes_and_answers_the_ngsi_ld_que
     answered = re.findall(r"^  - (urn:ngsi-ld:AED:\S+)  ", out, re.M)
     assert count == len(answered)
     assert set(answered) == within
+    # metered at both registries, by each side's own report
+    assert "[hyogo] 提供 / provided: 40 件" in out and "[osaka] 受領 / received: 40 件" in out
     assert "■ 結果 / result: 2つのメッシュが連携し" in out
