@@ -25,11 +25,16 @@ def cli() -> None:
 @click.option("--once", is_flag=True, help="Run the scenario, print the result and exit.")
 @click.option("--workdir", type=click.Path(), default=None,
               help="Keep data directories here instead of a fresh temporary folder.")
-def demo(once: bool, workdir: str | None) -> None:
-    """Start a registry and three connectors (大阪府, 姫路市, 加古川市) on 127.0.0.1."""
+@click.option("--federation", is_flag=True,
+              help="Two federated meshes instead (兵庫県's with 姫路市, 大阪府's with 大阪府): "
+                   "大阪府 fetches 姫路市's AED list across them and answers an NGSI-LD "
+                   "query for AEDs within 500 m of 姫路駅 (docs/federation.md).")
+def demo(once: bool, workdir: str | None, federation: bool) -> None:
+    """Start a registry and three connectors (大阪府, 姫路市, 加古川市) on 127.0.0.1
+    (--federation: two meshes, 兵庫県's and 大阪府's)."""
     from areamesh.demo import run_demo
 
-    raise SystemExit(run_demo(once=once, workdir=workdir))
+    raise SystemExit(run_demo(once=once, workdir=workdir, federation=federation))
 
 
 def main() -> None:

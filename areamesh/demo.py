@@ -62,15 +62,21 @@ CRITERIA = """# 参加者認定基準（デモ）
 """
 
 
-def _usage_reported(db: Path) -> tuple[int, int] | None:
-    """(provider rows, consumer rows) of metered transfers at the registry, once both sides
-    have reported; read-only, beside the running registry (WAL)."""
+def registry_rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    """Rows of a running registry's SQLite database, read-only beside it (WAL)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
     try:
-        counts = tuple(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                       for t in ("usage_records", "usage_consumer_records"))
+        return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def _usage_reported(db: Path) -> tuple[int, int] | None:
+    """(provider rows, consumer rows) of metered transfers at the registry, once both sides
+    have reported."""
+    counts = tuple(registry_rows(db, f"SELECT COUNT(*) FROM {t}")[0][0]
+                   for t in ("usage_records", "usage_consumer_records"))
     return counts if all(counts) else None
 
 
@@ -411,7 +417,11 @@ async def _run(once: bool, root: Path) -> int:
         await mesh.stop()
 
 
-def run_demo(*, once: bool, workdir: str | None) -> int:
+def run_demo(*, once: bool, workdir: str | None, federation: bool = False) -> int:
+    if federation:    # imported here: it imports this module
+        from areamesh.demo_federation import run as scenario
+    else:
+        scenario = _run
     if workdir:
         root = Path(workdir)
         if root.exists() and any(root.iterdir()):
@@ -419,8 +429,8 @@ def run_demo(*, once: bool, workdir: str | None) -> int:
                   file=sys.stderr)
             return 2
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_run(once, root))
+        return asyncio.run(scenario(once, root))
     with tempfile.TemporaryDirectory(prefix="areamesh-demo-") as tmp:
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(once, Path(tmp)))
+            return asyncio.run(scenario(once, Path(tmp)))
     return 0

@@ -53,6 +53,7 @@ from connector.contracts.store import AgreementStore
 from connector.datasets.internal_copy import InternalCopies
 from connector.datasets.sources import is_internal
 from connector.datasets.store import find_dataset
+from connector.federation import federated_roots_map
 from connector.ngsi_ld.keys import facade_dir
 from connector.ngsi_ld.models import EntityModel, load_model
 from connector.transfer.progress_hooks import check_consumer_agreement
@@ -247,7 +248,9 @@ class FacadeData:
     async def _held(self, s: ViewSetting) -> ViewData:
         assert s.agreement and s.file
         row = await self.agreements().get(s.agreement, role="consumer")
-        check_consumer_agreement(row, self.roots())
+        # a provider of a federated mesh signed with its own mesh's key: checked against that
+        # mesh's roots as the trust bundle last brought them (as a fetch checks it)
+        check_consumer_agreement(row, self.roots(), federated_roots_map(self.data_dir / "tls"))
         path = Path(s.file) if Path(s.file).is_absolute() else self.data_dir / s.file
         try:
             st = os.stat(path)
