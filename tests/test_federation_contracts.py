@@ -8,6 +8,7 @@ import json
 
 import grpc
 import pytest
+import pytest_asyncio
 import yaml
 
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
@@ -16,7 +17,9 @@ from .conftest import wait_for
 from .federation_fixtures import REFRESH, NamedMesh, cross_credentials, node_address, stop
 from .transfer_fixtures import DATASET_ID, dataset_doc, write_rows
 
-pytestmark = pytest.mark.integration
+# Both tests share one pair of meshes (two registries, two connectors): neither changes what
+# the other reads (the first negotiates over a raw channel, the second through himeji's CLI).
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 ROWS = 120
 
 FEDERATED_OFFER = {"id": "federated-research", "policy": {"permissions": [{
@@ -26,8 +29,9 @@ FEDERATED_OFFER = {"id": "federated-research", "policy": {"permissions": [{
         {"leftOperand": "consumerType", "operator": "eq", "rightOperand": "municipality"}]}]}}
 
 
-@pytest.fixture
-async def provider(tmp_path):
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def provider(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("federation-contracts")
     hyogo = NamedMesh(tmp_path / "hyogo", "hyogo", "兵庫県")
     osaka = NamedMesh(tmp_path / "osaka", "osaka", "大阪府")
     try:
