@@ -233,10 +233,25 @@ async def running(harness: MeshHarness) -> MeshHarness:
 
 
 
+def _start_order(item: pytest.Item) -> int:
+    """Long files first: the image build, the demos, the browser, then integration, then unit.
+
+    pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands files out in this order as
+    workers free up, so a long file started last cannot hold the run up at its end."""
+    if item.get_closest_marker("container") or item.path.name in ("test_demo.py", "test_demo_federation.py"):
+        return 0
+    if item.get_closest_marker("browser") or item.path.parent.name == "browser":
+        return 1
+    return 2 if item.get_closest_marker("integration") else 3
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """schemathesis names each operation's test ``test_x[GET /path]`` but gives all of them the
+    """Order files for the workers (``_start_order``), keeping each file's tests together.
+
+    schemathesis names each operation's test ``test_x[GET /path]`` but gives all of them the
     function's node id; pytest-xdist schedules by node id and would run one of them. Give each
     the id its name says."""
+    items.sort(key=_start_order)                # stable: files stay whole and in their order
     for item in items:
         if "[" in item.name and not item.nodeid.endswith("]"):
             parent = getattr(item.parent, "id", None)
