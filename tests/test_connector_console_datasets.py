@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from areamesh.demo_catalog import TENANT
-from mesh.standards import DEFAULT_EDITION
+from mesh.standards import DEFAULT_EDITION, get_standard
 
 from .browser.conftest import PASSWORD
 from .conftest import MeshHarness, http_json
@@ -373,5 +373,20 @@ async def test_standard_layout_edition_and_missing_values_in_the_form(mesh):
         assert json.loads(path.read_text())["description"] == before
         async with admin.get(base + "/admin/datasets/kakogawa-aed2") as r:
             assert "AED設置箇所一覧（エリアデータ標準データモデル 2026年版）" in await r.text()
+        # a draft that declares no layout: the preview suggests the one its header matches
+        names = [f.name for f in get_standard("公衆トイレ一覧", "自治体標準").fields]
+        row = {"名称": "加古川駅南公衆トイレ", "緯度": "34.7568", "経度": "134.8413"}
+        (files / "toilets.csv").write_bytes("\r\n".join(
+            [",".join(names), ",".join(row.get(n, "") for n in names), ""]).encode("cp932"))
+        status, text, _ = await post(admin, base + "/admin/datasets/new",
+                                     form("kakogawa-toilets2", source_path="toilets.csv",
+                                          schema="名称\n緯度:number\n経度:number", mapping=""),
+                                     token)
+        assert status == 303, re.findall(r'id="f-([\w-]+)-error"[^>]*>(.*?)<', text)
+        async with admin.get(base + "/admin/datasets/kakogawa-toilets2/preview") as r:
+            text = await r.text()
+        assert f"「公衆トイレ一覧（{jichitai}）」のレイアウトに近いと判定しました（一致度 100%）" in text
+        async with admin.get(base + "/admin/datasets/kakogawa-aed2/preview") as r:
+            assert "のレイアウトに近いと判定しました" not in await r.text()   # 名称,住所,緯度,経度
     finally:
         await admin.close()
