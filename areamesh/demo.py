@@ -403,11 +403,7 @@ async def _run(once: bool, root: Path) -> int:
             return 0 if ok else 1
         say(f"■ 実行中です。ポータル {mesh.portal} ・Ctrl-C で停止 / running at {mesh.portal}; "
             "press Ctrl-C to stop")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_interrupted()
         return 0
     except ProcessFailed as exc:
         say(f"エラー / error: {exc}")
@@ -415,6 +411,15 @@ async def _run(once: bool, root: Path) -> int:
     finally:
         say("■ 停止中 / stopping")
         await mesh.stop()
+
+
+async def until_interrupted() -> None:
+    """Wait for Ctrl-C (SIGINT) or SIGTERM; the demo then stops what it started."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def run_demo(*, once: bool, workdir: str | None, federation: bool = False) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import signal
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from areamesh.demo import DemoMesh, _cli, registry_rows, say
+from areamesh.demo import DemoMesh, _cli, registry_rows, say, until_interrupted
 from areamesh.demo_catalog import DATASETS
 from areamesh.processes import ManagedProcess, ProcessFailed, areamesh_command, run_cli
 from connector.federation import federated_roots_map
@@ -393,11 +392,7 @@ async def run(once: bool, root: Path) -> int:
         say(f"■ 実行中です。上の curl で NGSI-LD に問い合わせできます・Ctrl-C で停止 / running: try the "
             f"curl above; consoles {demo.hyogo.portal}admin/ and {demo.osaka.portal}admin/; press "
             "Ctrl-C to stop")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_interrupted()
         return 0
     except ProcessFailed as exc:
         say(f"エラー / error: {exc}")
