@@ -39,7 +39,7 @@ from mesh.durations import parse_duration
 from registry.ca.authority import CertificateAuthority
 from registry.store import RegistryStore, open_registry_db
 
-HIMEJI_AND_NEIGHBOURS = "28"        # certified participants are taken from 兵庫県's codes
+HOME_PREFECTURE = "28"   # certified participants: 兵庫県's bodies first, then the rest by code
 
 
 def log(msg: str) -> None:
@@ -52,15 +52,16 @@ def emit(figure: str, value: float, unit: str, **extra) -> None:
 
 
 async def tokens_for(reg: Path, count: int) -> list[str]:
-    """Certify ``count`` imported 兵庫県 bodies and make one join token each (set-up, not timed)."""
+    """Certify ``count`` imported bodies (兵庫県's 42 first, then other prefectures') and make one
+    join token each (set-up, not timed)."""
     async with open_registry_db(reg) as db:
         store = RegistryStore(db)
         mesh_id = await store.meta("mesh_id") or "default"
         ca = CertificateAuthority(reg / "ca", mesh_id)
-        pids = [p.id for p in await store.participants()
-                if p.id.startswith(HIMEJI_AND_NEIGHBOURS) and len(p.id) == 6][:count]
+        pids = sorted((p.id for p in await store.participants() if len(p.id) == 6),
+                      key=lambda pid: (not pid.startswith(HOME_PREFECTURE), pid))[:count]
         if len(pids) < count:
-            raise SystemExit(f"only {len(pids)} 兵庫県 bodies imported; asked for {count}")
+            raise SystemExit(f"only {len(pids)} bodies imported; asked for {count}")
         out = []
         for pid in pids:
             await store.certify_participant(pid)
