@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -81,6 +82,71 @@ async def test_search_sort_and_pages(mesh):
     _, _, second = await fetch(mesh, "/", sort="title", per_page="5", page="2")
     assert not set(result_links(page)) & set(result_links(second))
     assert '<option value="title" selected>' in second
+
+
+async def api_ids(h: MeshHarness, **params: str) -> list[str]:
+    _, _, body = await fetch(h, "/api/v1/datasets", JSON, **params)
+    return [r["id"] for r in json.loads(body)["results"]]
+
+
+async def test_search_page_sorts_and_counts_as_the_api(mesh):
+    """The page lists the API's results in the API's order for each sort, and each facet value
+    shows the API's count for it."""
+    orders = {}
+    for sort in ("title", "modified", "relevance"):
+        _, _, page = await fetch(mesh, "/", sort=sort, per_page="50")
+        orders[sort] = result_links(page)
+        assert orders[sort] == await api_ids(mesh, sort=sort, per_page="50"), sort
+        assert len(orders[sort]) == 14                   # every published dataset
+    assert orders["title"] != orders["modified"]          # the sort reaches the search
+    _, _, page = await fetch(mesh, "/", q="防災")
+    _, _, body = await fetch(mesh, "/api/v1/datasets", JSON, q="防災")
+    facets = json.loads(body)["facets"]
+    shown = 0
+    for facet, param in (("theme", "theme"), ("publisher", "publisher"),
+                         ("prefecture", "prefecture"), ("classification", "classification")):
+        for entry in facets[facet]:
+            href = html.escape(f"/?q=%E9%98%B2%E7%81%BD&{param}={quote(entry['value'])}")
+            m = re.search(re.escape(f'<a href="{href}">') + r'[^<]+</a> <span class="count">'
+                          r'([\d,]+)<', page)
+            assert m, (facet, entry)
+            assert int(m.group(1).replace(",", "")) == entry["count"], (facet, entry)
+            shown += 1
+    assert shown >= 6
+    assert dict((e["value"], e["count"]) for e in facets["publisher"]) == {"282014": 2,
+                                                                        "283819": 1}
+
+
+async def test_language_from_accept_language(mesh):
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed",
+                             {"Accept": "text/html", "Accept-Language": "en-US,en;q=0.9"})
+    assert "<h1>Himeji City AED locations</h1>" in page and '<html lang="en">' in page
+    assert "Find data" in text_of(page)                      # the menu too
+    _, _, page = await fetch(mesh, "/", {"Accept": "text/html", "Accept-Language": "fr, ja;q=0.5"})
+    assert '<html lang="ja">' in page
+    _, _, page = await fetch(mesh, "/", {"Accept": "text/html", "Accept-Language": "en"}, lang="ja")
+    assert '<html lang="ja">' in page                           # ?lang= wins
+
+
+async def test_dataset_dcat_view_by_the_page_link_and_by_accept(mesh):
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed")
+    link = re.search(r'href="(/datasets/himeji-aed/dcat\.jsonld)"', page).group(1)
+    status, ctype, body = await fetch(mesh, link, {"Accept": "*/*"})
+    assert status == 200 and ctype == "application/ld+json"
+    doc = json.loads(body)
+    whole = json.loads((await fetch(mesh, "/catalog.jsonld", {"Accept": "*/*"}))[2])
+    node = next(d for d in whole["dcat:dataset"] if d["dct:identifier"] == "himeji-aed")
+    assert {k: v for k, v in doc.items() if k not in ("@context", "dcat:landingPage")} == node
+    assert doc["@context"] == whole["@context"]
+    assert doc["dcat:landingPage"] == {"@id": f"{mesh.http_url}/datasets/himeji-aed"}
+    assert doc["@type"] == "dcat:Dataset" and doc["dct:conformsTo"]["@type"] == "dct:Standard"
+    status, ctype, body = await fetch(mesh, "/datasets/himeji-aed",
+                                      {"Accept": "application/ld+json"})
+    assert (status, ctype) == (200, "application/ld+json") and json.loads(body) == doc
+    status, ctype, body = await fetch(mesh, "/datasets/himeji-aed",      # JSON first: the API's
+                                      {"Accept": "application/json, application/ld+json"})
+    assert ctype == "application/json" and "@context" not in json.loads(body)
+    assert (await fetch(mesh, "/datasets/no-such-dataset/dcat.jsonld", JSON))[0] == 404
 
 
 async def test_search_answers_json_as_the_api_does(mesh):
