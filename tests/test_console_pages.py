@@ -4,6 +4,7 @@ every change lands in the audit log with the signed-in operator, a join token is
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 from pathlib import Path
@@ -98,6 +99,25 @@ async def test_add_participant_wrong_check_digit_then_right(running: MeshHarness
     assert all(r[1] == "admin" and r[2].endswith("(session)") for r in rows)
     status, page = await admin.get("/admin/audit")
     assert status == 200 and "participant.certify" in page and "改ざんされていません" in page
+
+
+@pytest.mark.parametrize(("kind", "pid"), [("municipality", "282016"), ("prefecture", "280001"),
+                                          ("private", "1234567890123"), ("municipality", "28201"),
+                                          ("municipality", "２８２０１４")])
+async def test_add_form_refuses_an_id_with_the_clis_own_message(running: MeshHarness,
+                                                                admin: Browser, kind: str, pid: str):
+    """The form and ``areamesh registry participant add`` refuse the same ids with the same
+    Japanese sentence (both ask AdminService, which asks mesh/ids.py)."""
+    status, page, _ = await admin.post("/admin/participants", {"type": kind, "id": pid, "name": "x"})
+    assert status == 400
+    shown = re.search(r'<p class="error-text" id="f-id-error">([^<]+)</p>', page).group(1)
+    rc, _, err = await running.cli("registry", "participant", "add", "--data-dir",
+                                   str(running.registry_dir), "--id", pid, "--name", "x",
+                                   "--type", kind)
+    assert rc != 0
+    said = next(line.removeprefix("エラー: ") for line in err.splitlines()
+                if line.startswith("エラー: "))
+    assert html.unescape(shown) == said, (shown, said)
 
 
 async def test_post_without_csrf_is_refused(running: MeshHarness, admin: Browser):
