@@ -117,6 +117,16 @@ async def test_search_page_sorts_and_counts_as_the_api(mesh):
                                                                         "283819": 1}
 
 
+@pytest.mark.parametrize(("q", "expected"), [
+    ("ＡＥＤ", "himeji-aed"), ("ﾄｲﾚ", "kakogawa-toilets"), ("トイレ", "kakogawa-toilets"),
+    ("ひめじ", "himeji-aed"), ("避難", "himeji-evacuation")])
+async def test_search_page_is_the_apis_japanese_search(mesh, q, expected):
+    """Width and kana folding, readings and two-character words, as GET /api/v1/datasets."""
+    _, _, page = await fetch(mesh, "/", q=q)
+    found = result_links(page)
+    assert expected in found and found == await api_ids(mesh, q=q), q
+
+
 async def test_language_from_accept_language(mesh):
     _, _, page = await fetch(mesh, "/datasets/himeji-aed",
                              {"Accept": "text/html", "Accept-Language": "en-US,en;q=0.9"})

@@ -208,6 +208,8 @@ async def test_other_console_pages(running: MeshHarness, page):
     await page.goto(f"{base}/admin/revocation")
     await check_axe(page, "revocation list")
 
+    requested: list[str] = []                      # uPlot is vendored: nothing from a CDN
+    page.on("request", lambda r: requested.append(r.url))
     await page.goto(f"{base}/admin/usage")
     await page.fill("#f-period", "2026-11")
     await page.get_by_role("button", name="表示").click()
@@ -218,6 +220,8 @@ async def test_other_console_pages(running: MeshHarness, page):
     await check_axe(page, "usage")
     await screenshot(page, "console-usage")
     assert not script_errors(page), page.console_errors           # no CSP refusal, no error
+    assert any("/static/vendor/uplot/uPlot.iife.min.js" in url for url in requested)
+    assert [url for url in requested if not url.startswith(base + "/")] == []
 
 
 async def test_auditor_sees_no_forms_and_is_refused(running: MeshHarness, phone):
