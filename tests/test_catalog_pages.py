@@ -103,16 +103,23 @@ async def test_search_page_sorts_and_counts_as_the_api(mesh):
     _, _, body = await fetch(mesh, "/api/v1/datasets", JSON, q="防災")
     facets = json.loads(body)["facets"]
     shown = 0
-    for facet, param in (("theme", "theme"), ("publisher", "publisher"),
-                         ("prefecture", "prefecture"), ("classification", "classification")):
+    assert set(facets) == {"theme", "publisher", "prefecture", "standard_type", "personal",
+                           "classification"}
+    for facet in facets:                           # the page's parameter is the facet's name
         for entry in facets[facet]:
+            param = facet
             href = html.escape(f"/?q=%E9%98%B2%E7%81%BD&{param}={quote(entry['value'])}")
             m = re.search(re.escape(f'<a href="{href}">') + r'[^<]+</a> <span class="count">'
                           r'([\d,]+)<', page)
             assert m, (facet, entry)
             assert int(m.group(1).replace(",", "")) == entry["count"], (facet, entry)
             shown += 1
-    assert shown >= 6
+    assert shown >= 8 and facets["personal"] and facets["standard_type"]
+    _, _, page = await fetch(mesh, "/", q="防災", personal="false")   # personal or not narrows
+    assert set(result_links(page)) == {"himeji-aed", "himeji-evacuation", "inami-ponds"}
+    assert "個人に関する情報: " in text_of(page)              # the active filter, removable
+    _, _, page = await fetch(mesh, "/", q="防災", personal="true")  # the demo has none
+    assert result_links(page) == [] and "0 件のデータセット" in text_of(page)
     assert dict((e["value"], e["count"]) for e in facets["publisher"]) == {"282014": 2,
                                                                         "283819": 1}
 

@@ -57,6 +57,8 @@ async def test_search_narrow_open_copy(catalog: MeshHarness, page):
     await page.locator(".offer .copy-status").filter(has_text="コピーしました").wait_for()
     assert await page.evaluate("navigator.clipboard.readText()") == COMMAND
     await screenshot(page, "catalog-dataset")
+    await page.locator("section.offer").first.evaluate("e => e.scrollIntoView({block: 'center'})")
+    await screenshot(page, "catalog-dataset-offer", full_page=False)   # docs/images
     # no script or CSP error; the only missing file is the browser's own favicon request
     assert [e for e in page.console_errors if not e.startswith("Failed to load resource")] == []
     assert {url.removeprefix(base) for url in failed} <= {"/favicon.ico"}
