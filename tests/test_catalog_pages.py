@@ -3,6 +3,7 @@ organisation and theme pages, JSON by ``Accept``, 404s and hostile query strings
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -14,7 +15,7 @@ import pytest_asyncio
 
 from areamesh.demo_catalog import DATASETS
 
-from .catalog_fixtures import setup_catalog_mesh
+from .catalog_fixtures import publish_direct, setup_catalog_mesh
 from .conftest import MeshHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -273,3 +274,28 @@ async def test_pages_answer_for_every_demo_dataset(mesh):
         status, _, page = await fetch(mesh, f"/datasets/{ident}")
         assert status == 200, ident
         assert "areamesh connector contract request --data-dir DIR --dataset " + ident in page
+
+
+async def test_the_issues_example_policy_in_plain_japanese(mesh):
+    """The issue's own example: research only, municipalities in the provider's prefecture, at
+    most 10 transfers, with a duty; the page says it in words, in both languages, and the command
+    names the offer's purpose. (Last in this module: it adds a dataset to the shared catalog.)"""
+    doc = copy.deepcopy(next(d for _, d in DATASETS if d["id"] == "himeji-aed"))
+    doc["id"] = "himeji-aed-research"
+    constraint = [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "研究"},
+                  {"leftOperand": "spatial", "operator": "eq", "rightOperand": "samePrefecture"},
+                  {"leftOperand": "consumerType", "operator": "eq", "rightOperand": "municipality"},
+                  {"leftOperand": "transferCount", "operator": "lteq", "rightOperand": 10}]
+    doc["offers"] = [{"id": "research-hyogo", "policy": {
+        "permissions": [{"action": "use", "constraints": constraint}],
+        "duties": [{"action": "reportUsage"}]}}]
+    await publish_direct(mesh, "himeji", doc)
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed-research")
+    text = text_of(page)
+    assert "研究目的に限り、兵庫県内の市区町村が利用できます。転送は最大 10 回まで。" in text
+    assert "利用状況を報告すること" in text
+    assert ("<code>areamesh connector contract request --data-dir DIR --dataset "
+            "himeji-aed-research --offer research-hyogo --purpose 研究</code>") in page
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed-research", lang="en")
+    assert ("Municipalities in Hyogo may use the data only for the purpose 研究. "
+            "At most 10 transfers.") in text_of(page)
