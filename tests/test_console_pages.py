@@ -218,6 +218,9 @@ async def test_usage_page_figures_and_chart_data(running: MeshHarness, admin: Br
     assert '"provided": [1234574, 0, 0]' in data.replace("&#34;", '"') or \
         '"provided":[1234574,0,0]' in data.replace("&#34;", '"')
     assert "2026-11-01 00:00 JST" in page and "姫路市" in page
+    status, page = await admin.get("/admin/usage?period=2026-10")     # the period is the filter
+    assert status == 200 and "この期間の利用記録はありません。" in page
+    assert "1,234,574" not in page and "data-bars" not in page
 
 
 async def test_english_pages(admin: Browser):
@@ -311,3 +314,30 @@ async def test_participant_list_of_the_whole_country_is_searched_and_paged(
     assert status == 200 and 'aria-current="page"' in page                # the last page
     status, page = await admin.get("/admin/participants?page=x&status=%3Cscript%3E")
     assert status == 200 and "<script>" not in page and page.count('<th scope="row">') == 50
+
+
+DESTRUCTIVE = re.compile(r"/(suspend|revoke|remove)$")
+
+
+async def test_destructive_actions_only_from_their_confirmation_pages(running: MeshHarness,
+                                                                      admin: Browser):
+    """Suspending, revoking a node or a token and ending shared use: the pages that list them
+    link to a confirmation page; only that page holds the form that acts."""
+    await running.enrol("himeji", "282014")
+    await admin.post("/admin/tokens", {"participant": "282103", "ttl": "1h"})
+    await admin.post("/admin/hosting", {"tenant": "282103", "host": "282014"})
+    confirms: set[str] = set()
+    for path in ("/admin/participants/282014", "/admin/participants/282103", "/admin/tokens",
+                 "/admin/nodes", "/admin/"):
+        status, page = await admin.get(path)
+        assert status == 200, path
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page)
+        assert not [a for a in actions if DESTRUCTIVE.search(a)], (path, actions)
+        confirms |= set(re.findall(r'href="(/admin/[^"]+/confirm)"', page))
+    kinds = {c.split("/")[2] for c in confirms}
+    assert kinds == {"participants", "tokens", "nodes", "hosting"}, confirms
+    for confirm in confirms:
+        status, page = await admin.get(confirm)
+        assert status == 200, confirm
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page)
+        assert confirm.removesuffix("/confirm") in actions, (confirm, actions)
