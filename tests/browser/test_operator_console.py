@@ -228,6 +228,9 @@ async def test_auditor_sees_no_forms_and_is_refused(running: MeshHarness, phone)
     h = running
     base = h.http_url
     await add_operator(h, "sato", "auditor")
+    await phone.goto(f"{base}/admin/login")
+    await no_horizontal_scroll(phone, "sign-in page")
+    await check_axe(phone, "sign-in page at 360 px")
     await sign_in(phone, base, "sato")
     assert "sato でサインイン中（監査者）" in await phone.inner_text("header")
     for path in ("/admin/", "/admin/participants", "/admin/participants/282014",
