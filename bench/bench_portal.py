@@ -14,7 +14,8 @@ asks it sequentially over HTTP:
   parameters (JSON), the baseline, in alternating order, the same queries, after a warm-up;
 * ``/datasets/{id}`` on the large catalog;
 * on a second registry holding the demo catalog (``areamesh/demo_catalog.py``, published through
-  ``CatalogService.publish``): every page type.
+  ``CatalogService.publish``): every page type of the catalog portal, of the developer portal
+  and of the operator console (signed in as an admin through ``/admin/login``, as a browser is).
 
 Prints one JSON object per figure on stdout; progress goes to stderr. Goals (issue 12): the
 search page < 300 ms at 200k datasets, pages < 200 ms on the demo catalog.
@@ -25,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -48,6 +51,7 @@ from registry.catalog.query import search_query
 from registry.catalog.search_index import IndexedDataset
 from registry.config import RegistryConfig
 from registry.http_api import build_http_app
+from registry.operators.accounts import OperatorAccounts
 from registry.store import RegistryStore, open_registry_db
 
 BATCH = 1000
@@ -140,6 +144,35 @@ async def fill_demo(db) -> None:
         await catalog.publish(caller, json.dumps(doc, ensure_ascii=False).encode())
 
 
+DEVELOPER_PAGES = {"developers_index": ["/developers/"],
+                   "developers_api": ["/developers/api/registry", "/developers/api/connector"],
+                   "developers_grpc": ["/developers/grpc"],
+                   "developers_adapters": ["/developers/adapters"]}
+CONSOLE_PAGES = {"overview": ["/admin/"],
+                 "participants": ["/admin/participants", "/admin/participants/282014"],
+                 "tokens": ["/admin/tokens"], "nodes": ["/admin/nodes"],
+                 "usage": ["/admin/usage"], "audit": ["/admin/audit"],
+                 "criteria": ["/admin/criteria"], "revocation": ["/admin/revocation"]}
+BENCH_OPERATOR = "bench-admin"
+
+
+async def sign_in(session: aiohttp.ClientSession, base: str, db) -> None:
+    """An admin account, then the sign-in form as a browser sends it (the session cookie stays
+    in ``session``'s jar)."""
+    password = secrets.token_urlsafe(16)
+    await OperatorAccounts(db).add(BENCH_OPERATOR, "admin", password)
+    async with session.get(f"{base}/admin/login", headers=HTML) as r:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text()).group(1)
+    form = {"name": BENCH_OPERATOR, "password": password, "csrf_token": token}
+    async with session.post(f"{base}/admin/login", data=form, headers=HTML,
+                            allow_redirects=False) as r:
+        if r.status != 303:
+            raise RuntimeError(f"sign-in: HTTP {r.status}")
+    async with session.get(f"{base}/admin/", headers=HTML, allow_redirects=False) as r:
+        if r.status != 200 or BENCH_OPERATOR not in await r.text():
+            raise RuntimeError(f"not signed in: /admin/ answers HTTP {r.status}")
+
+
 async def serve(work: Path, name: str) -> tuple[Any, web.AppRunner, str, CatalogService]:
     data_dir = work / name
     db = await open_registry_db(data_dir).open()
@@ -154,7 +187,8 @@ async def serve(work: Path, name: str) -> tuple[Any, web.AppRunner, str, Catalog
 async def get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
               params: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    async with session.get(url, headers=headers, params=params) as r:
+    # a redirect is a failure: a console page that sends to the sign-in page is not timed
+    async with session.get(url, headers=headers, params=params, allow_redirects=False) as r:
         await r.read()
         if r.status != 200:
             raise RuntimeError(f"{url} {params}: HTTP {r.status}")
@@ -220,6 +254,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                      "organizations": ["/organizations/"],
                      "organization": ["/organizations/282014", "/organizations/282103"],
                      "themes": ["/themes/"], "theme": ["/themes/disaster-prevention"]}
+            paths.update(DEVELOPER_PAGES)
             for path_list in paths.values():
                 for p in path_list:
                     await get(s, demo + p, HTML)
@@ -227,6 +262,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 samples = [await get(s, demo + p, HTML) for _ in range(max(reps * 4, 20))
                            for p in path_list]
                 figures(f"portal_{kind}_page_demo", samples, GOAL_PAGE_MS, datasets=len(demo_ids))
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            await sign_in(s, demo, demo_db)
+            for path_list in CONSOLE_PAGES.values():
+                for p in path_list:
+                    await get(s, demo + p, HTML)
+            for kind, path_list in CONSOLE_PAGES.items():
+                samples = [await get(s, demo + p, HTML) for _ in range(max(reps * 4, 20))
+                           for p in path_list]
+                figures(f"console_{kind}_page_demo", samples, GOAL_PAGE_MS,
+                        datasets=len(demo_ids))
     finally:
         for runner in (big_runner, demo_runner):
             await runner.cleanup()

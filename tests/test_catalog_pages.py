@@ -3,9 +3,11 @@ organisation and theme pages, JSON by ``Accept``, 404s and hostile query strings
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -13,7 +15,7 @@ import pytest_asyncio
 
 from areamesh.demo_catalog import DATASETS
 
-from .catalog_fixtures import setup_catalog_mesh
+from .catalog_fixtures import publish_direct, setup_catalog_mesh
 from .conftest import MeshHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -81,6 +83,88 @@ async def test_search_sort_and_pages(mesh):
     _, _, second = await fetch(mesh, "/", sort="title", per_page="5", page="2")
     assert not set(result_links(page)) & set(result_links(second))
     assert '<option value="title" selected>' in second
+
+
+async def api_ids(h: MeshHarness, **params: str) -> list[str]:
+    _, _, body = await fetch(h, "/api/v1/datasets", JSON, **params)
+    return [r["id"] for r in json.loads(body)["results"]]
+
+
+async def test_search_page_sorts_and_counts_as_the_api(mesh):
+    """The page lists the API's results in the API's order for each sort, and each facet value
+    shows the API's count for it."""
+    orders = {}
+    for sort in ("title", "modified", "relevance"):
+        _, _, page = await fetch(mesh, "/", sort=sort, per_page="50")
+        orders[sort] = result_links(page)
+        assert orders[sort] == await api_ids(mesh, sort=sort, per_page="50"), sort
+        assert len(orders[sort]) == 14                   # every published dataset
+    assert orders["title"] != orders["modified"]          # the sort reaches the search
+    _, _, page = await fetch(mesh, "/", q="防災")
+    _, _, body = await fetch(mesh, "/api/v1/datasets", JSON, q="防災")
+    facets = json.loads(body)["facets"]
+    shown = 0
+    assert set(facets) == {"theme", "publisher", "prefecture", "standard_type", "personal",
+                           "classification"}
+    for facet in facets:                           # the page's parameter is the facet's name
+        for entry in facets[facet]:
+            param = facet
+            href = html.escape(f"/?q=%E9%98%B2%E7%81%BD&{param}={quote(entry['value'])}")
+            m = re.search(re.escape(f'<a href="{href}">') + r'[^<]+</a> <span class="count">'
+                          r'([\d,]+)<', page)
+            assert m, (facet, entry)
+            assert int(m.group(1).replace(",", "")) == entry["count"], (facet, entry)
+            shown += 1
+    assert shown >= 8 and facets["personal"] and facets["standard_type"]
+    _, _, page = await fetch(mesh, "/", q="防災", personal="false")   # personal or not narrows
+    assert set(result_links(page)) == {"himeji-aed", "himeji-evacuation", "inami-ponds"}
+    assert "個人に関する情報: " in text_of(page)              # the active filter, removable
+    _, _, page = await fetch(mesh, "/", q="防災", personal="true")  # the demo has none
+    assert result_links(page) == [] and "0 件のデータセット" in text_of(page)
+    assert dict((e["value"], e["count"]) for e in facets["publisher"]) == {"282014": 2,
+                                                                        "283819": 1}
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("ＡＥＤ", "himeji-aed"), ("ﾄｲﾚ", "kakogawa-toilets"), ("トイレ", "kakogawa-toilets"),
+    ("ひめじ", "himeji-aed"), ("避難", "himeji-evacuation")])
+async def test_search_page_is_the_apis_japanese_search(mesh, q, expected):
+    """Width and kana folding, readings and two-character words, as GET /api/v1/datasets."""
+    _, _, page = await fetch(mesh, "/", q=q)
+    found = result_links(page)
+    assert expected in found and found == await api_ids(mesh, q=q), q
+
+
+async def test_language_from_accept_language(mesh):
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed",
+                             {"Accept": "text/html", "Accept-Language": "en-US,en;q=0.9"})
+    assert "<h1>Himeji City AED locations</h1>" in page and '<html lang="en">' in page
+    assert "Find data" in text_of(page)                      # the menu too
+    _, _, page = await fetch(mesh, "/", {"Accept": "text/html", "Accept-Language": "fr, ja;q=0.5"})
+    assert '<html lang="ja">' in page
+    _, _, page = await fetch(mesh, "/", {"Accept": "text/html", "Accept-Language": "en"}, lang="ja")
+    assert '<html lang="ja">' in page                           # ?lang= wins
+
+
+async def test_dataset_dcat_view_by_the_page_link_and_by_accept(mesh):
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed")
+    link = re.search(r'href="(/datasets/himeji-aed/dcat\.jsonld)"', page).group(1)
+    status, ctype, body = await fetch(mesh, link, {"Accept": "*/*"})
+    assert status == 200 and ctype == "application/ld+json"
+    doc = json.loads(body)
+    whole = json.loads((await fetch(mesh, "/catalog.jsonld", {"Accept": "*/*"}))[2])
+    node = next(d for d in whole["dcat:dataset"] if d["dct:identifier"] == "himeji-aed")
+    assert {k: v for k, v in doc.items() if k not in ("@context", "dcat:landingPage")} == node
+    assert doc["@context"] == whole["@context"]
+    assert doc["dcat:landingPage"] == {"@id": f"{mesh.http_url}/datasets/himeji-aed"}
+    assert doc["@type"] == "dcat:Dataset" and doc["dct:conformsTo"]["@type"] == "dct:Standard"
+    status, ctype, body = await fetch(mesh, "/datasets/himeji-aed",
+                                      {"Accept": "application/ld+json"})
+    assert (status, ctype) == (200, "application/ld+json") and json.loads(body) == doc
+    status, ctype, body = await fetch(mesh, "/datasets/himeji-aed",      # JSON first: the API's
+                                      {"Accept": "application/json, application/ld+json"})
+    assert ctype == "application/json" and "@context" not in json.loads(body)
+    assert (await fetch(mesh, "/datasets/no-such-dataset/dcat.jsonld", JSON))[0] == 404
 
 
 async def test_search_answers_json_as_the_api_does(mesh):
@@ -190,3 +274,28 @@ async def test_pages_answer_for_every_demo_dataset(mesh):
         status, _, page = await fetch(mesh, f"/datasets/{ident}")
         assert status == 200, ident
         assert "areamesh connector contract request --data-dir DIR --dataset " + ident in page
+
+
+async def test_the_issues_example_policy_in_plain_japanese(mesh):
+    """The issue's own example: research only, municipalities in the provider's prefecture, at
+    most 10 transfers, with a duty; the page says it in words, in both languages, and the command
+    names the offer's purpose. (Last in this module: it adds a dataset to the shared catalog.)"""
+    doc = copy.deepcopy(next(d for _, d in DATASETS if d["id"] == "himeji-aed"))
+    doc["id"] = "himeji-aed-research"
+    constraint = [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "研究"},
+                  {"leftOperand": "spatial", "operator": "eq", "rightOperand": "samePrefecture"},
+                  {"leftOperand": "consumerType", "operator": "eq", "rightOperand": "municipality"},
+                  {"leftOperand": "transferCount", "operator": "lteq", "rightOperand": 10}]
+    doc["offers"] = [{"id": "research-hyogo", "policy": {
+        "permissions": [{"action": "use", "constraints": constraint}],
+        "duties": [{"action": "reportUsage"}]}}]
+    await publish_direct(mesh, "himeji", doc)
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed-research")
+    text = text_of(page)
+    assert "研究目的に限り、兵庫県内の市区町村が利用できます。転送は最大 10 回まで。" in text
+    assert "利用状況を報告すること" in text
+    assert ("<code>areamesh connector contract request --data-dir DIR --dataset "
+            "himeji-aed-research --offer research-hyogo --purpose 研究</code>") in page
+    _, _, page = await fetch(mesh, "/datasets/himeji-aed-research", lang="en")
+    assert ("Municipalities in Hyogo may use the data only for the purpose 研究. "
+            "At most 10 transfers.") in text_of(page)

@@ -4,6 +4,7 @@ every change lands in the audit log with the signed-in operator, a join token is
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 from pathlib import Path
@@ -98,6 +99,25 @@ async def test_add_participant_wrong_check_digit_then_right(running: MeshHarness
     assert all(r[1] == "admin" and r[2].endswith("(session)") for r in rows)
     status, page = await admin.get("/admin/audit")
     assert status == 200 and "participant.certify" in page and "改ざんされていません" in page
+
+
+@pytest.mark.parametrize(("kind", "pid"), [("municipality", "282016"), ("prefecture", "280001"),
+                                          ("private", "1234567890123"), ("municipality", "28201"),
+                                          ("municipality", "２８２０１４")])
+async def test_add_form_refuses_an_id_with_the_clis_own_message(running: MeshHarness,
+                                                                admin: Browser, kind: str, pid: str):
+    """The form and ``areamesh registry participant add`` refuse the same ids with the same
+    Japanese sentence (both ask AdminService, which asks mesh/ids.py)."""
+    status, page, _ = await admin.post("/admin/participants", {"type": kind, "id": pid, "name": "x"})
+    assert status == 400
+    shown = re.search(r'<p class="error-text" id="f-id-error">([^<]+)</p>', page).group(1)
+    rc, _, err = await running.cli("registry", "participant", "add", "--data-dir",
+                                   str(running.registry_dir), "--id", pid, "--name", "x",
+                                   "--type", kind)
+    assert rc != 0
+    said = next(line.removeprefix("エラー: ") for line in err.splitlines()
+                if line.startswith("エラー: "))
+    assert html.unescape(shown) == said, (shown, said)
 
 
 async def test_post_without_csrf_is_refused(running: MeshHarness, admin: Browser):
@@ -198,6 +218,9 @@ async def test_usage_page_figures_and_chart_data(running: MeshHarness, admin: Br
     assert '"provided": [1234574, 0, 0]' in data.replace("&#34;", '"') or \
         '"provided":[1234574,0,0]' in data.replace("&#34;", '"')
     assert "2026-11-01 00:00 JST" in page and "姫路市" in page
+    status, page = await admin.get("/admin/usage?period=2026-10")     # the period is the filter
+    assert status == 200 and "この期間の利用記録はありません。" in page
+    assert "1,234,574" not in page and "data-bars" not in page
 
 
 async def test_english_pages(admin: Browser):
@@ -291,3 +314,30 @@ async def test_participant_list_of_the_whole_country_is_searched_and_paged(
     assert status == 200 and 'aria-current="page"' in page                # the last page
     status, page = await admin.get("/admin/participants?page=x&status=%3Cscript%3E")
     assert status == 200 and "<script>" not in page and page.count('<th scope="row">') == 50
+
+
+DESTRUCTIVE = re.compile(r"/(suspend|revoke|remove)$")
+
+
+async def test_destructive_actions_only_from_their_confirmation_pages(running: MeshHarness,
+                                                                      admin: Browser):
+    """Suspending, revoking a node or a token and ending shared use: the pages that list them
+    link to a confirmation page; only that page holds the form that acts."""
+    await running.enrol("himeji", "282014")
+    await admin.post("/admin/tokens", {"participant": "282103", "ttl": "1h"})
+    await admin.post("/admin/hosting", {"tenant": "282103", "host": "282014"})
+    confirms: set[str] = set()
+    for path in ("/admin/participants/282014", "/admin/participants/282103", "/admin/tokens",
+                 "/admin/nodes", "/admin/"):
+        status, page = await admin.get(path)
+        assert status == 200, path
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page)
+        assert not [a for a in actions if DESTRUCTIVE.search(a)], (path, actions)
+        confirms |= set(re.findall(r'href="(/admin/[^"]+/confirm)"', page))
+    kinds = {c.split("/")[2] for c in confirms}
+    assert kinds == {"participants", "tokens", "nodes", "hosting"}, confirms
+    for confirm in confirms:
+        status, page = await admin.get(confirm)
+        assert status == 200, confirm
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page)
+        assert confirm.removesuffix("/confirm") in actions, (confirm, actions)

@@ -65,7 +65,8 @@ async def test_demo_once_enrols_publishes_searches_and_negotiates(tmp_path):
 
 
 async def _console_accepts(registry_dir, password: str) -> None:
-    """The printed password signs in to the demo registry's console (served again here)."""
+    """The demo registry, served again here: its portal URL answers the catalog portal with
+    the demo's datasets, and the printed password signs in to its console."""
     import aiohttp
 
     from areamesh.processes import ManagedProcess, areamesh_command
@@ -76,6 +77,12 @@ async def _console_accepts(registry_dir, password: str) -> None:
     ready = await proc.start()
     try:
         base = f"http://127.0.0.1:{ready['http_port']}"
+        async with aiohttp.ClientSession() as s:     # the portal URL answers the catalog portal
+            async with s.get(base + "/", headers={"Accept": "text/html"}) as r:
+                assert r.status == 200 and r.content_type == "text/html"
+                assert "データを探す" in await r.text()
+            async with s.get(base + "/", params={"q": "防災"}, headers={"Accept": "text/html"}) as r:
+                assert 'href="/datasets/himeji-aed"' in await r.text()
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
             async with s.get(base + "/admin/login") as r:
                 token = r.cookies["am_csrf"].value

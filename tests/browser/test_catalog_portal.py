@@ -29,6 +29,8 @@ async def test_search_narrow_open_copy(catalog: MeshHarness, page):
     base = catalog.http_url
     failed: list[str] = []
     page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    requested: list[str] = []                      # vendored assets only: nothing from a CDN
+    page.on("request", lambda r: requested.append(r.url))
     await page.goto(base + "/")
     await check_axe(page, "search page (browse)")
     await page.get_by_label("キーワード").fill("防災")
@@ -55,9 +57,13 @@ async def test_search_narrow_open_copy(catalog: MeshHarness, page):
     await page.locator(".offer .copy-status").filter(has_text="コピーしました").wait_for()
     assert await page.evaluate("navigator.clipboard.readText()") == COMMAND
     await screenshot(page, "catalog-dataset")
+    await page.locator("section.offer").first.evaluate("e => e.scrollIntoView({block: 'center'})")
+    await screenshot(page, "catalog-dataset-offer", full_page=False)   # docs/images
     # no script or CSP error; the only missing file is the browser's own favicon request
     assert [e for e in page.console_errors if not e.startswith("Failed to load resource")] == []
     assert {url.removeprefix(base) for url in failed} <= {"/favicon.ico"}
+    assert any("/static/copy.js" in url for url in requested)
+    assert [url for url in requested if not url.startswith(base + "/")] == []
 
 
 async def test_keyboard_alone_from_search_to_the_copy_button(catalog: MeshHarness, page):

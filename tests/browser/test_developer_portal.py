@@ -17,6 +17,8 @@ async def test_find_an_api_and_try_it(harness: MeshHarness, page):
     h = harness
     await setup_catalog_mesh(h)
     base = h.http_url
+    requested: list[str] = []                      # no CDN: every request goes to the registry
+    page.on("request", lambda r: requested.append(r.url))
     await page.goto(f"{base}/developers/")
     assert await page.inner_text("h1") == "開発者ポータル"
     assert await page.get_attribute("nav a[aria-current=page]", "href") == "/developers/"
@@ -62,6 +64,8 @@ async def test_find_an_api_and_try_it(harness: MeshHarness, page):
     assert json.loads(await whoami.locator(".try-body").inner_text())["role"] == "auditor"
     # no CSP refusal, no script error (the 401 above and a missing favicon are logged too)
     assert [e for e in page.console_errors if not e.startswith("Failed to load resource")] == []
+    assert any("/static/developers.js" in url for url in requested)
+    assert [url for url in requested if not url.startswith(base + "/")] == []
 
 
 async def test_connector_api_and_grpc_pages(running: MeshHarness, page):

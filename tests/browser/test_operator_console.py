@@ -7,8 +7,13 @@ the main pages go to build/screenshots/."""
 
 from __future__ import annotations
 
+import shlex
+from zoneinfo import ZoneInfo
+
+import aiohttp
 import grpc
 import pytest
+from cryptography import x509
 
 from mesh.proto.areamesh.v1 import registry_pb2
 
@@ -20,6 +25,13 @@ from .conftest import add_operator, check_axe, no_horizontal_scroll, screenshot,
 def script_errors(page) -> list[str]:
     """Errors of scripts and CSP refusals (a 4xx page the test asked for is not one)."""
     return [e for e in page.console_errors if not e.startswith("Failed to load resource")]
+
+
+async def crl_figures(page, base: str) -> tuple[int, int]:
+    """(number, revoked certificates) of the revocation list page."""
+    await page.goto(f"{base}/admin/revocation")
+    values = [v.replace(",", "") for v in await page.locator("dl.props dd").all_inner_texts()]
+    return int(values[0]), int(values[3])
 
 
 async def _ok(page, text: str) -> None:
@@ -70,12 +82,21 @@ async def test_admin_adds_certifies_enrols_and_revokes_a_node(running: MeshHarne
     assert await page.evaluate("navigator.clipboard.readText()") == token
     command = (await page.locator("#join-command").inner_text()).strip()
     assert f"--registry {h.grpc_address} --enrol {h.enrol_address} --token {token}" in command
+    await page.get_by_role("button", name="参加コマンドをコピー").click()
+    await page.locator(".copy-status").nth(1).filter(has_text="コピーしました").wait_for()
+    copied = await page.evaluate("navigator.clipboard.readText()")
+    assert copied == command
     await check_axe(page, "token created")
     await screenshot(page, "console-token")
     assert not script_errors(page), page.console_errors
+    revocation_before = await crl_figures(page, base)
 
-    # a real connector process joins with the token read from the page
-    rc, _out, err = await h.join("toyooka", token)
+    # a real connector process joins by running the copied command as it is, only its data
+    # directory (a placeholder for the host's) pointed at this test's
+    argv = shlex.split(copied)
+    assert argv[:3] == ["areamesh", "connector", "join"]
+    argv[argv.index("--data-dir") + 1] = str(h.root / "toyooka")
+    rc, _out, err = await h.cli(*argv[1:])
     assert rc == 0, err
     await h.start_connector("toyooka", "--heartbeat-interval", "1s")
 
@@ -87,6 +108,9 @@ async def test_admin_adds_certifies_enrols_and_revokes_a_node(running: MeshHarne
     await wait_for(seen, timeout=60, interval=0.5, what="the node's heartbeat in the console")
     row = page.locator("tr", has=page.locator("a", has_text="282090"))
     assert "有効" in await row.inner_text() and "127.0.0.1:" in await row.inner_text()
+    cert = x509.load_pem_x509_certificate((h.root / "toyooka" / "tls" / "node.crt").read_bytes())
+    expiry = cert.not_valid_after_utc.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert expiry.strftime("%Y-%m-%d %H:%M JST") in await row.inner_text()   # certificate expiry
     await check_axe(page, "nodes")
     await screenshot(page, "console-nodes")
 
@@ -106,6 +130,14 @@ async def test_admin_adds_certifies_enrols_and_revokes_a_node(running: MeshHarne
             registry_pb2.ListNodesRequest(), timeout=5)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "certificate_revoked" in refused.value.details()
+    # the revocation list page shows the new list, as /api/v1/crl serves it, the node on it
+    number, revoked = await crl_figures(page, base)
+    assert number > revocation_before[0] and revoked == revocation_before[1] + 1
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/api/v1/crl") as r:
+        crl = x509.load_der_x509_crl(await r.read())
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    await check_axe(page, "revocation list")
 
     await page.get_by_role("link", name="監査ログ").click()
     table = await page.locator("table").inner_text()
@@ -169,10 +201,15 @@ async def test_other_console_pages(running: MeshHarness, page):
     await page.fill("#f-criteria", "1. 個人情報保護方針を公開していること\n2. 接続試験に合格していること")
     await page.get_by_role("button", name="保存").click()
     await _ok(page, "認定基準を保存しました")
+    assert "接続試験に合格していること" in await page.input_value("#f-criteria")
     await check_axe(page, "criteria")
+    await page.goto(f"{base}/organizations/")                      # published to everyone
+    assert "2. 接続試験に合格していること" in await page.locator(".criteria").inner_text()
     await page.goto(f"{base}/admin/revocation")
     await check_axe(page, "revocation list")
 
+    requested: list[str] = []                      # uPlot is vendored: nothing from a CDN
+    page.on("request", lambda r: requested.append(r.url))
     await page.goto(f"{base}/admin/usage")
     await page.fill("#f-period", "2026-11")
     await page.get_by_role("button", name="表示").click()
@@ -183,12 +220,17 @@ async def test_other_console_pages(running: MeshHarness, page):
     await check_axe(page, "usage")
     await screenshot(page, "console-usage")
     assert not script_errors(page), page.console_errors           # no CSP refusal, no error
+    assert any("/static/vendor/uplot/uPlot.iife.min.js" in url for url in requested)
+    assert [url for url in requested if not url.startswith(base + "/")] == []
 
 
 async def test_auditor_sees_no_forms_and_is_refused(running: MeshHarness, phone):
     h = running
     base = h.http_url
     await add_operator(h, "sato", "auditor")
+    await phone.goto(f"{base}/admin/login")
+    await no_horizontal_scroll(phone, "sign-in page")
+    await check_axe(phone, "sign-in page at 360 px")
     await sign_in(phone, base, "sato")
     assert "sato でサインイン中（監査者）" in await phone.inner_text("header")
     for path in ("/admin/", "/admin/participants", "/admin/participants/282014",

@@ -1,7 +1,10 @@
 // Copy buttons: <button class="copy" data-copy="ID"> copies the text of element ID.
-// Without JavaScript the text stays selectable in its <pre>.
+// The buttons come hidden and are shown here: without JavaScript there is no button that does
+// nothing, and the text stays selectable in its <pre>.
 (function () {
   "use strict";
+  var buttons = document.querySelectorAll("button.copy[hidden]");
+  for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button.copy");
     if (!button) return;

@@ -8,7 +8,7 @@ from aiohttp import web
 from registry.catalog.datasets import CatalogService
 from registry.store import RegistryStore
 from registry.web.catalog.common import PAGES, CatalogPages
-from registry.web.catalog.dataset import dataset_page
+from registry.web.catalog.dataset import dataset_dcat, dataset_page
 from registry.web.catalog.orgs import organization_page, organizations_page, theme_page, themes_page
 from registry.web.catalog.search import search_page
 
@@ -17,6 +17,7 @@ def add_catalog_pages(app: web.Application, catalog: CatalogService, store: Regi
     app[PAGES] = CatalogPages(catalog, store)
     app.router.add_get("/", search_page)
     app.router.add_get("/datasets/{id}", dataset_page)
+    app.router.add_get("/datasets/{id}/dcat.jsonld", dataset_dcat)
     app.router.add_get("/organizations/", organizations_page)
     app.router.add_get("/organizations/{id}", organization_page)
     app.router.add_get("/themes/", themes_page)

@@ -1,9 +1,12 @@
 """The dataset page at ``/datasets/{id}``: everything the catalog holds about one dataset,
 its offers' policies in plain words, and how to get it (the exact CLI command and API call).
-A client that prefers JSON gets exactly what GET /api/v1/datasets/{id} answers."""
+A client that prefers JSON gets exactly what GET /api/v1/datasets/{id} answers; one that asks
+for ``application/ld+json`` gets the dataset's DCAT description, which a browser also finds at
+``/datasets/{id}/dcat.jsonld`` (the node /catalog.jsonld holds for it, with its context)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from typing import Any
@@ -17,6 +20,7 @@ from mesh.policy_text import describe_offer
 from mesh.web.i18n import request_language
 from mesh.web.render import page, render, wants_json
 from registry.catalog.datasets import DatasetRecord
+from registry.catalog.dcat import CONTEXT, dataset_node
 from registry.web.catalog.common import (
     json_page,
     names_of,
@@ -27,6 +31,7 @@ from registry.web.catalog.common import (
     theme_slug,
 )
 
+JSONLD = "application/ld+json"
 DATA_DIR = "DIR"     # the reader's own connector data directory, as docs/transfers.md writes it
 _PLAIN = re.compile(r"[^\s'\"\\$`!*?;&|<>(){}\[\]#~=%^]+")
 
@@ -88,10 +93,36 @@ def offer_rows(record: DatasetRecord, names: dict[str, str], lang: str) -> list[
     return rows
 
 
+def wants_jsonld(request: web.Request) -> bool:
+    """True when ``Accept`` names JSON-LD before HTML and plain JSON (a DCAT harvester)."""
+    kinds = [part.split(";")[0].strip().lower()
+             for part in request.headers.get("Accept", "").split(",")[:30]]
+    if JSONLD not in kinds:
+        return False
+    first = kinds.index(JSONLD)
+    return all(k not in kinds[:first] for k in ("text/html", "application/json"))
+
+
+def dcat_document(request: web.Request, record: DatasetRecord) -> web.Response:
+    base = f"{request.scheme}://{request.host}"
+    body = {"@context": CONTEXT, **dataset_node(record, base),
+            "dcat:landingPage": {"@id": f"{base}/datasets/{record.id}"}}
+    return web.json_response(body, content_type=JSONLD,
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+@page(PUBLIC)
+async def dataset_dcat(request: web.Request) -> web.Response:
+    """``/datasets/{id}/dcat.jsonld``: the dataset's DCAT description (the page's link)."""
+    return dcat_document(request, await services(request).catalog.get(request.match_info["id"]))
+
+
 @page(PUBLIC)
 async def dataset_page(request: web.Request) -> web.Response:
     pages = services(request)
     record = await pages.catalog.get(request.match_info["id"])   # NotFound → 404 page
+    if wants_jsonld(request):
+        return dcat_document(request, record)
     if wants_json(request):
         return json_page(record.to_json())
     participants = await public_participants(pages.store)
@@ -114,4 +145,5 @@ async def dataset_page(request: web.Request) -> web.Response:
         "served_by": record.to_json()["served_by"],
         "api_command": api_command(base, record.id),
         "ckan_url": f"/api/3/action/package_show?id={record.id}",
+        "dcat_url": f"/datasets/{record.id}/dcat.jsonld",
         "api_url": f"/api/v1/datasets/{record.id}"})

@@ -1,7 +1,8 @@
 // Bar charts of the console (usage per participant, a billing run's costs): each element
 // .chart[data-bars] holds its figures as JSON ({labels, <series key>: [...]}); data-series names
 // the two series' keys, data-label-<key> their legend labels, data-axis the value axis width.
-// The table below each chart has the same figures; without JavaScript the table is the page.
+// The table below each chart has the same figures; without JavaScript the table is the page
+// (the chart's <figure> comes hidden and is shown here, once there is a chart to show).
 (function () {
   "use strict";
   if (typeof uPlot === "undefined") return;
@@ -32,6 +33,8 @@
       series: series,
       legend: { live: false }
     };
+    var figure = el.closest("figure");
+    if (figure) figure.hidden = false;      // before drawing: a hidden parent has no width
     var plot = new uPlot(opts, [xs].concat(keys.map(function (key) { return data[key]; })), el);
     window.addEventListener("resize", function () { plot.setSize({ width: width(), height: 300 }); });
   });
