@@ -38,6 +38,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -49,6 +51,7 @@ from typing import Any
 import pyarrow.csv as pcsv
 import yaml
 from bench_consent import CONSUMER, DATASET, PARTIAL_ITEMS, PURPOSE, consents, generate
+from proc_stats import cpu_seconds
 
 from areamesh.processes import ManagedProcess, areamesh_command, run_cli
 from connector.consent import ConsentStore
@@ -146,11 +149,18 @@ class Mesh:
     async def fetch(self, agreement: str) -> dict[str, Any]:
         out = self.root / "out.csv"
         out.unlink(missing_ok=True)
+        assert self.provider is not None and self.provider.proc is not None
+        provider_cpu = cpu_seconds(self.provider.proc.pid)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = json.loads(await cli("connector", "fetch", "--data-dir",
                                       str(self.root / "consumer"), "--agreement", agreement,
                                       "--out", str(out), "--format", "csv", "--quiet", "--json"))
         result["wall_seconds"] = time.perf_counter() - start
+        result["provider_cpu_s"] = cpu_seconds(self.provider.proc.pid) - provider_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["consumer_cpu_s"] = (after.ru_utime + after.ru_stime
+                                    - children.ru_utime - children.ru_stime)
         result["out"] = out
         return result
 
@@ -202,7 +212,9 @@ async def run(args: argparse.Namespace, root: Path) -> None:
             for dataset in (OPEN, PERSONAL):
                 got = await mesh.fetch(agreements[dataset])
                 log(f"  {'warm-up' if i == 0 else f'round {i}'} {dataset}: {got['records']:,} "
-                    f"records, {got['seconds']:.2f} s (stream {got['stream_seconds']:.2f} s)")
+                    f"records, {got['seconds']:.2f} s (stream {got['stream_seconds']:.2f} s, "
+                    f"provider {got['provider_cpu_s']:.2f} CPU-s, consumer "
+                    f"{got['consumer_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f})")
                 if i == 0 and dataset == PERSONAL:
                     emit("personal_first_fetch_s", value=round(got["seconds"], 2), unit="s",
                          n=got["records"], note="includes building the provider's consent "
@@ -214,7 +226,9 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 if i:
                     results[dataset].append(got)
         for key, figure in (("seconds", "consent_transfer_ratio"),
-                            ("stream_seconds", "consent_transfer_stream_ratio")):
+                            ("stream_seconds", "consent_transfer_stream_ratio"),
+                            ("provider_cpu_s", "consent_transfer_provider_cpu_ratio"),
+                            ("consumer_cpu_s", "consent_transfer_consumer_cpu_ratio")):
             open_s = [r[key] for r in results[OPEN]]
             personal_s = [r[key] for r in results[PERSONAL]]
             o, p = statistics.median(open_s), statistics.median(personal_s)
@@ -224,7 +238,8 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                  open_median=round(o, 3), personal_median=round(p, 3),
                  open_samples=[round(x, 3) for x in open_s],
                  personal_samples=[round(x, 3) for x in personal_s],
-                 paired=[round(x / y, 3) for x, y in zip(personal_s, open_s, strict=True)])
+                 paired=[round(x / y, 3) for x, y in zip(personal_s, open_s, strict=True)],
+                 load_average=[round(x, 2) for x in os.getloadavg()])
         await mesh.provider.stop()                  # the ledger is the provider's own file
         start = time.perf_counter()
         verified = await cli("connector", "ledger", "verify", "--data-dir",
