@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connector.consent.scope import ConsentScope, ScopeCache, ScopeKey
+from connector.consent.scope import SNAPSHOTS, ConsentScope, ScopeCache, ScopeKey
 from mesh.clock import iso, utcnow
 from mesh.datasets import ID_PATTERN
 from mesh.db import Database
@@ -193,7 +193,7 @@ class ConsentStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache = ScopeCache(db)
+        self._cache = ScopeCache(db, snapshots=db.path.parent / SNAPSHOTS)
 
     @classmethod
     async def open(cls, data_dir: Path) -> ConsentStore:
