@@ -181,6 +181,21 @@ async def grant(provider_dir: Path, ids: list[str]) -> tuple[int, int, float]:
         await store.close()
 
 
+async def withdraw_one(provider_dir: Path, ids: Any) -> tuple[str, int]:
+    """Withdraw the first consenting resident's consent on the (stopped) provider's data dir;
+    (resident, 1 if that consent was to some items only)."""
+    store = await ConsentStore.open(provider_dir)
+    try:
+        for resident in ids.to_pylist():
+            active = await store.list(resident=resident, participant=CONSUMER, active_only=True)
+            if active:
+                await store.withdraw(resident=resident, participant=CONSUMER, reason="bench")
+                return resident, int(active[0].items is not None)
+        raise RuntimeError("no consenting resident")
+    finally:
+        await store.close()
+
+
 def kept_residents(path: Path) -> tuple[int, int]:
     """(rows, rows with an item outside ``PARTIAL_ITEMS`` nulled) of a fetched copy."""
     assert NULLED not in PARTIAL_ITEMS
@@ -241,6 +256,28 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                  paired=[round(x / y, 3) for x, y in zip(personal_s, open_s, strict=True)],
                  load_average=[round(x, 2) for x in os.getloadavg()])
         await mesh.provider.stop()                  # the ledger is the provider's own file
+        # a restart, with a withdrawal made meanwhile on the data dir (as the CLI makes it):
+        # the first personal fetch of the new process, against the warm ones above
+        victim, had_items = await withdraw_one(root / "provider", table.column("住民ID"))
+        await mesh.serve_provider()
+        got = await mesh.fetch(agreements[PERSONAL])
+        log(f"  after a restart {PERSONAL}: {got['records']:,} records, {got['seconds']:.2f} s "
+            f"(provider {got['provider_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f})")
+        copy = kept_residents(got["out"])
+        if copy != (granted - 1, partial - had_items):
+            raise RuntimeError(f"after the restart the personal copy has {copy} (rows, nulled), "
+                               f"expected {(granted - 1, partial - had_items)}: {victim} withdrew")
+        warm = statistics.median(r["seconds"] for r in results[PERSONAL])
+        emit("consent_index_first_fetch_s", value=round(got["seconds"], 2), unit="s",
+             n=got["records"], warm_median=round(warm, 3),
+             over_warm=round(got["seconds"] / warm, 3),
+             provider_cpu_s=round(got["provider_cpu_s"], 2),
+             warm_provider_cpu_s=round(statistics.median(
+                 r["provider_cpu_s"] for r in results[PERSONAL]), 2),
+             load_average=[round(x, 2) for x in os.getloadavg()],
+             note="first personal fetch after a provider restart, one withdrawal made while it "
+                  "was down; the copy checked without that resident")
+        await mesh.provider.stop()
         start = time.perf_counter()
         verified = await cli("connector", "ledger", "verify", "--data-dir",
                              str(root / "provider"), "--json")

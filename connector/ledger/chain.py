@@ -91,6 +91,8 @@ _INSERT = (f"INSERT INTO flow_entries({', '.join(_BATCH[:-1])}, subjects, hash) 
            f"WHERE (SELECT seq || ' ' || hash FROM ({_HEAD})) IS ? RETURNING seq")
 _REQUIRED = ("dataset", "from_participant", "from_node", "to_participant", "to_node", "purpose",
              "agreement")
+CHECKPOINT_DEFER = 1.0                    # s without a transfer batch before a checkpoint
+                                          # fills the residents' index (``index.py``)
 PAGE = 5000                               # resident entries per read
 PAGE_BATCHES = 64                         # batch entries per read (each up to MAX_RESIDENTS)
 
@@ -190,6 +192,7 @@ class SqliteLedger:
         self._writer: sqlite3.Connection | None = None
         self._writer_head: tuple[int, str] | None = None
         self._writer_lock = threading.Lock()
+        self._path = db.path.resolve()
 
     @classmethod
     async def open(cls, data_dir: Path, *, create: bool = True) -> SqliteLedger:
@@ -229,7 +232,8 @@ class SqliteLedger:
         """The entry of one transfer batch: ``subjects`` (a list, or an Arrow string array as the
         consent filter gives it) with ``records`` of each, chained after the current head in
         one transaction (several entries past ``MAX_RESIDENTS`` residents; none for none)."""
-        return await self._append([(batch, subjects, records)])
+        with index.appending(self._path):
+            return await self._append([(batch, subjects, records)])
 
     def append_batch_blocking(self, batch: FlowBatch, subjects: pa.Array,
                               records: np.ndarray) -> Appended:
@@ -244,7 +248,7 @@ class SqliteLedger:
         is read again inside a write transaction), as ``append_batch`` does."""
         parts = _encode([(batch, subjects, records)])
         time = iso(utcnow())
-        with self._writer_lock:
+        with index.appending(self._path), self._writer_lock:
             conn = self._writer
             if conn is None:
                 conn = sqlite3.connect(self.db.path, isolation_level=None,
@@ -362,11 +366,12 @@ class SqliteLedger:
                 return
             after = rows[-1][0]
 
-    async def index_subjects(self) -> int:
+    async def index_subjects(self, *, defer: float = 0.0) -> int:
         """Bring the residents' index up to the head; returns the residents' flows added.
         Called by ``flows_for``, ``entries_for`` and ``checkpoint``; call it after a transfer
-        too (it works in short transactions, so a running transfer is barely held up)."""
-        return await index.fill(self.db, self._lock)
+        too (it works in short transactions and gives way to transfer batches being appended;
+        ``defer``: waits until transfers pause that long, see ``index.py``)."""
+        return await index.fill(self.db, self._lock, defer=defer)
 
     async def entries_for(self, subject: str) -> list[dict[str, Any]]:
         """``subject``'s flows, oldest first, each a full entry: seq, time, subject, dataset,
@@ -391,8 +396,9 @@ class SqliteLedger:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     async def checkpoint(self, keystore: NodeKeyStore) -> SignedCheckpoint:
-        """Sign the current head with the node key and keep the checkpoint."""
-        await self.index_subjects()
+        """Sign the current head with the node key and keep the checkpoint. The residents'
+        index is brought up to date first, once transfers pause (``CHECKPOINT_DEFER``)."""
+        await self.index_subjects(defer=CHECKPOINT_DEFER)
         seq, head = await self.head()
         signed = SignedCheckpoint.sign(keystore, seq, head)
         async with self._lock, self.db.transaction() as conn:
