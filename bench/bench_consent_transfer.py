@@ -29,6 +29,15 @@ summary) are compared; ``ratio`` = personal ÷ open (goal ≤ 1.5). Both connect
 machine's cores, as two processes do on one host. The run checks that the personal copy holds
 exactly the consented residents' records and that the provider's ledger verifies.
 
+Per fetch it also reads CPU-seconds from ``/proc`` (the provider's, and the consumer command's
+through ``RUSAGE_CHILDREN``), which drift less than wall time on a shared machine, and after
+each fetch waits until the provider is idle again (``provider_after_cpu_s``: the ledger
+checkpoint and residents' index a personal transfer leaves to do, kept out of the next fetch).
+Last, the provider is stopped, one resident's consent withdrawn on its data directory (as the
+CLI does), and the provider started again: ``consent_index_first_fetch_s`` is the first personal
+fetch of the new process (the consent scope from its snapshot, brought up to date), checked to
+leave that resident out.
+
 Prints one JSON object per figure on stdout (progress goes to stderr).
 """
 
@@ -162,7 +171,24 @@ class Mesh:
         result["consumer_cpu_s"] = (after.ru_utime + after.ru_stime
                                     - children.ru_utime - children.ru_stime)
         result["out"] = out
+        result["provider_after_cpu_s"], result["settle_seconds"] = await self.settle()
         return result
+
+    async def settle(self, *, idle: float = 0.05, step: float = 0.5, limit: float = 300.0
+                     ) -> tuple[float, float]:
+        """Wait until the provider is idle (under ``idle`` CPU-s per ``step``): after a personal
+        fetch its maintenance loop signs a ledger checkpoint and fills the residents' index,
+        work that would otherwise land in the next fetch. (CPU-s used meanwhile, seconds.)"""
+        assert self.provider is not None and self.provider.proc is not None
+        pid, start = self.provider.proc.pid, time.perf_counter()
+        first = last = cpu_seconds(pid)
+        while time.perf_counter() - start < limit:
+            await asyncio.sleep(step)
+            now = cpu_seconds(pid)
+            if now - last < idle:
+                break
+            last = now
+        return cpu_seconds(pid) - first, time.perf_counter() - start
 
     async def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -229,7 +255,9 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 log(f"  {'warm-up' if i == 0 else f'round {i}'} {dataset}: {got['records']:,} "
                     f"records, {got['seconds']:.2f} s (stream {got['stream_seconds']:.2f} s, "
                     f"provider {got['provider_cpu_s']:.2f} CPU-s, consumer "
-                    f"{got['consumer_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f})")
+                    f"{got['consumer_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f}; "
+                    f"afterwards {got['provider_after_cpu_s']:.2f} CPU-s in "
+                    f"{got['settle_seconds']:.1f} s)")
                 if i == 0 and dataset == PERSONAL:
                     emit("personal_first_fetch_s", value=round(got["seconds"], 2), unit="s",
                          n=got["records"], note="includes building the provider's consent "
@@ -243,17 +271,19 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         for key, figure in (("seconds", "consent_transfer_ratio"),
                             ("stream_seconds", "consent_transfer_stream_ratio"),
                             ("provider_cpu_s", "consent_transfer_provider_cpu_ratio"),
-                            ("consumer_cpu_s", "consent_transfer_consumer_cpu_ratio")):
+                            ("consumer_cpu_s", "consent_transfer_consumer_cpu_ratio"),
+                            ("provider_after_cpu_s", "consent_transfer_after_cpu")):
             open_s = [r[key] for r in results[OPEN]]
             personal_s = [r[key] for r in results[PERSONAL]]
             o, p = statistics.median(open_s), statistics.median(personal_s)
-            emit(figure, ratio=round(p / o, 3), goal=f"<= {GOAL_RATIO:g}", rows=rows,
+            emit(figure, ratio=round(p / o, 3) if o else None, goal=f"<= {GOAL_RATIO:g}", rows=rows,
                  personal_records=results[PERSONAL][0]["records"],
                  open_records=results[OPEN][0]["records"], unit="s", measure=key,
                  open_median=round(o, 3), personal_median=round(p, 3),
                  open_samples=[round(x, 3) for x in open_s],
                  personal_samples=[round(x, 3) for x in personal_s],
-                 paired=[round(x / y, 3) for x, y in zip(personal_s, open_s, strict=True)],
+                 paired=[round(x / y, 3) if y else None
+                         for x, y in zip(personal_s, open_s, strict=True)],
                  load_average=[round(x, 2) for x in os.getloadavg()])
         await mesh.provider.stop()                  # the ledger is the provider's own file
         # a restart, with a withdrawal made meanwhile on the data dir (as the CLI makes it):
