@@ -9,8 +9,10 @@ import json
 import shutil
 from datetime import timedelta
 
+import pyarrow as pa
 import pytest
 
+from connector.consent.filter import ConsentFilter
 from connector.consent.scope import SNAPSHOTS
 from connector.consent.store import ConsentGrant, ConsentProof, ConsentStore
 from mesh.clock import iso, utcnow
@@ -175,6 +177,16 @@ async def test_the_scope_after_a_restart_decides_as_a_full_read(tmp_path):
         assert "NEW-1" in subjects
         assert ("R00006", ["電話番号"]) in restricted
         assert after != before
+        # the filter (its index built from the snapshot's array) keeps and nulls as a full read
+        residents = [f"R{i:05d}" for i in range(90)] + ["NEW-1", "NEW-2", "X-expiring", "nobody"]
+        rows = pa.record_batch({"住民ID": residents, "氏名": [f"n{i}" for i in range(94)],
+                                "住所": [f"a{i}" for i in range(94)],
+                                "電話番号": [f"t{i}" for i in range(94)]})
+        from_snapshot = ConsentFilter("住民ID").apply(
+            rows, await restarted.scope(DS, TO, PURPOSE))
+        assert from_snapshot.batch.to_pylist() == ConsentFilter("住民ID").apply(
+            rows, await restarted.scope(DS, TO, PURPOSE, at=utcnow())).batch.to_pylist()
+        assert "R00000" not in from_snapshot.subjects
     finally:
         await restarted.close()
 

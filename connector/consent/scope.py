@@ -75,6 +75,10 @@ class ConsentScope:
     changed: frozenset[str] = frozenset()
     full_extra: frozenset[str] = frozenset()
     changed_restricted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # the base's residents as an Arrow string array when at hand (a snapshot): those of
+    # ``base_full`` (any order), then those of ``base_restricted`` in its order; the filter's
+    # index is built from it
+    base_values: Any = field(default=None, repr=False)
 
     @classmethod
     def build(cls, rows: Iterable[Sequence[Any]], at: str) -> ConsentScope:
@@ -88,7 +92,8 @@ class ConsentScope:
         full, restricted = _fold(rows)
         kept = {k: v for k, v in self.changed_restricted.items() if k not in touched}
         return ConsentScope(at, self.base_full, self.base_restricted, self.changed | touched,
-                            (self.full_extra - touched) | frozenset(full), {**kept, **restricted})
+                            (self.full_extra - touched) | frozenset(full), {**kept, **restricted},
+                            self.base_values)
 
     @cached_property
     def restricted(self) -> Mapping[str, frozenset[str]]:
@@ -372,5 +377,9 @@ def _read_snapshot(path: Path, key: ScopeKey
     full_count = items.null_count
     restricted = {r: frozenset(json.loads(i)) for r, i in
                   zip(names[full_count:], items.slice(full_count).to_pylist(), strict=True)}
-    scope = ConsentScope(meta["at"], frozenset(names[:full_count]), restricted)
+    full = frozenset(names[:full_count])
+    # the filter's index takes the array as it is: all-items residents (in any order) first,
+    # then the some-items ones in ``restricted``'s order
+    whole = len(full) == full_count and len(restricted) == len(names) - full_count
+    scope = ConsentScope(meta["at"], full, restricted, base_values=residents if whole else None)
     return scope, int(meta["seq"]), (meta["event_id"], meta["event_at"])
