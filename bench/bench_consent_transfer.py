@@ -174,19 +174,21 @@ class Mesh:
         result["provider_after_cpu_s"], result["settle_seconds"] = await self.settle()
         return result
 
-    async def settle(self, *, idle: float = 0.05, step: float = 0.5, limit: float = 300.0
-                     ) -> tuple[float, float]:
-        """Wait until the provider is idle (under ``idle`` CPU-s per ``step``): after a personal
-        fetch its maintenance loop signs a ledger checkpoint and fills the residents' index,
-        work that would otherwise land in the next fetch. (CPU-s used meanwhile, seconds.)"""
+    async def settle(self, *, idle: float = 0.05, step: float = 0.5, quiet: int = 4,
+                     limit: float = 300.0) -> tuple[float, float]:
+        """Wait until the provider is idle (under ``idle`` CPU-s per ``step``, ``quiet`` steps
+        running: a checkpoint's index fill waits a second for transfers to pause before it
+        starts): after a personal fetch its maintenance loop signs a ledger checkpoint and fills
+        the residents' index, work that would otherwise land in the next fetch. (CPU-s used
+        meanwhile, seconds.)"""
         assert self.provider is not None and self.provider.proc is not None
         pid, start = self.provider.proc.pid, time.perf_counter()
         first = last = cpu_seconds(pid)
-        while time.perf_counter() - start < limit:
+        calm = 0
+        while time.perf_counter() - start < limit and calm < quiet:
             await asyncio.sleep(step)
             now = cpu_seconds(pid)
-            if now - last < idle:
-                break
+            calm = calm + 1 if now - last < idle else 0
             last = now
         return cpu_seconds(pid) - first, time.perf_counter() - start
 
