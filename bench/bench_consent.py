@@ -27,8 +27,9 @@ compared:
 - ``personal_with_ledger_ratio`` — the same with the flow ledger as a transfer writes it:
   ``SqliteLedger.append_batch`` of every batch's residents, one batch entry (a SHA-256 over the
   encoded ``(subject, records)`` list, one row, ``synchronous=FULL``) straight from the filter's
-  Arrow arrays, as ``ConsentGate.record`` does (goal ≤ 1.5; the ledger runs alternate with the
-  others, in a third column of each round, and keep appending to one ``ledger.db``);
+  Arrow arrays, through ``ConsentGate.prepare`` as the provider does (goal ≤ 1.5; the ledger
+  runs alternate with the others, in a third column of each round, and keep appending to one
+  ``ledger.db``);
 - ``consent_filter_ratio_in_memory`` — filter only, with batches already in memory (no source
   read), the strictest bound: consent work against encoding alone;
 - ``ledger_append_ms_per_batch`` — median (with ledger − without) per batch;
@@ -163,17 +164,25 @@ async def run_baseline(source: Source | None, batches: list[pa.RecordBatch]) -> 
 async def run_personal(source: Source | None, batches: list[pa.RecordBatch], store: ConsentStore,
                        ledger: SqliteLedger, record: bool = False) -> tuple[float, int]:
     """What a personal transfer does per batch: ``ConsentGate.apply`` (the scope, then
-    ``ConsentFilter.apply`` in a thread), with ``record`` its ``ConsentGate.record`` (the
-    flow-ledger entry, before the batch goes out), then encoding."""
+    ``ConsentFilter.apply`` in a thread), then encoding; with ``record`` what the provider
+    does, ``ConsentGate.prepare``: check, filter, the flow-ledger entry (stored before the
+    batch goes out) and the encoding in one worker-thread trip."""
     meta = FlowBatch(DATASET, "282014", "main", CONSUMER, "main", PURPOSE, "agr-bench",
                      transfer="bench")
     gate = ConsentGate(store, ledger, ConsentFilter("住民ID"), meta, CONSUMER)
     kept, chain = 0, CHAIN_START
     start = time.perf_counter()
     async for b in batches_of(source, batches):
-        out = await gate.apply(b)
         if record:
-            await gate.record(out.batch, out)
+            ready = await gate.prepare(b, lambda kept_rows: (kept_rows, lambda x: list(
+                sized_pieces(x))))
+            if ready is None:
+                continue
+            for _piece, data in ready.pieces:
+                chain = chain_next(chain, batch_digest(data))
+            kept += ready.batch.num_rows
+            continue
+        out = await gate.apply(b)
         chain = encode(out.batch, chain)
         kept += out.batch.num_rows
     return time.perf_counter() - start, kept

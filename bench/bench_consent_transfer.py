@@ -29,6 +29,15 @@ summary) are compared; ``ratio`` = personal ÷ open (goal ≤ 1.5). Both connect
 machine's cores, as two processes do on one host. The run checks that the personal copy holds
 exactly the consented residents' records and that the provider's ledger verifies.
 
+Per fetch it also reads CPU-seconds from ``/proc`` (the provider's, and the consumer command's
+through ``RUSAGE_CHILDREN``), which drift less than wall time on a shared machine, and after
+each fetch waits until the provider is idle again (``provider_after_cpu_s``: the ledger
+checkpoint and residents' index a personal transfer leaves to do, kept out of the next fetch).
+Last, the provider is stopped, one resident's consent withdrawn on its data directory (as the
+CLI does), and the provider started again: ``consent_index_first_fetch_s`` is the first personal
+fetch of the new process (the consent scope from its snapshot, brought up to date), checked to
+leave that resident out.
+
 Prints one JSON object per figure on stdout (progress goes to stderr).
 """
 
@@ -38,6 +47,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -49,6 +60,7 @@ from typing import Any
 import pyarrow.csv as pcsv
 import yaml
 from bench_consent import CONSUMER, DATASET, PARTIAL_ITEMS, PURPOSE, consents, generate
+from proc_stats import cpu_seconds
 
 from areamesh.processes import ManagedProcess, areamesh_command, run_cli
 from connector.consent import ConsentStore
@@ -146,13 +158,39 @@ class Mesh:
     async def fetch(self, agreement: str) -> dict[str, Any]:
         out = self.root / "out.csv"
         out.unlink(missing_ok=True)
+        assert self.provider is not None and self.provider.proc is not None
+        provider_cpu = cpu_seconds(self.provider.proc.pid)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = json.loads(await cli("connector", "fetch", "--data-dir",
                                       str(self.root / "consumer"), "--agreement", agreement,
                                       "--out", str(out), "--format", "csv", "--quiet", "--json"))
         result["wall_seconds"] = time.perf_counter() - start
+        result["provider_cpu_s"] = cpu_seconds(self.provider.proc.pid) - provider_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["consumer_cpu_s"] = (after.ru_utime + after.ru_stime
+                                    - children.ru_utime - children.ru_stime)
         result["out"] = out
+        result["provider_after_cpu_s"], result["settle_seconds"] = await self.settle()
         return result
+
+    async def settle(self, *, idle: float = 0.05, step: float = 0.5, quiet: int = 4,
+                     limit: float = 300.0) -> tuple[float, float]:
+        """Wait until the provider is idle (under ``idle`` CPU-s per ``step``, ``quiet`` steps
+        running: a checkpoint's index fill waits a second for transfers to pause before it
+        starts): after a personal fetch its maintenance loop signs a ledger checkpoint and fills
+        the residents' index, work that would otherwise land in the next fetch. (CPU-s used
+        meanwhile, seconds.)"""
+        assert self.provider is not None and self.provider.proc is not None
+        pid, start = self.provider.proc.pid, time.perf_counter()
+        first = last = cpu_seconds(pid)
+        calm = 0
+        while time.perf_counter() - start < limit and calm < quiet:
+            await asyncio.sleep(step)
+            now = cpu_seconds(pid)
+            calm = calm + 1 if now - last < idle else 0
+            last = now
+        return cpu_seconds(pid) - first, time.perf_counter() - start
 
     async def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -167,6 +205,21 @@ async def grant(provider_dir: Path, ids: list[str]) -> tuple[int, int, float]:
         start = time.perf_counter()
         granted, partial = await consents(store, ids)
         return granted, partial, time.perf_counter() - start
+    finally:
+        await store.close()
+
+
+async def withdraw_one(provider_dir: Path, ids: Any) -> tuple[str, int]:
+    """Withdraw the first consenting resident's consent on the (stopped) provider's data dir;
+    (resident, 1 if that consent was to some items only)."""
+    store = await ConsentStore.open(provider_dir)
+    try:
+        for resident in ids.to_pylist():
+            active = await store.list(resident=resident, participant=CONSUMER, active_only=True)
+            if active:
+                await store.withdraw(resident=resident, participant=CONSUMER, reason="bench")
+                return resident, int(active[0].items is not None)
+        raise RuntimeError("no consenting resident")
     finally:
         await store.close()
 
@@ -202,7 +255,11 @@ async def run(args: argparse.Namespace, root: Path) -> None:
             for dataset in (OPEN, PERSONAL):
                 got = await mesh.fetch(agreements[dataset])
                 log(f"  {'warm-up' if i == 0 else f'round {i}'} {dataset}: {got['records']:,} "
-                    f"records, {got['seconds']:.2f} s (stream {got['stream_seconds']:.2f} s)")
+                    f"records, {got['seconds']:.2f} s (stream {got['stream_seconds']:.2f} s, "
+                    f"provider {got['provider_cpu_s']:.2f} CPU-s, consumer "
+                    f"{got['consumer_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f}; "
+                    f"afterwards {got['provider_after_cpu_s']:.2f} CPU-s in "
+                    f"{got['settle_seconds']:.1f} s)")
                 if i == 0 and dataset == PERSONAL:
                     emit("personal_first_fetch_s", value=round(got["seconds"], 2), unit="s",
                          n=got["records"], note="includes building the provider's consent "
@@ -214,18 +271,45 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 if i:
                     results[dataset].append(got)
         for key, figure in (("seconds", "consent_transfer_ratio"),
-                            ("stream_seconds", "consent_transfer_stream_ratio")):
+                            ("stream_seconds", "consent_transfer_stream_ratio"),
+                            ("provider_cpu_s", "consent_transfer_provider_cpu_ratio"),
+                            ("consumer_cpu_s", "consent_transfer_consumer_cpu_ratio"),
+                            ("provider_after_cpu_s", "consent_transfer_after_cpu")):
             open_s = [r[key] for r in results[OPEN]]
             personal_s = [r[key] for r in results[PERSONAL]]
             o, p = statistics.median(open_s), statistics.median(personal_s)
-            emit(figure, ratio=round(p / o, 3), goal=f"<= {GOAL_RATIO:g}", rows=rows,
+            emit(figure, ratio=round(p / o, 3) if o else None, goal=f"<= {GOAL_RATIO:g}", rows=rows,
                  personal_records=results[PERSONAL][0]["records"],
                  open_records=results[OPEN][0]["records"], unit="s", measure=key,
                  open_median=round(o, 3), personal_median=round(p, 3),
                  open_samples=[round(x, 3) for x in open_s],
                  personal_samples=[round(x, 3) for x in personal_s],
-                 paired=[round(x / y, 3) for x, y in zip(personal_s, open_s, strict=True)])
+                 paired=[round(x / y, 3) if y else None
+                         for x, y in zip(personal_s, open_s, strict=True)],
+                 load_average=[round(x, 2) for x in os.getloadavg()])
         await mesh.provider.stop()                  # the ledger is the provider's own file
+        # a restart, with a withdrawal made meanwhile on the data dir (as the CLI makes it):
+        # the first personal fetch of the new process, against the warm ones above
+        victim, had_items = await withdraw_one(root / "provider", table.column("住民ID"))
+        await mesh.serve_provider()
+        got = await mesh.fetch(agreements[PERSONAL])
+        log(f"  after a restart {PERSONAL}: {got['records']:,} records, {got['seconds']:.2f} s "
+            f"(provider {got['provider_cpu_s']:.2f} CPU-s, load {os.getloadavg()[0]:.1f})")
+        copy = kept_residents(got["out"])
+        if copy != (granted - 1, partial - had_items):
+            raise RuntimeError(f"after the restart the personal copy has {copy} (rows, nulled), "
+                               f"expected {(granted - 1, partial - had_items)}: {victim} withdrew")
+        warm = statistics.median(r["seconds"] for r in results[PERSONAL])
+        emit("consent_index_first_fetch_s", value=round(got["seconds"], 2), unit="s",
+             n=got["records"], warm_median=round(warm, 3),
+             over_warm=round(got["seconds"] / warm, 3),
+             provider_cpu_s=round(got["provider_cpu_s"], 2),
+             warm_provider_cpu_s=round(statistics.median(
+                 r["provider_cpu_s"] for r in results[PERSONAL]), 2),
+             load_average=[round(x, 2) for x in os.getloadavg()],
+             note="first personal fetch after a provider restart, one withdrawal made while it "
+                  "was down; the copy checked without that resident")
+        await mesh.provider.stop()
         start = time.perf_counter()
         verified = await cli("connector", "ledger", "verify", "--data-dir",
                              str(root / "provider"), "--json")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import time
 import unicodedata
 from datetime import timedelta
 from pathlib import Path
@@ -647,3 +648,61 @@ def test_cli_verify_flows_export_checkpoint(data_dir: Path, ca, tmp_path: Path):
         shown = run(command, "--help")
         assert shown.exit_code == 0 and " / " in shown.output
         assert any("\u3040" <= ch <= "\u9fff" for ch in shown.output)   # Japanese first
+
+
+async def test_blocking_appends_chain_with_async_ones_and_verify(tmp_path: Path):
+    """``append_batch_blocking`` (a transfer's one-trip path, from worker threads) writes
+    through a connection of its own: it chains with ``append_batch`` whichever wrote last."""
+    ledger = await SqliteLedger.open(tmp_path)
+    try:
+        meta = FlowBatch("ds", "282014", "n1", "282103", "n2", "研究", "a-1", transfer="t")
+        ids = [pa.array([f"R{k}-{i}" for i in range(50)]) for k in range(6)]
+        ones = np.ones(50, np.int64)
+        await ledger.append_batch(meta, ids[0], ones)
+        await asyncio.gather(*(asyncio.to_thread(ledger.append_batch_blocking, meta, ids[k], ones)
+                               for k in (1, 2, 3)))          # three threads at once
+        await ledger.append_batch(meta, ids[4], ones)        # the async head is stale now
+        got = await asyncio.to_thread(ledger.append_batch_blocking, meta, ids[5], ones)
+        assert got.last_seq == 6
+        report = await ledger.verify()
+        assert report.ok and report.entries == 6
+        [flow] = await ledger.flows_for("R3-7")
+        assert (flow.records, flow.entries) == (1, 1)
+    finally:
+        await ledger.close()
+
+
+async def test_a_checkpoint_fill_waits_for_the_transfer_appending(tmp_path: Path):
+    """The residents' index is filled off the transfer path: the fill a checkpoint asks for
+    starts only once transfer batches stop being appended (``index.appending``); meanwhile the
+    batches' appends never wait for one of its chunks."""
+    ledger = await SqliteLedger.open(tmp_path)
+    try:
+        meta = FlowBatch("ds", "282014", "n1", "282103", "n2", "研究", "a-1", transfer="t")
+        ones = np.ones(100, np.int64)
+        for k in range(3):
+            await ledger.append_batch(meta, pa.array([f"S{k}-{i}" for i in range(100)]), ones)
+        upto = "SELECT value FROM ledger_state WHERE key = 'indexed_upto'"
+        stop = False
+
+        def transfer() -> None:
+            k = 0
+            while not stop:
+                ledger.append_batch_blocking(meta, pa.array([f"T{k}-{i}" for i in range(100)]),
+                                             ones)
+                k += 1
+                time.sleep(0.02)
+
+        streaming = asyncio.create_task(asyncio.to_thread(transfer))
+        await asyncio.sleep(0.05)
+        filling = asyncio.create_task(ledger.index_subjects(defer=0.4))
+        await asyncio.sleep(0.8)
+        assert not filling.done()
+        assert await ledger.db.fetchall(upto) == []      # not a chunk while batches go out
+        stop = True
+        await streaming
+        added = await asyncio.wait_for(filling, 30)
+        assert added >= 300
+        assert (await ledger.verify()).ok
+    finally:
+        await ledger.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -181,9 +182,13 @@ async def test_a_withdrawal_takes_effect_on_the_next_batch(tmp_path):
         await mdb.close()
 
 
-async def test_a_batch_whose_ledger_entry_fails_is_not_sent(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cap", [None, 5])
+async def test_a_batch_whose_ledger_entry_fails_is_not_sent(tmp_path, monkeypatch, cap):
     """The ledger says where data went before it goes: the batch is encoded while its entry is
-    written, but an entry that cannot be stored stops the stream before the batch is sent."""
+    written, but an entry that cannot be stored stops the stream before the batch is sent.
+    Uncapped, a batch is filtered, encoded and recorded in one worker-thread trip
+    (``ConsentGate.prepare``, the entry through ``append_batch_blocking``); capped, step by step
+    (``append_batch``)."""
     consents = await ConsentStore.open(tmp_path)
     ledger = await SqliteLedger.open(tmp_path)
     mdb = await open_metering_db(tmp_path).open()
@@ -207,11 +212,16 @@ async def test_a_batch_whose_ledger_entry_fails_is_not_sent(tmp_path, monkeypatc
             await asyncio.sleep(0.05)          # longer than encoding the batch
             raise OSError(28, "No space left on device")
 
+        def full_disk_blocking(*args, **kwargs):
+            time.sleep(0.05)
+            raise OSError(28, "No space left on device")
+
         monkeypatch.setattr(ledger, "append_batch", full_disk)
+        monkeypatch.setattr(ledger, "append_batch_blocking", full_disk_blocking)
         with pytest.raises(OSError, match="No space"):
             async for chunk in provider._batches(_ListSource([batch]), transfer_id,
                                                  peer_pb2.TransferRequest(agreement_id="a-1"),
-                                                 10, None, None, gate):
+                                                 10, cap, None, gate):
                 sent.append(chunk)
         assert sent == []
         assert (await usage.get(transfer_id)).status == "interrupted"

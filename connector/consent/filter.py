@@ -95,7 +95,8 @@ def _base_index(scope: ConsentScope) -> tuple[StringIndex, np.ndarray, list[froz
         values = [*scope.base_full, *scope.base_restricted]
         given = np.zeros(len(values), np.int32)
         given[len(scope.base_full):] = [code[i] for i in scope.base_restricted.values()]
-        index = StringIndex(pa.array(values, pa.string()))
+        index = StringIndex(scope.base_values if scope.base_values is not None
+                            else pa.array(values, pa.string()))
         small = np.int8 if len(item_sets) < 127 else np.int32  # a small array stays in cache
         classes = np.append(given[index.order], -1).astype(small)  # extra -1: "not found"
         return index, classes, [frozenset(), *item_sets]

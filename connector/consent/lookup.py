@@ -190,20 +190,45 @@ class StringIndex:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         n = len(values)
+        empty = (np.zeros(1, np.int64), np.zeros(0, np.uint8))
+        # dense ids first, in the values' own order: then the hash index, which only strings
+        # of another width need, is built on first use (most of the build time of a large set)
+        fixed = _fixed_width(*buffers(values)) if n else None
+        dense = _DenseKeys.build(fixed)
+        self._perm: np.ndarray | None = None      # slot in the hash index -> position
+        if dense is not None:
+            self.values, self.order = values, np.arange(n)
+            self._buffers, self._fixed, self._dense = buffers(values), fixed, dense
+            self._hashes: np.ndarray | None = None
+            return
+        self._build_hashes(values)
+        self.values = values.take(pa.array(self._order)) if n else values
+        self.order = self._order
+        self._perm = None                         # the values are in slot order themselves
+        self._buffers = buffers(self.values) if n else empty
+        self._fixed = _fixed_width(*self._buffers)     # one width for all: compared as bytes
+        self._dense = None
+
+    def _build_hashes(self, values: pa.Array) -> None:
+        """The hash index: ``values`` sorted by hash, in ``2**bits`` buckets by the top bits
+        (about one value per bucket), each bucket's start; ``_order[slot]`` = input position."""
+        n = len(values)
         self.bits = max(4, int(n - 1).bit_length() if n > 1 else 0)   # ~1 value per bucket
         self.shift = np.uint64(64 - self.bits)
         h = hash64(values)
-        self.order = np.argsort(h, kind="stable")  # sorted by hash = grouped by bucket (top bits)
-        self.values = values.take(pa.array(self.order)) if n else values
-        self.hashes = np.concatenate([h[self.order], np.zeros(_WINDOW, np.uint64)])  # padded
+        self._order = np.argsort(h, kind="stable")  # sorted by hash = grouped by bucket
+        self._hashes = np.concatenate([h[self._order], np.zeros(_WINDOW, np.uint64)])  # padded
         counts = np.bincount((h >> self.shift).astype(np.int64), minlength=1 << self.bits)
         self.starts = np.zeros((1 << self.bits) + 1, np.int64)
         np.cumsum(counts, out=self.starts[1:])
         self.fullest = int(counts.max()) if n else 0
-        self._buffers = buffers(self.values) if n else (np.zeros(1, np.int64),
-                                                        np.zeros(0, np.uint8))
-        self._fixed = _fixed_width(*self._buffers)     # one width for all: compared as bytes
-        self._dense = _DenseKeys.build(self._fixed)
+
+    @property
+    def hashes(self) -> np.ndarray:
+        if self._hashes is None:                  # dense ids asked for a string of another width
+            self._build_hashes(self.values)
+            self._perm = self._order              # slots map to positions in ``values``
+        return self._hashes
 
     def __len__(self) -> int:
         return len(self.values)
@@ -225,6 +250,7 @@ class StringIndex:
             if column.null_count:
                 found[~pc.is_valid(column).to_numpy(zero_copy_only=False)] = -1
             return found
+        table = self.hashes
         h = hash64(column) if hashes is None else hashes
         bucket = (h >> self.shift).astype(np.int64)
         start = self.starts[bucket]
@@ -232,7 +258,7 @@ class StringIndex:
         # First pass: the first _WINDOW hashes of every row's bucket (the padding keeps the
         # reads in bounds). A row's matches as one integer: byte j is 1 if slot j matched.
         window = np.arange(_WINDOW)
-        match = (self.hashes[start[:, None] + window] == h[:, None]) & (window < count[:, None])
+        match = (table[start[:, None] + window] == h[:, None]) & (window < count[:, None])
         code = np.ascontiguousarray(match).view(np.uint32).ravel()
         single = np.flatnonzero((code != 0) & ((code & (code - 1)) == 0))
         c = code[single]
@@ -250,7 +276,7 @@ class StringIndex:
             at = start[todo, None] + done + span
             live = span < count[todo, None] - done
             at = np.where(live, at, 0)
-            who, step = np.nonzero(live & (self.hashes[at] == h[todo, None]))
+            who, step = np.nonzero(live & (table[at] == h[todo, None]))
             self._confirm(strings, fixed, found, todo[who], at[who, step])
             done += len(span)
             todo = todo[(count[todo] > done) & (found[todo] < 0)]
@@ -260,8 +286,11 @@ class StringIndex:
 
     def _confirm(self, strings: tuple[np.ndarray, np.ndarray], fixed: np.ndarray | None,
                  found: np.ndarray, items: np.ndarray, rows: np.ndarray) -> None:
-        """Set ``found[items] = rows`` where the strings really are equal (hash hits)."""
+        """Set ``found[items] = rows`` where the strings really are equal (hash hits);
+        ``rows`` are slots of the hash index, positions in ``values`` once mapped."""
         if len(items):
+            if self._perm is not None:
+                rows = self._perm[rows]
             if fixed is not None:     # values and column all of one width: compare as bytes
                 same = self._fixed[rows] == fixed[items]
             else:

@@ -37,6 +37,7 @@ import dataclasses
 import itertools
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ _INSERT = (f"INSERT INTO flow_entries({', '.join(_BATCH[:-1])}, subjects, hash) 
            f"WHERE (SELECT seq || ' ' || hash FROM ({_HEAD})) IS ? RETURNING seq")
 _REQUIRED = ("dataset", "from_participant", "from_node", "to_participant", "to_node", "purpose",
              "agreement")
+CHECKPOINT_DEFER = 1.0                    # s without a transfer batch before a checkpoint
+                                          # fills the residents' index (``index.py``)
 PAGE = 5000                               # resident entries per read
 PAGE_BATCHES = 64                         # batch entries per read (each up to MAX_RESIDENTS)
 
@@ -185,6 +188,11 @@ class SqliteLedger:
         # Every write of this object takes the lock, so a one-statement append (an implicit
         # transaction of its own) never runs inside another's open transaction on the connection.
         self._lock = asyncio.Lock()
+        # ``append_batch_blocking``: a writer connection of its own, used from worker threads
+        self._writer: sqlite3.Connection | None = None
+        self._writer_head: tuple[int, str] | None = None
+        self._writer_lock = threading.Lock()
+        self._path = db.path.resolve()
 
     @classmethod
     async def open(cls, data_dir: Path, *, create: bool = True) -> SqliteLedger:
@@ -207,6 +215,10 @@ class SqliteLedger:
         return cls(db)
 
     async def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         await self.db.close()
 
     async def head(self) -> tuple[int, str]:
@@ -220,7 +232,51 @@ class SqliteLedger:
         """The entry of one transfer batch: ``subjects`` (a list, or an Arrow string array as the
         consent filter gives it) with ``records`` of each, chained after the current head in
         one transaction (several entries past ``MAX_RESIDENTS`` residents; none for none)."""
-        return await self._append([(batch, subjects, records)])
+        with index.appending(self._path):
+            return await self._append([(batch, subjects, records)])
+
+    def append_batch_blocking(self, batch: FlowBatch, subjects: pa.Array,
+                              records: np.ndarray) -> Appended:
+        """``append_batch`` from a worker thread, synchronously: the entry is stored and synced
+        (``synchronous=FULL``) when this returns. A transfer filters, encodes and records each
+        batch in one trip to a worker thread this way, instead of a trip to the database's
+        thread besides; on a busy machine every trip waits for a core.
+
+        It writes through a connection of its own (opened on first use), so it never runs
+        inside a transaction of the async connection; SQLite's lock orders the two writers, and
+        the entry is inserted only while the head is still the one it chains on (else the head
+        is read again inside a write transaction), as ``append_batch`` does."""
+        parts = _encode([(batch, subjects, records)])
+        time = iso(utcnow())
+        with index.appending(self._path), self._writer_lock:
+            conn = self._writer
+            if conn is None:
+                conn = sqlite3.connect(self.db.path, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute(f"PRAGMA synchronous={self.db.synchronous}")
+                self._writer = conn
+            head, self._writer_head = self._writer_head, None
+            if len(parts) == 1 and head is not None:
+                rows = _chained(parts, time, *head)
+                if conn.execute(_INSERT, (*rows[0], _expected(*head))).fetchall():
+                    self._writer_head = (rows[0][0], rows[0][-1])
+                    return Appended(head[0] + 1, *self._writer_head)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                found = conn.execute(_HEAD).fetchall()
+                head = (found[0][0], found[0][1]) if found else (0, GENESIS)
+                rows = _chained(parts, time, *head)
+                for row, before in zip(rows, [head, *((r[0], r[-1]) for r in rows)],
+                                       strict=False):
+                    if not conn.execute(_INSERT, (*row, _expected(*before))).fetchall():
+                        raise RuntimeError("the ledger's head moved inside a write transaction")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._writer_head = (rows[-1][0], rows[-1][-1]) if rows else head
+            return Appended(head[0] + 1, *self._writer_head)
 
     async def append_many(self, flows: Iterable[Flow]) -> Appended:
         """Append ``flows`` in one transaction: one batch entry per run of equal batch fields."""
@@ -310,11 +366,12 @@ class SqliteLedger:
                 return
             after = rows[-1][0]
 
-    async def index_subjects(self) -> int:
+    async def index_subjects(self, *, defer: float = 0.0) -> int:
         """Bring the residents' index up to the head; returns the residents' flows added.
         Called by ``flows_for``, ``entries_for`` and ``checkpoint``; call it after a transfer
-        too (it works in short transactions, so a running transfer is barely held up)."""
-        return await index.fill(self.db, self._lock)
+        too (it works in short transactions and gives way to transfer batches being appended;
+        ``defer``: waits until transfers pause that long, see ``index.py``)."""
+        return await index.fill(self.db, self._lock, defer=defer)
 
     async def entries_for(self, subject: str) -> list[dict[str, Any]]:
         """``subject``'s flows, oldest first, each a full entry: seq, time, subject, dataset,
@@ -339,8 +396,9 @@ class SqliteLedger:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     async def checkpoint(self, keystore: NodeKeyStore) -> SignedCheckpoint:
-        """Sign the current head with the node key and keep the checkpoint."""
-        await self.index_subjects()
+        """Sign the current head with the node key and keep the checkpoint. The residents'
+        index is brought up to date first, once transfers pause (``CHECKPOINT_DEFER``)."""
+        await self.index_subjects(defer=CHECKPOINT_DEFER)
         seq, head = await self.head()
         signed = SignedCheckpoint.sign(keystore, seq, head)
         async with self._lock, self.db.transaction() as conn:

@@ -10,6 +10,13 @@ append: an index updated per append takes random inserts all over a large B-tree
 the resident lists belongs off the transfer path. ``fill`` works in transactions of about
 ``CHUNK`` residents, so a transfer appending meanwhile waits for one of them at most.
 
+A transfer's appends come first: ``fill`` waits, before each of its transactions, while a
+transfer batch is being appended to the same ledger in this process (``appending``), and the
+fill a checkpoint asks for (``defer``) waits until no batch has been appended for that long —
+the transfer streaming meanwhile would otherwise wait for a chunk at nearly every batch, its
+appends losing the database's write lock to the next chunk again and again (up to
+``MAX_DEFER`` seconds, after which it goes on a chunk at a time between batches).
+
 ``check`` (part of ``SqliteLedger.verify``) holds the index to exactly the residents the
 indexed entries list — no row missing, added or altered — by comparing an order-free keyed
 fingerprint (BLAKE2b with a fresh random key per check, summed) of the index rows with one of
@@ -19,10 +26,14 @@ the pairs decoded from the entries, without sorting or holding either in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from mesh.db import Database
@@ -46,6 +57,39 @@ _HEAD = "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM flow_entries UNION AL
         "SELECT MAX(seq) FROM entries)"
 
 
+MAX_DEFER = 120.0                # seconds a deferred fill waits for transfers at most
+_appends: dict[Path, list[float]] = {}   # ledger file → [appends under way, last one's end]
+_appends_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def appending(path: Path) -> Iterator[None]:
+    """Around a transfer batch's append to the ledger at ``path`` (any thread): ``fill`` gives
+    way to it."""
+    with _appends_lock:
+        state = _appends.setdefault(path, [0, 0.0])
+        state[0] += 1
+    try:
+        yield
+    finally:
+        with _appends_lock:
+            state[0] -= 1
+            state[1] = time.monotonic()
+
+
+async def _give_way(path: Path, defer: float, since: float) -> None:
+    """Wait while an append to ``path`` is under way, and, with ``defer``, until none has been
+    made for ``defer`` seconds (not past ``MAX_DEFER`` after ``since``)."""
+    while True:
+        with _appends_lock:
+            busy, last = _appends.get(path, (0, 0.0))
+        now = time.monotonic()
+        quiet = defer if now - since < MAX_DEFER else 0.0
+        if not busy and now - last >= quiet:
+            return
+        await asyncio.sleep(0.01 if busy else max(0.01, quiet - (now - last)))
+
+
 def index_rows(blobs: Iterable[Sequence[Any]]) -> list[tuple[str, int, int]]:
     """``(subject, seq, records)`` for the ``(seq, encoded list)`` of batch entries, one per
     resident per entry, sorted by subject. A damaged list adds nothing (``verify`` reports it)."""
@@ -66,11 +110,14 @@ def index_rows(blobs: Iterable[Sequence[Any]]) -> list[tuple[str, int, int]]:
     return rows
 
 
-async def fill(db: Database, lock: asyncio.Lock) -> int:
+async def fill(db: Database, lock: asyncio.Lock, *, defer: float = 0.0) -> int:
     """Index every entry past ``indexed_upto``; returns the rows added. ``lock``: the ledger's
-    write lock, taken per transaction."""
+    write lock, taken per transaction. ``defer``: wait for transfers to pause this long (see
+    the module docstring)."""
     added = 0
+    path, since = db.path.resolve(), time.monotonic()
     while True:
+        await _give_way(path, defer, since)
         async with lock, db.transaction() as conn:
             async with conn.execute(_UPTO) as cur:
                 row = await cur.fetchone()

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -349,7 +350,15 @@ class TransferProvider:
         try:
             async for batch in (kept.read() if kept is not None else
                                 source.read(batch_rows=batch_rows)):
-                if gate is not None:  # consent as it is now: a withdrawal reaches the next batch
+                ready = None
+                if gate is not None and old is None and cap is None:
+                    # personal data, whole: consent as it is now, typing, encoding and the
+                    # ledger entry (stored before the batch goes out) in one worker-thread trip
+                    ready = await gate.prepare(batch, functools.partial(
+                        _typed_pieces, typing, records + 1))
+                    if ready is None:
+                        continue
+                elif gate is not None:  # consent as it is now: a withdrawal reaches the next batch
                     filtered = await gate.apply(batch)
                     batch = filtered.batch
                     if batch.num_rows == 0:
@@ -363,21 +372,24 @@ class TransferProvider:
                         continue
                 if cap is not None and records + batch.num_rows > cap:
                     batch, truncated = batch.slice(0, cap - records), True
-                # a small batch is typed and encoded here: the trip to a worker thread and back
-                # would take longer (many small transfers: issue 18)
-                inline = batch.nbytes <= INLINE_BATCH_BYTES
-                if typing is not None and typing.changes_anything:  # after the row hashes and
-                    # the consent filter, which work on the source's own values
-                    batch = typing.apply(batch, records + 1) if inline else \
-                        await asyncio.to_thread(typing.apply, batch, records + 1)
-                if gate is not None:  # the ledger says where the data went before it goes;
-                    # the batch is encoded meanwhile, and sent only once the entry is stored
-                    encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
-                    _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
-                elif inline:
-                    pieces = list(sized_pieces(batch))
+                if ready is not None:
+                    batch, pieces = ready.batch, ready.pieces
                 else:
-                    pieces = await asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                    # a small batch is typed and encoded here: the trip to a worker thread and
+                    # back would take longer (many small transfers: issue 18)
+                    inline = batch.nbytes <= INLINE_BATCH_BYTES
+                    if typing is not None and typing.changes_anything:  # after the row hashes
+                        # and the consent filter, which work on the source's own values
+                        batch = typing.apply(batch, records + 1) if inline else \
+                            await asyncio.to_thread(typing.apply, batch, records + 1)
+                    if gate is not None:  # the ledger says where the data went before it goes;
+                        # the batch is encoded meanwhile, and sent only once the entry is stored
+                        encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                        _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
+                    elif inline:
+                        pieces = list(sized_pieces(batch))
+                    else:
+                        pieces = await asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
                 for piece, data in pieces:
                     seq += 1
                     digest = batch_digest(data)
@@ -422,3 +434,11 @@ class TransferProvider:
                 request_checkpoint()
         for callback in self.on_transfer_complete:
             callback()
+
+
+def _typed_pieces(typing: SchemaTyping | None, first: int, batch: pa.RecordBatch
+                  ) -> tuple[pa.RecordBatch, Callable[[pa.RecordBatch], list]]:
+    """For ``ConsentGate.prepare``: the kept records typed as sent, and their encoder."""
+    if typing is not None and typing.changes_anything:
+        batch = typing.apply(batch, first)
+    return batch, lambda b: list(sized_pieces(b))
