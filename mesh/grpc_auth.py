@@ -53,6 +53,8 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         self.checker = checker
         self.public_methods = public_methods
         self.resolve = resolve
+        # method → (its handler, that handler wrapped): the same for every call of a method
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -62,6 +64,15 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler is None or method.startswith(ALWAYS_PUBLIC_PREFIXES):
             return handler
+        hit = self._wrapped.get(method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` authenticating its caller first (built once per method and handler)."""
         needs_peer = method not in self.public_methods
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
