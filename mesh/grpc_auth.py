@@ -127,6 +127,8 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(grpc.StatusCode.INTERNAL, f"internal: {en} / {ja}")
 
     def _wrap_unary(self, behaviour: Callable[..., Any], method: str, needs_peer: bool):
+        ok, seconds = RPC_TOTAL.labels(method, "OK"), RPC_SECONDS.labels(method)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             try:
@@ -140,13 +142,15 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await self._fail(context, method, exc)
                 raise
-            RPC_TOTAL.labels(method, "OK").inc()
-            RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            ok.inc()
+            seconds.observe(time.perf_counter() - started)
             return response
 
         return wrapper
 
     def _wrap_stream(self, behaviour: Callable[..., Any], method: str, needs_peer: bool):
+        ok, seconds = RPC_TOTAL.labels(method, "OK"), RPC_SECONDS.labels(method)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
@@ -161,7 +165,7 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await self._fail(context, method, exc)
                 raise
-            RPC_TOTAL.labels(method, "OK").inc()
-            RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            ok.inc()
+            seconds.observe(time.perf_counter() - started)
 
         return wrapper
