@@ -1,7 +1,8 @@
 """Many small transfers (issue 18, item 2): 1-row transfers per second at concurrency 20 against
 ``PeerService.Ping`` on the same mTLS channel, in the same run.
 
-Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]``
+Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]
+[--floor]``
 
 A registry and the providing connector (大阪府, 270008) run as real processes on 127.0.0.1 with
 random ports. The provider serves ``small-feed``, a contract dataset whose CSV source holds one
@@ -27,8 +28,13 @@ provider's ``metering.db`` must hold every acknowledged transfer as complete wit
 has stopped: where the provider's CPU goes (aiosqlite's and the worker threads' time is not in
 it; ``py-spy record --threads`` on the provider's pid shows those).
 
-One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s) and
-``small_transfer_ping_rate`` (the baseline). Progress goes to stderr.
+``--floor`` adds a third kind of block, ABC CBA: the same transfer calls against
+``grpc_floor_server.py``, a no-op ``PeerService`` on the provider's credentials, whose CPU per
+transfer is what this protocol costs on grpcio's asyncio server before any check.
+
+One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s; with
+the consumer's CPU per call too), ``small_transfer_ping_rate`` (the baseline) and, with
+``--floor``, ``small_transfer_grpc_floor``. Progress goes to stderr.
 """
 
 from __future__ import annotations
