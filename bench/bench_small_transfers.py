@@ -1,7 +1,8 @@
 """Many small transfers (issue 18, item 2): 1-row transfers per second at concurrency 20 against
 ``PeerService.Ping`` on the same mTLS channel, in the same run.
 
-Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]``
+Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]
+[--floor]``
 
 A registry and the providing connector (大阪府, 270008) run as real processes on 127.0.0.1 with
 random ports. The provider serves ``small-feed``, a contract dataset whose CSV source holds one
@@ -27,8 +28,13 @@ provider's ``metering.db`` must hold every acknowledged transfer as complete wit
 has stopped: where the provider's CPU goes (aiosqlite's and the worker threads' time is not in
 it; ``py-spy record --threads`` on the provider's pid shows those).
 
-One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s) and
-``small_transfer_ping_rate`` (the baseline). Progress goes to stderr.
+``--floor`` adds a third kind of block, ABC CBA: the same transfer calls against
+``grpc_floor_server.py``, a no-op ``PeerService`` on the provider's credentials, whose CPU per
+transfer is what this protocol costs on grpcio's asyncio server before any check.
+
+One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s; with
+the consumer's CPU per call too), ``small_transfer_ping_rate`` (the baseline) and, with
+``--floor``, ``small_transfer_grpc_floor``. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -101,8 +107,10 @@ def dataset_doc() -> dict:
 
 
 class Bench:
-    def __init__(self, root: Path, per_block: int, concurrency: int, profile: bool) -> None:
+    def __init__(self, root: Path, per_block: int, concurrency: int, profile: bool,
+                 floor: bool = False) -> None:
         self.root = root
+        self.floor = floor
         self.per_block = per_block
         self.concurrency = concurrency
         self.profile = profile
@@ -151,18 +159,34 @@ class Bench:
                         "--dataset", DATASET, "--offer", OFFER, "--purpose", PURPOSE)
         return out.split("agreement ")[1].split()[0]
 
+    async def start_floor(self) -> tuple[asyncio.subprocess.Process, int]:
+        """The gRPC floor server (``grpc_floor_server.py``) on the provider's credentials."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("grpc_floor_server.py")),
+            str(self.root / PROVIDER[3] / "tls"), stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        return proc, json.loads(line)["grpc_port"]
+
     async def measure(self, agreement: str) -> None:
         assert self.provider is not None
         keystore = NodeKeyStore(self.root / CONSUMER[3] / "tls")
-        address = f"127.0.0.1:{self.provider.ready['grpc_port']}"
         options = [("grpc.ssl_target_name_override", node_dns_name(PROVIDER[0], "main", MESH_ID))]
-        async with grpc.aio.secure_channel(address, keystore.channel_credentials(),
-                                           options=options) as channel:
-            stub = peer_pb2_grpc.PeerServiceStub(channel)
+        floor_proc, floor_port = await self.start_floor() if self.floor else (None, 0)
+        channels = {name: grpc.aio.secure_channel(f"127.0.0.1:{port}",
+                                                  keystore.channel_credentials(), options=options)
+                    for name, port in (("provider", self.provider.ready["grpc_port"]),
+                                       ("floor", floor_port)) if port}
+        pids = {"transfer": self.provider.proc.pid, "ping": self.provider.proc.pid,
+                "floor": floor_proc.pid if floor_proc else 0}
+        try:
+            stubs = {name: peer_pb2_grpc.PeerServiceStub(c) for name, c in channels.items()}
+            stub = stubs["provider"]
             ping_req = peer_pb2.PingRequest(payload=PAYLOAD)
             done: list[int] = [0]
 
-            async def one_transfer() -> None:
+            async def transfer_on(stub: peer_pb2_grpc.PeerServiceStub) -> None:
                 transfer_id, summary, records = "", None, 0
                 async for chunk in stub.Transfer(peer_pb2.TransferRequest(agreement_id=agreement),
                                                  timeout=30):
@@ -181,13 +205,20 @@ class Bench:
                     chain=summary.digest), timeout=30)
                 if not reply.complete:
                     raise RuntimeError(f"transfer {transfer_id} not complete after its final ack")
+
+            async def one_transfer() -> None:
+                await transfer_on(stub)
                 done[0] += 1
 
             async def one_ping() -> None:
                 await stub.Ping(ping_req, timeout=30)
 
-            async def block(call, n: int) -> tuple[float, list[float], float]:
-                """(calls per second, latencies in ms, provider CPU ms per call)"""
+            async def one_floor() -> None:
+                await transfer_on(stubs["floor"])
+
+            async def block(kind: str, n: int) -> tuple[float, list[float], float, float]:
+                """(calls per second, latencies in ms, server and consumer CPU ms per call)"""
+                call = calls[kind]
                 latencies: list[float] = []
                 left = [n]
 
@@ -198,28 +229,40 @@ class Bench:
                         await call()
                         latencies.append((time.perf_counter() - t0) * 1000)
 
-                cpu0, t0 = self.provider_cpu(), time.perf_counter()
+                cpu0, own0, t0 = cpu_seconds(pids[kind]), time.process_time(), time.perf_counter()
                 await asyncio.gather(*(worker() for _ in range(self.concurrency)))
-                wall, cpu = time.perf_counter() - t0, self.provider_cpu() - cpu0
-                return n / wall, latencies, cpu * 1000 / n
+                wall, cpu = time.perf_counter() - t0, cpu_seconds(pids[kind]) - cpu0
+                own = time.process_time() - own0
+                return n / wall, latencies, cpu * 1000 / n, own * 1000 / n
 
+            calls = {"transfer": one_transfer, "ping": one_ping, "floor": one_floor}
+            kinds = ("transfer", "ping", "floor") if self.floor else ("transfer", "ping")
             log("warm-up")
-            await block(one_ping, 400)
-            await block(one_transfer, 200)
-            rates: dict[str, list[float]] = {"transfer": [], "ping": []}
-            lat: dict[str, list[float]] = {"transfer": [], "ping": []}
-            cpu: dict[str, list[float]] = {"transfer": [], "ping": []}
-            calls = {"transfer": one_transfer, "ping": one_ping}
+            await block("ping", 400)
+            await block("transfer", 200)
+            if self.floor:
+                await block("floor", 200)
+            rates: dict[str, list[float]] = {k: [] for k in kinds}
+            lat: dict[str, list[float]] = {k: [] for k in kinds}
+            cpu: dict[str, list[float]] = {k: [] for k in kinds}
+            own: dict[str, list[float]] = {k: [] for k in kinds}
             for b in range(BLOCKS):
-                for kind in (("transfer", "ping") if b % 2 == 0 else ("ping", "transfer")):
-                    rate, latencies, cpu_ms = await block(calls[kind], self.per_block)
+                for kind in (kinds if b % 2 == 0 else kinds[::-1]):
+                    rate, latencies, cpu_ms, own_ms = await block(kind, self.per_block)
                     rates[kind].append(rate)
                     lat[kind] += latencies
                     cpu[kind].append(cpu_ms)
-                log(f"block {b + 1}/{BLOCKS}: transfers {rates['transfer'][-1]:.0f}/s, "
-                    f"pings {rates['ping'][-1]:.0f}/s")
+                    own[kind].append(own_ms)
+                log(f"block {b + 1}/{BLOCKS}: " + ", ".join(
+                    f"{k} {rates[k][-1]:.0f}/s" for k in kinds))
+        finally:
+            for c in channels.values():
+                await c.close()
+            if floor_proc is not None:
+                floor_proc.terminate()
+                await floor_proc.wait()
         metered = self.metered(agreement)
-        self.report(rates, lat, cpu, done[0], metered)
+        self.report(rates, lat, cpu, own, done[0], metered)
 
     def provider_cpu(self) -> float:
         """CPU seconds (user + system, all threads) the provider process has used so far."""
@@ -237,7 +280,8 @@ class Bench:
             con.close()
 
     def report(self, rates: dict[str, list[float]], lat: dict[str, list[float]],
-               cpu: dict[str, list[float]], done: int, metered: int) -> None:
+               cpu: dict[str, list[float]], own: dict[str, list[float]], done: int,
+               metered: int) -> None:
         t_rate, p_rate = statistics.median(rates["transfer"]), statistics.median(rates["ping"])
         t50, p50 = percentile(lat["transfer"], 50), percentile(lat["ping"], 50)
         print(json.dumps({
@@ -253,6 +297,8 @@ class Bench:
                                                             strict=True)],
             "provider_cpu_ms_per_transfer": round(statistics.median(cpu["transfer"]), 3),
             "provider_cpu_ms_per_ping": round(statistics.median(cpu["ping"]), 3),
+            "consumer_cpu_ms_per_transfer": round(statistics.median(own["transfer"]), 3),
+            "consumer_cpu_ms_per_ping": round(statistics.median(own["ping"]), 3),
             "acknowledged_complete": done, "metered_complete": metered,
             "what": "Transfer of a 1-row contract dataset to its summary + final "
                     "AcknowledgeTransfer (complete), one mTLS channel; baseline Ping on it"},
@@ -262,6 +308,17 @@ class Bench:
             "block_rates": [round(x, 1) for x in rates["ping"]], "p50_ms": round(p50, 2),
             "p99_ms": round(percentile(lat["ping"], 99), 2), "concurrency": self.concurrency},
             ensure_ascii=False), flush=True)
+        if "floor" in rates:
+            f_rate = statistics.median(rates["floor"])
+            print(json.dumps({
+                "figure": "small_transfer_grpc_floor", "value": round(f_rate, 1),
+                "unit": "transfers/s", "block_rates": [round(x, 1) for x in rates["floor"]],
+                "p50_ms": round(percentile(lat["floor"], 50), 2),
+                "server_cpu_ms_per_transfer": round(statistics.median(cpu["floor"]), 3),
+                "consumer_cpu_ms_per_transfer": round(statistics.median(own["floor"]), 3),
+                "what": "the same calls (3-message Transfer stream + unary ack) served by a "
+                        "no-op PeerService (grpc_floor_server.py) on the same credentials"},
+                ensure_ascii=False), flush=True)
         if metered != done:
             raise RuntimeError(f"{done} transfers acknowledged complete, {metered} metered")
 
@@ -286,10 +343,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--profile", action="store_true",
                         help="run the provider under cProfile and print its top functions")
+    parser.add_argument("--floor", action="store_true",
+                        help="also the same calls against a no-op gRPC server (the floor)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="areamesh-bench-small-"))
     try:
-        asyncio.run(Bench(root, 500 if args.quick else 2000, args.concurrency, args.profile).run())
+        asyncio.run(Bench(root, 500 if args.quick else 2000, args.concurrency, args.profile,
+                          args.floor).run())
     except ProcessFailed as exc:
         log(f"failed: {exc}")
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from aiohttp import web
@@ -128,6 +129,11 @@ class ConnectorApp:
         log.info("connector %s ready", self.state.identity_uri,
                  extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                         "advertise": self.advertise})
+        # what start-up built (modules, the apps, ~90k objects) lives as long as the process:
+        # the collector no longer walks it at every full collection, which took 0.3–0.5 s each
+        # every few thousand small transfers, 0.2 ms a transfer (issue 18)
+        gc.collect()
+        gc.freeze()
 
     async def _consent_counts(self) -> list[dict]:
         """Consented residents per personal dataset served here (counts only), for metering."""

@@ -53,6 +53,8 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         self.checker = checker
         self.public_methods = public_methods
         self.resolve = resolve
+        # method → (its handler, that handler wrapped): the same for every call of a method
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -62,6 +64,15 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler is None or method.startswith(ALWAYS_PUBLIC_PREFIXES):
             return handler
+        hit = self._wrapped.get(method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` authenticating its caller first (built once per method and handler)."""
         needs_peer = method not in self.public_methods
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -116,6 +127,8 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(grpc.StatusCode.INTERNAL, f"internal: {en} / {ja}")
 
     def _wrap_unary(self, behaviour: Callable[..., Any], method: str, needs_peer: bool):
+        ok, seconds = RPC_TOTAL.labels(method, "OK"), RPC_SECONDS.labels(method)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             try:
@@ -129,13 +142,15 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await self._fail(context, method, exc)
                 raise
-            RPC_TOTAL.labels(method, "OK").inc()
-            RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            ok.inc()
+            seconds.observe(time.perf_counter() - started)
             return response
 
         return wrapper
 
     def _wrap_stream(self, behaviour: Callable[..., Any], method: str, needs_peer: bool):
+        ok, seconds = RPC_TOTAL.labels(method, "OK"), RPC_SECONDS.labels(method)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
@@ -150,7 +165,7 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 await self._fail(context, method, exc)
                 raise
-            RPC_TOTAL.labels(method, "OK").inc()
-            RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            ok.inc()
+            seconds.observe(time.perf_counter() - started)
 
         return wrapper

@@ -24,6 +24,7 @@ CPU time on the provider (issue 18).
 from __future__ import annotations
 
 import collections
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,10 +47,10 @@ VERIFIED_KEEP = 4096        # agreements whose checked documents are remembered
 
 
 class _Checked:
-    __slots__ = ("bundle", "policy", "signed", "text")
+    __slots__ = ("bundle", "doc", "policy", "signed", "text")
 
-    def __init__(self, text: str, bundle: bytes, signed: SignedAgreement) -> None:
-        self.text, self.bundle, self.signed = text, bundle, signed
+    def __init__(self, text: str, bundle: bytes, signed: SignedAgreement, doc: dict) -> None:
+        self.text, self.bundle, self.signed, self.doc = text, bundle, signed, doc
         self.policy: Policy | None = None
 
 
@@ -65,24 +66,25 @@ class VerifiedAgreements:
         self._checked: collections.OrderedDict[str, _Checked] = collections.OrderedDict()
         self._roots: tuple[bytes, list] | None = None
 
-    def check(self, row: AgreementRow, bundle: bytes, federation: bytes = b"") -> _Checked:
-        """The row's document, verified against ``bundle`` (PEM) and the federated meshes' roots
-        (``federation``: the bytes of tls/federation.json, b"" without one); raises as
-        ``verify_signed``."""
-        assert row.signed is not None
-        text = row.signed_text or ""
+    def check(self, agreement_id: str, text: str, bundle: bytes, federation: bytes = b""
+              ) -> _Checked:
+        """The stored document ``text`` (JSON) of the agreement, parsed and verified against
+        ``bundle`` (PEM) and the federated meshes' roots (``federation``: the bytes of
+        tls/federation.json, b"" without one); raises as ``verify_signed``. The text is parsed
+        only when it is not the one already checked."""
         trust = bundle + b"\0" + federation
-        hit = self._checked.get(row.id)
-        if hit is not None and text and hit.text == text and hit.bundle == trust:
-            self._checked.move_to_end(row.id)
+        hit = self._checked.get(agreement_id)
+        if hit is not None and hit.text == text and hit.bundle == trust:
+            self._checked.move_to_end(agreement_id)
             return hit
-        signed = SignedAgreement.from_json(row.signed)
+        doc = json.loads(text)
+        signed = SignedAgreement.from_json(doc)
         verify_signed(signed, self._parsed(bundle),
                       federated=federated_roots_of(federation) if federation else None)
-        checked = _Checked(text, trust, signed)
+        checked = _Checked(text, trust, signed, doc)
         if text:
-            self._checked[row.id] = checked
-            self._checked.move_to_end(row.id)
+            self._checked[agreement_id] = checked
+            self._checked.move_to_end(agreement_id)
             while len(self._checked) > self.keep:
                 self._checked.popitem(last=False)
         return checked
@@ -114,6 +116,16 @@ class Authorised:
         return decision
 
 
+def _row_of(r, signed: dict[str, Any]) -> AgreementRow:
+    """An agreement's row as ``AgreementStore.get`` makes it, with ``signed`` as parsed by
+    ``VerifiedAgreements`` from the stored text (``signed_text``)."""
+    return AgreementRow(r["id"], r["role"], r["state"], r["dataset_id"], r["offer_id"],
+                        r["counterparty"], r["purpose"], signed,
+                        json.loads(r["reason_json"]) if r["reason_json"] else None,
+                        r["digest"], r["created_at"], r["updated_at"], r["notarised_at"],
+                        r["signed_json"])
+
+
 def federation_file(tls_dir: Path) -> bytes:
     """tls/federation.json as it is now (b"" without one): part of what an agreement's
     signatures are checked against."""
@@ -137,27 +149,31 @@ class AgreementGuard:
     async def check(self, peer: PeerIdentity, agreement_id: str) -> Authorised:
         """May ``peer`` use the agreement now, usage limits aside (a subscription never counts
         against them; a transfer then reserves itself under ``Authorised.limits``)."""
-        try:
-            row = await self.agreements.get(agreement_id, role="provider")
-        except NotFound:
+        raw = await self.agreements.db.read(lambda conn: conn.execute(
+            "SELECT * FROM agreements WHERE id = ? AND role = 'provider'",
+            (agreement_id,)).fetchone())
+        if raw is None:
             raise NotFound(f"this provider has no agreement {agreement_id}",
                            message_ja=f"合意 {agreement_id} はこの提供者にありません",
-                           code="unknown_agreement") from None
-        if row.counterparty != peer.uri:
+                           code="unknown_agreement")
+        state, text = raw["state"], raw["signed_json"]
+        if raw["counterparty"] != peer.uri:
             log.warning("agreement %s asked for by %s, a non-party", agreement_id, peer.uri)
             raise PermissionDenied(f"agreement {agreement_id} is not {peer.uri}'s",
                                    message_ja="この合意の当事者ではありません", code="not_a_party")
-        if row.state == "TERMINATED":
-            reason = row.reason or {}
+        if state == "TERMINATED":
+            reason = json.loads(raw["reason_json"]) if raw["reason_json"] else {}
             raise PermissionDenied(f"agreement {agreement_id} was terminated "
                                    f"({reason.get('code') or reason.get('reason') or 'no reason'})",
                                    message_ja=f"合意 {agreement_id} は終了しています",
                                    code="agreement_terminated", details={"reason": reason})
-        if row.state != "FINALIZED" or row.signed is None:
-            raise FailedPrecondition(f"agreement {agreement_id} is {row.state}, not FINALIZED",
-                                     message_ja=f"合意 {agreement_id} は確定していません（{row.state}）",
+        if state != "FINALIZED" or not text:
+            raise FailedPrecondition(f"agreement {agreement_id} is {state}, not FINALIZED",
+                                     message_ja=f"合意 {agreement_id} は確定していません（{state}）",
                                      code="agreement_not_finalized")
-        checked = self.verified.check(row, self.keystore.trust_bundle_pem(),
+        # the stored text is parsed and its signatures checked only when it is not the one
+        # already checked (against the same trust): the row itself is read at every call
+        checked = self.verified.check(agreement_id, text, self.keystore.trust_bundle_pem(),
                                       federation_file(self.keystore.tls_dir))
         agreement = checked.signed.agreement
         now = utcnow()
@@ -187,4 +203,4 @@ class AgreementGuard:
         if not decision.allowed:
             log.info("transfer refused by policy", extra={"agreement": agreement_id, "peer": peer.uri})
             raise decision.denial()
-        return Authorised(row, agreement, store, doc, decision, policy, ctx)
+        return Authorised(_row_of(raw, checked.doc), agreement, store, doc, decision, policy, ctx)

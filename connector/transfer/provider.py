@@ -111,6 +111,10 @@ class FileChunker:
         return FileChunk(self.seq, self.lines, self.size, self.chain, wire)
 
 
+def _digested(pieces) -> list[tuple[pa.RecordBatch, bytes, str]]:
+    return [(piece, data, batch_digest(data)) for piece, data in pieces]
+
+
 def _refuse_unservable(decision: Decision, req: peer_pb2.TransferRequest) -> None:
     """Personal data is filtered by consent record by record: never passed through, never resumed."""
     if decision.requires_consent and req.passthrough:
@@ -212,10 +216,10 @@ class TransferProvider:
                 if key is not None:
                     kept = await self.small_sources.prepare(auth.agreement.dataset_id, key, source,
                                                             typing, batch_rows)
-            out_schema = kept.schema if kept is not None else typing.schema
             yield peer_pb2.TransferChunk(header=peer_pb2.TransferHeader(
                 transfer_id=transfer_id, dataset_id=auth.agreement.dataset_id, version=version,
-                arrow_schema=schema_bytes(out_schema), incremental=incremental, max_records=cap or 0,
+                arrow_schema=kept.schema_ipc if kept is not None else schema_bytes(typing.schema),
+                incremental=incremental, max_records=cap or 0,
                 consent_filtered=gate is not None))
             streaming = True
             async with contextlib.aclosing(self._batches(
@@ -348,8 +352,10 @@ class TransferProvider:
         last_save = time.monotonic()
         chains = self.sent_chains.track(transfer_id)
         try:
+            kept_index = -1
             async for batch in (kept.read() if kept is not None else
                                 source.read(batch_rows=batch_rows)):
+                kept_index += 1
                 ready = None
                 if gate is not None and old is None and cap is None:
                     # personal data, whole: consent as it is now, typing, encoding and the
@@ -382,17 +388,18 @@ class TransferProvider:
                         # and the consent filter, which work on the source's own values
                         batch = typing.apply(batch, records + 1) if inline else \
                             await asyncio.to_thread(typing.apply, batch, records + 1)
-                    if gate is not None:  # the ledger says where the data went before it goes;
-                        # the batch is encoded meanwhile, and sent only once the entry is stored
-                        encoding = asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
+                    if kept is not None and not truncated:  # this very batch, encoded when kept
+                        pieces = kept.pieces[kept_index]
+                    elif gate is not None:  # the ledger says where the data went before it
+                        # goes; the batch is encoded meanwhile, sent once the entry is stored
+                        encoding = asyncio.to_thread(lambda b=batch: _digested(sized_pieces(b)))
                         _, pieces = await asyncio.gather(gate.record(batch, filtered), encoding)
                     elif inline:
-                        pieces = list(sized_pieces(batch))
+                        pieces = _digested(sized_pieces(batch))
                     else:
-                        pieces = await asyncio.to_thread(lambda b=batch: list(sized_pieces(b)))
-                for piece, data in pieces:
+                        pieces = await asyncio.to_thread(lambda b=batch: _digested(sized_pieces(b)))
+                for piece, data, digest in pieces:
                     seq += 1
-                    digest = batch_digest(data)
                     chain = chain_next(chain, digest)
                     chains[seq] = chain
                     first = records + 1
@@ -428,8 +435,11 @@ class TransferProvider:
                     await asyncio.shield(self.usage.progress(
                         transfer_id, records=records, bytes=sent, batches=seq, status=status,
                         chain=chain))
-            log.info("transfer %s", status, extra={"transfer": transfer_id, "records": records,
-                                                   "batches": seq, "agreement": req.agreement_id})
+            # a transfer sent whole is in metering.db; only one that broke off is news (at
+            # a thousand small transfers a second, one line each was a flood: issue 18)
+            log.log(logging.DEBUG if status == "sent" else logging.INFO, "transfer %s", status,
+                    extra={"transfer": transfer_id, "records": records, "batches": seq,
+                           "agreement": req.agreement_id})
             if gate is not None:      # and after a stream that broke off
                 request_checkpoint()
         for callback in self.on_transfer_complete:
@@ -441,4 +451,4 @@ def _typed_pieces(typing: SchemaTyping | None, first: int, batch: pa.RecordBatch
     """For ``ConsentGate.prepare``: the kept records typed as sent, and their encoder."""
     if typing is not None and typing.changes_anything:
         batch = typing.apply(batch, first)
-    return batch, lambda b: list(sized_pieces(b))
+    return batch, lambda b: _digested(sized_pieces(b))

@@ -10,7 +10,13 @@ source are kept, by dataset, under a key naming exactly what they were made from
   mtime and ctime; None for a file changed within the last seconds, whose change a coarse clock
   could hide, or one too large to keep);
 - the dataset's version, the whole published description (its schema types the columns), and
-  the batch size asked for.
+  the batch size asked for. The description is compared whole, with ``==``, against a deep copy
+  taken when the records were kept (it was serialized to JSON at every call before: issue 18),
+  so an edit of the description, or of the very dict kept, is never missed.
+
+What goes out is kept with the records: the schema's IPC bytes and each batch encoded (with its
+digest), as ``sized_pieces`` and ``batch_digest`` made them from the same batch — deterministic
+for equal input, as resuming already relies on.
 
 Anything else is read as before. Only full transfers of non-personal data use it: a
 consent-filtered one is filtered per record at the time of the transfer, an incremental one
@@ -22,23 +28,35 @@ agreement, the policy, the limits, metering — are not touched by this cache.
 from __future__ import annotations
 
 import collections
-import json
+import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from connector.transfer.batches import batch_digest, schema_bytes, sized_pieces
 from connector.transfer.typed import SchemaTyping
 from mesh.errors import AreameshError
 
 KEEP = 64                 # datasets whose typed records are kept (each from a file ≤ 64 KiB)
 
 
+Piece = tuple[pa.RecordBatch, bytes, str]   # a piece of a batch, its IPC bytes, their digest
+
+
 @dataclass(frozen=True)
 class Prepared:
     schema: pa.Schema                      # as the records go out (typed)
     batches: tuple[pa.RecordBatch, ...]    # typed, cut at the batch size of the key
+    schema_ipc: bytes = b""                # schema_bytes(schema)
+    pieces: tuple[tuple[Piece, ...], ...] = ()   # per batch: its sized_pieces, with digests
+
+    @classmethod
+    def of(cls, schema: pa.Schema, batches: tuple[pa.RecordBatch, ...]) -> Prepared:
+        return cls(schema, batches, schema_bytes(schema), tuple(
+            tuple((piece, data, batch_digest(data)) for piece, data in sized_pieces(batch))
+            for batch in batches))
 
     async def read(self) -> AsyncIterator[pa.RecordBatch]:
         for batch in self.batches:
@@ -52,12 +70,13 @@ class SmallSources:
 
     @staticmethod
     def key(source: Any, doc: dict[str, Any], version: str, batch_rows: int) -> tuple | None:
-        """What a kept copy must have been made from, or None when this source is not kept."""
+        """What a kept copy must have been made from, or None when this source is not kept.
+        The description is in it as it is (``get`` compares it whole; ``prepare`` keeps a copy)."""
         content = getattr(source, "stable_content_key", None)
         state = content() if content is not None else None
         if state is None:
             return None
-        return (version, batch_rows, state, json.dumps(doc, sort_keys=True, ensure_ascii=False))
+        return (version, batch_rows, state, doc)
 
     def get(self, dataset_id: str, key: tuple) -> Prepared | None:
         hit = self._kept.get(dataset_id)
@@ -78,10 +97,10 @@ class SmallSources:
                 batches.append(batch)
         except AreameshError:
             return None   # read again the normal way, which reports it where it always did
-        prepared = Prepared(typing.schema, tuple(batches))
+        prepared = Prepared.of(typing.schema, tuple(batches))
         if source.stable_content_key() != key[2]:
             return prepared   # changed while read: sent this once, not kept
-        self._kept[dataset_id] = (key, prepared)
+        self._kept[dataset_id] = ((*key[:3], copy.deepcopy(key[3])), prepared)
         self._kept.move_to_end(dataset_id)
         while len(self._kept) > self.keep:
             self._kept.popitem(last=False)
