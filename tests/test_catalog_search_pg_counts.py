@@ -8,6 +8,7 @@ skips with the reason when it is not reachable."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import random
@@ -242,3 +243,24 @@ async def test_frequent_keys_from_the_statistics(tmp_path: Path):
         assert set(promoted) <= set(frequent) and "観光" in promoted
         for q in ("資料", "観光"):
             await agree(pg, pg.index, q)
+
+
+def test_the_api_says_when_counts_are_approximate():
+    from registry.catalog.query import search_body
+
+    query = SearchQuery(q="観光")
+    assert search_body(query, SearchResult(total=3, ids=[], scores=[]), [])["approximate"] is False
+    body = search_body(query, SearchResult(total=21_056, ids=[], scores=[], approximate=True), [])
+    assert body["approximate"] is True and body["total"] == 21_056
+
+
+async def test_two_replicas_promoting_the_same_keys_at_once(tmp_path: Path):
+    async with open_backend("postgresql", tmp_path) as pg:
+        assert isinstance(pg, Postgres)
+        await pg.load(CORPUS)
+        other = search_pg.CatalogIndex(pg.pool)
+        done = await asyncio.gather(pg.index.promote(["観光", "防災", "駅 *"]),
+                                    other.promote(["駅 *", "防災", "観光"]))
+        assert sorted(done[0] + done[1]) == sorted(["観光", "防災", "駅 *"])
+        for q in ("観光", "防災", "駅"):
+            await agree(pg, other, q)

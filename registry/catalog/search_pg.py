@@ -677,7 +677,10 @@ class CatalogIndex:
                 result = await self._aggregate(conn, _pairs(row))
                 if result.total < min_docs:
                     continue
-                await conn.execute("INSERT INTO catalog_term_keys (key) VALUES ($1)", key)
+                if await conn.fetchval(   # None: another replica promoted it meanwhile
+                        "INSERT INTO catalog_term_keys (key) VALUES ($1) ON CONFLICT DO NOTHING "
+                        "RETURNING key", key) is None:
+                    continue
                 rows = [(key, "", "", result.total)] + [
                     (key, facet, value, n) for facet, counts in result.facets.items()
                     for value, n in counts.items()]
