@@ -16,12 +16,21 @@ themes, the kinds of datasets regional platforms publish). The same documents ar
   empty index does), then ``VACUUM ANALYZE``; in a fresh schema, dropped after unless ``--keep``;
 * in SQLite with ``search_index.CatalogIndex.upsert_many`` in transactions of 1,000.
 
+A kept schema of an earlier index version gets the missing migrations on ``--reuse``.
+
 A fixed mix of queries (bench_catalog's 22 plus facet filters, sorts and a deep page) is run
-``--reps`` times on both, alternating, through each backend's ``search`` with facets. Every
-query's total and facet counts are compared between the two (``search_same_totals``).
+``--reps`` times, alternating, through each index's ``search`` with facets: ``pg`` (the index as
+the registry runs it: promoted keys, sampled counts above ``APPROXIMATE_ABOVE``, pages in rank
+order), ``pg_exact`` (the same tables counted exactly and paged through GIN, as schema version 1
+did: the same-run baseline) and ``sqlite``. Before timing, one pass of the mix on ``pg`` lets it
+promote the words whose counts it had to approximate (``search_pg_promoted_keys``), as a
+registry does after their first search. Every query's total and facet counts are compared
+between the exact ones (``search_same_totals``), ``pg``'s first pages with ``pg_exact``'s
+(``search_pg_same_page``) and its approximate counts with the exact ones
+(``search_pg_approximate``: how many, the largest relative errors).
 
 Prints one JSON object per figure on stdout (progress on stderr): build time per backend, p50
-and p95 per backend, the PG/SQLite ratio, per-query figures. SQLite is the same-run baseline.
+and p95 per index, the ratios of ``pg`` to ``pg_exact`` and to ``sqlite``, per-query figures.
 """
 
 from __future__ import annotations

@@ -126,12 +126,16 @@ async def test_promoted_counts_answer_without_reading_the_matches(tmp_path: Path
         await agree(pg, pg.index, "観光 施設")
 
 
-async def test_pages_in_rank_order_equal_pages_through_gin(pair):  # noqa: F811
+@pytest.mark.parametrize("head", [search_pg.MAX_HEAD, 3])
+async def test_pages_in_rank_order_equal_pages_through_gin(pair, head: int,  # noqa: F811
+                                                           monkeypatch):
     """Every query case, every sort, several pages: read in rank order (``order_scan_cost=0``,
-    the sample being every document) and through GIN, the same ids, scores and order."""
+    the sample being every document) and through GIN, the same ids, scores and order; with a
+    head of 3 rows most pages fall back to GIN, the rest come from the head."""
     _, pg = pair
+    monkeypatch.setattr(search_pg, "MAX_HEAD", head)
     ordered = search_pg.CatalogIndex(pg.pool, sample_bits=0, order_scan_cost=0,
-                                     approximate_above=10**9)
+                                     approximate_above=10**9, rank_heads=True)
     for q, filters in CASES:
         for sort in ("relevance", "modified", "title"):
             for page, per_page in ((1, 100), (1, 2), (2, 2), (3, 2), (4, 3)):
@@ -264,3 +268,29 @@ async def test_two_replicas_promoting_the_same_keys_at_once(tmp_path: Path):
         assert sorted(done[0] + done[1]) == sorted(["観光", "防災", "駅 *"])
         for q in ("観光", "防災", "駅"):
             await agree(pg, other, q)
+
+
+async def test_the_sample_table_is_the_sampled_rows(tmp_path: Path):
+    """``catalog_search_sample`` holds exactly the rows of ``catalog_search`` whose serial
+    hashes into the sample, as they are now, through inserts, updates, moves and deletes."""
+    docs = corpus(600, seed=11)
+
+    async def rows(pg: Postgres, table: str, where: str) -> list[Any]:
+        return [tuple(r) for r in await pg.pool.fetch(
+            f"SELECT serial, set_id, title_tsv::text, tk_tsv::text, all_tsv::text FROM {table} "
+            f"{where} ORDER BY serial")]
+
+    async with open_backend("postgresql", tmp_path) as pg:
+        assert isinstance(pg, Postgres)
+        async with pg.transaction() as conn:
+            await pg.index.bulk_insert(conn, docs[:300])
+        await pg.load(docs[300:], many=True)
+        async with pg.transaction() as conn:
+            await pg.index.upsert_many(conn, [dataclasses.replace(d, title_ja="改題" + d.title_ja,
+                                                                  publisher_id="999999")
+                                              for d in docs[::3]])
+            for d in docs[1::5]:
+                await pg.index.delete(conn, d.id)
+        sampled = await rows(pg, "catalog_search", "WHERE (hashint8(serial) & 63) = 0")
+        assert 0 < len(sampled) < 40
+        assert await rows(pg, "catalog_search_sample", "") == sampled

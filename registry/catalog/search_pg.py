@@ -153,12 +153,37 @@ CREATE INDEX catalog_search_set ON catalog_search (set_id)
 CREATE INDEX catalog_search_title_rank ON catalog_search (title_len, modified DESC, id);
 CREATE INDEX catalog_search_tk_rank ON catalog_search (tk_len, modified DESC, id);
 CREATE INDEX catalog_search_all_rank ON catalog_search (all_len, modified DESC, id);
-CREATE INDEX catalog_search_title_sample ON catalog_search USING gin (title_tsv)
+CREATE TABLE catalog_search_sample (
+    serial bigint PRIMARY KEY,
+    set_id integer NOT NULL,
+    title_tsv tsvector NOT NULL,
+    tk_tsv tsvector NOT NULL,
+    all_tsv tsvector NOT NULL
+);
+CREATE FUNCTION catalog_search_sample_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO catalog_search_sample (serial, set_id, title_tsv, tk_tsv, all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_tsv, NEW.tk_tsv, NEW.all_tsv);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER catalog_search_sample_insert AFTER INSERT ON catalog_search FOR EACH ROW
+    WHEN ((hashint8(NEW.serial) & 63) = 0) EXECUTE FUNCTION catalog_search_sample_sync();
+CREATE TRIGGER catalog_search_sample_update AFTER UPDATE ON catalog_search FOR EACH ROW
+    WHEN ((hashint8(OLD.serial) & 63) = 0 OR (hashint8(NEW.serial) & 63) = 0)
+    EXECUTE FUNCTION catalog_search_sample_sync();
+CREATE TRIGGER catalog_search_sample_delete AFTER DELETE ON catalog_search FOR EACH ROW
+    WHEN ((hashint8(OLD.serial) & 63) = 0) EXECUTE FUNCTION catalog_search_sample_sync();
+INSERT INTO catalog_search_sample (serial, set_id, title_tsv, tk_tsv, all_tsv)
+    SELECT serial, set_id, title_tsv, tk_tsv, all_tsv FROM catalog_search
     WHERE (hashint8(serial) & 63) = 0;
-CREATE INDEX catalog_search_tk_sample ON catalog_search USING gin (tk_tsv)
-    WHERE (hashint8(serial) & 63) = 0;
-CREATE INDEX catalog_search_all_sample ON catalog_search USING gin (all_tsv)
-    WHERE (hashint8(serial) & 63) = 0;
+CREATE INDEX catalog_search_sample_title_tsv ON catalog_search_sample USING gin (title_tsv);
+CREATE INDEX catalog_search_sample_tk_tsv ON catalog_search_sample USING gin (tk_tsv);
+CREATE INDEX catalog_search_sample_all_tsv ON catalog_search_sample USING gin (all_tsv);
 CREATE TABLE catalog_term_keys (
     key text COLLATE "C" PRIMARY KEY,
     promoted_at timestamptz NOT NULL DEFAULT now()
@@ -190,10 +215,12 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
 * ``catalog_search_{title,tk,all}_rank``: each relevance tier's order (its token count, then
   ``modified`` descending, then id) as a B-tree, so a page of a broad word is read in rank order
   and the scan stops at the page's end instead of sorting every match;
-* ``catalog_search_{title,tk,all}_sample``: the three GIN indexes again over a fixed sample of
-  1/64 of the documents (``hashint8(serial) & 63 = 0``: random-like, fixed per document), from
-  which a query's matches are estimated (to plan the page) and, when they are very many,
-  its facets counted (``approximate``);
+* ``catalog_search_sample``: a fixed sample of 1/64 of the documents (``hashint8(serial) & 63
+  = 0``: random-like, fixed per document), their set and vectors, each with a GIN index, kept by
+  triggers on ``catalog_search``: from it a query's matches are estimated (to plan the page)
+  and, when they are very many, its facets counted (``approximate``). A table of its own, not
+  partial indexes: the sample's rows are then on a few thousand pages instead of one in every
+  64 of the big table's, and counting them reads 64 times fewer pages;
 * ``catalog_term_keys``, ``catalog_term_facets``: for each *promoted* key, a frequent lexeme
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
@@ -221,13 +248,17 @@ _SCORE_SQL = ("CASE WHEN title_tsv @@ $1::tsquery THEN 2.0 + 1.0 / (1 + title_le
 SAMPLE_BITS = 6
 """The sample indexes (schema version 2) hold the documents with ``hashint8(serial) & 63 = 0``:
 1/64 of them, fixed per document, independent of publisher, date or text."""
-APPROXIMATE_ABOVE = 20_000
+APPROXIMATE_ABOVE = 10_000
 """Facets and totals are counted exactly unless the sample estimates more matches than this (and
-no promoted key answers the query); above it they are the sample's counts times 64. Counting
-exactly costs about 2-3 µs a match on PostgreSQL here, so this bounds it near 50 ms."""
+no promoted key answers the query); above it they are the sample's counts times 64, whose
+standard error for N matches is √(63·N): 7.9% at 10,000, 2.5% at 100,000. Counting exactly costs
+2-3 µs a match on an idle core here (10-12 µs at a load average of 10), so this bounds it near
+25 ms, half the budget of a search."""
 ORDER_SCAN_COST = 4.0
 """How many matches read through a GIN bitmap cost as much as one row read in rank order (that
 row's vector comes out of TOAST to be tested): the page planner's one constant."""
+MAX_HEAD = 4000
+"""At most this many rows are read in rank order for one page before falling back to GIN."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
@@ -410,16 +441,18 @@ class CatalogIndex:
     def __init__(self, db: Any, *, approximate_above: int | None = APPROXIMATE_ABOVE,
                  term_counts: bool = True, auto_promote: bool = True,
                  sample_bits: int = SAMPLE_BITS,
-                 order_scan_cost: float = ORDER_SCAN_COST) -> None:
+                 order_scan_cost: float = ORDER_SCAN_COST, rank_heads: bool = False) -> None:
         """``approximate_above``: see ``APPROXIMATE_ABOVE``; ``None`` counts every query
         exactly and plans pages without the sample (the behaviour of schema version 1).
         ``term_counts``: answer one-term queries without filters from the promoted keys' counts.
         ``auto_promote``: promote (``promote``) the key of a one-term query without filters
         whose counts had to be approximated, in the background, when ``db`` is a pool.
         ``sample_bits``: the sample is ``hashint8(serial) & (2**bits - 1) = 0``; other than
-        ``SAMPLE_BITS`` it is read without the sample indexes (tests: a larger sample of a
-        small corpus). ``order_scan_cost``: see ``ORDER_SCAN_COST``; 0 reads every page whose
-        tier the sample finds any match in in rank order (tests)."""
+        ``SAMPLE_BITS`` it is read from ``catalog_search`` (tests: a larger sample of a small
+        corpus). ``order_scan_cost``: see ``ORDER_SCAN_COST``; 0 reads every page whose
+        tier the sample finds any match in in rank order (tests). ``rank_heads``: read heads of
+        the relevance tiers and the title order too, not only of ``sort='modified'`` (off: those
+        orders correlate with the words, see ``_match``; tests)."""
         self.db = db
         self._facets = FacetSets()
         self.approximate_above = approximate_above
@@ -427,7 +460,10 @@ class CatalogIndex:
         self.auto_promote = auto_promote
         self.sample_bits = int(sample_bits)
         self.order_scan_cost = order_scan_cost
-        self._sample_sql = f"(hashint8(serial) & {(1 << self.sample_bits) - 1}) = 0"
+        self.head_tiers = rank_heads
+        self._sample_from = ("catalog_search_sample WHERE true" if self.sample_bits == SAMPLE_BITS
+                             else "catalog_search WHERE (hashint8(serial) & "
+                                  f"{(1 << self.sample_bits) - 1}) = 0")
         self._promoting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -813,44 +849,69 @@ class CatalogIndex:
 
     async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
         """The query's matches in the sample, per tier and per facet set, and the table's size."""
-        sample = f" AND {self._sample_sql}"
+        sample = self._sample_from
         row = await conn.fetchrow(
             f"""WITH g AS MATERIALIZED (
-                    SELECT set_id AS k, count(*)::int4 AS n FROM catalog_search
-                    WHERE all_tsv @@ $1::tsquery{sample}{in_sets} GROUP BY set_id)
+                    SELECT set_id AS k, count(*)::int4 AS n FROM {sample}
+                    AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id)
                 SELECT (SELECT array_agg(k) FROM g), (SELECT array_agg(n) FROM g),
-                       (SELECT count(*) FROM catalog_search
-                        WHERE title_tsv @@ $1::tsquery{sample}{in_sets}),
-                       (SELECT count(*) FROM catalog_search
-                        WHERE tk_tsv @@ $1::tsquery{sample}{in_sets}),
+                       (SELECT count(*) FROM {sample} AND title_tsv @@ $1::tsquery{in_sets}),
+                       (SELECT count(*) FROM {sample} AND tk_tsv @@ $1::tsquery{in_sets}),
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass)""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
                        docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits)
 
-    def _order_scan(self, sample: _Sample | None, matches: int, rows: int) -> bool:
-        """Read ``rows`` of a page in rank order (a B-tree, each row's vector tested) rather than
-        all ``matches`` (estimated) through GIN and sort them?"""
+    def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
+        """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
+        sample puts among ``matches`` (estimated) documents: 0 to read every match through GIN
+        and sort them instead. Each row read in order costs a vector out of TOAST, so order is
+        chosen only where the matches are dense enough; the head is then four times the rows
+        expected to hold the page, and if it does not (the order correlates with the words:
+        a word's titles are all long, say) the page is read through GIN after all."""
         if sample is None or matches <= 0:
-            return False
+            return 0
         if self.order_scan_cost <= 0:
-            return True
+            return MAX_HEAD
         if sample.docs <= 0:
-            return False
-        return rows * sample.docs / matches * self.order_scan_cost < matches
+            return 0
+        expected = rows * sample.docs / matches
+        if expected * self.order_scan_cost >= matches:
+            return 0
+        return int(min(MAX_HEAD, max(4 * expected, 200)))
 
-    @staticmethod
-    async def _fetch_page(conn: Any, order_scan: bool, sql: str, *args: Any) -> list[Any]:
-        """Rows of a page query read in rank order through a B-tree (``order_scan``) or through
-        the GIN indexes then sorted: the planner is told which, as it cannot cost either well
-        (it does not see the TOAST reads and knows only how common each lexeme is)."""
-        await conn.execute("SET LOCAL enable_bitmapscan = off" if order_scan
-                           else "SET LOCAL enable_indexscan = off")
+    async def _page(self, conn: Any, head: int, condition: str, order: str, score: str,
+                    in_sets: str, p: _Params, want: int, skip: int) -> list[tuple[str, float]]:
+        """``want`` matches of ``condition`` after the first ``skip``, in ``order``: from the
+        first ``head`` rows in that order if they hold them, else through the GIN indexes (the
+        planner is told which: it sees neither the TOAST reads nor the correlation)."""
+        lim, off = len(p.values) + 1, len(p.values) + 2
+        columns = "id, set_id, title_len, tk_len, all_len, modified, title_sort, title_tsv, tk_tsv"
+        if head:
+            await conn.execute("SET LOCAL enable_bitmapscan = off")
+            try:
+                found = await conn.fetch(
+                    f"""SELECT id, {score} AS score FROM (
+                            SELECT {columns} FROM (
+                                SELECT {columns}, all_tsv FROM catalog_search WHERE true{in_sets}
+                                ORDER BY {order} LIMIT {int(head)}) AS h
+                            WHERE {condition} ORDER BY {order} LIMIT ${lim} OFFSET ${off}) AS page
+                        ORDER BY {order}""", *p.values, want, skip)
+            finally:
+                await conn.execute("SET LOCAL enable_bitmapscan = on")
+            if len(found) >= want:
+                return [(r[0], float(r[1])) for r in found]
+        await conn.execute("SET LOCAL enable_indexscan = off")
         try:
-            return await conn.fetch(sql, *args)
+            found = await conn.fetch(
+                f"""SELECT id, {score} AS score FROM (
+                        SELECT {columns} FROM catalog_search WHERE {condition}{in_sets}
+                        ORDER BY {order} LIMIT ${lim} OFFSET ${off}) AS page
+                    ORDER BY {order}""", *p.values, want, skip)
         finally:
-            await conn.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = on")
+            await conn.execute("SET LOCAL enable_indexscan = on")
+        return [(r[0], float(r[1])) for r in found]
 
     async def _match(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
                      offset: int, key: str | None) -> SearchResult:
@@ -858,7 +919,6 @@ class CatalogIndex:
         if sets_where:
             in_sets = (" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE "
                        f"{' AND '.join(sets_where)})")
-        lim, off = len(p.values) + 1, len(p.values) + 2
         # the counts: a promoted key's (exact), else the sample's when it finds very many
         # matches (approximate), else all the matches' (exact)
         result = await self._term_counts(conn, key) if key and self.term_counts else None
@@ -879,24 +939,14 @@ class CatalogIndex:
             result = await self._aggregate(conn, _pairs(row))
         exact = not result.approximate
 
-        def tier_sql(condition: str, length: str, base: float) -> str:
-            return (f"SELECT id, {base} + 1.0 / (1 + {length}) AS score FROM catalog_search "
-                    f"WHERE {condition}{in_sets} "
-                    f"ORDER BY {length}, modified DESC, id LIMIT ${lim} OFFSET ${off}")
-
         rows: list[tuple[str, float]] = []
         if sort != "relevance":
             order = "modified DESC, id" if sort == "modified" else "title_sort, id"
-            found = await self._fetch_page(
-                conn, self._order_scan(sample, sample.scaled(sample.all) if sample else 0,
-                                       offset + limit),
-                f"""SELECT id, {_SCORE_SQL} AS score FROM (
-                        SELECT id, modified, title_sort, title_len, tk_len, all_len, title_tsv,
-                               tk_tsv
-                        FROM catalog_search WHERE all_tsv @@ $1::tsquery{in_sets}
-                        ORDER BY {order} LIMIT ${lim} OFFSET ${off}) AS page ORDER BY {order}""",
-                *p.values, limit, offset)
-            rows = [(r[0], float(r[1])) for r in found]
+            # the date does not depend on the words; the title order does (a head likewise)
+            rows = await self._page(
+                conn, self._head(sample, sample.scaled(sample.all) if sample else 0,
+                                 offset + limit) if sort == "modified" or self.head_tiers else 0,
+                "all_tsv @@ $1::tsquery", order, _SCORE_SQL, in_sets, p, limit, offset)
         else:
             # tier by tier: the next one only when the page reaches past this one
             estimates = (sample.tiers() if sample else (0, 0, 0))
@@ -905,10 +955,15 @@ class CatalogIndex:
                 if exact and before >= result.total:
                     break
                 want, skip = limit - len(rows), max(0, offset - before)
-                found = await self._fetch_page(
-                    conn, self._order_scan(sample, estimates[n], skip + want),
-                    tier_sql(condition, length, base), *p.values, want, skip)
-                rows += [(r[0], float(r[1])) for r in found]
+                # through GIN: a tier's order (its token count) correlates with its words (a
+                # word's titles are long or short together), so a head of it seldom holds the
+                # page; measured at 1M, heads read for nothing cost more than they saved
+                found = await self._page(
+                    conn, self._head(sample, estimates[n], skip + want) if self.head_tiers
+                    else 0, condition,
+                    f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})", in_sets,
+                    p, want, skip)
+                rows += found
                 if len(rows) >= limit or n == len(_TIER_SQL) - 1:
                     break
                 if found or skip == 0:
