@@ -850,14 +850,15 @@ class CatalogIndex:
     async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
         """The query's matches in the sample, per tier and per facet set, and the table's size."""
         sample = self._sample_from
+        # one pass over the sample's matches (their vectors are small and mostly inline there)
         row = await conn.fetchrow(
-            f"""WITH g AS MATERIALIZED (
-                    SELECT set_id AS k, count(*)::int4 AS n FROM {sample}
-                    AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id)
-                SELECT (SELECT array_agg(k) FROM g), (SELECT array_agg(n) FROM g),
-                       (SELECT count(*) FROM {sample} AND title_tsv @@ $1::tsquery{in_sets}),
-                       (SELECT count(*) FROM {sample} AND tk_tsv @@ $1::tsquery{in_sets}),
-                       (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass)""",
+            f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
+                       coalesce(sum(tk), 0)::int8,
+                       (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass)
+                FROM (SELECT set_id AS k, count(*)::int4 AS n,
+                             count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
+                             count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk
+                      FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
