@@ -46,6 +46,16 @@ by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with
 at 1M datasets a word in 40% of them took about a second on a busy 2-core machine; at 100k,
 SQLite and this took the same time (docs/decisions/2026-12-03-search-on-postgresql.md).
 
+Counting without reading every match (schema version 2): a one-term query without filters whose
+key is *promoted* (``promote``; done in the background after its first approximated search) is
+counted from ``catalog_term_facets``, exact, kept by every write; otherwise the fixed 1/64 sample
+``catalog_search_sample`` is read first, and when it estimates more than ``APPROXIMATE_ABOVE``
+matches the total and facets are its counts × 64 and ``SearchResult.approximate`` is True
+(the API's ``approximate``, 約 on the portal); below that, all matches are counted, exactly. The
+page itself (ids, order, scores) is exact either way; ``sort='modified'`` reads it in date order
+when the sample says matches are dense (``_head``). Why and what it measured:
+docs/decisions/2026-12-03-search-on-postgresql.md.
+
 Differences from SQLite besides ranking: NUL characters in stored or queried values become
 U+FFFD (PostgreSQL text cannot hold them; SQLite keeps them).
 
