@@ -131,10 +131,13 @@ async def test_pages_in_rank_order_equal_pages_through_gin(pair, head: int,  # n
                                                            monkeypatch):
     """Every query case, every sort, several pages: read in rank order (``order_scan_cost=0``,
     the sample being every document) and through GIN, the same ids, scores and order; with a
-    head of 3 rows most pages fall back to GIN, the rest come from the head. Browsing with
-    filters: through the set index or in order, by size, the same pages."""
+    head of 3 rows most pages fall back to GIN, the rest come from the head. The title tier is
+    first read up to the shortest matching title's length (the sample being every document),
+    then whole when that does not hold the page. Browsing with filters: through the set index or
+    in order, by size, the same pages."""
     _, pg = pair
     monkeypatch.setattr(search_pg, "MAX_HEAD", head)
+    monkeypatch.setattr(search_pg, "NARROW_ABOVE", -1)   # title tiers first read narrowed
     await pg.pool.execute("ANALYZE catalog_search")   # a size: filtered browses of a few
     #                                                   documents read them through the sets
     ordered = search_pg.CatalogIndex(pg.pool, sample_bits=0, order_scan_cost=0,

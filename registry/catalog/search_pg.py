@@ -166,6 +166,7 @@ CREATE INDEX catalog_search_all_rank ON catalog_search (all_len, modified DESC, 
 CREATE TABLE catalog_search_sample (
     serial bigint PRIMARY KEY,
     set_id integer NOT NULL,
+    title_len integer NOT NULL,
     title_tsv tsvector NOT NULL,
     tk_tsv tsvector NOT NULL,
     all_tsv tsvector NOT NULL
@@ -176,8 +177,8 @@ BEGIN
         DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO catalog_search_sample (serial, set_id, title_tsv, tk_tsv, all_tsv)
-        VALUES (NEW.serial, NEW.set_id, NEW.title_tsv, NEW.tk_tsv, NEW.all_tsv);
+        INSERT INTO catalog_search_sample (serial, set_id, title_len, title_tsv, tk_tsv, all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_len, NEW.title_tsv, NEW.tk_tsv, NEW.all_tsv);
     END IF;
     RETURN NULL;
 END $$;
@@ -188,12 +189,26 @@ CREATE TRIGGER catalog_search_sample_update AFTER UPDATE ON catalog_search FOR E
     EXECUTE FUNCTION catalog_search_sample_sync();
 CREATE TRIGGER catalog_search_sample_delete AFTER DELETE ON catalog_search FOR EACH ROW
     WHEN ((hashint8(OLD.serial) & 63) = 0) EXECUTE FUNCTION catalog_search_sample_sync();
-INSERT INTO catalog_search_sample (serial, set_id, title_tsv, tk_tsv, all_tsv)
-    SELECT serial, set_id, title_tsv, tk_tsv, all_tsv FROM catalog_search
+INSERT INTO catalog_search_sample (serial, set_id, title_len, title_tsv, tk_tsv, all_tsv)
+    SELECT serial, set_id, title_len, title_tsv, tk_tsv, all_tsv FROM catalog_search
     WHERE (hashint8(serial) & 63) = 0;
 CREATE INDEX catalog_search_sample_title_tsv ON catalog_search_sample USING gin (title_tsv);
 CREATE INDEX catalog_search_sample_tk_tsv ON catalog_search_sample USING gin (tk_tsv);
 CREATE INDEX catalog_search_sample_all_tsv ON catalog_search_sample USING gin (all_tsv);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'btree_gin') THEN
+        BEGIN
+            CREATE EXTENSION btree_gin SCHEMA public;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'btree_gin not installed (%): the title tier reads more rows', SQLERRM;
+        END;
+    END IF;
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'btree_gin') THEN
+        EXECUTE 'CREATE INDEX catalog_search_title_len_tsv ON catalog_search '
+                'USING gin (title_len, title_tsv)';
+    END IF;
+END $$;
 CREATE TABLE catalog_term_keys (
     key text COLLATE "C" PRIMARY KEY,
     promoted_at timestamptz NOT NULL DEFAULT now()
@@ -231,6 +246,10 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
   and, when they are very many, its facets counted (``approximate``). A table of its own, not
   partial indexes: the sample's rows are then on a few thousand pages instead of one in every
   64 of the big table's, and counting them reads 64 times fewer pages;
+* ``catalog_search_title_len_tsv``: the title vector with the title's token count in one GIN
+  index (``btree_gin``, a contrib extension PostgreSQL ships; created in ``public`` if the
+  database lets us, else left out and the title tier is read as in version 1), so that "the
+  title matches of at most n tokens" is one index read: the first page of a broad word;
 * ``catalog_term_keys``, ``catalog_term_facets``: for each *promoted* key, a frequent lexeme
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
@@ -269,6 +288,9 @@ ORDER_SCAN_COST = 4.0
 row's vector comes out of TOAST to be tested): the page planner's one constant."""
 MAX_HEAD = 4000
 """At most this many rows are read in rank order for one page before falling back to GIN."""
+NARROW_ABOVE = 2000
+"""A title tier the sample estimates larger than this is first read only up to the length of
+the shortest title among the sample's matches (``_match``)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
@@ -430,9 +452,10 @@ class _Sample:
     tier, in the title-and-keywords tiers, in all; and the table's estimated size."""
 
     def __init__(self, groups: list[tuple[int, int]], *, title: int, tk: int, all: int,
-                 docs: float, bits: int) -> None:
+                 docs: float, bits: int, shortest_title: int | None = None) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
+        self.shortest_title = shortest_title   # the fewest title tokens of a title match
 
     def scaled(self, n: int) -> int:
         return n << self.bits
@@ -864,15 +887,18 @@ class CatalogIndex:
         row = await conn.fetchrow(
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
-                       (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass)
+                       (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
+                       min(shortest)
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
-                             count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk
+                             count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
+                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest
                       FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
-                       docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits)
+                       docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits,
+                       shortest_title=row[5])
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
@@ -969,11 +995,23 @@ class CatalogIndex:
                 # through GIN: a tier's order (its token count) correlates with its words (a
                 # word's titles are long or short together), so a head of it seldom holds the
                 # page; measured at 1M, heads read for nothing cost more than they saved
-                found = await self._page(
-                    conn, self._head(sample, estimates[n], skip + want) if self.head_tiers
-                    else 0, condition,
-                    f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})", in_sets,
-                    p, want, skip)
+                args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
+                        in_sets, p, want, skip)
+                found = []
+                if (n == 0 and sample is not None and sample.shortest_title is not None
+                        and estimates[0] > NARROW_ABOVE):
+                    # the title matches no longer than the shortest in the sample: about 64,
+                    # one read of catalog_search_title_len_tsv; if they do not hold the page,
+                    # all of them
+                    found = await self._page(
+                        conn, 0, f"{condition} AND title_len <= {int(sample.shortest_title)}",
+                        *args)
+                    if len(found) < want:
+                        found = []
+                if not found:
+                    found = await self._page(
+                        conn, self._head(sample, estimates[n], skip + want) if self.head_tiers
+                        else 0, condition, *args)
                 rows += found
                 if len(rows) >= limit or n == len(_TIER_SQL) - 1:
                     break
