@@ -16,12 +16,21 @@ themes, the kinds of datasets regional platforms publish). The same documents ar
   empty index does), then ``VACUUM ANALYZE``; in a fresh schema, dropped after unless ``--keep``;
 * in SQLite with ``search_index.CatalogIndex.upsert_many`` in transactions of 1,000.
 
+A kept schema of an earlier index version gets the missing migrations on ``--reuse``.
+
 A fixed mix of queries (bench_catalog's 22 plus facet filters, sorts and a deep page) is run
-``--reps`` times on both, alternating, through each backend's ``search`` with facets. Every
-query's total and facet counts are compared between the two (``search_same_totals``).
+``--reps`` times, alternating, through each index's ``search`` with facets: ``pg`` (the index as
+the registry runs it: promoted keys, sampled counts above ``APPROXIMATE_ABOVE``, pages in rank
+order), ``pg_exact`` (the same tables counted exactly and paged through GIN, as schema version 1
+did: the same-run baseline) and ``sqlite``. Before timing, one pass of the mix on ``pg`` lets it
+promote the words whose counts it had to approximate (``search_pg_promoted_keys``), as a
+registry does after their first search. Every query's total and facet counts are compared
+between the exact ones (``search_same_totals``), ``pg``'s first pages with ``pg_exact``'s
+(``search_pg_same_page``) and its approximate counts with the exact ones
+(``search_pg_approximate``: how many, the largest relative errors).
 
 Prints one JSON object per figure on stdout (progress on stderr): build time per backend, p50
-and p95 per backend, the PG/SQLite ratio, per-query figures. SQLite is the same-run baseline.
+and p95 per index, the ratios of ``pg`` to ``pg_exact`` and to ``sqlite``, per-query figures.
 """
 
 from __future__ import annotations
@@ -134,6 +143,15 @@ def batches(count: int, size: int) -> Iterator[list[IndexedDataset]]:
         yield batch
 
 
+async def migrate(conn: asyncpg.Connection, version: int) -> None:
+    """Apply the search migrations after ``version`` (0: all), recording the version."""
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_search_version (version int NOT NULL)")
+    for n, script in enumerate(search_pg.SEARCH_MIGRATIONS[version:], version + 1):
+        async with conn.transaction():
+            await conn.execute(script)
+            await conn.execute("INSERT INTO bench_search_version VALUES ($1)", n)
+
+
 async def load_pg(pool: asyncpg.Pool, index: search_pg.CatalogIndex, count: int) -> float:
     start = time.perf_counter()
     async with pool.acquire() as conn:
@@ -175,6 +193,16 @@ async def timed(index: Any, query: SearchQuery) -> tuple[float, SearchResult]:
     return (time.perf_counter() - start) * 1000, result
 
 
+def facet_error(got: SearchResult, want: SearchResult) -> float:
+    """The largest relative error of an approximate facet count among each facet's 10 largest
+    exact values (those a page shows)."""
+    worst = 0.0
+    for facet, counts in want.facets.items():
+        for value, n in list(counts.items())[:10]:
+            worst = max(worst, abs(got.facets.get(facet, {}).get(value, 0) / n - 1))
+    return round(worst, 4)
+
+
 def describe(query: SearchQuery) -> dict[str, Any]:
     return {k: v for k, v in vars(query).items()
             if v not in (None, "") and (k, v) not in {("page", 1), ("per_page", 20),
@@ -194,9 +222,23 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await admin.execute(f"CREATE SCHEMA {schema}")
         await admin.execute(f"SET search_path = {schema}")
-        for script in search_pg.SEARCH_MIGRATIONS:
-            async with admin.transaction():
-                await admin.execute(script)
+        await migrate(admin, 0)
+    elif args.only != "sqlite":
+        # a kept schema from an earlier version of the index: its missing migrations (indexes
+        # built on the loaded table, as a registry upgrading in place would)
+        await admin.execute(f"SET search_path = {schema}")
+        version = await admin.fetchval(
+            "SELECT CASE WHEN to_regclass('bench_search_version') IS NULL THEN 1 END")
+        if version is None:
+            version = await admin.fetchval("SELECT max(version) FROM bench_search_version")
+        if version < len(search_pg.SEARCH_MIGRATIONS):
+            log(f"migrating the kept schema from version {version} …")
+            start = time.perf_counter()
+            await admin.execute("SET maintenance_work_mem = '1GB'")
+            await migrate(admin, version)
+            await admin.execute("ANALYZE catalog_search")
+            emit("search_pg_migrate_s", round(time.perf_counter() - start, 1), "s", None, count,
+                 from_version=version)
     if load_lite_now:
         sqlite_path.unlink(missing_ok=True)
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2,
@@ -226,6 +268,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         backends: dict[str, Any] = {}
         if args.only != "sqlite":
             backends["pg"] = pg_index
+            # the same run's baseline on the same tables: every count exact, pages through GIN
+            # (what the index did before schema version 2)
+            backends["pg_exact"] = search_pg.CatalogIndex(pool, approximate_above=None,
+                                                          term_counts=False)
             pg_mb = await admin.fetchval(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'", schema)
@@ -238,39 +284,76 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             emit("search_sqlite_size_mb", round(lite_mb / 2**20), "MB", None, count)
 
         mix = queries()
+        if "pg" in backends:
+            # the words searched in the warm-up pass whose counts get approximated are promoted
+            # in the background (auto_promote), as in a registry after their first search
+            log(f"warming up ({len(mix)} queries), promoting the approximated words …")
+            start = time.perf_counter()
+            for query in mix:
+                await pg_index.search(query)
+            await pg_index.wait_promotions()
+            keys = await admin.fetch(f"SELECT key FROM {schema}.catalog_term_keys ORDER BY key")
+            emit("search_pg_promoted_keys", len(keys), "keys", None, count,
+                 keys=[k[0] for k in keys], warm_up_s=round(time.perf_counter() - start, 1),
+                 note="keys whose counts are kept exact (promoted after an approximated search, "
+                      "here or in an earlier run on a kept schema)")
         log(f"warming up ({len(mix)} queries) …")
         agree = 0
         per: dict[int, dict[str, Any]] = {}
+        exact_names = [name for name in backends if name != "pg"]
         for n, query in enumerate(mix):
             results = {name: await index.search(query) for name, index in backends.items()}
-            first = next(iter(results.values()))
+            first = results[exact_names[0]] if exact_names else results["pg"]
             same = all(r.total == first.total and r.facets == first.facets
-                       for r in results.values())
+                       for name, r in results.items() if name in exact_names)
             agree += same
             per[n] = {"query": describe(query), "total": first.total,
                       **{f"{name}_total": r.total for name, r in results.items()},
                       "same_facets": same, **{name: [] for name in backends}}
+            if "pg" in results and "pg_exact" in results:
+                got, want = results["pg"], results["pg_exact"]
+                per[n]["approximate"] = got.approximate
+                per[n]["same_page"] = got.ids == want.ids and got.scores == want.scores
+                if got.approximate:
+                    per[n]["total_error"] = round(got.total / want.total - 1, 4)
+                    per[n]["facet_error"] = facet_error(got, want)
+                else:
+                    per[n]["same_counts"] = got.total == want.total and got.facets == want.facets
         log(f"searching: {len(mix)} queries × {args.reps} on {', '.join(backends)} …")
         for _ in range(args.reps):
             for n, query in enumerate(mix):
                 for name, index in backends.items():
                     per[n][name].append((await timed(index, query))[0])
         samples = {name: [ms for v in per.values() for ms in v[name]] for name in backends}
-        if len(backends) == 2:
+        if len(exact_names) == 2:
             emit("search_same_totals", agree, "queries", len(mix), len(mix),
-                 note="queries whose total and facet counts are equal on both backends")
+                 note="queries whose total and facet counts are equal on both backends, "
+                      "counted exactly (pg_exact, sqlite)")
+        if "pg" in backends and "pg_exact" in backends:
+            approximated = [v for v in per.values() if v["approximate"]]
+            emit("search_pg_same_page", sum(v["same_page"] for v in per.values()), "queries",
+                 len(mix), len(mix), note="first pages (ids, order, scores) equal to pg_exact's")
+            emit("search_pg_exact_counts", sum(v.get("same_counts", False) for v in per.values()),
+                 "queries", None, len(mix),
+                 note="queries counted exactly (not approximate), all equal to pg_exact's")
+            emit("search_pg_approximate", len(approximated), "queries", None, len(mix),
+                 max_total_error=max([abs(v["total_error"]) for v in approximated], default=0),
+                 max_top_facet_error=max([v["facet_error"] for v in approximated], default=0),
+                 note="answers flagged approximate; errors relative, against pg_exact; "
+                      "facet error over the 10 largest values of each facet")
         for name, values in samples.items():
             emit(f"search_{name}_p50_ms", round(percentile(values, 50), 2), "ms", None,
                  len(values), docs=count)
             emit(f"search_{name}_p95_ms", round(percentile(values, 95), 2), "ms",
                  f"<= {GOAL_P95_MS:g}", len(values), docs=count,
                  max_ms=round(max(values), 2), met=percentile(values, 95) <= GOAL_P95_MS)
-        if len(backends) == 2:
-            for p in (50, 95):
-                emit(f"search_p{p}_ratio_pg_to_sqlite",
-                     round(percentile(samples["pg"], p) / percentile(samples["sqlite"], p), 3),
-                     "ratio", None, len(samples["pg"]), docs=count,
-                     baseline="SQLite FTS5 (search_index), same run")
+        for p in (50, 95):
+            for base, what in (("sqlite", "SQLite FTS5 (search_index)"),
+                               ("pg_exact", "PostgreSQL counting every match (schema v1 plan)")):
+                if "pg" in samples and base in samples:
+                    emit(f"search_p{p}_ratio_pg_to_{base.removeprefix('pg_')}",
+                         round(percentile(samples["pg"], p) / percentile(samples[base], p), 3),
+                         "ratio", None, len(samples["pg"]), docs=count, baseline=f"{what}, same run")
         emit("search_per_query", len(per), "queries", None, len(per), queries=[
             {**{k: v for k, v in item.items() if k not in backends},
              **{f"{name}_p50_ms": round(statistics.median(item[name]), 2) for name in backends},

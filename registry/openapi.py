@@ -471,6 +471,15 @@ OPENAPI: dict = {
                          "required": ["total", "results", "facets", "page", "per_page"],
                          "properties": {
                              "total": {"type": "integer", "minimum": 0},
+                             "approximate": {"type": "boolean", "description":
+                                 "true: `total` and the facet counts are estimates (shown as 約 on "
+                                 "the portal): the standard error of a count N is √(63·N), "
+                                 "7.9% at 10,000, 2.5% at 100,000. A registry on "
+                                 "PostgreSQL counts from a fixed 1/64 sample of the catalog "
+                                 "when that sample finds over 10,000 matches and no exact count "
+                                 "of the word is kept; the results and their order are exact "
+                                 "either way. Always false on SQLite (see "
+                                 "docs/decisions/2026-12-03-search-on-postgresql.md)"},
                              "page": {"type": "integer"}, "per_page": {"type": "integer"},
                              "meshes": {"type": "array", "items": {"type": "string"},
                                         "description": "federated search: the meshes searched"},

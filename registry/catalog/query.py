@@ -66,7 +66,8 @@ def search_query(params: Mapping[str, str | int | None]) -> SearchQuery:
 
 def search_body(query: SearchQuery, result: SearchResult, records: Sequence[Any]) -> dict[str, Any]:
     """The JSON answer of a search (GET /api/v1/datasets, and ``/`` for JSON clients)."""
-    return {"total": result.total, "results": [r.to_json() for r in records],
+    return {"total": result.total, "approximate": result.approximate,
+            "results": [r.to_json() for r in records],
             "facets": {name: [{"value": str(v), "count": n} for v, n in counts.items()]
                        for name, counts in result.facets.items()},
             "page": query.page, "per_page": query.per_page}

@@ -198,12 +198,16 @@ class SearchQuery:
 class SearchResult:
     """One page of ids (best first) with their scores, the total and the facet counts. Facet
     values are keyed as stored; ``personal`` is keyed "true"/"false"; each facet is ordered by
-    count descending, then value."""
+    count descending, then value. ``approximate``: see there."""
 
     total: int
     ids: list[str]
     scores: list[float]
     facets: dict[str, dict[str, int]] = field(default_factory=lambda: {k: {} for k in FACETS})
+    approximate: bool = False
+    """True when ``total`` and the facet counts are estimates (the PostgreSQL index, for a
+    query matching very many documents: see ``search_pg``); the ids, their order and scores
+    are exact either way. The SQLite index always counts exactly."""
 
 
 def _text(value: str) -> str:
@@ -578,22 +582,29 @@ class FacetSets:
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         """Cache sets from rows of ``COLUMNS``."""
-        for set_id, publisher, prefecture, standard_type, personal, themes, classification in rows:
-            values = [("publisher", publisher), ("prefecture", prefecture),
-                      ("personal", "true" if personal else "false")]
-            if standard_type is not None:
-                values.append(("standard_type", standard_type))
-            if classification is not None:   # NULL: a set from before the facet existed
-                values.append(("classification", classification))
-            values += [("theme", theme) for theme in json.loads(themes)]
+        for row in rows:
+            set_id = row[0]
             slots = []
-            for value in values:
+            for value in self.values(*row[1:]):
                 slot = self._slot_index.get(value)
                 if slot is None:
                     slot = self._slot_index[value] = len(self._slot_keys)
                     self._slot_keys.append(value)
                 slots.append(slot)
             self._slots[set_id] = tuple(slots)
+
+    @staticmethod
+    def values(publisher: str, prefecture: str, standard_type: str | None, personal: int,
+               themes: str, classification: str | None) -> list[tuple[str, str]]:
+        """The (facet, value) pairs a set's documents count under (its ``COLUMNS`` but id)."""
+        values = [("publisher", publisher), ("prefecture", prefecture),
+                  ("personal", "true" if personal else "false")]
+        if standard_type is not None:
+            values.append(("standard_type", standard_type))
+        if classification is not None:   # NULL: a set from before the facet existed
+            values.append(("classification", classification))
+        values += [("theme", theme) for theme in json.loads(themes)]
+        return values
 
     def aggregate(self, groups: Sequence[Sequence[int]]) -> SearchResult:
         """A result with ``total`` and ``facets`` from (facet set id, document count) rows."""

@@ -115,7 +115,8 @@ class FederatedCatalog:
                     counts[c.value] = counts.get(c.value, 0) + c.count
         merged = SearchResult(total=total, ids=[r.id for r in marked], scores=[],
                               facets={n: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
-                                      for n, c in facets.items()})
+                                      for n, c in facets.items()},
+                              approximate=result.approximate)   # (a remote's is not sent yet)
         return FederatedAnswer(merged, marked, meshes, unreachable)
 
     async def get(self, mesh_id: str, dataset_id: str) -> MeshRecord:

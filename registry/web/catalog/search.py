@@ -98,6 +98,7 @@ async def search_page(request: web.Request) -> web.Response:
     total_pages = min(-(-result.total // query.per_page), 100_000)
     return await render(request, "catalog/search.html", {
         "query": query, "total": result.total, "total_pages": total_pages,
+        "approximate": result.approximate,
         "results": result_rows(records, names, lang),
         "facet_blocks": facet_blocks(request, query, result, names, translator(request)),
         "sorts": SORTS, "filters": {p: request.query.get(p, "") for p in FACET_PARAMS.values()
