@@ -434,8 +434,22 @@ def run_demo(*, once: bool, workdir: str | None, federation: bool = False) -> in
                   file=sys.stderr)
             return 2
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(scenario(once, root))
+        return asyncio.run(_until_sigterm(scenario, once, root))
     with tempfile.TemporaryDirectory(prefix="areamesh-demo-") as tmp:
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(scenario(once, Path(tmp)))
+            return asyncio.run(_until_sigterm(scenario, once, Path(tmp)))
     return 0
+
+
+async def _until_sigterm(scenario, once: bool, root: Path) -> int:
+    """SIGTERM while the demo starts up stops it as Ctrl-C does (asyncio.run cancels the main
+    task on SIGINT): the scenario's ``finally`` stops every process it started. Once it runs,
+    ``until_interrupted`` takes SIGTERM over and the demo ends normally."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await scenario(once, root)
+    except asyncio.CancelledError:
+        say("SIGTERM で停止しました / stopped by SIGTERM")
+        return 128 + signal.SIGTERM

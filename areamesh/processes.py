@@ -95,5 +95,18 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
     proc = await asyncio.create_subprocess_exec(
         *areamesh_command(*args), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})})
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        # timed out, or the caller was stopped: the command is asked to stop, so that what it
+        # started stops too (the demo does), then killed; never left running on its own
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        raise
     return proc.returncode or 0, out.decode(), err.decode()
