@@ -155,7 +155,9 @@ async def test_deleted_tail_detected_against_registry_checkpoint(harness: MeshHa
     waiting = asyncio.create_task(verify(h, "--registry-wait", "60s"))
     await asyncio.sleep(1.5)
     assert not waiting.done()
-    await h.start_registry("--grpc", f"127.0.0.1:{grpc_port}")
+    # the same gRPC address (the node's state names it); the enrolment port, not needed here,
+    # is any free one (its default, one below, may have been taken meanwhile)
+    await h.start_registry("--grpc", f"127.0.0.1:{grpc_port}", "--enrol", "127.0.0.1:0")
     rc, output = await waiting
     assert rc == 1, output
     assert "TAMPERING DETECTED at entry 2 [truncated]" in output
