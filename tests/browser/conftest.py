@@ -129,3 +129,12 @@ async def sign_in(page, base: str, name: str, password: str = PASSWORD) -> None:
     await page.get_by_label("パスワード").fill(password)
     await page.get_by_role("button", name="サインイン").click()
     await page.wait_for_load_state()
+
+
+@pytest.fixture
+async def catalog(harness):
+    """The demo catalog published at a running registry (three certified publishers)."""
+    from ..catalog_fixtures import setup_catalog_mesh
+
+    await setup_catalog_mesh(harness, certify=("282014", "282103", "270008"))
+    return harness

@@ -4,20 +4,11 @@ every page type under axe-core and at 360 px wide."""
 
 from __future__ import annotations
 
-import pytest
-
-from ..catalog_fixtures import setup_catalog_mesh
 from ..conftest import MeshHarness
 from .conftest import check_axe, no_horizontal_scroll, screenshot
 
 COMMAND = ("areamesh connector contract request --data-dir DIR --dataset himeji-evacuation "
            "--offer open-use --purpose 防災")
-
-
-@pytest.fixture
-async def catalog(harness: MeshHarness) -> MeshHarness:
-    await setup_catalog_mesh(harness, certify=("282014", "282103", "270008"))
-    return harness
 
 
 async def result_ids(page) -> list[str]:

@@ -11,19 +11,10 @@ import json
 
 import pytest
 
-from ..catalog_fixtures import setup_catalog_mesh
 from ..conftest import MeshHarness
 from ..security.test_http_auth import record_usage
 from .conftest import add_operator, screenshot, sign_in
-
-COMMAND = ("areamesh connector contract request --data-dir DIR --dataset himeji-evacuation "
-           "--offer open-use --purpose 防災")
-
-
-@pytest.fixture
-async def catalog(harness: MeshHarness) -> MeshHarness:
-    await setup_catalog_mesh(harness, certify=("282014", "282103", "270008"))
-    return harness
+from .test_catalog_portal import COMMAND
 
 
 @pytest.fixture
