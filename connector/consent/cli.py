@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,8 +20,9 @@ import click
 
 from connector.consent.filter import SourceSubjects
 from connector.consent.store import ConsentStore, KnownSubject
+from connector.translate.csvread import ENCODINGS
 from mesh.cli_support import report_errors
-from mesh.clock import utcnow
+from mesh.clock import iso, utcnow
 from mesh.durations import parse_duration
 from mesh.errors import InvalidRequest, NotFound
 
@@ -61,20 +63,31 @@ def subject_sources(data_dir: Path, dataset_id: str) -> list[tuple[Any, dict[str
 
 
 def known_in(data_dir: Path, dataset_id: str) -> KnownSubject:
-    """``known_subject`` for a grant: the resident is a subject of (one of) the dataset(s),
-    read through the same source a transfer reads (adapter or internal copy)."""
+    """``known_subject`` for grants: the resident is a subject of (one of) the dataset(s), read
+    through the same source a transfer reads (adapter or internal copy). Each dataset's subject
+    ids are read once, when first needed, and kept for the calls that follow (a bulk import
+    asks about every resident of a register)."""
     from connector.datasets.sources import open_dataset_source
 
     datasets = subject_sources(data_dir, dataset_id)
 
-    async def known(resident: str) -> bool:
-        for store, doc in datasets:
+    def subjects_of(store: Any, doc: dict[str, Any]) -> SourceSubjects:
+        async def read() -> AsyncIterator[Any]:
             source = open_dataset_source(store, doc)
             try:
-                if await SourceSubjects(lambda s=source: s.read(), doc[SUBJECT_FIELD])(resident):
-                    return True
+                async for batch in source.read():
+                    yield batch
             finally:
                 await source.close()
+
+        return SourceSubjects(read, doc[SUBJECT_FIELD])
+
+    readers = [subjects_of(store, doc) for store, doc in datasets]
+
+    async def known(resident: str) -> bool:
+        for subjects in readers:
+            if await subjects(resident):
+                return True
         return False
 
     return known
@@ -145,6 +158,125 @@ def grant(data_dir: Path, resident: str, participant: str, purpose: str, dataset
 
     consent_id = asyncio.run(_with_store(data_dir, work))
     click.echo(f"同意を記録しました / consent recorded: {consent_id}")
+
+
+@consent.command("import")
+@data_dir_option
+@click.argument("register_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--participant", help="提供先（列がない・空欄の行に使う）/ Receiving participant for rows "
+                                    "without one.")
+@click.option("--purpose", help="利用目的（列がない・空欄の行に使う）/ Purpose for rows without one.")
+@click.option("--dataset", "dataset_id", help="データセットID（同上。既定は '*'）/ Dataset id for rows "
+                                              "without one (default '*').")
+@click.option("--expires", help="有効期限（同上）/ Expiry for rows without one.")
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="auto", show_default=True,
+              help="文字コード（auto: UTF-8 でなければ Shift_JIS）/ File encoding.")
+@click.option("--actor", required=True,
+              help="記録者（取込元の台帳・窓口名。証跡に残る）/ Who records this, e.g. the register's "
+                   "name (kept as evidence).")
+@click.option("--dry-run", is_flag=True, help="検査だけして記録しない / Check every row; record nothing.")
+@json_option
+@report_errors
+def import_(data_dir: Path, register_file: Path, participant: str | None, purpose: str | None,
+            dataset_id: str | None, expires: str | None, encoding: str, actor: str,
+            dry_run: bool, as_json: bool) -> None:
+    """同意台帳（CSV）を一括で取り込む / Load a consent register from CSV, all rows or none.
+
+    列 / columns: 住民ID, 提供先, 利用目的, データセットID, サービスID, 部品ID, 項目 (;区切り),
+    有効期限 (or resident, participant, purpose, dataset, service, component, items, expires).
+    """
+    from connector.consent.register_import import expiry_parser, read_register
+
+    defaults = {"participant": participant, "purpose": purpose, "dataset": dataset_id,
+                "expires": expires}
+    started = time.monotonic()
+
+    async def work(store: ConsentStore) -> dict[str, Any]:
+        now = iso(utcnow())
+        register = await asyncio.to_thread(read_register, register_file, now=now,
+                                           defaults=defaults, parse_expiry=expiry_parser(_expiry),
+                                           encoding=encoding)
+        await _check_residents(data_dir, register)
+        report: dict[str, Any] = {
+            "file": str(register_file), "encoding": register.encoding, "rows": register.rows,
+            "invalid_rows": register.error_count, "errors": [e.to_json() for e in register.errors],
+            "repeated_rows": [{"line": line, "earlier_line": earlier}
+                              for line, earlier in register.repeats],
+            "ignored_columns": register.ignored_columns, "recorded": 0, "unchanged": 0,
+            "dry_run": dry_run}
+        if register.error_count or dry_run:
+            return report
+        ids = await store.grant_many(register.grants, actor=actor)
+        report["unchanged"] = await store.granted_before(ids, now)
+        report["recorded"] = len(set(ids)) - report["unchanged"]
+        return report
+
+    report = asyncio.run(_with_store(data_dir, work))
+    report["seconds"] = round(time.monotonic() - started, 3)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_import(report)
+    if report["invalid_rows"]:
+        raise InvalidRequest(
+            f"{report['invalid_rows']} of {report['rows']} rows of {register_file} are invalid; "
+            "nothing was recorded",
+            message_ja=(f"{register_file} の {report['rows']} 行のうち {report['invalid_rows']} 行に"
+                        "誤りがあります。何も記録していません"),
+            code="register_invalid")
+
+
+async def _check_residents(data_dir: Path, register: Any) -> None:
+    """Report, by line, rows whose dataset holds no personal data or whose resident is not in
+    it; drop those rows from the register."""
+    from mesh.errors import AreameshError
+
+    by_dataset: dict[str, list[int]] = {}
+    for i, g in enumerate(register.grants):
+        by_dataset.setdefault(g.dataset_id, []).append(i)
+    bad: set[int] = set()
+    for dataset, positions in by_dataset.items():
+        try:
+            known = known_in(data_dir, dataset)
+        except AreameshError as exc:
+            for i in positions:
+                register.problem(register.lines[i], exc)
+            bad.update(positions)
+            continue
+        for i in positions:
+            resident = register.grants[i].resident
+            if not await known(resident):
+                register.problem(register.lines[i], NotFound(
+                    f"resident {resident!r} is not in the personal data on this connector",
+                    message_ja=f"住民 {resident!r} はこのコネクタの個人データにありません",
+                    code="unknown_resident"))
+                bad.add(i)
+    if bad:
+        register.drop(bad)
+
+
+def _print_import(report: dict[str, Any]) -> None:
+    for e in report["errors"]:
+        click.echo(f"{e['line']}行目 / line {e['line']}: {e['message_ja']} / {e['message']} "
+                   f"[{e['code']}]", err=True)
+    if report["invalid_rows"] > len(report["errors"]):
+        click.echo(f"…ほか {report['invalid_rows'] - len(report['errors'])} 行 / and more", err=True)
+    for r in report["repeated_rows"][:20]:
+        click.echo(f"{r['line']}行目は {r['earlier_line']}行目と同じ同意です（後の行が有効）/ line "
+                   f"{r['line']} repeats line {r['earlier_line']}: the later row holds", err=True)
+    if len(report["repeated_rows"]) > 20:
+        click.echo(f"…重複はほか {len(report['repeated_rows']) - 20} 行 / and more repeats", err=True)
+    if report["ignored_columns"]:
+        click.echo("使わない列 / ignored columns: " + ", ".join(report["ignored_columns"]), err=True)
+    if report["invalid_rows"]:
+        return
+    if report["dry_run"]:
+        click.echo(f"検査のみ：{report['rows']} 行に誤りはありません（記録していません）/ dry run: "
+                   f"{report['rows']} rows are valid; nothing recorded")
+        return
+    click.echo(f"同意台帳を取り込みました / register imported: {report['rows']} 行/rows, "
+               f"新規 {report['recorded']} / recorded, 変更なし {report['unchanged']} / unchanged, "
+               f"重複行 {len(report['repeated_rows'])} / repeated ({report['seconds']} s)")
 
 
 @consent.command("withdraw")

@@ -272,6 +272,18 @@ class ConsentStore:
                 await _spend(conn, proof, ids[0] if ids else "", now)
         return ids
 
+    async def granted_before(self, ids: Iterable[str], at: str) -> int:
+        """How many distinct consents of ``ids`` were granted before ``at``: what a bulk load
+        found already recorded, as it was."""
+        unique = sorted(set(ids))
+        count = 0
+        for start in range(0, len(unique), 20_000):
+            row = await self.db.fetchone(
+                "SELECT count(*) FROM consents WHERE granted_at < ? AND id IN "
+                "(SELECT value FROM json_each(?))", (at, json.dumps(unique[start:start + 20_000])))
+            count += row[0]
+        return count
+
     async def withdraw(self, consent_id: str | None = None, *, reason: str = "",
                        resident: str | None = None, participant: str | None = None,
                        purpose: str | None = None, dataset_id: str | None = None,
@@ -453,14 +465,26 @@ _SHARED_FIELDS = ("participant", "purpose", "dataset_id", "service_id", "compone
 
 
 def _checked_all(grants: Iterable[ConsentGrant], now: str) -> list[ConsentGrant]:
-    """``_checked`` of every grant, the shared fields checked once per distinct set (only the
-    resident differs from grant to grant in a bulk load). An invalid grant raises
-    ``InvalidRequest`` with its position as ``details["row"]``."""
-    shared: dict[tuple[Any, ...], ConsentGrant] = {}
+    """``check_grants`` that raises the first invalid grant's ``InvalidRequest``, with its
+    position as ``details["row"]``."""
+    checked, errors = check_grants(grants, now, stop_at_first=True)
+    if errors:
+        row, exc = errors[0]
+        exc.details = {**(exc.details or {}), "row": row}
+        raise exc
+    return checked
+
+
+def check_grants(grants: Iterable[ConsentGrant], now: str, *, stop_at_first: bool = False
+                 ) -> tuple[list[ConsentGrant], list[tuple[int, InvalidRequest]]]:
+    """Every valid grant, normalised, and ``(position, error)`` of every invalid one (counted
+    from 0). The fields grants share (participant, purpose, dataset, service, component, items,
+    expiry) are checked once per distinct set: in a bulk load only the resident differs."""
+    shared: dict[tuple[Any, ...], ConsentGrant | InvalidRequest] = {}
     out: list[ConsentGrant] = []
-    row = 0
-    try:
-        for row, g in enumerate(grants):  # noqa: B007 (``row`` names the bad grant below)
+    errors: list[tuple[int, InvalidRequest]] = []
+    for row, g in enumerate(grants):
+        try:
             resident = g.resident
             if not isinstance(resident, str) or not LOCAL_ID.match(resident):
                 _checked(g, now)          # raises the resident's error
@@ -472,12 +496,18 @@ def _checked_all(grants: Iterable[ConsentGrant], now: str) -> list[ConsentGrant]
                 out.append(_checked(g, now))
                 continue
             if base is None:
-                base = shared[key] = _checked(g, now)
+                try:
+                    base = shared[key] = _checked(g, now)
+                except InvalidRequest as exc:
+                    base = shared[key] = exc
+            if isinstance(base, InvalidRequest):
+                raise InvalidRequest(base.message, message_ja=base.message_ja, code=base.code)
             out.append(base if base.resident == resident else _with_resident(base, resident))
-    except InvalidRequest as exc:
-        exc.details = {**(exc.details or {}), "row": row}
-        raise
-    return out
+        except InvalidRequest as exc:
+            errors.append((row, exc))
+            if stop_at_first:
+                break
+    return out, errors
 
 
 def _with_resident(g: ConsentGrant, resident: str) -> ConsentGrant:
