@@ -21,6 +21,7 @@ from connector.consent.cli import consent as consent_cli
 from connector.consent.lookup import StringIndex
 from mesh.clock import iso, utcnow
 from mesh.errors import AreameshError, Conflict, InvalidRequest, NotFound
+from tests.consent_fixtures import personal_node
 
 P = "282014"          # 姫路市
 OTHER = "282103"      # 加古川市
@@ -327,16 +328,7 @@ async def test_source_subjects_reads_again_when_the_source_changes():
 
 
 def test_cli_grant_list_withdraw_history(tmp_path: Path):
-    csv = tmp_path / "residents.csv"
-    csv.write_text("住民ID,氏名\nR1,姫路太郎\nR2,姫路花子\n", encoding="utf-8")
-    folder = tmp_path / "node" / "publishers" / P / "datasets"
-    folder.mkdir(parents=True)
-    (folder / f"{DS}.json").write_text(json.dumps({
-        "id": DS, "classification": "personal", "subject_field": "住民ID",
-        "source": {"adapter": "csv", "path": str(csv)}}, ensure_ascii=False))
-    (folder / "himeji-aed.json").write_text(json.dumps({
-        "id": "himeji-aed", "classification": "non_personal",
-        "source": {"adapter": "csv", "path": str(csv)}}, ensure_ascii=False))
+    personal_node(tmp_path, "住民ID,氏名\nR1,姫路太郎\nR2,姫路花子\n")
     data_dir = str(tmp_path / "node")
     runner = CliRunner()
 

@@ -13,28 +13,17 @@ from click.testing import CliRunner
 from connector.consent import ConsentStore
 from connector.consent.cli import consent as consent_cli
 from connector.consent.register_import import MAX_REPORTED
+from tests.consent_fixtures import DS, personal_node
 
-P = "282014"          # 姫路市 (the provider)
 OTHER = "282103"      # 加古川市
 OSAKA = "270008"      # 大阪府
-DS = "himeji-residents"
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Path:
     """A connector data dir with one personal dataset (R1…R5) and one open dataset."""
-    residents = tmp_path / "residents.csv"
-    residents.write_text("住民ID,氏名,住所\n" + "".join(f"R{i},住民{i},姫路市\n" for i in range(1, 6)),
-                         encoding="utf-8")
-    folder = tmp_path / "node" / "publishers" / P / "datasets"
-    folder.mkdir(parents=True)
-    (folder / f"{DS}.json").write_text(json.dumps({
-        "id": DS, "classification": "personal", "subject_field": "住民ID",
-        "source": {"adapter": "csv", "path": str(residents)}}, ensure_ascii=False))
-    (folder / "himeji-aed.json").write_text(json.dumps({
-        "id": "himeji-aed", "classification": "non_personal",
-        "source": {"adapter": "csv", "path": str(residents)}}, ensure_ascii=False))
-    return tmp_path / "node"
+    return personal_node(tmp_path, "住民ID,氏名,住所\n"
+                         + "".join(f"R{i},住民{i},姫路市\n" for i in range(1, 6)))
 
 
 def run(node: Path, *args: str):
