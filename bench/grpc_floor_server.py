@@ -1,7 +1,9 @@
 """The gRPC floor of a small transfer (``bench_small_transfers.py --floor``): a process serving
 ``PeerService`` over the same mTLS credentials and server options as a connector, whose
 ``Transfer`` yields three ready-made messages (header, one batch, summary: the sizes of a real
-1-row transfer) and whose ``AcknowledgeTransfer`` and ``Ping`` answer at once. No interceptor,
+1-row transfer) and whose ``AcknowledgeTransfer`` and ``Ping`` answer at once; its
+``TransferWithAcks`` reads the request, yields the same three messages, reads the final ack and
+answers it ``complete``. No interceptor,
 no checks, no database: what the provider's CPU per transfer cannot go below with this
 protocol on grpcio's asyncio server, measured on the same machine in the same run.
 
@@ -45,6 +47,15 @@ class Floor(peer_pb2_grpc.PeerServiceServicer):
 
     async def AcknowledgeTransfer(self, request, context):
         return peer_pb2.AcknowledgeTransferResponse(acked_seq=request.acked_seq, complete=True)
+
+    async def TransferWithAcks(self, request_iterator, context):
+        messages = aiter(request_iterator)
+        await anext(messages)                   # the request
+        for chunk in CHUNKS:
+            yield chunk
+        ack = (await anext(messages)).ack       # the final ack
+        yield peer_pb2.TransferChunk(acked=peer_pb2.AcknowledgeTransferResponse(
+            acked_seq=ack.acked_seq, complete=True))
 
 
 async def serve(tls_dir: Path) -> None:

@@ -48,7 +48,7 @@ from connector.transfer.journal import TransferJournal
 from connector.transfer.memory import keep_large_buffers
 from connector.transfer.output import FORMATS, PartialOutput
 from connector.transfer.progress_hooks import Progress, check_consumer_agreement
-from connector.transfer.wire import WireBatch, transfer_call
+from connector.transfer.wire import WireBatch, transfer_call, transfer_with_acks_call
 from connector.translate.builtin import is_builtin, needs_header, resolve_mapping
 from connector.translate.mapping import Mapping, load_mapping
 from mesh.certs import load_pem_bundle
@@ -127,6 +127,50 @@ class AckSender:
         await asyncio.gather(task, return_exceptions=True)
 
 
+class StreamAcks(AckSender):
+    """The same, on a ``TransferWithAcks`` call: the acks are written on the transfer's own
+    stream (one write at a time, as above) and the provider's answers come back on it between
+    the chunks; the final ack half-closes the call and reads on to its answer."""
+
+    def __init__(self, channel: grpc.aio.Channel, agreement_id: str) -> None:
+        super().__init__(None, agreement_id)
+        self.channel = channel
+        self.rpc: grpc.aio.StreamStreamCall | None = None
+
+    async def open(self, request: peer_pb2.TransferRequest) -> grpc.aio.StreamStreamCall:
+        """Start the call with the transfer request; the caller reads its chunks."""
+        self.rpc = transfer_with_acks_call(self.channel)()
+        try:
+            await self.rpc.write(peer_pb2.TransferUp(request=request))
+        except asyncio.InvalidStateError:  # already over (e.g. UNIMPLEMENTED): reading says why
+            pass
+        return self.rpc
+
+    async def call(self, request: peer_pb2.AcknowledgeTransferRequest) -> None:
+        assert self.rpc is not None
+        try:
+            await self.rpc.write(peer_pb2.TransferUp(ack=request))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.warning("acknowledgement of batch %d not sent: %s", request.acked_seq, exc,
+                        extra={"agreement": self.agreement_id})
+
+    async def final(self, transfer_id: str, seq: int, chain: str) -> bool:
+        await self.close(wait=True)
+        assert self.rpc is not None
+        await self.call(peer_pb2.AcknowledgeTransferRequest(
+            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain))
+        try:
+            await self.rpc.done_writing()
+            async for chunk in self.rpc:  # the same iterator the stream was read with
+                if isinstance(chunk, peer_pb2.TransferChunk) and chunk.HasField("acked") \
+                        and chunk.acked.acked_seq >= seq:
+                    return chunk.acked.complete
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.warning("final acknowledgement not taken: %s", exc,
+                        extra={"agreement": self.agreement_id})
+        return False
+
+
 @dataclass(frozen=True)
 class FetchResult:
     agreement_id: str
@@ -200,6 +244,7 @@ class Fetcher:
         self._resumed_after: list[int] = []
         self._pending_ack: asyncio.Task | None = None
         self._pending_write: asyncio.Future | None = None
+        self._previous_protocol = False  # the provider answered TransferWithAcks UNIMPLEMENTED
 
     async def run(self) -> FetchResult:
         """The fetch, holding its lock (``fetch_lock.py``) throughout: one at a time per output."""
@@ -252,13 +297,18 @@ class Fetcher:
             was_corrupt, corrupt = corrupt, False
             try:
                 async with await self._dial() as channel:
-                    acks = AckSender(peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer,
-                                     self.agreement_id)
-                    try:
-                        return await self._stream(transfer_call(channel), journal, usage, row,
-                                                  started, resumed, acks)
-                    finally:
-                        await acks.close()
+                    if not self._previous_protocol:
+                        try:
+                            return await self._on(channel, True, journal, usage, row, started,
+                                                  resumed)
+                        except grpc.aio.AioRpcError as exc:
+                            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                                raise
+                            # a provider of an earlier version (a mesh upgrades node by node)
+                            self._previous_protocol = True
+                            log.info("the provider has no TransferWithAcks: Transfer and "
+                                     "AcknowledgeTransfer", extra={"agreement": self.agreement_id})
+                    return await self._on(channel, False, journal, usage, row, started, resumed)
             except Unavailable as exc:  # the registry does not know where the provider is (yet)
                 problem = exc.message
             except grpc.aio.AioRpcError as exc:
@@ -313,6 +363,26 @@ class Fetcher:
             code="transfer_interrupted",
             details={"acked_seq": journal.acked_seq, "records": journal.records})
 
+    async def _on(self, channel: grpc.aio.Channel, with_acks: bool, journal: TransferJournal,
+                  usage: UsageStore, row: AgreementRow, started: float, resumed: int
+                  ) -> FetchResult:
+        """One attempt on ``channel``: ``TransferWithAcks`` (one call) or, ``with_acks`` false,
+        the previous version's ``Transfer`` and ``AcknowledgeTransfer``."""
+        if with_acks:
+            acks: AckSender = StreamAcks(channel, self.agreement_id)
+            opener = acks.open
+        else:
+            acks = AckSender(peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer,
+                             self.agreement_id)
+            call = transfer_call(channel)
+
+            async def opener(request: peer_pb2.TransferRequest):
+                return call(request)
+        try:
+            return await self._stream(opener, journal, usage, row, started, resumed, acks)
+        finally:
+            await acks.close()
+
     async def _stream(self, transfer, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
                       started: float, resumed: int, acks: AckSender) -> FetchResult:
         """Read the stream. Each batch is checked and written by a worker thread while the next
@@ -322,7 +392,7 @@ class Fetcher:
             after_seq=journal.acked_seq, since_version=journal.since_version,
             batch_rows=journal.batch_rows or self.batch_rows, passthrough=self.fmt == "raw",
             service_id=self.service, component_id=self.component)
-        call = transfer(request)
+        call = await transfer(request)
         output: PartialOutput | None = None
         loop = asyncio.get_running_loop()
         try:

@@ -80,15 +80,25 @@ class AcknowledgeTransferResponse(_message.Message):
     complete: bool
     def __init__(self, acked_seq: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
+class TransferUp(_message.Message):
+    __slots__ = ("request", "ack")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    request: TransferRequest
+    ack: AcknowledgeTransferRequest
+    def __init__(self, request: _Optional[_Union[TransferRequest, _Mapping]] = ..., ack: _Optional[_Union[AcknowledgeTransferRequest, _Mapping]] = ...) -> None: ...
+
 class TransferChunk(_message.Message):
-    __slots__ = ("header", "batch", "summary")
+    __slots__ = ("header", "batch", "summary", "acked")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
     header: TransferHeader
     batch: DataBatch
     summary: TransferSummary
-    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ...) -> None: ...
+    acked: AcknowledgeTransferResponse
+    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ..., acked: _Optional[_Union[AcknowledgeTransferResponse, _Mapping]] = ...) -> None: ...
 
 class TransferHeader(_message.Message):
     __slots__ = ("transfer_id", "dataset_id", "version", "arrow_schema", "incremental", "max_records", "consent_filtered", "passthrough", "media_type")
