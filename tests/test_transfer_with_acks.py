@@ -62,6 +62,7 @@ class Call:
     answers: list[peer_pb2.AcknowledgeTransferResponse] = field(default_factory=list)
     error: grpc.aio.AioRpcError | None = None
     ended: bool = False
+    wholes: int = 0       # TransferWhole messages (a small transfer in one)
 
     @classmethod
     async def open(cls, channel: grpc.aio.Channel, agreement: str = "", **kw) -> Call:
@@ -83,7 +84,14 @@ class Call:
         try:
             async for chunk in self.rpc:
                 kind = chunk.WhichOneof("body")
-                if kind == "header":
+                if kind == "whole":
+                    self.wholes += 1
+                    self.transfer_id = chunk.whole.header.transfer_id
+                    for b in chunk.whole.batches:
+                        self.digests[b.seq] = b.digest
+                        self.records += b.records
+                    self.summary, kind = chunk.whole.summary, "summary"
+                elif kind == "header":
                     self.transfer_id = chunk.header.transfer_id
                 elif kind == "batch":
                     self.digests[chunk.batch.seq] = chunk.batch.digest
@@ -116,18 +124,27 @@ async def _calls(h: MeshHarness, provider) -> dict[str, float]:
 
 async def test_fetch_is_one_call_complete_and_metered(harness: MeshHarness):
     h = harness
-    provider, source = await setup_transfer_mesh(h, rows=2500)
+    provider, source = await setup_transfer_mesh(h, rows=40)
     agreement = await agree(h)
     out = h.root / "out.ndjson"
     rc, result, err = await fetch_cli(h, agreement, out)
     assert rc == 0, err
     assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
     row = _provider_row(h, result["transfer_id"])
-    assert (row["status"], row["records"], row["acked_seq"]) == ("complete", 2500, row["batches"])
+    assert (row["status"], row["records"], row["acked_seq"]) == ("complete", 40, row["batches"])
     calls = await _calls(h, provider)
     assert calls.get(METHOD) == 1, calls
     assert "/areamesh.v1.PeerService/AcknowledgeTransfer" not in calls, calls
     assert "/areamesh.v1.PeerService/Transfer" not in calls, calls
+    # what the fetch got: the whole small transfer in one message, then the answer to its ack
+    async with _channel(h, provider) as channel:
+        call = await Call.open(channel, agreement)
+        await call.read("summary")
+        assert (call.wholes, call.records, call.summary.records) == (1, 40, 40), call.error
+        await call.ack(call.summary.batches, call.summary.digest)
+        await call.read()
+        assert call.ended and [a.complete for a in call.answers] == [True], call.error
+    assert _provider_row(h, call.transfer_id)["status"] == "complete"
 
 
 async def test_hostile_moves_on_the_call(harness: MeshHarness):

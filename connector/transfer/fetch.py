@@ -204,6 +204,18 @@ class FetchResult:
         return d
 
 
+def _unpacked(message) -> tuple:
+    """A ``TransferWhole`` (``TransferWithAcks``: a small transfer in one message) as the
+    header, batches and summary it holds; any other message as itself."""
+    if not isinstance(message, peer_pb2.TransferChunk) or not message.HasField("whole"):
+        return (message,)
+    whole = message.whole
+    return (peer_pb2.TransferChunk(header=whole.header),
+            *(WireBatch(b.seq, b.first_record, b.records, memoryview(b.arrow_ipc), b.digest)
+              for b in whole.batches),
+            peer_pb2.TransferChunk(summary=whole.summary))
+
+
 class _StreamBroken(Exception):
     pass
 
@@ -398,33 +410,34 @@ class Fetcher:
         try:
             schema = None
             last_ack, unacked_bytes = time.monotonic(), 0
-            async for chunk in call:
-                if isinstance(chunk, WireBatch):
-                    if output is None:
-                        raise _StreamBroken("a batch arrived before the header")
-                    if chunk.seq != self._seq + 1:
-                        raise _StreamBroken(f"batch {chunk.seq} arrived where {self._seq + 1} was "
-                                            "expected")
-                    self._seq = chunk.seq
-                    await self._settle_write()  # the previous batch is written now
-                    if (time.monotonic() - last_ack >= ACK_EVERY_SECONDS
-                            or unacked_bytes >= ACK_EVERY_BYTES) and self._ack_idle():
-                        # fsync in the background while the stream goes on
-                        self._pending_ack = self._start_ack(journal, output, usage, acks)
-                        last_ack, unacked_bytes = time.monotonic(), 0
-                    self._pending_write = loop.run_in_executor(
-                        None, self._receive, chunk, schema, output)
-                    unacked_bytes += len(chunk.payload)
-                    continue
-                kind = chunk.WhichOneof("body")
-                if kind == "header":
-                    output, schema = await self._begin(chunk.header, journal, usage, row)
-                elif kind == "summary":
-                    if output is None:
-                        raise _StreamBroken("a summary arrived before the header")
-                    await self._settle_write()
-                    return await self._finish(chunk.summary, journal, output, usage, started,
-                                              resumed, acks)
+            async for message in call:
+                for chunk in _unpacked(message):
+                    if isinstance(chunk, WireBatch):
+                        if output is None:
+                            raise _StreamBroken("a batch arrived before the header")
+                        if chunk.seq != self._seq + 1:
+                            raise _StreamBroken(f"batch {chunk.seq} arrived where {self._seq + 1} was "
+                                                "expected")
+                        self._seq = chunk.seq
+                        await self._settle_write()  # the previous batch is written now
+                        if (time.monotonic() - last_ack >= ACK_EVERY_SECONDS
+                                or unacked_bytes >= ACK_EVERY_BYTES) and self._ack_idle():
+                            # fsync in the background while the stream goes on
+                            self._pending_ack = self._start_ack(journal, output, usage, acks)
+                            last_ack, unacked_bytes = time.monotonic(), 0
+                        self._pending_write = loop.run_in_executor(
+                            None, self._receive, chunk, schema, output)
+                        unacked_bytes += len(chunk.payload)
+                        continue
+                    kind = chunk.WhichOneof("body")
+                    if kind == "header":
+                        output, schema = await self._begin(chunk.header, journal, usage, row)
+                    elif kind == "summary":
+                        if output is None:
+                            raise _StreamBroken("a summary arrived before the header")
+                        await self._settle_write()
+                        return await self._finish(chunk.summary, journal, output, usage, started,
+                                                  resumed, acks)
             raise _StreamBroken("the stream ended without a summary")
         except (grpc.aio.AioRpcError, _StreamBroken):
             # every batch written so far passed its digest: acknowledge them, resume after them

@@ -135,12 +135,13 @@ class PeerServiceServicer:
         two). The consumer sends one TransferRequest first, then its acknowledgements of that
         transfer on the same stream: periodic ones while batches arrive, and the final one after
         the summary is verified. The provider sends the header, the batches and the summary as
-        Transfer does, and answers each acknowledgement with a TransferChunk carrying `acked`
-        (checked exactly as AcknowledgeTransfer checks them); after the answer that says
-        `complete` it ends the call. A second request, or an acknowledgement of another transfer,
-        ends the call with INVALID_ARGUMENT. A call that ends before the final ack leaves the
-        transfer resumable, as a lost AcknowledgeTransfer does. A provider of an earlier version
-        answers UNIMPLEMENTED: the consumer then uses Transfer and AcknowledgeTransfer.
+        Transfer does (a small transfer as one TransferWhole message), and answers each
+        acknowledgement with a TransferChunk carrying `acked` (checked exactly as
+        AcknowledgeTransfer checks them); after the answer that says `complete` it ends the call.
+        A second request, or an acknowledgement of another transfer, ends the call with
+        INVALID_ARGUMENT. A call that ends before the final ack leaves the transfer resumable, as
+        a lost AcknowledgeTransfer does. A provider of an earlier version answers UNIMPLEMENTED:
+        the consumer then uses Transfer and AcknowledgeTransfer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
