@@ -4,13 +4,15 @@ Checks its own copy of the agreement first (FINALIZED, signatures, not expired),
 provider's connector through the registry, and reads the stream: every batch's sequence number
 and digest are checked, the optional mapping is applied (rejected rows go to the rejects file
 with their row numbers), and progress is acknowledged in the journal (``journal.py``) every
-5 s or 256 MB; each such acknowledgement is also told to the provider in the background
-(``AckSender``: ``AcknowledgeTransfer``, one call at a time, the newest waiting), and the final
-one after the summary checks out completes the transfer there. A broken stream — provider
-restarted, network gone, a batch that fails its digest — is resumed from the last acknowledged
-batch, with backoff; if the provider stays away the command stops with the journal in place
-and the same command resumes later. A batch that
-fails its digest is never written; if it still fails on the last attempt the command stops with
+5 s or 256 MB; each such acknowledgement is also told to the provider in the background, and
+the final one after the summary checks out completes the transfer there. The stream and the
+acknowledgements share one ``TransferWithAcks`` call (``StreamAcks``: written on the call, one
+at a time, the newest waiting); a provider of an earlier version answers it UNIMPLEMENTED, and
+then this fetch uses ``Transfer`` and ``AcknowledgeTransfer`` calls instead (``AckSender``).
+A broken stream — provider restarted, network gone, a batch that fails its digest — is
+resumed from the last acknowledged batch, with backoff; if the provider stays away the command
+stops with the journal in place and the same command resumes later. A batch that fails its
+digest is never written; if it still fails on the last attempt the command stops with
 ``batch_digest_mismatch`` (the data was altered, not merely cut off). The output file appears
 only when the summary's digest equals the one computed here.
 """
