@@ -2,7 +2,7 @@
 ``PeerService.Ping`` on the same mTLS channel, in the same run.
 
 Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]
-[--floor]``
+[--floor] [--pair]``
 
 A registry and the providing connector (大阪府, 270008) run as real processes on 127.0.0.1 with
 random ports. The provider serves ``small-feed``, a contract dataset whose CSV source holds one
@@ -15,9 +15,12 @@ under one such agreement transfers run one at a time by design.)
 
 The bench process is the consumer (加古川市, 282103) with its data dir's key store, over one
 reused mTLS channel, ``--concurrency`` calls in flight. One *small transfer* is what a consumer
-does to get and settle a transfer: ``Transfer`` read to its summary (header, one batch,
-summary), then ``AcknowledgeTransfer`` of the last batch with the stream digest, which must
-answer ``complete``. The baseline is ``Ping`` (64-byte payload) at the same concurrency on the
+does to get and settle a transfer: one ``TransferWithAcks`` call, on which it sends the request,
+reads the header, the batch and the summary (from this provider, one ``TransferWhole`` message),
+sends the ack of the last batch with the stream digest and reads the answer, which must say
+``complete``. (Until 2026-12-04 this was two calls: ``Transfer`` read to its summary, then
+``AcknowledgeTransfer``; ``--pair`` measures that too, on the same provider.) The baseline is
+``Ping`` (64-byte payload) at the same concurrency on the
 same channel. Transfers and pings alternate in blocks (ABBA); each block's rate is calls / wall
 time, and the figure is the median of the block rates; latencies are per call. The provider's
 CPU time per call (``/proc/<pid>/stat``, all its threads, median over blocks) is the figure that
@@ -28,13 +31,14 @@ provider's ``metering.db`` must hold every acknowledged transfer as complete wit
 has stopped: where the provider's CPU goes (aiosqlite's and the worker threads' time is not in
 it; ``py-spy record --threads`` on the provider's pid shows those).
 
-``--floor`` adds a third kind of block, ABC CBA: the same transfer calls against
+``--floor`` adds a kind of block, ABC CBA: the same transfer calls against
 ``grpc_floor_server.py``, a no-op ``PeerService`` on the provider's credentials, whose CPU per
 transfer is what this protocol costs on grpcio's asyncio server before any check.
 
 One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s; with
 the consumer's CPU per call too), ``small_transfer_ping_rate`` (the baseline) and, with
-``--floor``, ``small_transfer_grpc_floor``. Progress goes to stderr.
+``--floor``, ``small_transfer_grpc_floor``; with ``--pair``,
+``small_transfer_previous_protocol``. Progress goes to stderr.
 """
 
 from __future__ import annotations
