@@ -220,8 +220,11 @@ class TransferProvider:
                 if answer.acked.complete:
                     return
         finally:
-            if reading is not None and not reading.done():
-                reading.cancel()
+            if reading is not None:
+                if not reading.done():
+                    reading.cancel()
+                elif not reading.cancelled():
+                    reading.exception()  # retrieved: the call has ended anyway
 
     async def _stream_ack(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, transfer_id: str,
                           message: peer_pb2.TransferUp) -> peer_pb2.TransferChunk | None:
