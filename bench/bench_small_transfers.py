@@ -2,7 +2,7 @@
 ``PeerService.Ping`` on the same mTLS channel, in the same run.
 
 Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]
-[--floor]``
+[--floor] [--pair]``
 
 A registry and the providing connector (大阪府, 270008) run as real processes on 127.0.0.1 with
 random ports. The provider serves ``small-feed``, a contract dataset whose CSV source holds one
@@ -15,9 +15,12 @@ under one such agreement transfers run one at a time by design.)
 
 The bench process is the consumer (加古川市, 282103) with its data dir's key store, over one
 reused mTLS channel, ``--concurrency`` calls in flight. One *small transfer* is what a consumer
-does to get and settle a transfer: ``Transfer`` read to its summary (header, one batch,
-summary), then ``AcknowledgeTransfer`` of the last batch with the stream digest, which must
-answer ``complete``. The baseline is ``Ping`` (64-byte payload) at the same concurrency on the
+does to get and settle a transfer: one ``TransferWithAcks`` call, on which it sends the request,
+reads the header, the batch and the summary (from this provider, one ``TransferWhole`` message),
+sends the ack of the last batch with the stream digest and reads the answer, which must say
+``complete``. (Until 2026-12-04 this was two calls: ``Transfer`` read to its summary, then
+``AcknowledgeTransfer``; ``--pair`` measures that too, on the same provider.) The baseline is
+``Ping`` (64-byte payload) at the same concurrency on the
 same channel. Transfers and pings alternate in blocks (ABBA); each block's rate is calls / wall
 time, and the figure is the median of the block rates; latencies are per call. The provider's
 CPU time per call (``/proc/<pid>/stat``, all its threads, median over blocks) is the figure that
@@ -28,13 +31,14 @@ provider's ``metering.db`` must hold every acknowledged transfer as complete wit
 has stopped: where the provider's CPU goes (aiosqlite's and the worker threads' time is not in
 it; ``py-spy record --threads`` on the provider's pid shows those).
 
-``--floor`` adds a third kind of block, ABC CBA: the same transfer calls against
+``--floor`` adds a kind of block, ABC CBA: the same transfer calls against
 ``grpc_floor_server.py``, a no-op ``PeerService`` on the provider's credentials, whose CPU per
 transfer is what this protocol costs on grpcio's asyncio server before any check.
 
 One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s; with
 the consumer's CPU per call too), ``small_transfer_ping_rate`` (the baseline) and, with
-``--floor``, ``small_transfer_grpc_floor``. Progress goes to stderr.
+``--floor``, ``small_transfer_grpc_floor``; with ``--pair``,
+``small_transfer_previous_protocol``. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -108,9 +112,10 @@ def dataset_doc() -> dict:
 
 class Bench:
     def __init__(self, root: Path, per_block: int, concurrency: int, profile: bool,
-                 floor: bool = False) -> None:
+                 floor: bool = False, pair: bool = False) -> None:
         self.root = root
         self.floor = floor
+        self.pair = pair
         self.per_block = per_block
         self.concurrency = concurrency
         self.profile = profile
@@ -179,6 +184,7 @@ class Bench:
                     for name, port in (("provider", self.provider.ready["grpc_port"]),
                                        ("floor", floor_port)) if port}
         pids = {"transfer": self.provider.proc.pid, "ping": self.provider.proc.pid,
+                "pair": self.provider.proc.pid,
                 "floor": floor_proc.pid if floor_proc else 0}
         try:
             stubs = {name: peer_pb2_grpc.PeerServiceStub(c) for name, c in channels.items()}
@@ -187,6 +193,41 @@ class Bench:
             done: list[int] = [0]
 
             async def transfer_on(stub: peer_pb2_grpc.PeerServiceStub) -> None:
+                """One small transfer on one ``TransferWithAcks`` call: the request, the
+                header, the batch and the summary (one ``TransferWhole`` message from a provider
+                of this version), the final ack and its answer."""
+                transfer_id, summary, records = "", None, 0
+                call = stub.TransferWithAcks(timeout=30)
+                await call.write(peer_pb2.TransferUp(request=peer_pb2.TransferRequest(
+                    agreement_id=agreement)))
+                async for chunk in call:
+                    kind = chunk.WhichOneof("body")
+                    if kind == "whole":  # header, batches and summary in one message
+                        transfer_id = chunk.whole.header.transfer_id
+                        records += sum(b.records for b in chunk.whole.batches)
+                        summary = chunk.whole.summary
+                        break
+                    if kind == "header":
+                        transfer_id = chunk.header.transfer_id
+                    elif kind == "batch":
+                        records += chunk.batch.records
+                    elif kind == "summary":
+                        summary = chunk.summary
+                        break
+                if summary is None or records != 1:
+                    raise RuntimeError(f"transfer {transfer_id} ended without a summary or with "
+                                       f"{records} records")
+                await call.write(peer_pb2.TransferUp(ack=peer_pb2.AcknowledgeTransferRequest(
+                    acked_seq=summary.batches, chain=summary.digest)))
+                await call.done_writing()
+                reply = None
+                async for chunk in call:  # the answer, then the end of the call
+                    reply = chunk.acked
+                if reply is None or not reply.complete:
+                    raise RuntimeError(f"transfer {transfer_id} not complete after its final ack")
+
+            async def pair_on(stub: peer_pb2_grpc.PeerServiceStub) -> None:
+                """The previous protocol: ``Transfer``, then ``AcknowledgeTransfer``."""
                 transfer_id, summary, records = "", None, 0
                 async for chunk in stub.Transfer(peer_pb2.TransferRequest(agreement_id=agreement),
                                                  timeout=30):
@@ -216,6 +257,10 @@ class Bench:
             async def one_floor() -> None:
                 await transfer_on(stubs["floor"])
 
+            async def one_pair() -> None:
+                await pair_on(stub)
+                done[0] += 1
+
             async def block(kind: str, n: int) -> tuple[float, list[float], float, float]:
                 """(calls per second, latencies in ms, server and consumer CPU ms per call)"""
                 call = calls[kind]
@@ -235,13 +280,17 @@ class Bench:
                 own = time.process_time() - own0
                 return n / wall, latencies, cpu * 1000 / n, own * 1000 / n
 
-            calls = {"transfer": one_transfer, "ping": one_ping, "floor": one_floor}
-            kinds = ("transfer", "ping", "floor") if self.floor else ("transfer", "ping")
+            calls = {"transfer": one_transfer, "ping": one_ping, "floor": one_floor,
+                     "pair": one_pair}
+            kinds = ("transfer", "ping") + (("floor",) if self.floor else ()) + (
+                ("pair",) if self.pair else ())
             log("warm-up")
             await block("ping", 400)
             await block("transfer", 200)
             if self.floor:
                 await block("floor", 200)
+            if self.pair:
+                await block("pair", 200)
             rates: dict[str, list[float]] = {k: [] for k in kinds}
             lat: dict[str, list[float]] = {k: [] for k in kinds}
             cpu: dict[str, list[float]] = {k: [] for k in kinds}
@@ -300,8 +349,9 @@ class Bench:
             "consumer_cpu_ms_per_transfer": round(statistics.median(own["transfer"]), 3),
             "consumer_cpu_ms_per_ping": round(statistics.median(own["ping"]), 3),
             "acknowledged_complete": done, "metered_complete": metered,
-            "what": "Transfer of a 1-row contract dataset to its summary + final "
-                    "AcknowledgeTransfer (complete), one mTLS channel; baseline Ping on it"},
+            "what": "TransferWithAcks of a 1-row contract dataset: request, header + batch + "
+                    "summary (one TransferWhole), final ack answered complete, on one call over "
+                    "one mTLS channel; baseline Ping on it"},
             ensure_ascii=False), flush=True)
         print(json.dumps({
             "figure": "small_transfer_ping_rate", "value": round(p_rate, 1), "unit": "calls/s",
@@ -316,9 +366,20 @@ class Bench:
                 "p50_ms": round(percentile(lat["floor"], 50), 2),
                 "server_cpu_ms_per_transfer": round(statistics.median(cpu["floor"]), 3),
                 "consumer_cpu_ms_per_transfer": round(statistics.median(own["floor"]), 3),
-                "what": "the same calls (3-message Transfer stream + unary ack) served by a "
-                        "no-op PeerService (grpc_floor_server.py) on the same credentials"},
+                "what": "the same TransferWithAcks calls (request, one TransferWhole, ack, "
+                        "answer) served by a no-op PeerService (grpc_floor_server.py) on the "
+                        "same credentials"},
                 ensure_ascii=False), flush=True)
+        if "pair" in rates:
+            a_rate = statistics.median(rates["pair"])
+            print(json.dumps({
+                "figure": "small_transfer_previous_protocol", "value": round(a_rate, 1),
+                "unit": "transfers/s", "block_rates": [round(x, 1) for x in rates["pair"]],
+                "p50_ms": round(percentile(lat["pair"], 50), 2),
+                "provider_cpu_ms_per_transfer": round(statistics.median(cpu["pair"]), 3),
+                "consumer_cpu_ms_per_transfer": round(statistics.median(own["pair"]), 3),
+                "what": "the same provider, the previous protocol: Transfer read to its summary "
+                        "+ unary AcknowledgeTransfer (complete)"}, ensure_ascii=False), flush=True)
         if metered != done:
             raise RuntimeError(f"{done} transfers acknowledged complete, {metered} metered")
 
@@ -345,11 +406,14 @@ def main() -> int:
                         help="run the provider under cProfile and print its top functions")
     parser.add_argument("--floor", action="store_true",
                         help="also the same calls against a no-op gRPC server (the floor)")
+    parser.add_argument("--pair", action="store_true",
+                        help="also the previous protocol (Transfer + AcknowledgeTransfer) on the "
+                             "same provider")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="areamesh-bench-small-"))
     try:
         asyncio.run(Bench(root, 500 if args.quick else 2000, args.concurrency, args.profile,
-                          args.floor).run())
+                          args.floor, args.pair).run())
     except ProcessFailed as exc:
         log(f"failed: {exc}")
         return 1

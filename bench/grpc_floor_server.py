@@ -1,9 +1,12 @@
 """The gRPC floor of a small transfer (``bench_small_transfers.py --floor``): a process serving
 ``PeerService`` over the same mTLS credentials and server options as a connector, whose
 ``Transfer`` yields three ready-made messages (header, one batch, summary: the sizes of a real
-1-row transfer) and whose ``AcknowledgeTransfer`` and ``Ping`` answer at once. No interceptor,
-no checks, no database: what the provider's CPU per transfer cannot go below with this
-protocol on grpcio's asyncio server, measured on the same machine in the same run.
+1-row transfer) and whose ``AcknowledgeTransfer`` and ``Ping`` answer at once; its
+``TransferWithAcks`` reads the request, yields the same three as one ``TransferWhole``
+message (as the provider sends a transfer that small), reads the final ack and answers it
+``complete``. No interceptor, no checks, no database: what the provider's CPU per transfer
+cannot go below with this protocol on grpcio's asyncio server, measured on the same machine in
+the same run.
 
 Run: ``python bench/grpc_floor_server.py <tls dir>``; prints ``{"grpc_port": N}`` once serving
 and runs until SIGTERM.
@@ -34,6 +37,9 @@ CHUNKS = (
         batches=1, records=1, bytes=380, digest="0" * 64)),
 )
 
+WHOLE = peer_pb2.TransferChunk(whole=peer_pb2.TransferWhole(
+    header=CHUNKS[0].header, batches=[CHUNKS[1].batch], summary=CHUNKS[2].summary))
+
 
 class Floor(peer_pb2_grpc.PeerServiceServicer):
     async def Ping(self, request, context):
@@ -45,6 +51,14 @@ class Floor(peer_pb2_grpc.PeerServiceServicer):
 
     async def AcknowledgeTransfer(self, request, context):
         return peer_pb2.AcknowledgeTransferResponse(acked_seq=request.acked_seq, complete=True)
+
+    async def TransferWithAcks(self, request_iterator, context):
+        messages = aiter(request_iterator)
+        await anext(messages)                   # the request
+        yield WHOLE
+        ack = (await anext(messages)).ack       # the final ack
+        yield peer_pb2.TransferChunk(acked=peer_pb2.AcknowledgeTransferResponse(
+            acked_seq=ack.acked_seq, complete=True))
 
 
 async def serve(tls_dir: Path) -> None:

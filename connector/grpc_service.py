@@ -60,6 +60,16 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
                 chunk = peer_pb2.TransferChunk.FromString(chunk)
             yield chunk
 
+    async def TransferWithAcks(self, request_iterator: AsyncIterator[peer_pb2.TransferUp],
+                               context: grpc.aio.ServicerContext
+                               ) -> AsyncIterator[peer_pb2.TransferChunk | bytes]:
+        """Transfer and its acknowledgements on one call (``TransferProvider.stream_with_acks``)."""
+        transfers = await self.data_plane.transfers()
+        async for chunk in transfers.stream_with_acks(current_peer(), request_iterator):
+            if isinstance(chunk, bytes) and not self.transfer_bytes:
+                chunk = peer_pb2.TransferChunk.FromString(chunk)
+            yield chunk
+
     async def AcknowledgeTransfer(self, request: peer_pb2.AcknowledgeTransferRequest,
                                   context: grpc.aio.ServicerContext
                                   ) -> peer_pb2.AcknowledgeTransferResponse:
@@ -98,12 +108,15 @@ class PeerGrpcService(peer_pb2_grpc.PeerServiceServicer):
 
 
 def add_peer_service(servicer: PeerGrpcService, server: grpc.aio.Server) -> None:
-    """Register ``servicer`` as the generated code does, but with a Transfer serializer that
-    sends pre-encoded batches as they are (saves two copies of every batch)."""
+    """Register ``servicer`` as the generated code does, but with Transfer serializers that
+    send pre-encoded batches as they are (saves two copies of every batch)."""
     peer_pb2_grpc.add_PeerServiceServicer_to_server(servicer, server)
     server.add_registered_method_handlers(SERVICE_NAME, {
         "Transfer": grpc.unary_stream_rpc_method_handler(
             servicer.Transfer, request_deserializer=peer_pb2.TransferRequest.FromString,
+            response_serializer=serialize_chunk),
+        "TransferWithAcks": grpc.stream_stream_rpc_method_handler(
+            servicer.TransferWithAcks, request_deserializer=peer_pb2.TransferUp.FromString,
             response_serializer=serialize_chunk)})
     servicer.transfer_bytes = True
 

@@ -4,13 +4,15 @@ Checks its own copy of the agreement first (FINALIZED, signatures, not expired),
 provider's connector through the registry, and reads the stream: every batch's sequence number
 and digest are checked, the optional mapping is applied (rejected rows go to the rejects file
 with their row numbers), and progress is acknowledged in the journal (``journal.py``) every
-5 s or 256 MB; each such acknowledgement is also told to the provider in the background
-(``AckSender``: ``AcknowledgeTransfer``, one call at a time, the newest waiting), and the final
-one after the summary checks out completes the transfer there. A broken stream — provider
-restarted, network gone, a batch that fails its digest — is resumed from the last acknowledged
-batch, with backoff; if the provider stays away the command stops with the journal in place
-and the same command resumes later. A batch that
-fails its digest is never written; if it still fails on the last attempt the command stops with
+5 s or 256 MB; each such acknowledgement is also told to the provider in the background, and
+the final one after the summary checks out completes the transfer there. The stream and the
+acknowledgements share one ``TransferWithAcks`` call (``StreamAcks``: written on the call, one
+at a time, the newest waiting); a provider of an earlier version answers it UNIMPLEMENTED, and
+then this fetch uses ``Transfer`` and ``AcknowledgeTransfer`` calls instead (``AckSender``).
+A broken stream — provider restarted, network gone, a batch that fails its digest — is
+resumed from the last acknowledged batch, with backoff; if the provider stays away the command
+stops with the journal in place and the same command resumes later. A batch that fails its
+digest is never written; if it still fails on the last attempt the command stops with
 ``batch_digest_mismatch`` (the data was altered, not merely cut off). The output file appears
 only when the summary's digest equals the one computed here.
 """
@@ -48,7 +50,7 @@ from connector.transfer.journal import TransferJournal
 from connector.transfer.memory import keep_large_buffers
 from connector.transfer.output import FORMATS, PartialOutput
 from connector.transfer.progress_hooks import Progress, check_consumer_agreement
-from connector.transfer.wire import WireBatch, transfer_call
+from connector.transfer.wire import WireBatch, transfer_call, transfer_with_acks_call
 from connector.translate.builtin import is_builtin, needs_header, resolve_mapping
 from connector.translate.mapping import Mapping, load_mapping
 from mesh.certs import load_pem_bundle
@@ -127,6 +129,50 @@ class AckSender:
         await asyncio.gather(task, return_exceptions=True)
 
 
+class StreamAcks(AckSender):
+    """The same, on a ``TransferWithAcks`` call: the acks are written on the transfer's own
+    stream (one write at a time, as above) and the provider's answers come back on it between
+    the chunks; the final ack half-closes the call and reads on to its answer."""
+
+    def __init__(self, channel: grpc.aio.Channel, agreement_id: str) -> None:
+        super().__init__(None, agreement_id)
+        self.channel = channel
+        self.rpc: grpc.aio.StreamStreamCall | None = None
+
+    async def open(self, request: peer_pb2.TransferRequest) -> grpc.aio.StreamStreamCall:
+        """Start the call with the transfer request; the caller reads its chunks."""
+        self.rpc = transfer_with_acks_call(self.channel)()
+        try:
+            await self.rpc.write(peer_pb2.TransferUp(request=request))
+        except asyncio.InvalidStateError:  # already over (e.g. UNIMPLEMENTED): reading says why
+            pass
+        return self.rpc
+
+    async def call(self, request: peer_pb2.AcknowledgeTransferRequest) -> None:
+        assert self.rpc is not None
+        try:
+            await self.rpc.write(peer_pb2.TransferUp(ack=request))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.warning("acknowledgement of batch %d not sent: %s", request.acked_seq, exc,
+                        extra={"agreement": self.agreement_id})
+
+    async def final(self, transfer_id: str, seq: int, chain: str) -> bool:
+        await self.close(wait=True)
+        assert self.rpc is not None
+        await self.call(peer_pb2.AcknowledgeTransferRequest(
+            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain))
+        try:
+            await self.rpc.done_writing()
+            async for chunk in self.rpc:  # the same iterator the stream was read with
+                if isinstance(chunk, peer_pb2.TransferChunk) and chunk.HasField("acked") \
+                        and chunk.acked.acked_seq >= seq:
+                    return chunk.acked.complete
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.warning("final acknowledgement not taken: %s", exc,
+                        extra={"agreement": self.agreement_id})
+        return False
+
+
 @dataclass(frozen=True)
 class FetchResult:
     agreement_id: str
@@ -158,6 +204,18 @@ class FetchResult:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["out"], d["rejects_file"] = str(self.out), str(self.rejects_file) if self.rejects_file else None
         return d
+
+
+def _unpacked(message) -> tuple:
+    """A ``TransferWhole`` (``TransferWithAcks``: a small transfer in one message) as the
+    header, batches and summary it holds; any other message as itself."""
+    if not isinstance(message, peer_pb2.TransferChunk) or not message.HasField("whole"):
+        return (message,)
+    whole = message.whole
+    return (peer_pb2.TransferChunk(header=whole.header),
+            *(WireBatch(b.seq, b.first_record, b.records, memoryview(b.arrow_ipc), b.digest)
+              for b in whole.batches),
+            peer_pb2.TransferChunk(summary=whole.summary))
 
 
 class _StreamBroken(Exception):
@@ -200,6 +258,7 @@ class Fetcher:
         self._resumed_after: list[int] = []
         self._pending_ack: asyncio.Task | None = None
         self._pending_write: asyncio.Future | None = None
+        self._previous_protocol = False  # the provider answered TransferWithAcks UNIMPLEMENTED
 
     async def run(self) -> FetchResult:
         """The fetch, holding its lock (``fetch_lock.py``) throughout: one at a time per output."""
@@ -252,13 +311,18 @@ class Fetcher:
             was_corrupt, corrupt = corrupt, False
             try:
                 async with await self._dial() as channel:
-                    acks = AckSender(peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer,
-                                     self.agreement_id)
-                    try:
-                        return await self._stream(transfer_call(channel), journal, usage, row,
-                                                  started, resumed, acks)
-                    finally:
-                        await acks.close()
+                    if not self._previous_protocol:
+                        try:
+                            return await self._on(channel, True, journal, usage, row, started,
+                                                  resumed)
+                        except grpc.aio.AioRpcError as exc:
+                            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                                raise
+                            # a provider of an earlier version (a mesh upgrades node by node)
+                            self._previous_protocol = True
+                            log.info("the provider has no TransferWithAcks: Transfer and "
+                                     "AcknowledgeTransfer", extra={"agreement": self.agreement_id})
+                    return await self._on(channel, False, journal, usage, row, started, resumed)
             except Unavailable as exc:  # the registry does not know where the provider is (yet)
                 problem = exc.message
             except grpc.aio.AioRpcError as exc:
@@ -313,6 +377,26 @@ class Fetcher:
             code="transfer_interrupted",
             details={"acked_seq": journal.acked_seq, "records": journal.records})
 
+    async def _on(self, channel: grpc.aio.Channel, with_acks: bool, journal: TransferJournal,
+                  usage: UsageStore, row: AgreementRow, started: float, resumed: int
+                  ) -> FetchResult:
+        """One attempt on ``channel``: ``TransferWithAcks`` (one call) or, ``with_acks`` false,
+        the previous version's ``Transfer`` and ``AcknowledgeTransfer``."""
+        if with_acks:
+            acks: AckSender = StreamAcks(channel, self.agreement_id)
+            opener = acks.open
+        else:
+            acks = AckSender(peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer,
+                             self.agreement_id)
+            call = transfer_call(channel)
+
+            async def opener(request: peer_pb2.TransferRequest):
+                return call(request)
+        try:
+            return await self._stream(opener, journal, usage, row, started, resumed, acks)
+        finally:
+            await acks.close()
+
     async def _stream(self, transfer, journal: TransferJournal, usage: UsageStore, row: AgreementRow,
                       started: float, resumed: int, acks: AckSender) -> FetchResult:
         """Read the stream. Each batch is checked and written by a worker thread while the next
@@ -322,39 +406,40 @@ class Fetcher:
             after_seq=journal.acked_seq, since_version=journal.since_version,
             batch_rows=journal.batch_rows or self.batch_rows, passthrough=self.fmt == "raw",
             service_id=self.service, component_id=self.component)
-        call = transfer(request)
+        call = await transfer(request)
         output: PartialOutput | None = None
         loop = asyncio.get_running_loop()
         try:
             schema = None
             last_ack, unacked_bytes = time.monotonic(), 0
-            async for chunk in call:
-                if isinstance(chunk, WireBatch):
-                    if output is None:
-                        raise _StreamBroken("a batch arrived before the header")
-                    if chunk.seq != self._seq + 1:
-                        raise _StreamBroken(f"batch {chunk.seq} arrived where {self._seq + 1} was "
-                                            "expected")
-                    self._seq = chunk.seq
-                    await self._settle_write()  # the previous batch is written now
-                    if (time.monotonic() - last_ack >= ACK_EVERY_SECONDS
-                            or unacked_bytes >= ACK_EVERY_BYTES) and self._ack_idle():
-                        # fsync in the background while the stream goes on
-                        self._pending_ack = self._start_ack(journal, output, usage, acks)
-                        last_ack, unacked_bytes = time.monotonic(), 0
-                    self._pending_write = loop.run_in_executor(
-                        None, self._receive, chunk, schema, output)
-                    unacked_bytes += len(chunk.payload)
-                    continue
-                kind = chunk.WhichOneof("body")
-                if kind == "header":
-                    output, schema = await self._begin(chunk.header, journal, usage, row)
-                elif kind == "summary":
-                    if output is None:
-                        raise _StreamBroken("a summary arrived before the header")
-                    await self._settle_write()
-                    return await self._finish(chunk.summary, journal, output, usage, started,
-                                              resumed, acks)
+            async for message in call:
+                for chunk in _unpacked(message):
+                    if isinstance(chunk, WireBatch):
+                        if output is None:
+                            raise _StreamBroken("a batch arrived before the header")
+                        if chunk.seq != self._seq + 1:
+                            raise _StreamBroken(f"batch {chunk.seq} arrived where {self._seq + 1} was "
+                                                "expected")
+                        self._seq = chunk.seq
+                        await self._settle_write()  # the previous batch is written now
+                        if (time.monotonic() - last_ack >= ACK_EVERY_SECONDS
+                                or unacked_bytes >= ACK_EVERY_BYTES) and self._ack_idle():
+                            # fsync in the background while the stream goes on
+                            self._pending_ack = self._start_ack(journal, output, usage, acks)
+                            last_ack, unacked_bytes = time.monotonic(), 0
+                        self._pending_write = loop.run_in_executor(
+                            None, self._receive, chunk, schema, output)
+                        unacked_bytes += len(chunk.payload)
+                        continue
+                    kind = chunk.WhichOneof("body")
+                    if kind == "header":
+                        output, schema = await self._begin(chunk.header, journal, usage, row)
+                    elif kind == "summary":
+                        if output is None:
+                            raise _StreamBroken("a summary arrived before the header")
+                        await self._settle_write()
+                        return await self._finish(chunk.summary, journal, output, usage, started,
+                                                  resumed, acks)
             raise _StreamBroken("the stream ended without a summary")
         except (grpc.aio.AioRpcError, _StreamBroken):
             # every batch written so far passed its digest: acknowledge them, resume after them

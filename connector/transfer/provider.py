@@ -69,6 +69,7 @@ MAX_BATCH_ROWS = 1_000_000
 PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
 READ_AHEAD = 2        # passthrough chunks prepared ahead of the one being sent
 INLINE_BATCH_BYTES = 64 << 10  # a batch this small is typed and encoded on the event loop
+WHOLE_BYTES = 64 << 10   # TransferWithAcks: a transfer this small goes as one message
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,107 @@ class TransferProvider:
     async def acknowledge(self, peer: PeerIdentity, req: peer_pb2.AcknowledgeTransferRequest
                           ) -> peer_pb2.AcknowledgeTransferResponse:
         return await self.acks.acknowledge(peer, req)
+
+    async def stream_with_acks(self, peer: PeerIdentity, messages: AsyncIterator[peer_pb2.TransferUp]
+                               ) -> AsyncIterator[peer_pb2.TransferChunk | bytes]:
+        """``TransferWithAcks``: the request, then the stream as ``stream`` sends it, with the
+        consumer's acks of this very transfer read on the same call and answered in it
+        (``TransferAcks``, the same checks as ``AcknowledgeTransfer``); the call ends after the
+        answer that completes the transfer. A transfer whose header and batches take at most
+        ``WHOLE_BYTES`` goes with its summary as one ``TransferWhole`` message (one message to
+        send instead of three for a 1-row transfer; they are metered as sent when the summary
+        is made, as when they are handed to gRPC one by one). A transfer of one or two batches
+        reads nothing while it streams: its final ack is read after the summary. From the
+        second chunk after the header on, one read waits in the background and an ack that has
+        arrived is answered between batches."""
+        messages = aiter(messages)
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("body") != "request":
+            raise InvalidRequest("the first message of TransferWithAcks is the transfer request",
+                                 message_ja="最初のメッセージは転送要求です", code="request_first")
+        req = first.request
+        transfer_id = ""
+        reading: asyncio.Future | None = None  # the next message, read during a long stream
+        hung_up = False  # the consumer half-closed during the stream
+        try:
+            sent = 0
+            held: list[peer_pb2.TransferChunk] | None = []  # header and batches, for one
+            held_bytes = 0                                     # TransferWhole (None: no more)
+            async with contextlib.aclosing(self.stream(peer, req)) as chunks:
+                async for chunk in chunks:
+                    if not transfer_id:  # the header comes first, as a message
+                        transfer_id = chunk.header.transfer_id
+                    if held is not None:
+                        if isinstance(chunk, peer_pb2.TransferChunk):
+                            if chunk.HasField("summary"):
+                                chunk = _whole(held, chunk.summary)
+                                held = None
+                            else:
+                                held_bytes += chunk.ByteSize()
+                                if held_bytes <= WHOLE_BYTES:
+                                    held.append(chunk)
+                                    continue
+                        if held is not None:  # too big for one message: as they came
+                            for early in held:
+                                yield early
+                            sent += len(held)
+                            held = None
+                    yield chunk
+                    sent += 1
+                    if sent < 3:
+                        continue
+                    if hung_up:
+                        continue
+                    if reading is None:
+                        reading = asyncio.ensure_future(anext(messages, None))
+                    elif reading.done():
+                        message, reading = reading.result(), None
+                        if message is None:  # the consumer has nothing more to say
+                            hung_up = True
+                            continue
+                        if (answer := await self._stream_ack(peer, req, transfer_id, message)):
+                            yield answer
+            while not hung_up:  # every batch and the summary have left: the acks from here on
+                message = await reading if reading is not None else await anext(messages, None)
+                reading = None
+                if message is None:  # hung up (half-closed) without a final ack: not complete
+                    return
+                answer = await self._stream_ack(peer, req, transfer_id, message)
+                if answer is None:
+                    continue
+                yield answer
+                if answer.acked.complete:
+                    return
+        finally:
+            if reading is not None:
+                if not reading.done():
+                    reading.cancel()
+                elif not reading.cancelled():
+                    reading.exception()  # retrieved: the call has ended anyway
+
+    async def _stream_ack(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, transfer_id: str,
+                          message: peer_pb2.TransferUp) -> peer_pb2.TransferChunk | None:
+        """An ack on a ``TransferWithAcks`` call, for that call's transfer only, answered; a
+        refused one ends the call, except one that cannot be checked now (``ack_unverifiable``:
+        its digests left memory), which is dropped unanswered as ``AckSender`` drops it."""
+        if message.WhichOneof("body") != "ack":
+            raise InvalidRequest("one transfer per TransferWithAcks call: only acknowledgements "
+                                 "follow the request", message_ja="1 回の呼び出しで転送は 1 つです",
+                                 code="second_request")
+        ack = message.ack
+        if ack.transfer_id not in ("", transfer_id) or ack.agreement_id not in ("", req.agreement_id):
+            raise InvalidRequest(f"this call carries transfer {transfer_id}; acknowledge another "
+                                 "with its own call", message_ja="この呼び出しの転送ではありません",
+                                 code="ack_other_transfer")
+        ack = peer_pb2.AcknowledgeTransferRequest(agreement_id=req.agreement_id,
+                                                  transfer_id=transfer_id, acked_seq=ack.acked_seq,
+                                                  chain=ack.chain)
+        try:
+            return peer_pb2.TransferChunk(acked=await self.acks.acknowledge(peer, ack))
+        except FailedPrecondition as exc:
+            if exc.code != "ack_unverifiable":
+                raise
+            return None
 
     def _consent_gate(self, peer: PeerIdentity, auth: Authorised, req: peer_pb2.TransferRequest,
                       transfer_id: str) -> ConsentGate:
@@ -444,6 +546,14 @@ class TransferProvider:
                 request_checkpoint()
         for callback in self.on_transfer_complete:
             callback()
+
+
+def _whole(held: list[peer_pb2.TransferChunk], summary: peer_pb2.TransferSummary
+           ) -> peer_pb2.TransferChunk:
+    """A header, its batches and the summary as one ``TransferWhole`` message."""
+    header, *batches = held
+    return peer_pb2.TransferChunk(whole=peer_pb2.TransferWhole(
+        header=header.header, batches=[b.batch for b in batches], summary=summary))
 
 
 def _typed_pieces(typing: SchemaTyping | None, first: int, batch: pa.RecordBatch

@@ -21,6 +21,7 @@ import grpc
 from mesh.proto.areamesh.v1 import peer_pb2
 
 TRANSFER_METHOD = "/areamesh.v1.PeerService/Transfer"
+TRANSFER_WITH_ACKS_METHOD = "/areamesh.v1.PeerService/TransferWithAcks"
 
 _BATCH_TAG = 0x12                                   # TransferChunk.batch: field 2, length-delimited
 _SEQ, _FIRST, _RECORDS, _PAYLOAD, _DIGEST = 0x08, 0x10, 0x18, 0x22, 0x2A   # DataBatch fields 1–5
@@ -153,3 +154,10 @@ def transfer_call(channel: grpc.aio.Channel) -> grpc.aio.UnaryStreamMultiCallabl
     return channel.unary_stream(TRANSFER_METHOD,
                                 request_serializer=peer_pb2.TransferRequest.SerializeToString,
                                 response_deserializer=decode_chunk, _registered_method=True)
+
+
+def transfer_with_acks_call(channel: grpc.aio.Channel) -> grpc.aio.StreamStreamMultiCallable:
+    """``PeerService.TransferWithAcks`` on ``channel``, its responses read by ``decode_chunk``."""
+    return channel.stream_stream(TRANSFER_WITH_ACKS_METHOD,
+                                 request_serializer=peer_pb2.TransferUp.SerializeToString,
+                                 response_deserializer=decode_chunk, _registered_method=True)

@@ -5,11 +5,12 @@ consumer code (``connector/transfer/fetch.py``), and nothing altered reaches the
 The man in the middle is a gRPC server on loopback with the provider's own certificate and key.
 The provider connector advertises the middle's address to the registry, so the consumer dials it
 as it would the provider; the middle relays every call to the real provider and rewrites the
-Transfer stream on its way back.
+Transfer (or TransferWithAcks) stream on its way back.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from connector.transfer.batches import CHAIN_START, batch_digest, chain_next
 from connector.transfer.fetch import Fetcher
 from connector.transfer.journal import TransferJournal
 from connector.transfer.limits import GRPC_MESSAGE_LIMIT
-from connector.transfer.wire import TRANSFER_METHOD
+from connector.transfer.wire import TRANSFER_METHOD, TRANSFER_WITH_ACKS_METHOD
 from mesh.errors import AreameshError
 from mesh.ids import node_dns_name
 from mesh.keystore import NodeKeyStore
@@ -52,11 +53,14 @@ class _Middle(grpc.GenericRpcHandler):
         self.rewrite = rewrite
         self.chains: dict[int, str] = {0: CHAIN_START}
         self.tampered = 0
+        self.with_acks = 0   # TransferWithAcks calls relayed (the consumer's first choice)
 
     def service(self, details):
         method = details.method
         if method == TRANSFER_METHOD:
             return grpc.unary_stream_rpc_method_handler(self._transfer)
+        if method == TRANSFER_WITH_ACKS_METHOD:
+            return grpc.stream_stream_rpc_method_handler(self._transfer_with_acks)
 
         async def unary(request: bytes, context):
             try:
@@ -79,6 +83,46 @@ class _Middle(grpc.GenericRpcHandler):
                 yield chunk.SerializeToString()
         except grpc.aio.AioRpcError as exc:  # relay the provider's refusal as it was
             await context.abort(exc.code(), exc.details() or "")
+
+
+    async def _transfer_with_acks(self, requests, context):
+        """The same on the one-call transfer: the consumer's messages (request, acks) relayed
+        as they are, the provider's chunks rewritten (a ``TransferWhole`` batch by batch)."""
+        self.with_acks += 1
+        upstream = self.upstream.stream_stream(TRANSFER_WITH_ACKS_METHOD)()
+        first = asyncio.get_running_loop().create_future()
+
+        async def relay_up() -> None:
+            async for raw in requests:
+                if not first.done():
+                    first.set_result(peer_pb2.TransferUp.FromString(raw).request.after_seq)
+                await upstream.write(raw)
+            await upstream.done_writing()
+
+        pump = asyncio.create_task(relay_up())
+        try:
+            chain = self.chains[await first]
+            async for raw in upstream:
+                chunk = peer_pb2.TransferChunk.FromString(raw)
+                parts = [chunk]
+                if chunk.WhichOneof("body") == "whole":
+                    parts = [peer_pb2.TransferChunk(batch=b) for b in chunk.whole.batches]
+                    parts.append(peer_pb2.TransferChunk(summary=chunk.whole.summary))
+                for part in parts:
+                    self.rewrite(part, self)
+                    if part.WhichOneof("body") == "batch":
+                        chain = chain_next(chain, part.batch.digest)
+                        self.chains[part.batch.seq] = chain
+                if chunk.WhichOneof("body") == "whole":
+                    del chunk.whole.batches[:]
+                    chunk.whole.batches.extend(p.batch for p in parts[:-1])
+                    chunk.whole.summary.CopyFrom(parts[-1].summary)
+                yield chunk.SerializeToString()
+        except grpc.aio.AioRpcError as exc:  # relay the provider's refusal as it was
+            await context.abort(exc.code(), exc.details() or "")
+        finally:
+            pump.cancel()
+            upstream.cancel()
 
 
 def alter_payload(chunk: peer_pb2.TransferChunk, middle: _Middle) -> None:
@@ -148,6 +192,7 @@ async def _fetch_through(h: MeshHarness, rewrite: Rewrite):
         with pytest.raises(AreameshError) as exc:
             await Fetcher(h.root / "kakogawa", agreement, out, batch_rows=200, attempts=2,
                           sleep=no_wait).run()
+        assert middle.with_acks > 0
         return exc.value, out, middle, agreement
     finally:
         await upstream.close()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x12\x43onfirmDutyRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xf2\x01\n\tDutyState\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06within\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12.\n\ndata_since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirmed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0fTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x15\n\rsince_version\x18\x04 \x01(\t\x12\x12\n\nbatch_rows\x18\x05 \x01(\x05\x12\x13\n\x0bpassthrough\x18\x06 \x01(\x08\x12\x12\n\nservice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x63omponent_id\x18\x08 \x01(\t\"i\n\x1a\x41\x63knowledgeTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tacked_seq\x18\x03 \x01(\x03\x12\r\n\x05\x63hain\x18\x04 \x01(\t\"B\n\x1b\x41\x63knowledgeTransferResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"\xa0\x01\n\rTransferChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.areamesh.v1.TransferHeaderH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.areamesh.v1.DataBatchH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.areamesh.v1.TransferSummaryH\x00\x42\x06\n\x04\x62ody\"\xcd\x01\n\x0eTransferHeader\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x04 \x01(\x0c\x12\x13\n\x0bincremental\x18\x05 \x01(\x08\x12\x13\n\x0bmax_records\x18\x06 \x01(\x03\x12\x18\n\x10\x63onsent_filtered\x18\x07 \x01(\x08\x12\x13\n\x0bpassthrough\x18\x08 \x01(\x08\x12\x12\n\nmedia_type\x18\t \x01(\t\"b\n\tDataBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x66irst_record\x18\x02 \x01(\x03\x12\x0f\n\x07records\x18\x03 \x01(\x03\x12\x11\n\tarrow_ipc\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"~\n\x0fTransferSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x03\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x17\n\x0fremoved_records\x18\x06 \x01(\x03\"=\n\x10TerminateRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0breason_json\x18\x02 \x01(\x0c\"\"\n\x11TerminateResponse\x12\r\n\x05state\x18\x01 \x01(\t\"?\n\x10SubscribeRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x43hangeNotice\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12.\n\nchanged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63\x61use\x18\x05 \x01(\t\"d\n\x10NegotiateRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x19\n\x11records_requested\x18\x04 \x01(\x03\"l\n\x11NegotiateResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x1d\n\x15signed_agreement_json\x18\x02 \x01(\x0c\x12\x13\n\x0breason_json\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"3\n\x12\x43ountersignRequest\x12\x1d\n\x15signed_agreement_json\x18\x01 \x01(\x0c\"f\n\x13\x43ountersignResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x30\n\x0cnotarised_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32\xf7\x04\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponse\x12J\n\tNegotiate\x12\x1d.areamesh.v1.NegotiateRequest\x1a\x1e.areamesh.v1.NegotiateResponse\x12P\n\x0b\x43ountersign\x12\x1f.areamesh.v1.CountersignRequest\x1a .areamesh.v1.CountersignResponse\x12\x46\n\x08Transfer\x12\x1c.areamesh.v1.TransferRequest\x1a\x1a.areamesh.v1.TransferChunk0\x01\x12h\n\x13\x41\x63knowledgeTransfer\x12\'.areamesh.v1.AcknowledgeTransferRequest\x1a(.areamesh.v1.AcknowledgeTransferResponse\x12J\n\tTerminate\x12\x1d.areamesh.v1.TerminateRequest\x1a\x1e.areamesh.v1.TerminateResponse\x12G\n\tSubscribe\x12\x1d.areamesh.v1.SubscribeRequest\x1a\x19.areamesh.v1.ChangeNotice0\x01\x12\x46\n\x0b\x43onfirmDuty\x12\x1f.areamesh.v1.ConfirmDutyRequest\x1a\x16.areamesh.v1.DutyStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61reamesh/v1/peer.proto\x12\x0b\x61reamesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x12\x43onfirmDutyRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xf2\x01\n\tDutyState\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\nduty_index\x18\x02 \x01(\x05\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06within\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12.\n\ndata_since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirmed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0fTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\x15\n\rsince_version\x18\x04 \x01(\t\x12\x12\n\nbatch_rows\x18\x05 \x01(\x05\x12\x13\n\x0bpassthrough\x18\x06 \x01(\x08\x12\x12\n\nservice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x63omponent_id\x18\x08 \x01(\t\"i\n\x1a\x41\x63knowledgeTransferRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x11\n\tacked_seq\x18\x03 \x01(\x03\x12\r\n\x05\x63hain\x18\x04 \x01(\t\"B\n\x1b\x41\x63knowledgeTransferResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"}\n\nTransferUp\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1c.areamesh.v1.TransferRequestH\x00\x12\x36\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\'.areamesh.v1.AcknowledgeTransferRequestH\x00\x42\x06\n\x04\x62ody\"\x88\x02\n\rTransferChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.areamesh.v1.TransferHeaderH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.areamesh.v1.DataBatchH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.areamesh.v1.TransferSummaryH\x00\x12\x39\n\x05\x61\x63ked\x18\x04 \x01(\x0b\x32(.areamesh.v1.AcknowledgeTransferResponseH\x00\x12+\n\x05whole\x18\x05 \x01(\x0b\x32\x1a.areamesh.v1.TransferWholeH\x00\x42\x06\n\x04\x62ody\"\x94\x01\n\rTransferWhole\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.areamesh.v1.TransferHeader\x12\'\n\x07\x62\x61tches\x18\x02 \x03(\x0b\x32\x16.areamesh.v1.DataBatch\x12-\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.areamesh.v1.TransferSummary\"\xcd\x01\n\x0eTransferHeader\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x04 \x01(\x0c\x12\x13\n\x0bincremental\x18\x05 \x01(\x08\x12\x13\n\x0bmax_records\x18\x06 \x01(\x03\x12\x18\n\x10\x63onsent_filtered\x18\x07 \x01(\x08\x12\x13\n\x0bpassthrough\x18\x08 \x01(\x08\x12\x12\n\nmedia_type\x18\t \x01(\t\"b\n\tDataBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x66irst_record\x18\x02 \x01(\x03\x12\x0f\n\x07records\x18\x03 \x01(\x03\x12\x11\n\tarrow_ipc\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"~\n\x0fTransferSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x03\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x17\n\x0fremoved_records\x18\x06 \x01(\x03\"=\n\x10TerminateRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0breason_json\x18\x02 \x01(\x0c\"\"\n\x11TerminateResponse\x12\r\n\x05state\x18\x01 \x01(\t\"?\n\x10SubscribeRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x43hangeNotice\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12.\n\nchanged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63\x61use\x18\x05 \x01(\t\"d\n\x10NegotiateRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x19\n\x11records_requested\x18\x04 \x01(\x03\"l\n\x11NegotiateResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x1d\n\x15signed_agreement_json\x18\x02 \x01(\x0c\x12\x13\n\x0breason_json\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"3\n\x12\x43ountersignRequest\x12\x1d\n\x15signed_agreement_json\x18\x01 \x01(\x0c\"f\n\x13\x43ountersignResponse\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x30\n\x0cnotarised_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x82\x01\n\x0cPingResponse\x12\x17\n\x0fserver_identity\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ller_identity\x18\x02 \x01(\t\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x32\xc4\x05\n\x0bPeerService\x12;\n\x04Ping\x12\x18.areamesh.v1.PingRequest\x1a\x19.areamesh.v1.PingResponse\x12J\n\tNegotiate\x12\x1d.areamesh.v1.NegotiateRequest\x1a\x1e.areamesh.v1.NegotiateResponse\x12P\n\x0b\x43ountersign\x12\x1f.areamesh.v1.CountersignRequest\x1a .areamesh.v1.CountersignResponse\x12\x46\n\x08Transfer\x12\x1c.areamesh.v1.TransferRequest\x1a\x1a.areamesh.v1.TransferChunk0\x01\x12h\n\x13\x41\x63knowledgeTransfer\x12\'.areamesh.v1.AcknowledgeTransferRequest\x1a(.areamesh.v1.AcknowledgeTransferResponse\x12K\n\x10TransferWithAcks\x12\x17.areamesh.v1.TransferUp\x1a\x1a.areamesh.v1.TransferChunk(\x01\x30\x01\x12J\n\tTerminate\x12\x1d.areamesh.v1.TerminateRequest\x1a\x1e.areamesh.v1.TerminateResponse\x12G\n\tSubscribe\x12\x1d.areamesh.v1.SubscribeRequest\x1a\x19.areamesh.v1.ChangeNotice0\x01\x12\x46\n\x0b\x43onfirmDuty\x12\x1f.areamesh.v1.ConfirmDutyRequest\x1a\x16.areamesh.v1.DutyStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,34 +42,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACKNOWLEDGETRANSFERREQUEST']._serialized_end=704
   _globals['_ACKNOWLEDGETRANSFERRESPONSE']._serialized_start=706
   _globals['_ACKNOWLEDGETRANSFERRESPONSE']._serialized_end=772
-  _globals['_TRANSFERCHUNK']._serialized_start=775
-  _globals['_TRANSFERCHUNK']._serialized_end=935
-  _globals['_TRANSFERHEADER']._serialized_start=938
-  _globals['_TRANSFERHEADER']._serialized_end=1143
-  _globals['_DATABATCH']._serialized_start=1145
-  _globals['_DATABATCH']._serialized_end=1243
-  _globals['_TRANSFERSUMMARY']._serialized_start=1245
-  _globals['_TRANSFERSUMMARY']._serialized_end=1371
-  _globals['_TERMINATEREQUEST']._serialized_start=1373
-  _globals['_TERMINATEREQUEST']._serialized_end=1434
-  _globals['_TERMINATERESPONSE']._serialized_start=1436
-  _globals['_TERMINATERESPONSE']._serialized_end=1470
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1472
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1535
-  _globals['_CHANGENOTICE']._serialized_start=1538
-  _globals['_CHANGENOTICE']._serialized_end=1678
-  _globals['_NEGOTIATEREQUEST']._serialized_start=1680
-  _globals['_NEGOTIATEREQUEST']._serialized_end=1780
-  _globals['_NEGOTIATERESPONSE']._serialized_start=1782
-  _globals['_NEGOTIATERESPONSE']._serialized_end=1890
-  _globals['_COUNTERSIGNREQUEST']._serialized_start=1892
-  _globals['_COUNTERSIGNREQUEST']._serialized_end=1943
-  _globals['_COUNTERSIGNRESPONSE']._serialized_start=1945
-  _globals['_COUNTERSIGNRESPONSE']._serialized_end=2047
-  _globals['_PINGREQUEST']._serialized_start=2049
-  _globals['_PINGREQUEST']._serialized_end=2079
-  _globals['_PINGRESPONSE']._serialized_start=2082
-  _globals['_PINGRESPONSE']._serialized_end=2212
-  _globals['_PEERSERVICE']._serialized_start=2215
-  _globals['_PEERSERVICE']._serialized_end=2846
+  _globals['_TRANSFERUP']._serialized_start=774
+  _globals['_TRANSFERUP']._serialized_end=899
+  _globals['_TRANSFERCHUNK']._serialized_start=902
+  _globals['_TRANSFERCHUNK']._serialized_end=1166
+  _globals['_TRANSFERWHOLE']._serialized_start=1169
+  _globals['_TRANSFERWHOLE']._serialized_end=1317
+  _globals['_TRANSFERHEADER']._serialized_start=1320
+  _globals['_TRANSFERHEADER']._serialized_end=1525
+  _globals['_DATABATCH']._serialized_start=1527
+  _globals['_DATABATCH']._serialized_end=1625
+  _globals['_TRANSFERSUMMARY']._serialized_start=1627
+  _globals['_TRANSFERSUMMARY']._serialized_end=1753
+  _globals['_TERMINATEREQUEST']._serialized_start=1755
+  _globals['_TERMINATEREQUEST']._serialized_end=1816
+  _globals['_TERMINATERESPONSE']._serialized_start=1818
+  _globals['_TERMINATERESPONSE']._serialized_end=1852
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1854
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1917
+  _globals['_CHANGENOTICE']._serialized_start=1920
+  _globals['_CHANGENOTICE']._serialized_end=2060
+  _globals['_NEGOTIATEREQUEST']._serialized_start=2062
+  _globals['_NEGOTIATEREQUEST']._serialized_end=2162
+  _globals['_NEGOTIATERESPONSE']._serialized_start=2164
+  _globals['_NEGOTIATERESPONSE']._serialized_end=2272
+  _globals['_COUNTERSIGNREQUEST']._serialized_start=2274
+  _globals['_COUNTERSIGNREQUEST']._serialized_end=2325
+  _globals['_COUNTERSIGNRESPONSE']._serialized_start=2327
+  _globals['_COUNTERSIGNRESPONSE']._serialized_end=2429
+  _globals['_PINGREQUEST']._serialized_start=2431
+  _globals['_PINGREQUEST']._serialized_end=2461
+  _globals['_PINGRESPONSE']._serialized_start=2464
+  _globals['_PINGRESPONSE']._serialized_end=2594
+  _globals['_PEERSERVICE']._serialized_start=2597
+  _globals['_PEERSERVICE']._serialized_end=3305
 # @@protoc_insertion_point(module_scope)

@@ -1,9 +1,10 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -80,15 +81,37 @@ class AcknowledgeTransferResponse(_message.Message):
     complete: bool
     def __init__(self, acked_seq: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
+class TransferUp(_message.Message):
+    __slots__ = ("request", "ack")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    request: TransferRequest
+    ack: AcknowledgeTransferRequest
+    def __init__(self, request: _Optional[_Union[TransferRequest, _Mapping]] = ..., ack: _Optional[_Union[AcknowledgeTransferRequest, _Mapping]] = ...) -> None: ...
+
 class TransferChunk(_message.Message):
-    __slots__ = ("header", "batch", "summary")
+    __slots__ = ("header", "batch", "summary", "acked", "whole")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
     header: TransferHeader
     batch: DataBatch
     summary: TransferSummary
-    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ...) -> None: ...
+    acked: AcknowledgeTransferResponse
+    whole: TransferWhole
+    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batch: _Optional[_Union[DataBatch, _Mapping]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ..., acked: _Optional[_Union[AcknowledgeTransferResponse, _Mapping]] = ..., whole: _Optional[_Union[TransferWhole, _Mapping]] = ...) -> None: ...
+
+class TransferWhole(_message.Message):
+    __slots__ = ("header", "batches", "summary")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    header: TransferHeader
+    batches: _containers.RepeatedCompositeFieldContainer[DataBatch]
+    summary: TransferSummary
+    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., batches: _Optional[_Iterable[_Union[DataBatch, _Mapping]]] = ..., summary: _Optional[_Union[TransferSummary, _Mapping]] = ...) -> None: ...
 
 class TransferHeader(_message.Message):
     __slots__ = ("transfer_id", "dataset_id", "version", "arrow_schema", "incremental", "max_records", "consent_filtered", "passthrough", "media_type")

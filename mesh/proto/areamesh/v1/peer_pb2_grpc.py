@@ -60,6 +60,11 @@ class PeerServiceStub:
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.SerializeToString,
                 response_deserializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.FromString,
                 _registered_method=True)
+        self.TransferWithAcks = channel.stream_stream(
+                '/areamesh.v1.PeerService/TransferWithAcks',
+                request_serializer=areamesh_dot_v1_dot_peer__pb2.TransferUp.SerializeToString,
+                response_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
+                _registered_method=True)
         self.Terminate = channel.unary_unary(
                 '/areamesh.v1.PeerService/Terminate',
                 request_serializer=areamesh_dot_v1_dot_peer__pb2.TerminateRequest.SerializeToString,
@@ -125,6 +130,23 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransferWithAcks(self, request_iterator, context):
+        """Transfer and AcknowledgeTransfer in one call (issue 18: a small transfer is one call, not
+        two). The consumer sends one TransferRequest first, then its acknowledgements of that
+        transfer on the same stream: periodic ones while batches arrive, and the final one after
+        the summary is verified. The provider sends the header, the batches and the summary as
+        Transfer does (a small transfer as one TransferWhole message), and answers each
+        acknowledgement with a TransferChunk carrying `acked` (checked exactly as
+        AcknowledgeTransfer checks them); after the answer that says `complete` it ends the call.
+        A second request, or an acknowledgement of another transfer, ends the call with
+        INVALID_ARGUMENT. A call that ends before the final ack leaves the transfer resumable, as
+        a lost AcknowledgeTransfer does. A provider of an earlier version answers UNIMPLEMENTED:
+        the consumer then uses Transfer and AcknowledgeTransfer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Terminate(self, request, context):
         """End an agreement (either party), with a structured reason. Idempotent.
         """
@@ -176,6 +198,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.AcknowledgeTransfer,
                     request_deserializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.FromString,
                     response_serializer=areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.SerializeToString,
+            ),
+            'TransferWithAcks': grpc.stream_stream_rpc_method_handler(
+                    servicer.TransferWithAcks,
+                    request_deserializer=areamesh_dot_v1_dot_peer__pb2.TransferUp.FromString,
+                    response_serializer=areamesh_dot_v1_dot_peer__pb2.TransferChunk.SerializeToString,
             ),
             'Terminate': grpc.unary_unary_rpc_method_handler(
                     servicer.Terminate,
@@ -329,6 +356,33 @@ class PeerService:
             '/areamesh.v1.PeerService/AcknowledgeTransfer',
             areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferRequest.SerializeToString,
             areamesh_dot_v1_dot_peer__pb2.AcknowledgeTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferWithAcks(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/areamesh.v1.PeerService/TransferWithAcks',
+            areamesh_dot_v1_dot_peer__pb2.TransferUp.SerializeToString,
+            areamesh_dot_v1_dot_peer__pb2.TransferChunk.FromString,
             options,
             channel_credentials,
             insecure,
