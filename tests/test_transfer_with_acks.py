@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,8 +279,9 @@ PREVIOUS_VERSION = textwrap.dedent('''
 ''')
 
 
-async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness):
-    h = harness
+async def _provider_with(h: MeshHarness, shim_text: str) -> tuple[ManagedProcess, Path]:
+    """The mesh of these tests with 大阪府's connector started with ``shim_text`` as its
+    ``sitecustomize`` (loaded into that process only); its dataset's source file."""
     await setup_catalog_mesh(h, certify=(PROVIDER, "282014", "282103"), publish=False)
     folder = h.root / "feed"
     folder.mkdir()
@@ -290,9 +292,9 @@ async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness
     rc, _, err = await h.cli("connector", "dataset", "add", "--data-dir", str(h.root / "osaka"),
                              "--file", str(folder / "dataset.yaml"))
     assert rc == 0, err
-    shim = h.root / "previous-version"
+    shim = h.root / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(PREVIOUS_VERSION, encoding="utf-8")
+    (shim / "sitecustomize.py").write_text(shim_text, encoding="utf-8")
     path = os.pathsep.join([str(shim), *filter(None, [os.environ.get("PYTHONPATH")]),
                             str(ROOT)])
     provider = ManagedProcess("osaka", areamesh_command(
@@ -301,6 +303,38 @@ async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness
         log_path=h.root / "logs" / "osaka.log", env={"PYTHONPATH": path})
     await provider.start()
     h.processes.append(provider)
+    return provider, source
+
+
+async def test_a_consumer_stalled_before_its_final_ack_does_not_hold_the_call(
+        harness: MeshHarness):
+    """All sent, then silence: the provider ends the call (ABORTED final_ack_timeout) after
+    FINAL_ACK_WAIT, and the transfer stays sent, acknowledgeable by the separate call."""
+    h = harness
+    provider, _ = await _provider_with(
+        h, "import connector.transfer.provider as p\np.FINAL_ACK_WAIT = 1.0\n")
+    agreement = await agree(h)
+    async with _channel(h, provider) as channel:
+        call = await Call.open(channel, agreement)
+        await call.read("summary")
+        assert call.summary is not None and call.summary.records == 1200, call.error
+        started = time.monotonic()
+        await call.read()                     # nothing sent: the provider ends the call
+        assert call.refused(grpc.StatusCode.ABORTED, "final_ack_timeout"), call.error
+        assert 0.9 < time.monotonic() - started < 20
+        row = _provider_row(h, call.transfer_id)
+        assert (row["status"], row["acked_seq"]) == ("sent", 0)
+        answer = await peer_pb2_grpc.PeerServiceStub(channel).AcknowledgeTransfer(
+            peer_pb2.AcknowledgeTransferRequest(
+                agreement_id=agreement, transfer_id=call.transfer_id,
+                acked_seq=call.summary.batches, chain=call.summary.digest), timeout=30)
+        assert answer.complete
+    assert _provider_row(h, call.transfer_id)["status"] == "complete"
+
+
+async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness):
+    h = harness
+    provider, source = await _provider_with(h, PREVIOUS_VERSION)
     agreement = await agree(h)
 
     async with _channel(h, provider) as channel:  # the provider is of the previous version

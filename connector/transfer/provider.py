@@ -59,7 +59,7 @@ from connector.transfer.snapshots import RowHashSnapshots
 from connector.transfer.typed import SchemaTyping
 from connector.transfer.wire import encode_batch_chunk
 from mesh.certs import PeerIdentity
-from mesh.errors import FailedPrecondition, InvalidRequest
+from mesh.errors import Aborted, FailedPrecondition, InvalidRequest
 from mesh.ids import parse_node_identity_uri
 from mesh.policy import Decision
 from mesh.proto.areamesh.v1 import peer_pb2
@@ -70,6 +70,7 @@ PROGRESS_EVERY = 1.0  # seconds between metering saves during a stream
 READ_AHEAD = 2        # passthrough chunks prepared ahead of the one being sent
 INLINE_BATCH_BYTES = 64 << 10  # a batch this small is typed and encoded on the event loop
 WHOLE_BYTES = 64 << 10   # TransferWithAcks: a transfer this small goes as one message
+FINAL_ACK_WAIT = 120.0   # TransferWithAcks: seconds the call waits for an ack once all is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +210,21 @@ class TransferProvider:
                         if (answer := await self._stream_ack(peer, req, transfer_id, message)):
                             yield answer
             while not hung_up:  # every batch and the summary have left: the acks from here on
-                message = await reading if reading is not None else await anext(messages, None)
-                reading = None
+                try:
+                    message = await asyncio.wait_for(
+                        reading if reading is not None else anext(messages, None), FINAL_ACK_WAIT)
+                except TimeoutError:  # a stalled consumer does not hold the call for ever
+                    log.warning("transfer %s: no acknowledgement from %s within %.0f s of the "
+                                "summary; call ended, the transfer stays sent", transfer_id,
+                                peer.uri, FINAL_ACK_WAIT)
+                    raise Aborted(
+                        f"no acknowledgement within {FINAL_ACK_WAIT:.0f} s of the summary; the "
+                        "transfer stays sent: acknowledge it with AcknowledgeTransfer or resume",
+                        message_ja=f"要約の送信から {FINAL_ACK_WAIT:.0f} 秒以内に受領確認がありません"
+                                   "（転送は送信済みのまま。AcknowledgeTransfer で確認するか再開）",
+                        code="final_ack_timeout") from None
+                finally:
+                    reading = None
                 if message is None:  # hung up (half-closed) without a final ack: not complete
                     return
                 answer = await self._stream_ack(peer, req, transfer_id, message)
