@@ -220,6 +220,34 @@ CREATE TABLE catalog_term_facets (
     n integer NOT NULL,
     PRIMARY KEY (key, facet, value)
 )
+""", """
+CREATE INDEX catalog_facet_sets_prefecture ON catalog_facet_sets (prefecture);
+CREATE INDEX catalog_facet_sets_standard_type ON catalog_facet_sets (standard_type);
+CREATE INDEX catalog_facet_sets_classification ON catalog_facet_sets (classification);
+ALTER TABLE catalog_search_sample ADD COLUMN tk_len integer;
+UPDATE catalog_search_sample p SET tk_len = s.tk_len FROM catalog_search s
+    WHERE s.serial = p.serial;
+ALTER TABLE catalog_search_sample ALTER COLUMN tk_len SET NOT NULL;
+CREATE OR REPLACE FUNCTION catalog_search_sample_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO catalog_search_sample (serial, set_id, title_len, tk_len, title_tsv, tk_tsv,
+                                           all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_len, NEW.tk_len, NEW.title_tsv, NEW.tk_tsv,
+                NEW.all_tsv);
+    END IF;
+    RETURN NULL;
+END $$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'btree_gin') THEN
+        EXECUTE 'CREATE INDEX catalog_search_tk_len_tsv ON catalog_search '
+                'USING gin (tk_len, tk_tsv)';
+    END IF;
+END $$
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -254,6 +282,16 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
   exact counts at no cost.
+
+Version 3 (reads narrowed by the filters and by the keyword tier's length):
+
+* ``catalog_facet_sets_{prefecture,standard_type,classification}``: a filter's sets are found
+  through an index (with publisher and theme, which had one), once per search, and the reads
+  then name them (``set_id = ANY(…)``), so that PostgreSQL intersects a word's GIN bitmap with
+  the sets' B-tree bitmap before it visits a row;
+* ``catalog_search_sample.tk_len`` and ``catalog_search_tk_len_tsv`` (``btree_gin``, as for the
+  title): the keyword tier of a broad word is first read up to the shortest ``tk_len`` among the
+  sample's matches of that tier, as the title tier is.
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -291,6 +329,9 @@ MAX_HEAD = 4000
 NARROW_ABOVE = 2000
 """A title tier the sample estimates larger than this is first read only up to the length of
 the shortest title among the sample's matches (``_match``)."""
+MAX_SET_IDS = 5000
+"""A filter passing at most this many facet sets is read as ``set_id = ANY(ids)`` (``_in_sets``);
+more, as a subquery (planning a long array costs more than it saves)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
@@ -452,10 +493,13 @@ class _Sample:
     tier, in the title-and-keywords tiers, in all; and the table's estimated size."""
 
     def __init__(self, groups: list[tuple[int, int]], *, title: int, tk: int, all: int,
-                 docs: float, bits: int, shortest_title: int | None = None) -> None:
+                 docs: float, bits: int,
+                 shortest: tuple[int | None, int | None] = (None, None)) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
-        self.shortest_title = shortest_title   # the fewest title tokens of a title match
+        # the fewest tokens of a match of the title tier (title_len) and of the keyword tier
+        # (tk_len), None where the sample has none
+        self.shortest = shortest
 
     def scaled(self, n: int) -> int:
         return n << self.bits
@@ -813,11 +857,16 @@ class CatalogIndex:
             if tsquery is None:
                 return SearchResult(total=0, ids=[], scores=[])
         async with self._reader() as conn:
-            params = _Params(tsquery) if tsquery else _Params()
-            sets = self._set_filter(query, params)
             if not tsquery:
-                return await self._browse(conn, sets, params, sort, per_page, offset)
-            return await self._match(conn, sets, params, sort, per_page, offset,
+                params = _Params()
+                return await self._browse(conn, self._set_filter(query, params), params, sort,
+                                          per_page, offset)
+            params = _Params(tsquery)
+            sets = self._set_filter(query, _Params())
+            in_sets, passing = "", None
+            if sets:
+                in_sets, passing = await self._in_sets(conn, query, params)
+            return await self._match(conn, in_sets, passing, params, sort, per_page, offset,
                                      None if sets else term_key(q))
 
     @staticmethod
@@ -835,6 +884,31 @@ class CatalogIndex:
             where.append("s.id IN (SELECT set_id FROM catalog_facet_set_themes "
                          f"WHERE theme = {p(_text(query.theme))})")
         return where
+
+    async def _in_sets(self, conn: Any, query: SearchQuery,
+                       p: _Params) -> tuple[str, int | None]:
+        """The condition on ``catalog_search`` for the query's filters, and how many documents
+        pass them (None if not counted). A filter on an indexed column of the sets (publisher,
+        theme, prefecture, standard type, classification) passing at most ``MAX_SET_IDS`` sets
+        becomes ``set_id = ANY(their ids)``: PostgreSQL then ANDs the words' GIN bitmap with the
+        sets' B-tree bitmap and visits only the rows that pass both (a subquery instead is
+        joined to every row of the words' matches). Otherwise (``personal`` alone, or very many
+        sets) the subquery."""
+        sets = None
+        if any(isinstance(v, str) and v for v in (
+                query.publisher, query.theme, query.prefecture, query.standard_type,
+                query.classification)):
+            rp = _Params()
+            where = " AND ".join(["s.docs > 0", *self._set_filter(query, rp)])
+            row = await conn.fetchrow(
+                f"SELECT count(*), sum(s.docs)::int8, (array_agg(s.id))[1:{MAX_SET_IDS}] "
+                f"FROM catalog_facet_sets s WHERE {where}", *rp.values)
+            if row[0] <= MAX_SET_IDS:
+                sets = (row[2] or [], int(row[1] or 0))
+        if sets is not None:
+            return f" AND set_id = ANY({p(sets[0])}::int4[])", sets[1]
+        where = " AND ".join(self._set_filter(query, p))
+        return f" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE {where})", None
 
     async def _aggregate(self, conn: Any, groups: Sequence[Sequence[int]]) -> SearchResult:
         missing = self._facets.missing(groups)
@@ -888,17 +962,19 @@ class CatalogIndex:
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
-                       min(shortest)
+                       min(shortest), min(shortest_tk)
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
                              count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
-                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest
+                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest,
+                             min(tk_len) FILTER (WHERE tk_tsv @@ $1::tsquery
+                                                 AND NOT title_tsv @@ $1::tsquery) AS shortest_tk
                       FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
                        docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits,
-                       shortest_title=row[5])
+                       shortest=(row[5], row[6]))
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
@@ -950,17 +1026,15 @@ class CatalogIndex:
             await conn.execute("SET LOCAL enable_indexscan = on")
         return [(r[0], float(r[1])) for r in found]
 
-    async def _match(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
-                     offset: int, key: str | None) -> SearchResult:
-        in_sets = ""
-        if sets_where:
-            in_sets = (" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE "
-                       f"{' AND '.join(sets_where)})")
+    async def _match(self, conn: Any, in_sets: str, passing: int | None, p: _Params, sort: str,
+                     limit: int, offset: int, key: str | None) -> SearchResult:
         # the counts: a promoted key's (exact), else the sample's when it finds very many
-        # matches (approximate), else all the matches' (exact)
+        # matches (approximate), else all the matches' (exact); no sample when the filters
+        # pass too few documents for it to matter (counting them all is cheap and exact)
         result = await self._term_counts(conn, key) if key and self.term_counts else None
         sample = None
-        if self.approximate_above is not None:
+        if self.approximate_above is not None and (
+                passing is None or passing > self.approximate_above):
             sample = await self._sample(conn, in_sets, p)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
@@ -998,13 +1072,13 @@ class CatalogIndex:
                 args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
                         in_sets, p, want, skip)
                 found = []
-                if (n == 0 and sample is not None and sample.shortest_title is not None
-                        and estimates[0] > NARROW_ABOVE):
-                    # the title matches no longer than the shortest in the sample: about 64,
-                    # one read of catalog_search_title_len_tsv; if they do not hold the page,
-                    # all of them
+                if (n < 2 and sample is not None and sample.shortest[n] is not None
+                        and estimates[n] > NARROW_ABOVE):
+                    # the tier's matches no longer than the shortest in the sample: about 64,
+                    # one read of catalog_search_title_len_tsv (tk_len_tsv); if they do not
+                    # hold the page, all of them
                     found = await self._page(
-                        conn, 0, f"{condition} AND title_len <= {int(sample.shortest_title)}",
+                        conn, 0, f"{condition} AND {length} <= {int(sample.shortest[n])}",
                         *args)
                     if len(found) < want:
                         found = []
