@@ -324,6 +324,7 @@ _TIER_SQL = (  # (condition, order length column, score base) per relevance tier
     ("tk_tsv @@ $1::tsquery AND NOT title_tsv @@ $1::tsquery", "tk_len", 1.0),
     ("all_tsv @@ $1::tsquery AND NOT tk_tsv @@ $1::tsquery", "all_len", 0.0),
 )
+_TIER_MATCH = ("title_tsv @@ $1::tsquery", "tk_tsv @@ $1::tsquery", "all_tsv @@ $1::tsquery")
 _SCORE_SQL = ("CASE WHEN title_tsv @@ $1::tsquery THEN 2.0 + 1.0 / (1 + title_len) "
               "WHEN tk_tsv @@ $1::tsquery THEN 1.0 + 1.0 / (1 + tk_len) "
               "ELSE 1.0 / (1 + all_len) END")
@@ -1088,15 +1089,23 @@ class CatalogIndex:
             # tier by tier: the next one only when the page reaches past this one
             estimates = (sample.tiers() if sample else (0, 0, 0))
             before = 0   # matches in the tiers above
+            known: list[str] | None = []   # their ids, when all of them were read
             for n, (condition, length, base) in enumerate(_TIER_SQL):
                 if exact and before >= result.total:
                     break
                 want, skip = limit - len(rows), max(0, offset - before)
+                tier_p = p
+                if n and known is not None:
+                    # every match of the tiers above is known (they held less than a page):
+                    # "not in them" by id, not by reading each row's vector out of TOAST
+                    tier_p = _Params(*p.values)
+                    condition = (f"{_TIER_MATCH[n]} AND NOT (id = ANY("
+                                 f"{tier_p(known)}::text[]))")
                 # through GIN: a tier's order (its token count) correlates with its words (a
                 # word's titles are long or short together), so a head of it seldom holds the
                 # page; measured at 1M, heads read for nothing cost more than they saved
                 args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
-                        in_sets, p, want, skip)
+                        in_sets, tier_p, want, skip)
                 found = []
                 if (n < 2 and sample is not None and sample.shortest[n] is not None
                         and estimates[n] > NARROW_ABOVE):
@@ -1115,12 +1124,13 @@ class CatalogIndex:
                 rows += found
                 if len(rows) >= limit or n == len(_TIER_SQL) - 1:
                     break
+                known = known + [r[0] for r in found] if known is not None and not skip else None
                 if found or skip == 0:
                     before += skip + len(found)
                 else:
                     before += await conn.fetchval(
                         f"SELECT count(*) FROM catalog_search WHERE {condition}{in_sets}",
-                        *p.values)
+                        *tier_p.values)
         if exact and offset >= result.total:
             rows = []
         if result.approximate:   # an estimate below what the pages show is surely low
