@@ -243,12 +243,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             start = time.perf_counter()
             await admin.execute("SET maintenance_work_mem = '1GB'")
             await migrate(admin, version)
+            if version < 5:   # version 5 keeps the sort keys in the row: move the rows there
+                log("rewriting catalog_search (VACUUM FULL) …")
+                await admin.execute("VACUUM FULL catalog_search")
             await admin.execute("ANALYZE catalog_search")
             await admin.execute("VACUUM ANALYZE catalog_facet_sets")
             # rows the migration wrote went through the GIN pending lists (see load_pg)
             await admin.execute("VACUUM ANALYZE catalog_search_sample")
             emit("search_pg_migrate_s", round(time.perf_counter() - start, 1), "s", None, count,
-                 from_version=version)
+                 from_version=version, note="the migrations, then VACUUM FULL catalog_search "
+                 "from before version 5, ANALYZE and VACUUM of the small tables")
     if load_lite_now:
         sqlite_path.unlink(missing_ok=True)
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2,
