@@ -259,6 +259,14 @@ END $$
 """, """
 ALTER TABLE catalog_search ALTER COLUMN title_sort SET STORAGE MAIN,
     ALTER COLUMN modified SET STORAGE MAIN, ALTER COLUMN id SET STORAGE MAIN
+""", """
+DO $$
+BEGIN
+    IF to_regclass('catalog_search_title_len_tsv') IS NOT NULL THEN
+        DROP INDEX catalog_search_title_tsv;
+        DROP INDEX catalog_search_title_rank;
+    END IF;
+END $$
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -319,6 +327,12 @@ is under the target), so ordering a word's matches by title read each title from
 every comparison: 744 ms of the 1,131 ms of 公衆トイレ by title (20,439 matches, 140,745
 buffer reads). Applies to rows written after it; a table rewrite (``VACUUM FULL
 catalog_search``) moves the rows already there.
+
+Version 6: the same as version 4 for the title: where ``catalog_search_title_len_tsv`` exists,
+``catalog_search_title_tsv`` and ``catalog_search_title_rank`` go. For a query of several
+bigrams (子育て支援: four) the planner estimated two matches and read the narrowed title tier
+through the plain index, 20,213 rows visited and 13,915 of them dropped by ``title_len <= 10``,
+226 ms, where the two-column index gives the 6,298 short ones directly.
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
