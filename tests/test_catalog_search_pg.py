@@ -290,6 +290,14 @@ async def test_upsert_delete_and_facet_set_moves(pair):
     for q in ("観光", "防災", "城", "避難", ""):
         same(await lite.search(q), await pg.search(q), order=True)
     assert (await pg.search("避難")).facets["publisher"] == {"271004": 1}
+    # the next filtered search sees the moved dataset under its new sets only (the filters
+    # are resolved to set ids in the search's own snapshot)
+    for q in ("避難", "防災", "地図"):
+        for filters in ({"publisher": "271004"}, {"publisher": "281000"}, {"prefecture": "27"},
+                        {"prefecture": "28", "theme": "防災"}, {"prefecture": "27", "personal": True}):
+            same(await lite.search(q, **filters), await pg.search(q, **filters), order=True)
+    assert (await pg.search("避難", prefecture="27")).ids == [moved.id]
+    assert (await pg.search("避難", publisher="281000")).total == 0
     for b in (lite, pg):
         async with b.transaction() as conn:
             assert await b.index.delete(conn, "kanko")

@@ -12,9 +12,11 @@ import asyncio
 import dataclasses
 import math
 import random
+import secrets
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from registry.catalog import search_pg
@@ -300,3 +302,148 @@ async def test_the_sample_table_is_the_sampled_rows(tmp_path: Path):
         sampled = await rows(pg, "catalog_search", "WHERE (hashint8(serial) & 63) = 0")
         assert 0 < len(sampled) < 40
         assert await rows(pg, "catalog_search_sample", "") == sampled
+
+
+async def test_a_filter_passing_few_documents_is_counted_exactly(tmp_path: Path):
+    """Approximate only where more documents than the threshold could match: a filter whose
+    sets hold at most the threshold's number of documents is counted exactly even when the
+    sample overestimates its matches (here: a word in every document, a publisher whose sampled
+    documents × 2**bits exceed its real number); one whose sets hold more is still estimated."""
+    docs = corpus(4000)
+    async with open_backend("postgresql", tmp_path) as pg:
+        assert isinstance(pg, Postgres)
+        async with pg.transaction() as conn:
+            await pg.index.bulk_insert(conn, docs)
+        bits = 2
+        sample = {r[0] for r in await pg.pool.fetch(
+            f"SELECT id FROM catalog_search WHERE (hashint8(serial) & {(1 << bits) - 1}) = 0")}
+        by_publisher: dict[str, list[IndexedDataset]] = {}
+        for d in docs:
+            by_publisher.setdefault(d.publisher_id, []).append(d)
+        # a publisher the sample overestimates: every one of its documents has 資料
+        publisher, theirs = next(
+            (p, ds) for p, ds in sorted(by_publisher.items(), key=lambda kv: -len(kv[1]))
+            if (sum(d.id in sample for d in ds) << bits) > len(ds) >= 50)
+        threshold = len(theirs)
+        index = search_pg.CatalogIndex(pg.pool, sample_bits=bits, approximate_above=threshold,
+                                       auto_promote=False)
+        for sort in ("relevance", "modified", "title"):
+            query = SearchQuery(q="資料", publisher=publisher, sort=sort, per_page=30)
+            got, want = await index.search(query), await exact(pg).search(query)
+            assert want.total == threshold
+            assert not got.approximate
+            same(want, got, order=True)
+        # the publisher's prefecture passes more than the threshold: estimated, and said so
+        prefecture = theirs[0].prefecture
+        passing = [d for d in docs if d.prefecture == prefecture]
+        assert len(passing) > threshold
+        got = await index.search(SearchQuery(q="資料", prefecture=prefecture))
+        estimate = sum(d.id in sample for d in passing) << bits
+        assert got.approximate == (estimate > threshold)
+        if got.approximate:
+            assert got.total == estimate
+
+
+async def test_the_keyword_tier_is_read_narrowed_and_equal(tmp_path: Path, monkeypatch):
+    """A word in many documents' keywords and in no title: the keyword tier's pages are first
+    read up to the shortest tk_len among the sample's matches (through
+    catalog_search_tk_len_tsv), and they equal the pages read whole, page after page, with and
+    without filters."""
+    rng = random.Random(23)
+    docs = [doc(f"k{i:04d}", f"資料{i % 7}", "説明",
+                keywords=("公開", *[f"語{j}{i % 5}" for j in range(i % 9)]),
+                themes=(rng.choice(("観光", "防災")),),
+                publisher=rng.choice(("130001", "130002", "270001")),
+                modified=f"2024-0{1 + i % 9}-{1 + i % 28:02d}T00:00:00Z") for i in range(900)]
+    docs += [doc(f"t{i:03d}", f"公開資料{i}", themes=("観光",)) for i in range(30)]
+    async with open_backend("postgresql", tmp_path) as pg:
+        assert isinstance(pg, Postgres)
+        async with pg.transaction() as conn:
+            await pg.index.bulk_insert(conn, docs)
+        await pg.pool.execute("ANALYZE catalog_search")
+        monkeypatch.setattr(search_pg, "NARROW_ABOVE", -1)
+        narrowed: list[str] = []
+        page = search_pg.CatalogIndex._page
+
+        async def spy(self, conn, head, condition, *args):
+            if "tk_len <=" in condition:
+                narrowed.append(condition)
+            return await page(self, conn, head, condition, *args)
+
+        monkeypatch.setattr(search_pg.CatalogIndex, "_page", spy)
+        index = search_pg.CatalogIndex(pg.pool, sample_bits=1, approximate_above=10**9,
+                                       auto_promote=False, term_counts=False)
+        for filters in ({}, {"theme": "防災"}, {"publisher": "130002"}):
+            for number, per_page in ((1, 20), (2, 20), (1, 50), (3, 7)):
+                query = SearchQuery(q="公開", page=number, per_page=per_page, **filters)
+                got, want = await index.search(query), await exact(pg).search(query)
+                same(want, got, order=True)
+                assert got.scores == want.scores
+        assert narrowed   # the narrowed read was tried
+
+
+async def test_version_3_migrates_a_filled_version_2_schema():
+    """Schema version 3 on an index written under version 2: the sample gets its rows' tk_len,
+    the searches then agree with the exact index, and later writes keep the sample right."""
+    from .test_catalog_search_pg import PG_DSN
+
+    docs = corpus(700, seed=29)
+    try:
+        admin = await asyncpg.connect(PG_DSN, timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at {PG_DSN} not reachable: {exc}")
+    schema = "search_" + secrets.token_hex(6)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}; SET search_path = {schema}")
+        for script in search_pg.SEARCH_MIGRATIONS[:2]:
+            async with admin.transaction():
+                await admin.execute(script)
+        async with admin.transaction():   # written by version 2's code paths: the trigger
+            await search_pg.CatalogIndex(admin).bulk_insert(admin, docs[:400])
+        async with admin.transaction():
+            await admin.execute(search_pg.SEARCH_MIGRATIONS[2])
+        pool = await asyncpg.create_pool(PG_DSN, min_size=1, max_size=2,
+                                         server_settings={"search_path": schema})
+        try:
+            pg = Postgres(pool)
+            await pg.load(docs[400:], many=True)
+            rows = await pool.fetch(
+                "SELECT s.serial, s.tk_len, p.tk_len FROM catalog_search s "
+                "JOIN catalog_search_sample p USING (serial) ORDER BY serial")
+            assert rows and all(r[1] == r[2] for r in rows)
+            assert await pool.fetchval("SELECT count(*) FROM catalog_search "
+                                       "WHERE (hashint8(serial) & 63) = 0") == len(rows)
+            index = search_pg.CatalogIndex(pool, approximate_above=10**9, auto_promote=False)
+            for q, filters in (("観光", {}), ("資料", {"prefecture": "27"}),
+                               ("防災", {"theme": "観光"})):
+                await agree(pg, index, q, **filters)
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
+async def test_only_the_vectors_leave_the_row(tmp_path: Path):
+    """The search rows keep their sort keys in the row (schema version 5): of each row only the
+    three vectors and the (compressed) pad are moved out to TOAST, one value each, not
+    ``title_sort``, which a sort by title compares again and again, nor ``modified`` or ``id``."""
+    rng = random.Random(31)
+    names = "姫路市 神戸市 西宮市 尼崎市 明石市 加古川市 宝塚市 伊丹市".split()
+    nouns = "避難所一覧 観光施設一覧 公衆トイレ位置情報 子育て支援施設 医療機関一覧".split()
+    docs = [doc(f"r{i:04d}-{'x' * rng.randrange(10)}",
+                f"令和{rng.randrange(1, 8)}年度 {rng.choice(names)}の{rng.choice(nouns)}データ",
+                "説明文" * rng.randrange(1, 20), keywords=(rng.choice(nouns),),
+                modified=f"2024-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T00:00:00Z")
+            for i in range(200)]
+    async with open_backend("postgresql", tmp_path) as pg:
+        assert isinstance(pg, Postgres)
+        async with pg.transaction() as conn:
+            await pg.index.bulk_insert(conn, docs[:100])
+        await pg.load(docs[100:], many=True)
+        toast = await pg.pool.fetchval(
+            "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'catalog_search'::regclass")
+        assert await pg.pool.fetchval(f"SELECT count(DISTINCT chunk_id) FROM {toast}") == 4 * 200
+        # and the titles sort the same as before
+        query = SearchQuery(q="データ", sort="title", per_page=50)
+        same(await exact(pg).search(query), await pg.index.search(query), order=True)

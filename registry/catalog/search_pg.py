@@ -220,6 +220,53 @@ CREATE TABLE catalog_term_facets (
     n integer NOT NULL,
     PRIMARY KEY (key, facet, value)
 )
+""", """
+CREATE INDEX catalog_facet_sets_prefecture ON catalog_facet_sets (prefecture);
+CREATE INDEX catalog_facet_sets_standard_type ON catalog_facet_sets (standard_type);
+CREATE INDEX catalog_facet_sets_classification ON catalog_facet_sets (classification);
+ALTER TABLE catalog_search_sample ADD COLUMN tk_len integer;
+UPDATE catalog_search_sample p SET tk_len = s.tk_len FROM catalog_search s
+    WHERE s.serial = p.serial;
+ALTER TABLE catalog_search_sample ALTER COLUMN tk_len SET NOT NULL;
+CREATE OR REPLACE FUNCTION catalog_search_sample_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO catalog_search_sample (serial, set_id, title_len, tk_len, title_tsv, tk_tsv,
+                                           all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_len, NEW.tk_len, NEW.title_tsv, NEW.tk_tsv,
+                NEW.all_tsv);
+    END IF;
+    RETURN NULL;
+END $$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'btree_gin') THEN
+        EXECUTE 'CREATE INDEX catalog_search_tk_len_tsv ON catalog_search '
+                'USING gin (tk_len, tk_tsv)';
+    END IF;
+END $$
+""", """
+DO $$
+BEGIN
+    IF to_regclass('catalog_search_tk_len_tsv') IS NOT NULL THEN
+        DROP INDEX catalog_search_tk_tsv;
+        DROP INDEX catalog_search_tk_rank;
+    END IF;
+END $$
+""", """
+ALTER TABLE catalog_search ALTER COLUMN title_sort SET STORAGE MAIN,
+    ALTER COLUMN modified SET STORAGE MAIN, ALTER COLUMN id SET STORAGE MAIN
+""", """
+DO $$
+BEGIN
+    IF to_regclass('catalog_search_title_len_tsv') IS NOT NULL THEN
+        DROP INDEX catalog_search_title_tsv;
+        DROP INDEX catalog_search_title_rank;
+    END IF;
+END $$
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -254,6 +301,38 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
   exact counts at no cost.
+
+Version 3 (reads narrowed by the filters and by the keyword tier's length):
+
+* ``catalog_facet_sets_{prefecture,standard_type,classification}``: a filter's sets are found
+  through an index (with publisher and theme, which had one), once per search, and the reads
+  then name them (``set_id = ANY(…)``), so that PostgreSQL intersects a word's GIN bitmap with
+  the sets' B-tree bitmap before it visits a row;
+* ``catalog_search_sample.tk_len`` and ``catalog_search_tk_len_tsv`` (``btree_gin``, as for the
+  title): the keyword tier of a broad word is first read up to the shortest ``tk_len`` among the
+  sample's matches of that tier, as the title tier is.
+
+Version 4: where ``catalog_search_tk_len_tsv`` exists, ``catalog_search_tk_tsv`` and
+``catalog_search_tk_rank`` go. The two-column index answers ``tk_tsv @@`` alone as well as the
+plain one, and while those two existed PostgreSQL read the narrowed keyword tier through them
+instead (it estimates a query of six common bigrams at a few dozen rows: at 1M datasets it
+ANDed the plain index's bitmap of 124,497 matches with the B-tree's range, 1.4 s under load,
+instead of one read of the two-column index, 64 ms). The B-tree served only the tier heads,
+which are off (``rank_heads``).
+
+Version 5: ``title_sort``, ``modified`` and ``id`` kept in the row (``STORAGE MAIN``). With
+``toast_tuple_target = 128`` PostgreSQL had moved ``title_sort`` out to TOAST too, in 94% of
+the rows at 1M datasets (every value longer than a TOAST pointer is a candidate until the row
+is under the target), so ordering a word's matches by title read each title from TOAST in
+every comparison: 744 ms of the 1,131 ms of 公衆トイレ by title (20,439 matches, 140,745
+buffer reads). Applies to rows written after it; a table rewrite (``VACUUM FULL
+catalog_search``) moves the rows already there.
+
+Version 6: the same as version 4 for the title: where ``catalog_search_title_len_tsv`` exists,
+``catalog_search_title_tsv`` and ``catalog_search_title_rank`` go. For a query of several
+bigrams (子育て支援: four) the planner estimated two matches and read the narrowed title tier
+through the plain index, 20,213 rows visited and 13,915 of them dropped by ``title_len <= 10``,
+226 ms, where the two-column index gives the 6,298 short ones directly.
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -270,6 +349,7 @@ _TIER_SQL = (  # (condition, order length column, score base) per relevance tier
     ("tk_tsv @@ $1::tsquery AND NOT title_tsv @@ $1::tsquery", "tk_len", 1.0),
     ("all_tsv @@ $1::tsquery AND NOT tk_tsv @@ $1::tsquery", "all_len", 0.0),
 )
+_TIER_MATCH = ("title_tsv @@ $1::tsquery", "tk_tsv @@ $1::tsquery", "all_tsv @@ $1::tsquery")
 _SCORE_SQL = ("CASE WHEN title_tsv @@ $1::tsquery THEN 2.0 + 1.0 / (1 + title_len) "
               "WHEN tk_tsv @@ $1::tsquery THEN 1.0 + 1.0 / (1 + tk_len) "
               "ELSE 1.0 / (1 + all_len) END")
@@ -291,6 +371,9 @@ MAX_HEAD = 4000
 NARROW_ABOVE = 2000
 """A title tier the sample estimates larger than this is first read only up to the length of
 the shortest title among the sample's matches (``_match``)."""
+MAX_SET_IDS = 5000
+"""A filter passing at most this many facet sets is read as ``set_id = ANY(ids)`` (``_in_sets``);
+more, as a subquery (planning a long array costs more than it saves)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
@@ -452,10 +535,13 @@ class _Sample:
     tier, in the title-and-keywords tiers, in all; and the table's estimated size."""
 
     def __init__(self, groups: list[tuple[int, int]], *, title: int, tk: int, all: int,
-                 docs: float, bits: int, shortest_title: int | None = None) -> None:
+                 docs: float, bits: int,
+                 shortest: tuple[int | None, int | None] = (None, None)) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
-        self.shortest_title = shortest_title   # the fewest title tokens of a title match
+        # the fewest tokens of a match of the title tier (title_len) and of the keyword tier
+        # (tk_len), None where the sample has none
+        self.shortest = shortest
 
     def scaled(self, n: int) -> int:
         return n << self.bits
@@ -813,11 +899,16 @@ class CatalogIndex:
             if tsquery is None:
                 return SearchResult(total=0, ids=[], scores=[])
         async with self._reader() as conn:
-            params = _Params(tsquery) if tsquery else _Params()
-            sets = self._set_filter(query, params)
             if not tsquery:
-                return await self._browse(conn, sets, params, sort, per_page, offset)
-            return await self._match(conn, sets, params, sort, per_page, offset,
+                params = _Params()
+                return await self._browse(conn, self._set_filter(query, params), params, sort,
+                                          per_page, offset)
+            params = _Params(tsquery)
+            sets = self._set_filter(query, _Params())
+            in_sets, passing = "", None
+            if sets:
+                in_sets, passing = await self._in_sets(conn, query, params)
+            return await self._match(conn, in_sets, passing, params, sort, per_page, offset,
                                      None if sets else term_key(q))
 
     @staticmethod
@@ -835,6 +926,41 @@ class CatalogIndex:
             where.append("s.id IN (SELECT set_id FROM catalog_facet_set_themes "
                          f"WHERE theme = {p(_text(query.theme))})")
         return where
+
+    async def _in_sets(self, conn: Any, query: SearchQuery,
+                       p: _Params) -> tuple[str, int | None]:
+        """The condition on ``catalog_search`` for the query's filters, and how many documents
+        pass them (None if not counted). Filters with a publisher or a prefecture passing at
+        most ``MAX_SET_IDS`` sets become ``set_id = ANY(their ids)``: PostgreSQL then ANDs the
+        words' GIN bitmap with the sets' B-tree bitmap and visits only the rows that pass both
+        (a subquery instead is joined to every row of the words' matches, in every statement).
+        Otherwise the subquery."""
+        sets = None
+        if any(isinstance(v, str) and v for v in (query.publisher, query.prefecture)):
+            # only with a publisher or a prefecture: the other filters pass a large share of
+            # the sets (a theme has tens of thousands at 1M), which then cost more to list
+            # than they save; at most one more than wanted, through the publisher or prefecture
+            # index, each set then looked up among the theme's (a nested loop: a hash join
+            # would read all of the theme's sets first; no parallel workers, whose start costs
+            # more than this whole statement)
+            rp = _Params()
+            where = " AND ".join(["s.docs > 0", *self._set_filter(query, rp)])
+            await conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+                               "SET LOCAL max_parallel_workers_per_gather = 0")
+            try:
+                row = await conn.fetchrow(
+                    "SELECT count(*), sum(docs)::int8, array_agg(id) FROM (SELECT s.id, s.docs "
+                    f"FROM catalog_facet_sets s WHERE {where} LIMIT {MAX_SET_IDS + 1}) AS s",
+                    *rp.values)
+            finally:
+                await conn.execute("RESET enable_hashjoin; RESET enable_mergejoin; "
+                                   "RESET max_parallel_workers_per_gather")
+            if row[0] <= MAX_SET_IDS:
+                sets = (row[2] or [], int(row[1] or 0))
+        if sets is not None:
+            return f" AND set_id = ANY({p(sets[0])}::int4[])", sets[1]
+        where = " AND ".join(self._set_filter(query, p))
+        return f" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE {where})", None
 
     async def _aggregate(self, conn: Any, groups: Sequence[Sequence[int]]) -> SearchResult:
         missing = self._facets.missing(groups)
@@ -888,17 +1014,19 @@ class CatalogIndex:
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
-                       min(shortest)
+                       min(shortest), min(shortest_tk)
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
                              count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
-                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest
+                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest,
+                             min(tk_len) FILTER (WHERE tk_tsv @@ $1::tsquery
+                                                 AND NOT title_tsv @@ $1::tsquery) AS shortest_tk
                       FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
                        docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits,
-                       shortest_title=row[5])
+                       shortest=(row[5], row[6]))
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
@@ -950,17 +1078,15 @@ class CatalogIndex:
             await conn.execute("SET LOCAL enable_indexscan = on")
         return [(r[0], float(r[1])) for r in found]
 
-    async def _match(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
-                     offset: int, key: str | None) -> SearchResult:
-        in_sets = ""
-        if sets_where:
-            in_sets = (" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE "
-                       f"{' AND '.join(sets_where)})")
+    async def _match(self, conn: Any, in_sets: str, passing: int | None, p: _Params, sort: str,
+                     limit: int, offset: int, key: str | None) -> SearchResult:
         # the counts: a promoted key's (exact), else the sample's when it finds very many
-        # matches (approximate), else all the matches' (exact)
+        # matches (approximate), else all the matches' (exact); no sample when the filters
+        # pass too few documents for it to matter (counting them all is cheap and exact)
         result = await self._term_counts(conn, key) if key and self.term_counts else None
         sample = None
-        if self.approximate_above is not None:
+        if self.approximate_above is not None and (
+                passing is None or passing > self.approximate_above):
             sample = await self._sample(conn, in_sets, p)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
@@ -988,23 +1114,31 @@ class CatalogIndex:
             # tier by tier: the next one only when the page reaches past this one
             estimates = (sample.tiers() if sample else (0, 0, 0))
             before = 0   # matches in the tiers above
+            known: list[str] | None = []   # their ids, when all of them were read
             for n, (condition, length, base) in enumerate(_TIER_SQL):
                 if exact and before >= result.total:
                     break
                 want, skip = limit - len(rows), max(0, offset - before)
+                tier_p = p
+                if n and known is not None:
+                    # every match of the tiers above is known (they held less than a page):
+                    # "not in them" by id, not by reading each row's vector out of TOAST
+                    tier_p = _Params(*p.values)
+                    condition = (f"{_TIER_MATCH[n]} AND NOT (id = ANY("
+                                 f"{tier_p(known)}::text[]))")
                 # through GIN: a tier's order (its token count) correlates with its words (a
                 # word's titles are long or short together), so a head of it seldom holds the
                 # page; measured at 1M, heads read for nothing cost more than they saved
                 args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
-                        in_sets, p, want, skip)
+                        in_sets, tier_p, want, skip)
                 found = []
-                if (n == 0 and sample is not None and sample.shortest_title is not None
-                        and estimates[0] > NARROW_ABOVE):
-                    # the title matches no longer than the shortest in the sample: about 64,
-                    # one read of catalog_search_title_len_tsv; if they do not hold the page,
-                    # all of them
+                if (n < 2 and sample is not None and sample.shortest[n] is not None
+                        and estimates[n] > NARROW_ABOVE):
+                    # the tier's matches no longer than the shortest in the sample: about 64,
+                    # one read of catalog_search_title_len_tsv (tk_len_tsv); if they do not
+                    # hold the page, all of them
                     found = await self._page(
-                        conn, 0, f"{condition} AND title_len <= {int(sample.shortest_title)}",
+                        conn, 0, f"{condition} AND {length} <= {int(sample.shortest[n])}",
                         *args)
                     if len(found) < want:
                         found = []
@@ -1015,12 +1149,13 @@ class CatalogIndex:
                 rows += found
                 if len(rows) >= limit or n == len(_TIER_SQL) - 1:
                     break
+                known = known + [r[0] for r in found] if known is not None and not skip else None
                 if found or skip == 0:
                     before += skip + len(found)
                 else:
                     before += await conn.fetchval(
                         f"SELECT count(*) FROM catalog_search WHERE {condition}{in_sets}",
-                        *p.values)
+                        *tier_p.values)
         if exact and offset >= result.total:
             rows = []
         if result.approximate:   # an estimate below what the pages show is surely low
