@@ -86,8 +86,10 @@ class Postgres(Backend):
 
 
 @asynccontextmanager
-async def pg_schema() -> AsyncIterator[str]:
-    """A fresh schema with the search migrations, dropped after."""
+async def pg_admin_schema(versions: int | None = None
+                          ) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """A connection and a fresh schema (its search path) with the first ``versions`` search
+    migrations (all: None); the schema is dropped after. Skips without PostgreSQL."""
     try:
         admin = await asyncpg.connect(PG_DSN, timeout=5)
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -96,13 +98,20 @@ async def pg_schema() -> AsyncIterator[str]:
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
         await admin.execute(f"SET search_path = {schema}")
-        for script in search_pg.SEARCH_MIGRATIONS:
+        for script in search_pg.SEARCH_MIGRATIONS[:versions]:
             async with admin.transaction():
                 await admin.execute(script)
-        yield schema
+        yield admin, schema
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await admin.close()
+
+
+@asynccontextmanager
+async def pg_schema() -> AsyncIterator[str]:
+    """A fresh schema with the search migrations, dropped after."""
+    async with pg_admin_schema() as (_, schema):
+        yield schema
 
 
 @asynccontextmanager

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import math
 import random
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -385,19 +384,10 @@ async def test_the_keyword_tier_is_read_narrowed_and_equal(tmp_path: Path, monke
 async def test_version_3_migrates_a_filled_version_2_schema():
     """Schema version 3 on an index written under version 2: the sample gets its rows' tk_len,
     the searches then agree with the exact index, and later writes keep the sample right."""
-    from .test_catalog_search_pg import PG_DSN
+    from .test_catalog_search_pg import PG_DSN, pg_admin_schema
 
     docs = corpus(700, seed=29)
-    try:
-        admin = await asyncpg.connect(PG_DSN, timeout=5)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at {PG_DSN} not reachable: {exc}")
-    schema = "search_" + secrets.token_hex(6)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}; SET search_path = {schema}")
-        for script in search_pg.SEARCH_MIGRATIONS[:2]:
-            async with admin.transaction():
-                await admin.execute(script)
+    async with pg_admin_schema(versions=2) as (admin, schema):
         async with admin.transaction():   # written by version 2's code paths: the trigger
             await search_pg.CatalogIndex(admin).bulk_insert(admin, docs[:400])
         async with admin.transaction():
@@ -419,9 +409,6 @@ async def test_version_3_migrates_a_filled_version_2_schema():
                 await agree(pg, index, q, **filters)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
 
 
 async def test_only_the_vectors_leave_the_row(tmp_path: Path):
