@@ -14,17 +14,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from connector.consent.filter import SourceSubjects
-from connector.consent.store import ConsentStore, KnownSubject
+from connector.consent.store import ConsentStore, KnownSubject, unknown_resident
 from connector.translate.csvread import ENCODINGS
 from mesh.cli_support import report_errors
 from mesh.clock import iso, utcnow
 from mesh.durations import parse_duration
-from mesh.errors import InvalidRequest, NotFound
+from mesh.errors import AreameshError, InvalidRequest, NotFound
+
+if TYPE_CHECKING:
+    from connector.consent.register_import import Register
 
 T = TypeVar("T")
 JST = timezone(timedelta(hours=9), "JST")
@@ -226,11 +229,9 @@ def import_(data_dir: Path, register_file: Path, participant: str | None, purpos
             code="register_invalid")
 
 
-async def _check_residents(data_dir: Path, register: Any) -> None:
+async def _check_residents(data_dir: Path, register: Register) -> None:
     """Report, by line, rows whose dataset holds no personal data or whose resident is not in
     it; drop those rows from the register."""
-    from mesh.errors import AreameshError
-
     by_dataset: dict[str, list[int]] = {}
     for i, g in enumerate(register.grants):
         by_dataset.setdefault(g.dataset_id, []).append(i)
@@ -246,10 +247,7 @@ async def _check_residents(data_dir: Path, register: Any) -> None:
         for i in positions:
             resident = register.grants[i].resident
             if not await known(resident):
-                register.problem(register.lines[i], NotFound(
-                    f"resident {resident!r} is not in the personal data on this connector",
-                    message_ja=f"住民 {resident!r} はこのコネクタの個人データにありません",
-                    code="unknown_resident"))
+                register.problem(register.lines[i], unknown_resident(resident))
                 bad.add(i)
     if bad:
         register.drop(bad)

@@ -15,6 +15,7 @@ the later row is the one that holds, as two grants one after the other would.
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,8 +79,6 @@ class Register:
 
 
 def _column(header: str) -> str | None:
-    import unicodedata
-
     return COLUMNS.get(unicodedata.normalize("NFKC", header).strip().casefold())
 
 

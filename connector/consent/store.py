@@ -248,10 +248,7 @@ class ConsentStore:
         if known_subject is not None:
             for resident in dict.fromkeys(g.resident for g in checked):
                 if not await known_subject(resident):
-                    raise NotFound(
-                        f"resident {resident!r} is not in the personal data on this connector",
-                        message_ja=f"住民 {resident!r} はこのコネクタの個人データにありません",
-                        code="unknown_resident")
+                    raise unknown_resident(resident)
         cids = _new_ids(len(checked))
         proof_json = None if proof is None else json.dumps(proof.evidence, ensure_ascii=False)
 
@@ -658,6 +655,13 @@ def _component_without_service() -> InvalidRequest:
     return InvalidRequest("a component is part of a service: give the service id too",
                           message_ja="部品を指定するときはサービスIDも指定してください",
                           code="component_without_service")
+
+
+def unknown_resident(resident: str) -> NotFound:
+    """The refusal of a consent for a resident who is not in the personal data."""
+    return NotFound(f"resident {resident!r} is not in the personal data on this connector",
+                    message_ja=f"住民 {resident!r} はこのコネクタの個人データにありません",
+                    code="unknown_resident")
 
 
 def _unknown_consent(consent_id: str) -> NotFound:
