@@ -358,28 +358,24 @@ class Bench:
             "block_rates": [round(x, 1) for x in rates["ping"]], "p50_ms": round(p50, 2),
             "p99_ms": round(percentile(lat["ping"], 99), 2), "concurrency": self.concurrency},
             ensure_ascii=False), flush=True)
-        if "floor" in rates:
-            f_rate = statistics.median(rates["floor"])
+        def other_kind(kind: str, figure: str, cpu_field: str, what: str) -> None:
+            """The figure of the extra block kind ``kind`` (--floor, --pair), if it ran."""
+            if kind not in rates:
+                return
             print(json.dumps({
-                "figure": "small_transfer_grpc_floor", "value": round(f_rate, 1),
-                "unit": "transfers/s", "block_rates": [round(x, 1) for x in rates["floor"]],
-                "p50_ms": round(percentile(lat["floor"], 50), 2),
-                "server_cpu_ms_per_transfer": round(statistics.median(cpu["floor"]), 3),
-                "consumer_cpu_ms_per_transfer": round(statistics.median(own["floor"]), 3),
-                "what": "the same TransferWithAcks calls (request, one TransferWhole, ack, "
-                        "answer) served by a no-op PeerService (grpc_floor_server.py) on the "
-                        "same credentials"},
-                ensure_ascii=False), flush=True)
-        if "pair" in rates:
-            a_rate = statistics.median(rates["pair"])
-            print(json.dumps({
-                "figure": "small_transfer_previous_protocol", "value": round(a_rate, 1),
-                "unit": "transfers/s", "block_rates": [round(x, 1) for x in rates["pair"]],
-                "p50_ms": round(percentile(lat["pair"], 50), 2),
-                "provider_cpu_ms_per_transfer": round(statistics.median(cpu["pair"]), 3),
-                "consumer_cpu_ms_per_transfer": round(statistics.median(own["pair"]), 3),
-                "what": "the same provider, the previous protocol: Transfer read to its summary "
-                        "+ unary AcknowledgeTransfer (complete)"}, ensure_ascii=False), flush=True)
+                "figure": figure, "value": round(statistics.median(rates[kind]), 1),
+                "unit": "transfers/s", "block_rates": [round(x, 1) for x in rates[kind]],
+                "p50_ms": round(percentile(lat[kind], 50), 2),
+                cpu_field: round(statistics.median(cpu[kind]), 3),
+                "consumer_cpu_ms_per_transfer": round(statistics.median(own[kind]), 3),
+                "what": what}, ensure_ascii=False), flush=True)
+
+        other_kind("floor", "small_transfer_grpc_floor", "server_cpu_ms_per_transfer",
+                   "the same TransferWithAcks calls (request, one TransferWhole, ack, answer) "
+                   "served by a no-op PeerService (grpc_floor_server.py) on the same credentials")
+        other_kind("pair", "small_transfer_previous_protocol", "provider_cpu_ms_per_transfer",
+                   "the same provider, the previous protocol: Transfer read to its summary + "
+                   "unary AcknowledgeTransfer (complete)")
         if metered != done:
             raise RuntimeError(f"{done} transfers acknowledged complete, {metered} metered")
 
