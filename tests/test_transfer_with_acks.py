@@ -14,6 +14,7 @@ Real processes, mTLS, 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import textwrap
@@ -113,27 +114,41 @@ class Call:
             and code in (self.error.details() or "")
 
 
-async def _calls(h: MeshHarness, provider) -> dict[str, float]:
-    """The provider's successful gRPC calls per method (its /metrics)."""
-    async with aiohttp.ClientSession() as s, \
-            s.get(f"http://127.0.0.1:{provider.ready['http_port']}/metrics") as r:
-        text = await r.text()
-    found = re.findall(r'^areamesh_grpc_server_calls_total\{code="OK",method="([^"]+)"\} (\S+)$',
-                       text, re.MULTILINE)
-    return {m: float(v) for m, v in found}
+async def _calls(h: MeshHarness, provider, *settled: str) -> dict[str, float]:
+    """The provider's successful gRPC calls per method (its /metrics), once each method named in
+    ``settled`` has been counted: the server counts a call when its handler has returned, which
+    may be a moment after the client has its last message."""
+    deadline = time.monotonic() + 10
+    while True:
+        async with aiohttp.ClientSession() as s, \
+                s.get(f"http://127.0.0.1:{provider.ready['http_port']}/metrics") as r:
+            text = await r.text()
+        found = re.findall(r'^areamesh_grpc_server_calls_total\{code="OK",method="([^"]+)"\} (\S+)$',
+                           text, re.MULTILINE)
+        calls = {m: float(v) for m, v in found}
+        if all(calls.get(m, 0) > 0 for m in settled) or time.monotonic() > deadline:
+            return calls
+        await asyncio.sleep(0.1)
+
+
+async def _fetch_complete(h: MeshHarness, agreement: str, source: Path, records: int) -> None:
+    """The fetch command gets the source's rows, and the provider counts the transfer complete
+    with ``records`` records, every batch acknowledged."""
+    out = h.root / "out.ndjson"
+    rc, result, err = await fetch_cli(h, agreement, out)
+    assert rc == 0, err
+    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
+    row = _provider_row(h, result["transfer_id"])
+    assert (row["status"], row["records"], row["acked_seq"]) == ("complete", records,
+                                                                 row["batches"])
 
 
 async def test_fetch_is_one_call_complete_and_metered(harness: MeshHarness):
     h = harness
     provider, source = await setup_transfer_mesh(h, rows=40)
     agreement = await agree(h)
-    out = h.root / "out.ndjson"
-    rc, result, err = await fetch_cli(h, agreement, out)
-    assert rc == 0, err
-    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
-    row = _provider_row(h, result["transfer_id"])
-    assert (row["status"], row["records"], row["acked_seq"]) == ("complete", 40, row["batches"])
-    calls = await _calls(h, provider)
+    await _fetch_complete(h, agreement, source, 40)
+    calls = await _calls(h, provider, METHOD)
     assert calls.get(METHOD) == 1, calls
     assert "/areamesh.v1.PeerService/AcknowledgeTransfer" not in calls, calls
     assert "/areamesh.v1.PeerService/Transfer" not in calls, calls
@@ -341,13 +356,9 @@ async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness
         call = await Call.open(channel, agreement)
         assert (await call.read()).refused(grpc.StatusCode.UNIMPLEMENTED, ""), call.error
 
-    out = h.root / "out.ndjson"
-    rc, result, err = await fetch_cli(h, agreement, out)
-    assert rc == 0, err
-    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
-    row = _provider_row(h, result["transfer_id"])
-    assert (row["status"], row["records"], row["acked_seq"]) == ("complete", 1200, row["batches"])
-    calls = await _calls(h, provider)
+    await _fetch_complete(h, agreement, source, 1200)
+    calls = await _calls(h, provider, "/areamesh.v1.PeerService/Transfer",
+                         "/areamesh.v1.PeerService/AcknowledgeTransfer")
     assert calls.get("/areamesh.v1.PeerService/Transfer") == 1, calls
     assert calls.get("/areamesh.v1.PeerService/AcknowledgeTransfer") == 1, calls
     assert METHOD not in calls, calls
