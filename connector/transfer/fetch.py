@@ -92,9 +92,13 @@ class AckSender:
         self._latest: peer_pb2.AcknowledgeTransferRequest | None = None
         self._task: asyncio.Task | None = None
 
-    def offer(self, transfer_id: str, seq: int, chain: str) -> None:
-        self._latest = peer_pb2.AcknowledgeTransferRequest(
+    def request(self, transfer_id: str, seq: int, chain: str
+                ) -> peer_pb2.AcknowledgeTransferRequest:
+        return peer_pb2.AcknowledgeTransferRequest(
             agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain)
+
+    def offer(self, transfer_id: str, seq: int, chain: str) -> None:
+        self._latest = self.request(transfer_id, seq, chain)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._send())
 
@@ -116,8 +120,7 @@ class AckSender:
         """The ack of the last batch, after the summary is verified; True once the provider
         counts the transfer complete. Waits for a periodic ack still on its way first."""
         await self.close(wait=True)
-        reply = await self.call(peer_pb2.AcknowledgeTransferRequest(
-            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain))
+        reply = await self.call(self.request(transfer_id, seq, chain))
         return bool(reply and reply.complete)
 
     async def close(self, wait: bool = False) -> None:
@@ -159,18 +162,20 @@ class StreamAcks(AckSender):
     async def final(self, transfer_id: str, seq: int, chain: str) -> bool:
         await self.close(wait=True)
         assert self.rpc is not None
-        await self.call(peer_pb2.AcknowledgeTransferRequest(
-            agreement_id=self.agreement_id, transfer_id=transfer_id, acked_seq=seq, chain=chain))
+        await self.call(self.request(transfer_id, seq, chain))
+        complete = False
         try:
             await self.rpc.done_writing()
-            async for chunk in self.rpc:  # the same iterator the stream was read with
+            # the same iterator the stream was read with, read to the call's end: the provider
+            # ends it after its answer (a call left unread would end cancelled, not finished)
+            async for chunk in self.rpc:
                 if isinstance(chunk, peer_pb2.TransferChunk) and chunk.HasField("acked") \
                         and chunk.acked.acked_seq >= seq:
-                    return chunk.acked.complete
+                    complete = complete or chunk.acked.complete
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
             log.warning("final acknowledgement not taken: %s", exc,
                         extra={"agreement": self.agreement_id})
-        return False
+        return complete
 
 
 @dataclass(frozen=True)
