@@ -353,7 +353,7 @@ async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness
     agreement = await agree(h)
 
     async with _channel(h, provider) as channel:  # the provider is of the previous version
-        call = await Call.open(channel, agreement)
+        call = await Call.open(channel)  # no request written: one racing the answer ends INTERNAL
         assert (await call.read()).refused(grpc.StatusCode.UNIMPLEMENTED, ""), call.error
 
     await _fetch_complete(h, agreement, source, 1200)
@@ -362,3 +362,43 @@ async def test_fetch_falls_back_to_transfer_and_acknowledge(harness: MeshHarness
     assert calls.get("/areamesh.v1.PeerService/Transfer") == 1, calls
     assert calls.get("/areamesh.v1.PeerService/AcknowledgeTransfer") == 1, calls
     assert METHOD not in calls, calls
+
+
+async def test_a_request_lost_to_the_answer_falls_back_to_transfer(harness: MeshHarness,
+                                                                   monkeypatch):
+    """A provider of the previous version answers UNIMPLEMENTED at once; when that answer
+    reaches gRPC's core before the request is written, the write fails and gRPC reports
+    INTERNAL, the provider's own answer lost (seen under load). The fetch asks again with
+    ``Transfer``, as for UNIMPLEMENTED, instead of retrying the call that cannot be heard."""
+    import connector.transfer.fetch as fetch_module
+
+    h = harness
+    provider, source = await setup_transfer_mesh(h, rows=300)
+    agreement = await agree(h)
+    opened, real_call = 0, fetch_module.transfer_with_acks_call
+
+    def lost_request(channel: grpc.aio.Channel):
+        def call():
+            nonlocal opened
+            opened += 1
+            rpc = real_call(channel)()
+
+            async def write(_message):  # what grpc.aio raises when core fails the send
+                rpc.cancel()
+                raise grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(),
+                                           grpc.aio.Metadata(), details="Internal error from Core")
+            rpc.write = write
+            return rpc
+        return call
+
+    monkeypatch.setattr(fetch_module, "transfer_with_acks_call", lost_request)
+    out = h.root / "lost.ndjson"
+    result = await fetch_module.Fetcher(h.root / "kakogawa", agreement, out, attempts=3).run()
+    assert opened == 1 and result.resumed == 0, (opened, result)
+    assert [as_text(r) for r in ndjson_rows(out)] == source_rows(source)
+    row = _provider_row(h, result.transfer_id)
+    assert (row["status"], row["records"]) == ("complete", 300)
+    calls = await _calls(h, provider, "/areamesh.v1.PeerService/Transfer",
+                         "/areamesh.v1.PeerService/AcknowledgeTransfer")
+    assert calls.get("/areamesh.v1.PeerService/Transfer") == 1, calls
+    assert calls.get("/areamesh.v1.PeerService/AcknowledgeTransfer") == 1, calls

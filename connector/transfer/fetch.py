@@ -79,6 +79,10 @@ ACK_EVERY_BYTES = 256 * 1024 * 1024
 # loopback 16 MiB kept the sender busier than 8 MiB.
 RECEIVE_WINDOW = 16 * 1024 * 1024
 ACK_CALL_TIMEOUT = 10.0   # seconds an AcknowledgeTransfer call may take
+# Seconds a previous version's ``Transfer`` call has to end once its summary has arrived: the
+# provider's handler finishes after the summary has left (and counts the call OK); cancelled
+# before that, the call ends CANCELLED at the provider though nothing was wrong.
+CALL_END_WAIT = 5.0
 
 
 class AckSender:
@@ -149,6 +153,11 @@ class StreamAcks(AckSender):
             await self.rpc.write(peer_pb2.TransferUp(request=request))
         except asyncio.InvalidStateError:  # already over (e.g. UNIMPLEMENTED): reading says why
             pass
+        except grpc.aio.AioRpcError as exc:
+            # the call ended while the request was on its way out: gRPC then reports INTERNAL
+            # and the provider's own answer is lost (UNIMPLEMENTED from an earlier version, or
+            # a refusal); ``Transfer`` asks again and hears it
+            raise RequestNotSent(exc.details() or str(exc.code())) from exc
         return self.rpc
 
     async def call(self, request: peer_pb2.AcknowledgeTransferRequest) -> None:
@@ -221,6 +230,10 @@ def _unpacked(message) -> tuple:
             *(WireBatch(b.seq, b.first_record, b.records, memoryview(b.arrow_ipc), b.digest)
               for b in whole.batches),
             peer_pb2.TransferChunk(summary=whole.summary))
+
+
+class RequestNotSent(Exception):
+    """A ``TransferWithAcks`` call ended before its request could be written."""
 
 
 class _StreamBroken(Exception):
@@ -327,6 +340,12 @@ class Fetcher:
                             self._previous_protocol = True
                             log.info("the provider has no TransferWithAcks: Transfer and "
                                      "AcknowledgeTransfer", extra={"agreement": self.agreement_id})
+                        except RequestNotSent as exc:
+                            # most likely that same answer, arrived first: Transfer tells
+                            self._previous_protocol = True
+                            log.info("TransferWithAcks ended before its request was sent (%s): "
+                                     "Transfer and AcknowledgeTransfer", exc,
+                                     extra={"agreement": self.agreement_id})
                     return await self._on(channel, False, journal, usage, row, started, resumed)
             except Unavailable as exc:  # the registry does not know where the provider is (yet)
                 problem = exc.message
@@ -413,6 +432,7 @@ class Fetcher:
             service_id=self.service, component_id=self.component)
         call = await transfer(request)
         output: PartialOutput | None = None
+        summarised = False
         loop = asyncio.get_running_loop()
         try:
             schema = None
@@ -443,6 +463,7 @@ class Fetcher:
                         if output is None:
                             raise _StreamBroken("a summary arrived before the header")
                         await self._settle_write()
+                        summarised = True
                         return await self._finish(chunk.summary, journal, output, usage, started,
                                                   resumed, acks)
             raise _StreamBroken("the stream ended without a summary")
@@ -455,6 +476,9 @@ class Fetcher:
                 await self._start_ack(journal, output, usage)
             raise
         finally:
+            if summarised and not call.done():  # a TransferWithAcks call is read to its end
+                with contextlib.suppress(asyncio.TimeoutError, grpc.aio.AioRpcError):
+                    await asyncio.wait_for(call.code(), CALL_END_WAIT)
             call.cancel()  # no-op when the stream has ended; frees the provider otherwise
             with contextlib.suppress(Exception):
                 await self._settle_write()
