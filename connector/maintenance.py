@@ -171,7 +171,10 @@ class Maintenance:
         data_dir = self.config.data_dir
         if not (data_dir / "ledger.db").exists():
             return 0
-        from connector.ledger.chain import SqliteLedger  # loaded only where a ledger exists
+        from connector.ledger.chain import (  # loaded only where a ledger exists
+            CHECKPOINT_DEFER,
+            SqliteLedger,
+        )
 
         ledger = await SqliteLedger.open(data_dir, create=False)
         try:
@@ -196,6 +199,8 @@ class Maintenance:
                             "the registry refused the ledger checkpoint at seq %d: %s",
                             signed.checkpoint.seq, r.message,
                             extra={"code": r.code, "seq": signed.checkpoint.seq})
+            if made is not None:  # the checkpoint filled the residents' index: keep it compact
+                await ledger.merge_index(defer=CHECKPOINT_DEFER)
             return len(pending)
         finally:
             await ledger.close()

@@ -373,6 +373,11 @@ class SqliteLedger:
         ``defer``: waits until transfers pause that long, see ``index.py``)."""
         return await index.fill(self.db, self._lock, defer=defer)
 
+    async def merge_index(self, *, defer: float = 0.0) -> int:
+        """Merge the residents' index's runs where ``FAN_IN`` are of one size (``index.py``);
+        returns the rows moved. The maintenance loop calls it after each checkpoint."""
+        return await index.merge(self.db, self._lock, defer=defer)
+
     async def entries_for(self, subject: str) -> list[dict[str, Any]]:
         """``subject``'s flows, oldest first, each a full entry: seq, time, subject, dataset,
         from, to, purpose, agreement, service, component, transfer, records (the resident's),

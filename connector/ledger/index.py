@@ -1,6 +1,6 @@
 """The flow ledger's residents' index: whose records each entry lists, for residents' queries.
 
-``flow_index`` (subject, seq, records) has a row per resident per batch entry (one resident
+``flow_index`` (run, subject, seq, records) has a row per resident per batch entry (one resident
 listed twice in an entry has one row with the sum); ``subject_index`` (subject, seq) does the
 same for the resident entries of ledgers from before schema version 2. ``FLOWS_OF`` reads one
 resident's flows from both as full entries.
@@ -10,17 +10,28 @@ append: an index updated per append takes random inserts all over a large B-tree
 the resident lists belongs off the transfer path. ``fill`` works in transactions of about
 ``CHUNK`` residents, so a transfer appending meanwhile waits for one of them at most.
 
-A transfer's appends come first: ``fill`` waits, before each of its transactions, while a
-transfer batch is being appended to the same ledger in this process (``appending``), and the
-fill a checkpoint asks for (``defer``) waits until no batch has been appended for that long —
-the transfer streaming meanwhile would otherwise wait for a chunk at nearly every batch, its
-appends losing the database's write lock to the next chunk again and again (up to
+Each of those transactions writes a new sorted run (schema version 3): its rows go to the end
+of the B-tree, whatever its size. Inserted into one (subject, seq) tree instead, every transfer's
+residents landed between the earlier ones, rewriting every page of the index: the fill's cost
+grew with the whole ledger (2.8 → 6.9 CPU-s per million residents over six transfers, measured
+beside this change; ``bench/README.md``). A query reads each run listed in ``flow_index_runs``
+(one B-tree seek per run). ``merge`` keeps their number small: when ``FAN_IN`` runs are of one
+size class (below ``CHUNK`` × ``FAN_IN``, then × ``FAN_IN`` again, …) it merges them into one, a
+range of subjects per transaction; every row is in a listed run at every commit, so a query
+during a merge sees each flow once. Each row is rewritten about once per size class.
+
+A transfer's appends come first: ``fill`` and ``merge`` wait, before each of their
+transactions, while a transfer batch is being appended to the same ledger in this process
+(``appending``), and with ``defer`` (a checkpoint's) until no batch has been appended for that
+long — the transfer streaming meanwhile would otherwise wait for a chunk at nearly every batch,
+its appends losing the database's write lock to the next chunk again and again (up to
 ``MAX_DEFER`` seconds, after which it goes on a chunk at a time between batches).
 
 ``check`` (part of ``SqliteLedger.verify``) holds the index to exactly the residents the
-indexed entries list — no row missing, added or altered — by comparing an order-free keyed
-fingerprint (BLAKE2b with a fresh random key per check, summed) of the index rows with one of
-the pairs decoded from the entries, without sorting or holding either in memory.
+indexed entries list — no row missing, added, altered or hidden in an unlisted run — by
+comparing an order-free keyed fingerprint (BLAKE2b with a fresh random key per check, summed) of
+the rows queries read with one of the pairs decoded from the entries, without sorting or holding
+either in memory.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ from typing import Any
 from mesh.db import Database
 from mesh.ledger_verify import VerifyReport, decode_subjects
 
-CHUNK = 50_000                   # residents indexed per transaction, about
+CHUNK = 50_000                   # residents indexed (or rows merged) per transaction, about
+FAN_IN = 16                      # runs of one size class merged into one
+_LISTED = "run IN (SELECT run FROM flow_index_runs)"
 FLOWS_OF = (
     "SELECT e.seq AS seq, b.time AS time, si.subject AS subject, b.dataset AS dataset, "
     "b.from_participant AS from_participant, b.from_node AS from_node, "
@@ -51,7 +64,7 @@ FLOWS_OF = (
     "SELECT f.seq, f.time, fi.subject, f.dataset, f.from_participant, f.from_node, "
     "f.to_participant, f.to_node, f.purpose, f.agreement, f.service, f.component, f.transfer, "
     "fi.records, f.prev_hash, f.hash FROM flow_index fi JOIN flow_entries f ON f.seq = fi.seq "
-    "WHERE fi.subject = ? ORDER BY seq")
+    f"WHERE fi.{_LISTED} AND fi.subject = ? ORDER BY seq")
 _UPTO = "SELECT value FROM ledger_state WHERE key = 'indexed_upto'"
 _HEAD = "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM flow_entries UNION ALL " \
         "SELECT MAX(seq) FROM entries)"
@@ -143,10 +156,93 @@ async def fill(db: Database, lock: asyncio.Lock, *, defer: float = 0.0) -> int:
                                     "seq <= ?", (upto, last)) as cur:
                 blobs = await cur.fetchall()
             rows = await asyncio.to_thread(index_rows, blobs)
-            cur = await conn.executemany("INSERT OR IGNORE INTO flow_index VALUES (?, ?, ?)", rows)
-            added += max(cur.rowcount, 0)
+            if rows:
+                run = await _new_run(conn, len(rows))
+                await conn.executemany(f"INSERT INTO flow_index VALUES ({run}, ?, ?, ?)", rows)
+                added += len(rows)
             await conn.execute("INSERT INTO ledger_state VALUES ('indexed_upto', ?) "
                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (last,))
+
+
+async def _new_run(conn: Any, rows: int) -> int:
+    """List a new run of ``rows`` rows; its id is above every run's, listed or not, so its rows
+    go to the end of the B-tree."""
+    async with conn.execute("SELECT MAX(m) FROM (SELECT MAX(run) AS m FROM flow_index_runs "
+                            "UNION ALL SELECT MAX(run) FROM flow_index)") as cur:
+        run = ((await cur.fetchone())[0] or 0) + 1
+    await conn.execute("INSERT INTO flow_index_runs (run, rows) VALUES (?, ?)", (run, rows))
+    return run
+
+
+def size_class(rows: int) -> int:
+    """0 below ``CHUNK`` × ``FAN_IN`` rows, 1 below that × ``FAN_IN``, and so on."""
+    level, bound = 0, CHUNK * FAN_IN
+    while rows >= bound:
+        level, bound = level + 1, bound * FAN_IN
+    return level
+
+
+async def merge(db: Database, lock: asyncio.Lock, *, defer: float = 0.0) -> int:
+    """Merge runs until no size class holds ``FAN_IN`` of them, finishing a merge a crash left
+    half done first; returns the rows moved. ``lock`` and ``defer`` as for ``fill``."""
+    moved = 0
+    path, since = db.path.resolve(), time.monotonic()
+    while True:
+        await _give_way(path, defer, since)
+        async with lock, db.transaction() as conn:
+            step = await _merge_step(conn)
+        if step is None:
+            return moved
+        moved += step
+
+
+async def _merge_step(conn: Any) -> int | None:
+    """One transaction of merging: start a merge, or move the next range of subjects of the one
+    under way into its run (the last range also unlists the merged runs). None: nothing to do."""
+    async with conn.execute("SELECT run, rows, merge_into, moved_upto FROM flow_index_runs") as cur:
+        runs = await cur.fetchall()
+    sources = [r for r in runs if r[2] is not None]
+    if not sources:
+        classes: dict[int, list[int]] = {}
+        for run, rows, _, _ in runs:
+            classes.setdefault(size_class(rows), []).append(run)
+        full = [ids for _, ids in sorted(classes.items()) if len(ids) >= FAN_IN]
+        if not full:
+            return None
+        target = await _new_run(conn, 0)
+        await conn.execute(f"UPDATE flow_index_runs SET merge_into = ? WHERE run IN "
+                           f"({','.join('?' * len(full[0]))})", (target, *full[0]))
+        return 0
+    target, upto = sources[0][2], sources[0][3]
+    ids = [r[0] for r in sources]
+    marks = ",".join("?" * len(ids))
+    after = "" if upto is None else "AND subject > ?"
+    since = () if upto is None else (upto,)
+    # the range ends where the first of the runs reaches its share of the transaction's rows
+    # (a run with fewer rows left than its share adds them all): at most CHUNK rows in all
+    bound = None
+    for run in ids:
+        async with conn.execute(f"SELECT subject FROM flow_index WHERE run = ? {after} "
+                                "ORDER BY subject LIMIT 1 OFFSET ?",
+                                (run, *since, CHUNK // len(ids))) as cur:
+            found = await cur.fetchone()
+        if found is not None and (bound is None or found[0] < bound):
+            bound = found[0]
+    until = "" if bound is None else "AND subject <= ?"
+    upper = () if bound is None else (bound,)
+    where = f"WHERE run IN ({marks}) {after} {until}"
+    cur = await conn.execute(f"INSERT INTO flow_index SELECT ?, subject, seq, records FROM "
+                             f"flow_index {where} ORDER BY subject, seq",
+                             (target, *ids, *since, *upper))
+    moved = max(cur.rowcount, 0)
+    await conn.execute(f"DELETE FROM flow_index {where}", (*ids, *since, *upper))
+    await conn.execute("UPDATE flow_index_runs SET rows = rows + ? WHERE run = ?", (moved, target))
+    if bound is None:
+        await conn.execute("DELETE FROM flow_index_runs WHERE merge_into = ?", (target,))
+    else:
+        await conn.execute("UPDATE flow_index_runs SET moved_upto = ? WHERE merge_into = ?",
+                           (bound, target))
+    return moved
 
 
 def _fingerprint(key: bytes, rows: Iterable[Sequence[Any]]) -> tuple[int, int]:
@@ -180,7 +276,8 @@ async def check(db: Database, report: VerifyReport) -> VerifyReport:
         expected = (expected[0] + part[0], expected[1] + part[1])
         after = blobs[-1][0]
     actual = (0, 0)
-    async with db.conn.execute("SELECT subject, seq, records FROM flow_index") as cur:
+    async with db.conn.execute(f"SELECT subject, seq, records FROM flow_index WHERE {_LISTED}"
+                               ) as cur:
         cur.arraysize = 20_000
         while rows := await cur.fetchmany(20_000):
             part = await asyncio.to_thread(_fingerprint, key, rows)

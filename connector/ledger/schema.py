@@ -6,7 +6,9 @@ through ``subject_index``. Version 2 (batch entries, see ``chain.py``): ``flow_e
 one row per batch entry, its resident list as the encoded bytes of
 ``mesh.ledger_verify.encode_subjects``; ``flow_index`` (subject, seq, records) is the residents'
 index over them. Version 1 tables stay as they are: their entries still verify and are read,
-and no new ones are written.
+and no new ones are written. Version 3: the residents' index is kept in sorted runs
+(``flow_index`` gains ``run``; ``flow_index_runs`` lists the runs residents' queries read, and
+the merges under way), see ``index.py``; an existing index becomes run 1.
 
 Triggers refuse UPDATE and DELETE of entries and batches; they are created after the numbered
 migrations (``mesh.db`` splits scripts on ';', which a trigger body contains), with
@@ -84,6 +86,25 @@ MIGRATIONS = [
         records INTEGER NOT NULL,
         PRIMARY KEY (subject, seq)
     ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE flow_index_runs (
+        run INTEGER PRIMARY KEY,
+        rows INTEGER NOT NULL,
+        merge_into INTEGER,
+        moved_upto TEXT
+    );
+    CREATE TABLE flow_index_v3 (
+        run INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        PRIMARY KEY (run, subject, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO flow_index_v3 SELECT 1, subject, seq, records FROM flow_index ORDER BY subject, seq;
+    INSERT INTO flow_index_runs (run, rows) SELECT 1, COUNT(*) FROM flow_index HAVING COUNT(*) > 0;
+    DROP TABLE flow_index;
+    ALTER TABLE flow_index_v3 RENAME TO flow_index
     """,
 ]
 TRIGGERS = [
