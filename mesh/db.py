@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,10 +65,10 @@ class Database:
         try:  # a file that is not a database fails here: close the connection, keep the error
             conn.row_factory = aiosqlite.Row
             try:
-                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute("PRAGMA busy_timeout=10000")
+                await _into_wal(conn)
                 await conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 await conn.execute("PRAGMA foreign_keys=ON")
-                await conn.execute("PRAGMA busy_timeout=10000")
             except sqlite3.DatabaseError as exc:
                 raise self._unusable(exc) from exc
             self._conn = conn
@@ -263,3 +264,24 @@ def _split_sql(script: str) -> list[str]:
     if pending.strip(" \n\t;"):
         statements.append(pending.strip().removesuffix(";").strip())
     return statements
+
+
+WAL_SWITCH_WAIT = 10.0   # seconds a new file's switch to WAL may wait for other openers
+
+
+async def _into_wal(conn: aiosqlite.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, again while the file is locked: processes opening a new file
+    at once each read it (a shared lock) and then want it alone to switch, and SQLite answers
+    one of them "database is locked" at once instead of waiting (it would be a deadlock); that
+    one tries again once the other has switched (a registry's replicas starting together)."""
+    deadline = time.monotonic() + WAL_SWITCH_WAIT
+    delay = 0.01
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
