@@ -22,9 +22,8 @@ from connector.consent.store import ConsentStore
 from connector.ledger.chain import FlowBatch, SqliteLedger
 from connector.metering.store import UsageStore, open_metering_db
 from connector.transfer.provider import TransferProvider
-from connector.transfer.typed import SchemaTyping
 from mesh.datasets import parse_description
-from mesh.errors import FailedPrecondition, InvalidRequest
+from mesh.errors import InvalidRequest
 from mesh.proto.areamesh.v1 import peer_pb2
 
 from .catalog_fixtures import setup_catalog_mesh
@@ -141,7 +140,7 @@ class _ListSource:
 
 
 @contextlib.asynccontextmanager
-async def _gated(tmp_path: Path, batches: list[pa.RecordBatch], typing: SchemaTyping | None = None):
+async def _gated(tmp_path: Path, batches: list[pa.RecordBatch]):
     """A provider's batch stream of ``batches`` for personal dataset ds-1 to 282103, with R1–R3
     consenting: (the stream, the consent store, the consent ids, the ledger)."""
     consents = await ConsentStore.open(tmp_path)
@@ -163,8 +162,7 @@ async def _gated(tmp_path: Path, batches: list[pa.RecordBatch], typing: SchemaTy
                          purpose="研究", agreement="a-1", transfer=transfer_id)
         gate = ConsentGate(consents, ledger, ConsentFilter("id"), flow, "282103")
         stream = provider._batches(_ListSource(batches), transfer_id,
-                                   peer_pb2.TransferRequest(agreement_id="a-1"), 10, None, None, gate,
-                                   typing)
+                                   peer_pb2.TransferRequest(agreement_id="a-1"), 10, None, None, gate)
         async with contextlib.aclosing(stream):
             yield stream, consents, ids, ledger
     finally:
@@ -219,37 +217,6 @@ async def test_a_withdrawal_reaches_a_batch_already_filtered_ahead(tmp_path, mon
         assert summary.summary.records == 20
         [r2] = await ledger.flows_for("R2")         # recorded for the four batches it was in
         assert (r2.records, r2.entries) == (4, 4)
-
-
-async def test_a_typing_error_names_the_record_as_sent_when_batches_are_staged(tmp_path,
-                                                                               monkeypatch):
-    """A value the schema's type refuses stops the transfer, naming its record: numbered after
-    the records sent before it, also when the batch before it was filtered again — a withdrawal
-    while that batch's entry was being written, after the next batch was staged (typed) with
-    numbers that no longer hold."""
-    good = pa.record_batch({"id": ["R1", "R2", "R3", "R4"], "v": ["1", "2", "3", "4"]})
-    bad = pa.record_batch({"id": ["R1", "R2", "R3", "R4"], "v": ["1", "2", "x", "4"]})
-    typing = SchemaTyping(good.schema, {"fields": [{"name": "v", "type": "integer"}]})
-    loop = asyncio.get_running_loop()
-    real = ConsentGate.record_staged
-    withdrawn: list[int] = []
-    async with _gated(tmp_path, [good, good, good, good, bad], typing) as (stream, consents, ids,
-                                                                          _):
-        def withdrawing(self, staged, first):       # in the worker thread, batch 4's entry
-            if first == 10 and not withdrawn:
-                time.sleep(0.3)                     # batch 5 is staged meanwhile: record 13 on
-                asyncio.run_coroutine_threadsafe(
-                    consents.withdraw(ids["R2"], reason="本人の申出"), loop).result(10)
-                withdrawn.append(first)
-            return real(self, staged, first)
-        monkeypatch.setattr(ConsentGate, "record_staged", withdrawing)
-        for _ in range(3):
-            assert _ids_of(await anext(stream), typing.schema) == ["R1", "R2", "R3"]
-        assert _ids_of(await anext(stream), typing.schema) == ["R1", "R3"]   # 11 records sent
-        assert withdrawn == [10]
-        with pytest.raises(FailedPrecondition) as refused:
-            await anext(stream)
-        assert refused.value.details["record"] == 13, refused.value.message   # R3's, 2nd kept
 
 
 @pytest.mark.parametrize("cap", [None, 5])

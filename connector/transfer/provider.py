@@ -595,24 +595,17 @@ async def _staged_ahead(batches: AsyncIterator[pa.RecordBatch], gate: ConsentGat
         if batch is None:
             return None
         finish = functools.partial(_typed_pieces, typing, first)
-        try:
-            return batch, await asyncio.to_thread(gate.stage, batch, first, finish)
-        except Exception:  # e.g. a value typing refuses: prepared afresh, which says so with
-            return batch, None  # the record numbers as they are once the batch before is sent
+        return batch, await asyncio.to_thread(gate.stage, batch, first, finish)
 
     ahead = asyncio.ensure_future(stage(sent() + 1))
     try:
         while (got := await ahead) is not None:
             batch, staged = got
+            # the batch after this one starts numbering where this one's kept records end
+            ahead = asyncio.ensure_future(stage(sent() + 1 + (staged.kept if staged else 0)))
             first = sent() + 1
-            finish = functools.partial(_typed_pieces, typing, first)
-            if staged is not None and staged.first == first:
-                # the batch after this one is numbered on from this one's kept records
-                ahead = asyncio.ensure_future(stage(first + staged.kept))
-                ready = await gate.finish_staged(batch, staged, first, finish)
-            else:  # not staged, or numbered before the batch ahead of it was filtered again
-                ready = await gate.finish_staged(batch, None, first, finish)
-                ahead = asyncio.ensure_future(stage(first + (ready.batch.num_rows if ready else 0)))
+            ready = await gate.finish_staged(batch, staged, first, functools.partial(
+                _typed_pieces, typing, first))
             yield batch, ready if ready is not None else False
     finally:
         ahead.cancel()
