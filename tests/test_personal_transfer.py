@@ -4,7 +4,6 @@ flow ledger, a withdrawal reaches the next batch, and the dataset rules are enfo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
 import time
@@ -12,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
 import yaml
 
@@ -139,10 +137,7 @@ class _ListSource:
             yield b
 
 
-@contextlib.asynccontextmanager
-async def _gated(tmp_path: Path, batches: list[pa.RecordBatch]):
-    """A provider's batch stream of ``batches`` for personal dataset ds-1 to 282103, with R1–R3
-    consenting: (the stream, the consent store, the consent ids, the ledger)."""
+async def test_a_withdrawal_takes_effect_on_the_next_batch(tmp_path):
     consents = await ConsentStore.open(tmp_path)
     ledger = await SqliteLedger.open(tmp_path)
     mdb = await open_metering_db(tmp_path).open()
@@ -161,62 +156,30 @@ async def _gated(tmp_path: Path, batches: list[pa.RecordBatch]):
                          to_participant="282103", to_node="urn:areamesh:org:282103:node:main",
                          purpose="研究", agreement="a-1", transfer=transfer_id)
         gate = ConsentGate(consents, ledger, ConsentFilter("id"), flow, "282103")
-        stream = provider._batches(_ListSource(batches), transfer_id,
+        batch = pa.record_batch({"id": ["R1", "R2", "R3", "R4"], "v": [1, 2, 3, 4]})
+        stream = provider._batches(_ListSource([batch, batch, batch]), transfer_id,
                                    peer_pb2.TransferRequest(agreement_id="a-1"), 10, None, None, gate)
-        async with contextlib.aclosing(stream):
-            yield stream, consents, ids, ledger
-    finally:
-        await consents.close()
-        await ledger.close()
-        await mdb.close()
+        import pyarrow.ipc as ipc
 
+        def ids_of(chunk) -> list[str]:
+            data = pa.py_buffer(chunk.batch.arrow_ipc)
+            return ipc.read_record_batch(data, batch.schema).column(0).to_pylist()
 
-def _ids_of(chunk, schema: pa.Schema) -> list[str]:
-    return ipc.read_record_batch(pa.py_buffer(chunk.batch.arrow_ipc), schema).column(0).to_pylist()
-
-
-async def test_a_withdrawal_takes_effect_on_the_next_batch(tmp_path):
-    batch = pa.record_batch({"id": ["R1", "R2", "R3", "R4"], "v": [1, 2, 3, 4]})
-    async with _gated(tmp_path, [batch, batch, batch]) as (stream, consents, ids, ledger):
-        assert _ids_of(await anext(stream), batch.schema) == ["R1", "R2", "R3"]  # R4 never
-        await consents.withdraw(ids["R2"], reason="本人の申出")                 # consented
-        assert _ids_of(await anext(stream), batch.schema) == ["R1", "R3"]  # the very next batch
+        assert ids_of(await anext(stream)) == ["R1", "R2", "R3"]      # R4 never consented
+        await consents.withdraw(ids["R2"], reason="本人の申出")
+        assert ids_of(await anext(stream)) == ["R1", "R3"]            # the very next batch
         await consents.withdraw(resident="R1", participant="282103")
-        assert _ids_of(await anext(stream), batch.schema) == ["R3"]
+        assert ids_of(await anext(stream)) == ["R3"]
         summary = await anext(stream)
         assert summary.summary.records == 6
         [r2] = await ledger.flows_for("R2")  # sent once (first batch), recorded once
         assert (r2.to_participant, r2.records, r2.entries) == ("282103", 1, 1)
         [r3] = await ledger.flows_for("R3")
         assert (r3.records, r3.entries) == (3, 3)
-
-
-async def test_a_withdrawal_reaches_a_batch_already_filtered_ahead(tmp_path, monkeypatch):
-    """The next batch is filtered and typed while this one's ledger entry is synced
-    (``ConsentGate.stage``); a withdrawal made after that still reaches it: its entry is
-    written only under the scope it was filtered with, else it is filtered afresh."""
-    recorded = []
-    real = ConsentGate.record_staged
-
-    def counting(self, staged, first):
-        done = real(self, staged, first)
-        recorded.append("stale" if done is not None and not hasattr(done, "pieces") else "staged")
-        return done
-    monkeypatch.setattr(ConsentGate, "record_staged", counting)
-    batch = pa.record_batch({"id": ["R1", "R2", "R3", "R4"], "v": [1, 2, 3, 4]})
-    async with _gated(tmp_path, [batch] * 8) as (stream, consents, ids, ledger):
-        for _ in range(4):   # the first ones are prepared whole, while the scope is cached
-            assert _ids_of(await anext(stream), batch.schema) == ["R1", "R2", "R3"]
-        await asyncio.sleep(0.3)                    # the fifth batch is staged by now
-        assert recorded[-1] == "staged", recorded   # the scope steady: entries as staged
-        await consents.withdraw(ids["R2"], reason="本人の申出")
-        assert _ids_of(await anext(stream), batch.schema) == ["R1", "R3"]
-        assert recorded[-1] == "stale", recorded    # staged before the withdrawal: again
-        assert [_ids_of(await anext(stream), batch.schema) for _ in range(3)] == [["R1", "R3"]] * 3
-        summary = await anext(stream)
-        assert summary.summary.records == 20
-        [r2] = await ledger.flows_for("R2")         # recorded for the four batches it was in
-        assert (r2.records, r2.entries) == (4, 4)
+    finally:
+        await consents.close()
+        await ledger.close()
+        await mdb.close()
 
 
 @pytest.mark.parametrize("cap", [None, 5])

@@ -37,21 +37,6 @@ class Prepared:
 
 
 @dataclass(frozen=True)
-class Staged:
-    """A batch filtered and typed ahead of its flow-ledger entry (``ConsentGate.stage``)."""
-
-    scope: object               # the consent scope it was filtered with
-    first: int                  # the number its first kept record was typed with
-    filtered: FilteredBatch
-    typed: pa.RecordBatch | None    # None: no record kept
-    encode: Callable[[pa.RecordBatch], Any] | None
-
-    @property
-    def kept(self) -> int:
-        return 0 if self.typed is None else self.typed.num_rows
-
-
-@dataclass(frozen=True)
 class ConsentGate:
     """Personal data: each batch keeps only consented residents' records, and the residents
     sent are appended to the flow ledger before the batch goes out."""
@@ -94,46 +79,6 @@ class ConsentGate:
         filtered = await self.apply(batch)
         return await asyncio.to_thread(self._finish_and_record, batch, filtered, finish)
 
-    def stage(self, batch: pa.RecordBatch, first: int, finish: Finish) -> Staged | None:
-        """(In a worker thread.) The consent filter and ``finish``'s typing of ``batch`` with the
-        cached scope, ahead of its ledger entry (``record_staged``), ``first`` the number of its
-        first record; None when no current scope is cached (or ``assurance`` narrows batches):
-        ``prepare`` it then."""
-        scope = None if self.assurance is not None else self._current()
-        if scope is None:
-            return None
-        filtered = self.filter.apply(batch, scope)
-        if filtered.batch.num_rows == 0:
-            return Staged(scope, first, filtered, None, None)
-        typed, encode = finish(filtered.batch)
-        return Staged(scope, first, filtered, typed, encode)
-
-    def record_staged(self, staged: Staged, first: int) -> Prepared | None:
-        """(In a worker thread.) The ledger entry of a staged batch, stored and synced, its
-        encoding beside, as ``prepare`` ends; ``_STALE`` when consent changed since it was
-        staged (a withdrawal meanwhile reaches this batch: ``prepare`` it afresh) or its first
-        record is not ``first`` (the batch before it was filtered again)."""
-        if staged.first != first or self._current() is not staged.scope:
-            return _STALE     # type: ignore[return-value]
-        if staged.typed is None:
-            return None
-        return self._record(staged.filtered, staged.typed, staged.encode)
-
-    async def finish_staged(self, batch: pa.RecordBatch, staged: Staged | None, first: int,
-                            finish: Finish) -> Prepared | None:
-        """``batch`` ready to go out: as staged (``record_staged``, one trip to a worker
-        thread), or when that cannot be, prepared afresh (``prepare``) with ``finish``."""
-        if staged is not None:
-            done = await asyncio.to_thread(self.record_staged, staged, first)
-            if done is not _STALE:
-                return done
-        return await self.prepare(batch, finish)
-
-    def _current(self) -> object | None:
-        return self.consents.current_scope(
-            self.flow.dataset, self.consumer_participant, self.flow.purpose,
-            service=self.flow.service, component=self.flow.component)
-
     def _prepare_if_current(self, batch: pa.RecordBatch, finish: Finish) -> Prepared | None:
         filtered = self._filter_if_current(batch)
         if filtered is None:
@@ -145,10 +90,6 @@ class ConsentGate:
         if filtered.batch.num_rows == 0:
             return None
         typed, encode = finish(filtered.batch)
-        return self._record(filtered, typed, encode)
-
-    def _record(self, filtered: FilteredBatch, typed: pa.RecordBatch,
-                encode: Callable[[pa.RecordBatch], Any]) -> Prepared:
         if typed is filtered.batch:
             subjects, records = filtered.subject_ids, filtered.counts
         else:
@@ -162,7 +103,9 @@ class ConsentGate:
         return Prepared(filtered, typed, pieces.result())
 
     def _filter_if_current(self, batch: pa.RecordBatch) -> FilteredBatch | None:
-        scope = self._current()
+        scope = self.consents.current_scope(
+            self.flow.dataset, self.consumer_participant, self.flow.purpose,
+            service=self.flow.service, component=self.flow.component)
         return None if scope is None else self.filter.apply(batch, scope)
 
     async def record(self, batch: pa.RecordBatch, filtered: FilteredBatch) -> None:

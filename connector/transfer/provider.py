@@ -36,8 +36,7 @@ import pyarrow.compute as pc
 
 from connector.consent.assurance import LevelsLookup, ResidentAssurance
 from connector.consent.filter import ConsentFilter
-from connector.consent.gate import ConsentGate, Staged
-from connector.consent.gate import Prepared as ConsentPrepared
+from connector.consent.gate import ConsentGate
 from connector.consent.store import ConsentStore, check_service_scope
 from connector.datasets.sources import dataset_version, open_dataset_source
 from connector.ledger.chain import FlowBatch, SqliteLedger
@@ -468,21 +467,20 @@ class TransferProvider:
         seen_old = 0
         last_save = time.monotonic()
         chains = self.sent_chains.track(transfer_id)
-        read = kept.read() if kept is not None else source.read(batch_rows=batch_rows)
-        if gate is not None and old is None and cap is None:
-            # personal data, whole: consent as it is now, typing, encoding and the ledger
-            # entry (stored before the batch goes out), the next batch staged meanwhile
-            items = _staged_ahead(read, gate, typing, lambda: records)
-        else:
-            items = _unprepared(read)
         try:
             kept_index = -1
-            async for batch, ready in items:
+            async for batch in (kept.read() if kept is not None else
+                                source.read(batch_rows=batch_rows)):
                 kept_index += 1
-                if ready is False:              # staged: nothing of it kept
-                    continue
-                if gate is not None and ready is None:  # consent as it is now: a withdrawal
-                    # reaches the next batch
+                ready = None
+                if gate is not None and old is None and cap is None:
+                    # personal data, whole: consent as it is now, typing, encoding and the
+                    # ledger entry (stored before the batch goes out) in one worker-thread trip
+                    ready = await gate.prepare(batch, functools.partial(
+                        _typed_pieces, typing, records + 1))
+                    if ready is None:
+                        continue
+                elif gate is not None:  # consent as it is now: a withdrawal reaches the next batch
                     filtered = await gate.apply(batch)
                     batch = filtered.batch
                     if batch.num_rows == 0:
@@ -547,7 +545,6 @@ class TransferProvider:
                 batches=seq, records=records, bytes=sent, digest=chain, truncated=truncated,
                 removed_records=max(removed, 0)))
         finally:
-            await items.aclose()  # a batch staged ahead: its worker finishes first
             # the consumer may be gone (cancelled stream): the counts must be saved regardless
             if status != "sent":
                 with contextlib.suppress(Exception):
@@ -571,45 +568,6 @@ def _whole(held: list[peer_pb2.TransferChunk], summary: peer_pb2.TransferSummary
     header, *batches = held
     return peer_pb2.TransferChunk(whole=peer_pb2.TransferWhole(
         header=header.header, batches=[b.batch for b in batches], summary=summary))
-
-
-async def _unprepared(batches: AsyncIterator[pa.RecordBatch]
-                      ) -> AsyncIterator[tuple[pa.RecordBatch, None]]:
-    async for batch in batches:
-        yield batch, None
-
-
-async def _staged_ahead(batches: AsyncIterator[pa.RecordBatch], gate: ConsentGate,
-                        typing: SchemaTyping | None, sent: Callable[[], int]
-                        ) -> AsyncIterator[tuple[pa.RecordBatch, ConsentPrepared | bool]]:
-    """Each batch with its ``ConsentPrepared`` (False: nothing of it kept): the next batch's consent
-    filter and typing run in one worker thread (``ConsentGate.stage``) while this one's ledger
-    entry is written and synced in another — a sync is mostly waiting for the disk, ~3 ms a
-    batch. Each entry is still written before its batch goes out, with consent as it is then:
-    a batch staged under a scope that changed since (a withdrawal while the batch before it was
-    recorded or sent) is filtered afresh. ``sent()``: the records sent so far."""
-    source = aiter(batches)
-
-    async def stage(first: int) -> tuple[pa.RecordBatch, Staged | None] | None:
-        batch = await anext(source, None)
-        if batch is None:
-            return None
-        finish = functools.partial(_typed_pieces, typing, first)
-        return batch, await asyncio.to_thread(gate.stage, batch, first, finish)
-
-    ahead = asyncio.ensure_future(stage(sent() + 1))
-    try:
-        while (got := await ahead) is not None:
-            batch, staged = got
-            # the batch after this one starts numbering where this one's kept records end
-            ahead = asyncio.ensure_future(stage(sent() + 1 + (staged.kept if staged else 0)))
-            first = sent() + 1
-            ready = await gate.finish_staged(batch, staged, first, functools.partial(
-                _typed_pieces, typing, first))
-            yield batch, ready if ready is not None else False
-    finally:
-        ahead.cancel()
-        await asyncio.gather(ahead, return_exceptions=True)
 
 
 def _typed_pieces(typing: SchemaTyping | None, first: int, batch: pa.RecordBatch
