@@ -90,9 +90,9 @@ from registry.catalog.search_index import (
 )
 from registry.catalog.textnorm import index_tokens, normalise, query_terms
 
-__all__ = ["FACETS", "MAX_LEXEME_BYTES", "MAX_PER_PAGE", "MAX_QUERY_CHARS", "MAX_QUERY_TOKENS",
-           "SEARCH_MIGRATIONS", "CatalogIndex", "IndexedDataset", "SearchQuery", "SearchResult",
-           "tsquery_text"]
+__all__ = ["FACETS", "FACET_LEXEME_MARK", "MAX_LEXEME_BYTES", "MAX_PER_PAGE", "MAX_QUERY_CHARS",
+           "MAX_QUERY_TOKENS", "SEARCH_MIGRATIONS", "CatalogIndex", "IndexedDataset",
+           "SearchQuery", "SearchResult", "facet_lexeme", "tsquery_text"]
 
 MAX_LEXEME_BYTES = 240
 MAX_TSVECTOR_BYTES = 900_000   # PostgreSQL's limit is 1 MB of lexemes per tsvector
@@ -267,6 +267,22 @@ BEGIN
         DROP INDEX catalog_search_title_rank;
     END IF;
 END $$
+""", """
+CREATE FUNCTION catalog_facet_lexeme(facet text, value text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT chr(1) || facet || CASE WHEN value ~ '^[0-9A-Za-z_.-]{1,64}$' THEN '=' || value
+        ELSE '#' || left(encode(sha256(convert_to(value, 'UTF8')), 'hex'), 32) END $$;
+UPDATE catalog_search c SET all_tsv = c.all_tsv || array_to_tsvector(f.lexemes)
+    FROM (SELECT s.id, array_remove(ARRAY[
+                     catalog_facet_lexeme('u', s.publisher_id),
+                     catalog_facet_lexeme('p', s.prefecture),
+                     catalog_facet_lexeme('s', s.standard_type),
+                     catalog_facet_lexeme('n', s.personal::text),
+                     catalog_facet_lexeme('c', s.classification)], NULL)
+                 || ARRAY(SELECT catalog_facet_lexeme('t', t)
+                          FROM json_array_elements_text(s.themes::json) AS t) AS lexemes
+          FROM catalog_facet_sets s) AS f
+    WHERE f.id = c.set_id
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -333,6 +349,19 @@ Version 6: the same as version 4 for the title: where ``catalog_search_title_len
 bigrams (子育て支援: four) the planner estimated two matches and read the narrowed title tier
 through the plain index, 20,213 rows visited and 13,915 of them dropped by ``title_len <= 10``,
 226 ms, where the two-column index gives the 6,298 short ones directly.
+
+Version 7 (filters inside the text index): every row's ``all_tsv`` also holds one lexeme per
+facet value of its set (``facet_lexeme``: a control character no token has, the facet's letter,
+the value or its hash: ``\\x01p=13`` for prefecture 13), added by the migration from the sets
+(the SQL function ``catalog_facet_lexeme``, the same as the Python one) and by every write
+after it. A query's filters are then more terms ANDed with its words in the same GIN read of
+``all_tsv`` when counting its matches and reading the sample: the posting lists of 医療, of
+東京都 and of "not personal" are intersected in the index and only the rows passing all of
+them are visited, instead of the word's rows being visited and dropped by set. (The pages
+still read the sets: see ``_match``.) The migration rewrites every row (at 1M datasets, its
+time is in the decision record): run it when writes can wait, then ``VACUUM ANALYZE
+catalog_search`` (the old row versions otherwise stay in every bitmap read until autovacuum
+comes).
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -453,6 +482,38 @@ def _doc_keys(lexemes: Iterable[str]) -> set[str]:
     return keys
 
 
+_PLAIN_FACET_VALUE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+FACET_LEXEME_MARK = "\x01"
+"""Facet lexemes (schema version 7) start with this character, which no token has (text
+normalisation drops control characters), so no query term or prefix matches one."""
+
+
+def facet_lexeme(facet: str, value: str) -> str:
+    """The lexeme that ``all_tsv`` holds for a facet value (schema version 7): the mark, the
+    facet's letter (``u`` publisher, ``p`` prefecture, ``s`` standard type, ``n`` personal as
+    0/1, ``c`` classification, ``t`` theme), then ``=`` and the value when it is short ASCII
+    (``\\x01p=13``), else ``#`` and 32 hex digits of its SHA-256 (whitespace, length, any
+    character). The same as the migration's SQL function ``catalog_facet_lexeme``."""
+    if _PLAIN_FACET_VALUE.fullmatch(value):
+        return f"{FACET_LEXEME_MARK}{facet}={value}"
+    return f"{FACET_LEXEME_MARK}{facet}#{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+
+
+def _set_lexemes(values: tuple[Any, ...]) -> list[str]:
+    """The facet lexemes of a document of the facet set with these column values
+    (``_facet_set``: publisher, prefecture, standard type, personal, themes JSON,
+    classification)."""
+    publisher, prefecture, standard_type, personal, themes, classification = values
+    out = [facet_lexeme("u", publisher), facet_lexeme("p", prefecture)]
+    if standard_type is not None:
+        out.append(facet_lexeme("s", standard_type))
+    out.append(facet_lexeme("n", str(personal)))
+    if classification is not None:
+        out.append(facet_lexeme("c", classification))
+    out += [facet_lexeme("t", theme) for theme in json.loads(themes)]
+    return out
+
+
 def _facet_set(doc: IndexedDataset) -> tuple[str, tuple[Any, ...]]:
     """(unique key, column values) of the facet set of ``doc``, as ``search_index._facet_set``."""
     themes = sorted({_text(t) for t in doc.themes})
@@ -482,14 +543,17 @@ _DOC_TYPES = ("text", "text", "text", "text", "text", "int4", "text", "text", "t
 
 
 def _search_columns(doc: IndexedDataset) -> tuple[Any, ...]:
-    """(modified, title_sort, title_len, tk_len, all_len, title, tk, all lexeme texts)."""
+    """(modified, title_sort, title_len, tk_len, all_len, title, tk, all lexeme texts); the
+    last also holds the facet lexemes of the document's set (``_set_lexemes``), which
+    ``all_len`` does not count."""
     title = _lexemes(doc.title_ja, doc.title_en)
     keywords = _lexemes(*doc.keywords, *doc.places)
     description = _lexemes(doc.description_ja, doc.description_en)
+    body = _vector_text(title + keywords + description)
     return (_text(doc.modified), _text(normalise(doc.title_ja or doc.title_en)), len(title),
             len(title) + len(keywords), len(title) + len(keywords) + len(description),
             _vector_text(title), _vector_text(title + keywords),
-            _vector_text(title + keywords + description))
+            " ".join(filter(None, [body, *_set_lexemes(_facet_set(doc)[1])])))
 
 
 _SEARCH_COLUMNS = ("modified", "title_sort", "title_len", "tk_len", "all_len")
@@ -560,7 +624,8 @@ class CatalogIndex:
     def __init__(self, db: Any, *, approximate_above: int | None = APPROXIMATE_ABOVE,
                  term_counts: bool = True, auto_promote: bool = True,
                  sample_bits: int = SAMPLE_BITS,
-                 order_scan_cost: float = ORDER_SCAN_COST, rank_heads: bool = False) -> None:
+                 order_scan_cost: float = ORDER_SCAN_COST, rank_heads: bool = False,
+                 facet_terms: bool = True) -> None:
         """``approximate_above``: see ``APPROXIMATE_ABOVE``; ``None`` counts every query
         exactly and plans pages without the sample (the behaviour of schema version 1).
         ``term_counts``: answer one-term queries without filters from the promoted keys' counts.
@@ -571,8 +636,12 @@ class CatalogIndex:
         corpus). ``order_scan_cost``: see ``ORDER_SCAN_COST``; 0 reads every page whose
         tier the sample finds any match in in rank order (tests). ``rank_heads``: read heads of
         the relevance tiers and the title order too, not only of ``sort='modified'`` (off: those
-        orders correlate with the words, see ``_match``; tests)."""
+        orders correlate with the words, see ``_match``; tests). ``facet_terms``: count (and
+        sample) the matches of a query with words and filters through the filters' facet
+        lexemes in ``all_tsv`` (schema version 7), not through the facet sets (``_in_sets``;
+        False: as versions 3-6 did, tests and the bench's baseline)."""
         self.db = db
+        self.facet_terms = facet_terms
         self._facets = FacetSets()
         self.approximate_above = approximate_above
         self.term_counts = term_counts
@@ -860,7 +929,8 @@ class CatalogIndex:
         if row is None or not row[0] or row[2] <= 0:
             return []
         ranked = sorted(zip(row[0], row[1], strict=False), key=lambda x: -x[1])
-        return [lexeme for lexeme, freq in ranked if freq * row[2] >= 0.8 * min_docs]
+        return [lexeme for lexeme, freq in ranked if freq * row[2] >= 0.8 * min_docs
+                and not lexeme.startswith(FACET_LEXEME_MARK)]
 
     def _promote_later(self, key: str) -> None:
         if key in self._promoting or not hasattr(self.db, "acquire"):
@@ -905,11 +975,37 @@ class CatalogIndex:
                                           per_page, offset)
             params = _Params(tsquery)
             sets = self._set_filter(query, _Params())
-            in_sets, passing = "", None
+            in_sets, passing, counted = "", None, None
             if sets:
                 in_sets, passing = await self._in_sets(conn, query, params)
+                if self.facet_terms:
+                    counted = (self._facet_condition(query), _Params(tsquery))
             return await self._match(conn, in_sets, passing, params, sort, per_page, offset,
-                                     None if sets else term_key(q))
+                                     None if sets else term_key(q), counted)
+
+    @staticmethod
+    def _facet_lexemes(query: SearchQuery) -> list[str]:
+        """The facet lexemes (``facet_lexeme``) a document must have to pass the query's
+        filters: the same filters as ``_set_filter``."""
+        out = []
+        for facet, value in (("u", query.publisher), ("p", query.prefecture),
+                             ("s", query.standard_type), ("c", query.classification),
+                             ("t", query.theme)):
+            if isinstance(value, str) and value:
+                out.append(facet_lexeme(facet, _text(value)))
+        if isinstance(query.personal, bool):
+            out.append(facet_lexeme("n", "1" if query.personal else "0"))
+        return out
+
+    def _facet_condition(self, query: SearchQuery) -> str:
+        """The query's filters as a condition on ``catalog_search`` for the statements that
+        read ``all_tsv`` only (the count and the sample, schema version 7): ``all_tsv @@`` the
+        words (``$1``) and the filters' facet lexemes, one GIN read whose posting lists are
+        intersected before any row is visited. A literal, not a parameter: those statements
+        take only ``$1``. Each lexeme is the mark, a letter, ``=`` or ``#``, and
+        ``[0-9A-Za-z_.-]`` or hex digits: nothing to escape but the tsquery's own quotes."""
+        terms = " & ".join(_quote(lexeme) for lexeme in self._facet_lexemes(query))
+        return f" AND all_tsv @@ ($1::tsquery && '{terms.replace(chr(39), chr(39) * 2)}'::tsquery)"
 
     @staticmethod
     def _set_filter(query: SearchQuery, p: _Params) -> list[str]:
@@ -1079,15 +1175,22 @@ class CatalogIndex:
         return [(r[0], float(r[1])) for r in found]
 
     async def _match(self, conn: Any, in_sets: str, passing: int | None, p: _Params, sort: str,
-                     limit: int, offset: int, key: str | None) -> SearchResult:
+                     limit: int, offset: int, key: str | None,
+                     counted: tuple[str, _Params] | None = None) -> SearchResult:
         # the counts: a promoted key's (exact), else the sample's when it finds very many
         # matches (approximate), else all the matches' (exact); no sample when the filters
         # pass too few documents for it to matter (counting them all is cheap and exact)
+        # ``counted``: the filters and parameters for the statements that read all_tsv only
+        # (facet lexemes, ``_facet_condition``); the pages read the sets (``_in_sets``): for
+        # them the planner would take the words and the lexemes as rare together (bus_stop
+        # and バス停 always go together) and read all_tsv alone, testing every title out of
+        # TOAST (375 ms at 1M), where the title index then the sets gives the page
+        count_sets, count_p = counted or (in_sets, p)
         result = await self._term_counts(conn, key) if key and self.term_counts else None
         sample = None
         if self.approximate_above is not None and (
                 passing is None or passing > self.approximate_above):
-            sample = await self._sample(conn, in_sets, p)
+            sample = await self._sample(conn, count_sets, count_p)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
                     conn, [(k, sample.scaled(n)) for k, n in sample.groups])
@@ -1097,8 +1200,8 @@ class CatalogIndex:
         if result is None:
             row = await conn.fetchrow(
                 "SELECT array_agg(k), array_agg(n) FROM (SELECT set_id AS k, count(*)::int4 AS n "
-                f"FROM catalog_search WHERE all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g",
-                *p.values)
+                f"FROM catalog_search WHERE all_tsv @@ $1::tsquery{count_sets} GROUP BY set_id) AS g",
+                *count_p.values)
             result = await self._aggregate(conn, _pairs(row))
         exact = not result.approximate
 
