@@ -1037,17 +1037,20 @@ class CatalogIndex:
                                      None if sets else term_key(q), counted)
 
     @staticmethod
-    def _facet_lexemes(query: SearchQuery) -> list[str]:
-        """The facet lexemes (``facet_lexeme``) a document must have to pass the query's
-        filters: the same filters as ``_set_filter``."""
+    def _facet_terms(query: SearchQuery) -> list[str]:
+        """The query's filters (the same as ``_set_filter``) as ``tsquery`` terms on the facet
+        lexemes (``facet_lexeme``). Not personal is "not ``n=1``" rather than ``n=0``: every
+        document has one of the two, and GIN then reads the short posting list of the
+        personal ones instead of the one of nearly every document (医療 in 東京都: 101 index
+        pages instead of 396, 8.5 ms instead of 14.3 at 1M)."""
         out = []
         for facet, value in (("u", query.publisher), ("p", query.prefecture),
                              ("s", query.standard_type), ("c", query.classification),
                              ("t", query.theme)):
             if isinstance(value, str) and value:
-                out.append(facet_lexeme(facet, _text(value)))
+                out.append(_quote(facet_lexeme(facet, _text(value))))
         if isinstance(query.personal, bool):
-            out.append(facet_lexeme("n", "1" if query.personal else "0"))
+            out.append(("" if query.personal else "!") + _quote(facet_lexeme("n", "1")))
         return out
 
     def _facet_condition(self, query: SearchQuery) -> str:
@@ -1057,7 +1060,7 @@ class CatalogIndex:
         intersected before any row is visited. A literal, not a parameter: those statements
         take only ``$1``. Each lexeme is the mark, a letter, ``=`` or ``#``, and
         ``[0-9A-Za-z_.-]`` or hex digits: nothing to escape but the tsquery's own quotes."""
-        terms = " & ".join(_quote(lexeme) for lexeme in self._facet_lexemes(query))
+        terms = " & ".join(self._facet_terms(query))
         return f" AND all_tsv @@ ($1::tsquery && '{terms.replace(chr(39), chr(39) * 2)}'::tsquery)"
 
     @staticmethod
