@@ -1111,6 +1111,13 @@ class CatalogIndex:
                 sets = (row[2] or [], int(row[1] or 0))
         if sets is not None:
             return f" AND set_id = ANY({p(sets[0])}::int4[])", sets[1]
+        single = self._single_filter(query)
+        if single is not None and single[0] == "theme":
+            # the theme's sets straight from its index: through catalog_facet_sets too, each
+            # row cost two index probes (子育て支援 in 子育て at 1M: 6,298 title matches,
+            # 50,384 buffers, 25 of the page's 45 ms)
+            return (" AND set_id IN (SELECT set_id FROM catalog_facet_set_themes "
+                    f"WHERE theme = {p(single[1])})", None)
         where = " AND ".join(self._set_filter(query, p))
         return f" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE {where})", None
 
