@@ -90,9 +90,9 @@ from registry.catalog.search_index import (
 )
 from registry.catalog.textnorm import index_tokens, normalise, query_terms
 
-__all__ = ["FACETS", "MAX_LEXEME_BYTES", "MAX_PER_PAGE", "MAX_QUERY_CHARS", "MAX_QUERY_TOKENS",
-           "SEARCH_MIGRATIONS", "CatalogIndex", "IndexedDataset", "SearchQuery", "SearchResult",
-           "tsquery_text"]
+__all__ = ["FACETS", "FACET_LEXEME_MARK", "MAX_LEXEME_BYTES", "MAX_PER_PAGE", "MAX_QUERY_CHARS",
+           "MAX_QUERY_TOKENS", "SEARCH_MIGRATIONS", "CatalogIndex", "IndexedDataset",
+           "SearchQuery", "SearchResult", "facet_lexeme", "tsquery_text"]
 
 MAX_LEXEME_BYTES = 240
 MAX_TSVECTOR_BYTES = 900_000   # PostgreSQL's limit is 1 MB of lexemes per tsvector
@@ -267,6 +267,68 @@ BEGIN
         DROP INDEX catalog_search_title_rank;
     END IF;
 END $$
+""", """
+CREATE FUNCTION catalog_facet_lexeme(facet text, value text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT chr(1) || facet || CASE WHEN value ~ '^[0-9A-Za-z_.-]{1,64}$' THEN '=' || value
+        ELSE '#' || left(encode(sha256(convert_to(value, 'UTF8')), 'hex'), 32) END $$;
+UPDATE catalog_search c SET all_tsv = c.all_tsv || array_to_tsvector(f.lexemes)
+    FROM (SELECT s.id, array_remove(ARRAY[
+                     catalog_facet_lexeme('u', s.publisher_id),
+                     catalog_facet_lexeme('p', s.prefecture),
+                     catalog_facet_lexeme('s', s.standard_type),
+                     catalog_facet_lexeme('n', s.personal::text),
+                     catalog_facet_lexeme('c', s.classification)], NULL)
+                 || ARRAY(SELECT catalog_facet_lexeme('t', t)
+                          FROM json_array_elements_text(s.themes::json) AS t) AS lexemes
+          FROM catalog_facet_sets s) AS f
+    WHERE f.id = c.set_id
+""", """
+CREATE TABLE catalog_facet_value_counts (
+    filter_facet text COLLATE "C" NOT NULL,
+    filter_value text COLLATE "C" NOT NULL,
+    facet text COLLATE "C" NOT NULL,
+    value text COLLATE "C" NOT NULL,
+    n integer NOT NULL,
+    PRIMARY KEY (filter_facet, filter_value, facet, value)
+);
+CREATE FUNCTION catalog_facet_values(text, text, text, integer, text, text)
+    RETURNS TABLE (facet text, value text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT x.facet, x.value
+    FROM (VALUES ('publisher', $1), ('prefecture', $2), ('standard_type', $3),
+                 ('personal', CASE WHEN $4 <> 0 THEN 'true' ELSE 'false' END),
+                 ('classification', $6)) AS x (facet, value)
+    WHERE x.value IS NOT NULL
+    UNION ALL SELECT 'theme', t FROM json_array_elements_text($5::json) AS t $$;
+CREATE FUNCTION catalog_facet_value_counts_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    WITH d AS (
+        SELECT n.*, n.docs - o.docs AS delta FROM new_sets n JOIN old_sets o USING (id)
+        WHERE n.docs <> o.docs
+    ), v AS (
+        SELECT d.id, d.delta, x.facet, x.value FROM d CROSS JOIN LATERAL catalog_facet_values(
+            d.publisher_id, d.prefecture, d.standard_type, d.personal, d.themes,
+            d.classification) AS x
+    )
+    INSERT INTO catalog_facet_value_counts AS c (filter_facet, filter_value, facet, value, n)
+    SELECT a.facet, a.value, b.facet, b.value, sum(a.delta)::int4
+    FROM v AS a JOIN v AS b USING (id) GROUP BY 1, 2, 3, 4 HAVING sum(a.delta) <> 0
+    ORDER BY 1, 2, 3, 4   -- rows locked in key order by every writer: no deadlock
+    ON CONFLICT (filter_facet, filter_value, facet, value) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER catalog_facet_value_counts_sync AFTER UPDATE ON catalog_facet_sets
+    REFERENCING OLD TABLE AS old_sets NEW TABLE AS new_sets
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_facet_value_counts_sync();
+INSERT INTO catalog_facet_value_counts (filter_facet, filter_value, facet, value, n)
+    WITH v AS (
+        SELECT s.id, s.docs, x.facet, x.value FROM catalog_facet_sets s
+        CROSS JOIN LATERAL catalog_facet_values(s.publisher_id, s.prefecture, s.standard_type,
+                                                s.personal, s.themes, s.classification) AS x
+        WHERE s.docs > 0
+    )
+    SELECT a.facet, a.value, b.facet, b.value, sum(a.docs)::int4
+    FROM v AS a JOIN v AS b USING (id) GROUP BY 1, 2, 3, 4
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -333,6 +395,26 @@ Version 6: the same as version 4 for the title: where ``catalog_search_title_len
 bigrams (子育て支援: four) the planner estimated two matches and read the narrowed title tier
 through the plain index, 20,213 rows visited and 13,915 of them dropped by ``title_len <= 10``,
 226 ms, where the two-column index gives the 6,298 short ones directly.
+
+Version 7 (filters inside the text index): every row's ``all_tsv`` also holds one lexeme per
+facet value of its set (``facet_lexeme``: a control character no token has, the facet's letter,
+the value or its hash: ``\\x01p=13`` for prefecture 13), added by the migration from the sets
+(the SQL function ``catalog_facet_lexeme``, the same as the Python one) and by every write
+after it. A query's filters are then more terms ANDed with its words in the same GIN read of
+``all_tsv`` when counting its matches and reading the sample: the posting lists of 医療, of
+東京都 and of "not personal" are intersected in the index and only the rows passing all of
+them are visited, instead of the word's rows being visited and dropped by set. (The pages
+still read the sets: see ``_match``.) The migration rewrites every row (at 1M datasets, its
+time is in the decision record): run it when writes can wait, then ``VACUUM ANALYZE
+catalog_search`` (the old row versions otherwise stay in every bitmap read until autovacuum
+comes).
+
+Version 8 (browsing one facet value without summing its sets): ``catalog_facet_value_counts``,
+for every pair of facet values carried by a set, the documents with both (``theme`` 環境 and
+``prefecture`` 13: n), the pair of a value with itself being its total; kept by a statement
+trigger on ``catalog_facet_sets`` (each change of the sets' ``docs``, added per pair in key
+order), filled by the migration from the sets. A browse with one filter (no words) reads its
+counts there: 環境 has 35k sets at 1M, whose reading and summing per facet took 70-110 ms.
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -453,6 +535,38 @@ def _doc_keys(lexemes: Iterable[str]) -> set[str]:
     return keys
 
 
+_PLAIN_FACET_VALUE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+FACET_LEXEME_MARK = "\x01"
+"""Facet lexemes (schema version 7) start with this character, which no token has (text
+normalisation drops control characters), so no query term or prefix matches one."""
+
+
+def facet_lexeme(facet: str, value: str) -> str:
+    """The lexeme that ``all_tsv`` holds for a facet value (schema version 7): the mark, the
+    facet's letter (``u`` publisher, ``p`` prefecture, ``s`` standard type, ``n`` personal as
+    0/1, ``c`` classification, ``t`` theme), then ``=`` and the value when it is short ASCII
+    (``\\x01p=13``), else ``#`` and 32 hex digits of its SHA-256 (whitespace, length, any
+    character). The same as the migration's SQL function ``catalog_facet_lexeme``."""
+    if _PLAIN_FACET_VALUE.fullmatch(value):
+        return f"{FACET_LEXEME_MARK}{facet}={value}"
+    return f"{FACET_LEXEME_MARK}{facet}#{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+
+
+def _set_lexemes(values: tuple[Any, ...]) -> list[str]:
+    """The facet lexemes of a document of the facet set with these column values
+    (``_facet_set``: publisher, prefecture, standard type, personal, themes JSON,
+    classification)."""
+    publisher, prefecture, standard_type, personal, themes, classification = values
+    out = [facet_lexeme("u", publisher), facet_lexeme("p", prefecture)]
+    if standard_type is not None:
+        out.append(facet_lexeme("s", standard_type))
+    out.append(facet_lexeme("n", str(personal)))
+    if classification is not None:
+        out.append(facet_lexeme("c", classification))
+    out += [facet_lexeme("t", theme) for theme in json.loads(themes)]
+    return out
+
+
 def _facet_set(doc: IndexedDataset) -> tuple[str, tuple[Any, ...]]:
     """(unique key, column values) of the facet set of ``doc``, as ``search_index._facet_set``."""
     themes = sorted({_text(t) for t in doc.themes})
@@ -482,14 +596,17 @@ _DOC_TYPES = ("text", "text", "text", "text", "text", "int4", "text", "text", "t
 
 
 def _search_columns(doc: IndexedDataset) -> tuple[Any, ...]:
-    """(modified, title_sort, title_len, tk_len, all_len, title, tk, all lexeme texts)."""
+    """(modified, title_sort, title_len, tk_len, all_len, title, tk, all lexeme texts); the
+    last also holds the facet lexemes of the document's set (``_set_lexemes``), which
+    ``all_len`` does not count."""
     title = _lexemes(doc.title_ja, doc.title_en)
     keywords = _lexemes(*doc.keywords, *doc.places)
     description = _lexemes(doc.description_ja, doc.description_en)
+    body = _vector_text(title + keywords + description)
     return (_text(doc.modified), _text(normalise(doc.title_ja or doc.title_en)), len(title),
             len(title) + len(keywords), len(title) + len(keywords) + len(description),
             _vector_text(title), _vector_text(title + keywords),
-            _vector_text(title + keywords + description))
+            " ".join(filter(None, [body, *_set_lexemes(_facet_set(doc)[1])])))
 
 
 _SEARCH_COLUMNS = ("modified", "title_sort", "title_len", "tk_len", "all_len")
@@ -560,7 +677,8 @@ class CatalogIndex:
     def __init__(self, db: Any, *, approximate_above: int | None = APPROXIMATE_ABOVE,
                  term_counts: bool = True, auto_promote: bool = True,
                  sample_bits: int = SAMPLE_BITS,
-                 order_scan_cost: float = ORDER_SCAN_COST, rank_heads: bool = False) -> None:
+                 order_scan_cost: float = ORDER_SCAN_COST, rank_heads: bool = False,
+                 facet_terms: bool = True) -> None:
         """``approximate_above``: see ``APPROXIMATE_ABOVE``; ``None`` counts every query
         exactly and plans pages without the sample (the behaviour of schema version 1).
         ``term_counts``: answer one-term queries without filters from the promoted keys' counts.
@@ -571,8 +689,12 @@ class CatalogIndex:
         corpus). ``order_scan_cost``: see ``ORDER_SCAN_COST``; 0 reads every page whose
         tier the sample finds any match in in rank order (tests). ``rank_heads``: read heads of
         the relevance tiers and the title order too, not only of ``sort='modified'`` (off: those
-        orders correlate with the words, see ``_match``; tests)."""
+        orders correlate with the words, see ``_match``; tests). ``facet_terms``: count (and
+        sample) the matches of a query with words and filters through the filters' facet
+        lexemes in ``all_tsv`` (schema version 7), not through the facet sets (``_in_sets``;
+        False: as versions 3-6 did, tests and the bench's baseline)."""
         self.db = db
+        self.facet_terms = facet_terms
         self._facets = FacetSets()
         self.approximate_above = approximate_above
         self.term_counts = term_counts
@@ -715,7 +837,7 @@ class CatalogIndex:
     @staticmethod
     async def _count(conn: Any, delta: dict[int, int]) -> None:
         changes = sorted((set_id, n) for set_id, n in delta.items() if n)
-        if changes:
+        if changes:   # (version 8: a trigger adds the changes to catalog_facet_value_counts)
             await conn.execute(
                 """UPDATE catalog_facet_sets s SET docs = s.docs + d.n
                    FROM unnest($1::int4[], $2::int4[]) AS d(id, n) WHERE s.id = d.id""",
@@ -860,7 +982,8 @@ class CatalogIndex:
         if row is None or not row[0] or row[2] <= 0:
             return []
         ranked = sorted(zip(row[0], row[1], strict=False), key=lambda x: -x[1])
-        return [lexeme for lexeme, freq in ranked if freq * row[2] >= 0.8 * min_docs]
+        return [lexeme for lexeme, freq in ranked if freq * row[2] >= 0.8 * min_docs
+                and not lexeme.startswith(FACET_LEXEME_MARK)]
 
     def _promote_later(self, key: str) -> None:
         if key in self._promoting or not hasattr(self.db, "acquire"):
@@ -902,14 +1025,43 @@ class CatalogIndex:
             if not tsquery:
                 params = _Params()
                 return await self._browse(conn, self._set_filter(query, params), params, sort,
-                                          per_page, offset)
+                                          per_page, offset, self._single_filter(query))
             params = _Params(tsquery)
             sets = self._set_filter(query, _Params())
-            in_sets, passing = "", None
+            in_sets, passing, counted = "", None, None
             if sets:
                 in_sets, passing = await self._in_sets(conn, query, params)
+                if self.facet_terms:
+                    counted = (self._facet_condition(query), _Params(tsquery))
             return await self._match(conn, in_sets, passing, params, sort, per_page, offset,
-                                     None if sets else term_key(q))
+                                     None if sets else term_key(q), counted)
+
+    @staticmethod
+    def _facet_terms(query: SearchQuery) -> list[str]:
+        """The query's filters (the same as ``_set_filter``) as ``tsquery`` terms on the facet
+        lexemes (``facet_lexeme``). Not personal is "not ``n=1``" rather than ``n=0``: every
+        document has one of the two, and GIN then reads the short posting list of the
+        personal ones instead of the one of nearly every document (医療 in 東京都: 101 index
+        pages instead of 396, 8.5 ms instead of 14.3 at 1M)."""
+        out = []
+        for facet, value in (("u", query.publisher), ("p", query.prefecture),
+                             ("s", query.standard_type), ("c", query.classification),
+                             ("t", query.theme)):
+            if isinstance(value, str) and value:
+                out.append(_quote(facet_lexeme(facet, _text(value))))
+        if isinstance(query.personal, bool):
+            out.append(("" if query.personal else "!") + _quote(facet_lexeme("n", "1")))
+        return out
+
+    def _facet_condition(self, query: SearchQuery) -> str:
+        """The query's filters as a condition on ``catalog_search`` for the statements that
+        read ``all_tsv`` only (the count and the sample, schema version 7): ``all_tsv @@`` the
+        words (``$1``) and the filters' facet lexemes, one GIN read whose posting lists are
+        intersected before any row is visited. A literal, not a parameter: those statements
+        take only ``$1``. Each lexeme is the mark, a letter, ``=`` or ``#``, and
+        ``[0-9A-Za-z_.-]`` or hex digits: nothing to escape but the tsquery's own quotes."""
+        terms = " & ".join(self._facet_terms(query))
+        return f" AND all_tsv @@ ($1::tsquery && '{terms.replace(chr(39), chr(39) * 2)}'::tsquery)"
 
     @staticmethod
     def _set_filter(query: SearchQuery, p: _Params) -> list[str]:
@@ -959,6 +1111,13 @@ class CatalogIndex:
                 sets = (row[2] or [], int(row[1] or 0))
         if sets is not None:
             return f" AND set_id = ANY({p(sets[0])}::int4[])", sets[1]
+        single = self._single_filter(query)
+        if single is not None and single[0] == "theme":
+            # the theme's sets straight from its index: through catalog_facet_sets too, each
+            # row cost two index probes (子育て支援 in 子育て at 1M: 6,298 title matches,
+            # 50,384 buffers, 25 of the page's 45 ms)
+            return (" AND set_id IN (SELECT set_id FROM catalog_facet_set_themes "
+                    f"WHERE theme = {p(single[1])})", None)
         where = " AND ".join(self._set_filter(query, p))
         return f" AND set_id IN (SELECT s.id FROM catalog_facet_sets s WHERE {where})", None
 
@@ -986,6 +1145,21 @@ class CatalogIndex:
                        (SELECT array_agg(score ORDER BY rn) FROM page)""", *params)
         result = await self._aggregate(conn, _pairs(row))
         return result, list(zip(row[2] or [], map(float, row[3] or []), strict=True))
+
+    @staticmethod
+    def _value_counts(single: tuple[str, str], row: Any) -> SearchResult:
+        """The total and facets of the documents with one facet value from its rows of
+        ``catalog_facet_value_counts`` (arrays of facet, value, n)."""
+        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+        total = 0
+        for facet, value, n in zip(row[0] or [], row[1] or [], row[2] or [], strict=True):
+            if (facet, value) == single:
+                total = n
+            if facet in facets:
+                facets[facet][value] = n
+        for name in FACETS:
+            facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
+        return SearchResult(total=total, ids=[], scores=[], facets=facets)
 
     async def _term_counts(self, conn: Any, key: str) -> SearchResult | None:
         """The exact total and facets of a promoted key's query (no filters), else None."""
@@ -1079,15 +1253,22 @@ class CatalogIndex:
         return [(r[0], float(r[1])) for r in found]
 
     async def _match(self, conn: Any, in_sets: str, passing: int | None, p: _Params, sort: str,
-                     limit: int, offset: int, key: str | None) -> SearchResult:
+                     limit: int, offset: int, key: str | None,
+                     counted: tuple[str, _Params] | None = None) -> SearchResult:
         # the counts: a promoted key's (exact), else the sample's when it finds very many
         # matches (approximate), else all the matches' (exact); no sample when the filters
         # pass too few documents for it to matter (counting them all is cheap and exact)
+        # ``counted``: the filters and parameters for the statements that read all_tsv only
+        # (facet lexemes, ``_facet_condition``); the pages read the sets (``_in_sets``): for
+        # them the planner would take the words and the lexemes as rare together (bus_stop
+        # and バス停 always go together) and read all_tsv alone, testing every title out of
+        # TOAST (375 ms at 1M), where the title index then the sets gives the page
+        count_sets, count_p = counted or (in_sets, p)
         result = await self._term_counts(conn, key) if key and self.term_counts else None
         sample = None
         if self.approximate_above is not None and (
                 passing is None or passing > self.approximate_above):
-            sample = await self._sample(conn, in_sets, p)
+            sample = await self._sample(conn, count_sets, count_p)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
                     conn, [(k, sample.scaled(n)) for k, n in sample.groups])
@@ -1097,8 +1278,8 @@ class CatalogIndex:
         if result is None:
             row = await conn.fetchrow(
                 "SELECT array_agg(k), array_agg(n) FROM (SELECT set_id AS k, count(*)::int4 AS n "
-                f"FROM catalog_search WHERE all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g",
-                *p.values)
+                f"FROM catalog_search WHERE all_tsv @@ $1::tsquery{count_sets} GROUP BY set_id) AS g",
+                *count_p.values)
             result = await self._aggregate(conn, _pairs(row))
         exact = not result.approximate
 
@@ -1164,8 +1345,20 @@ class CatalogIndex:
         result.scores = [r[1] for r in rows]
         return result
 
+    @staticmethod
+    def _single_filter(query: SearchQuery) -> tuple[str, str] | None:
+        """The (facet, value) of the query's filter when it has exactly one, as the facets
+        name it (``FacetSets.values``), else None."""
+        filters = [(facet, _text(value)) for facet, value in (
+            ("publisher", query.publisher), ("prefecture", query.prefecture),
+            ("standard_type", query.standard_type), ("classification", query.classification),
+            ("theme", query.theme)) if isinstance(value, str) and value]
+        if isinstance(query.personal, bool):
+            filters.append(("personal", "true" if query.personal else "false"))
+        return filters[0] if len(filters) == 1 else None
+
     async def _browse(self, conn: Any, sets_where: list[str], p: _Params, sort: str, limit: int,
-                      offset: int) -> SearchResult:
+                      offset: int, single: tuple[str, str] | None = None) -> SearchResult:
         conditions = " AND ".join(["s.docs > 0", *sets_where])
         in_sets = ""
         if sets_where:
@@ -1183,12 +1376,23 @@ class CatalogIndex:
             # filters: the sets' counts say exactly how many documents pass; few are read
             # through the set index and sorted, many in order (a scan in date order looks at
             # total/N of the rows it reads, a publisher of 122 datasets in 1M: most of the index)
-            row = await conn.fetchrow(
-                "SELECT array_agg(s.id), array_agg(s.docs), (SELECT reltuples FROM pg_class "
-                "WHERE oid = 'catalog_search'::regclass) FROM catalog_facet_sets s "
-                f"WHERE {conditions}", *p.values)
-            result = await self._aggregate(conn, _pairs(row))
-            through_sets = result.total ** 2 <= (offset + limit) * max(float(row[2] or 0), 0.0)
+            if single is not None:
+                # one filter: its counts as kept by the writes (version 8), not summed over
+                # its sets (a theme has tens of thousands at 1M: reading and summing them
+                # took 70-100 ms)
+                row = await conn.fetchrow(
+                    "SELECT array_agg(facet), array_agg(value), array_agg(n), (SELECT reltuples "
+                    "FROM pg_class WHERE oid = 'catalog_search'::regclass) "
+                    "FROM catalog_facet_value_counts WHERE filter_facet = $1 "
+                    "AND filter_value = $2 AND n > 0", *single)
+                result, estimated = self._value_counts(single, row), row[3]
+            else:
+                row = await conn.fetchrow(
+                    "SELECT array_agg(s.id), array_agg(s.docs), (SELECT reltuples FROM pg_class "
+                    "WHERE oid = 'catalog_search'::regclass) FROM catalog_facet_sets s "
+                    f"WHERE {conditions}", *p.values)
+                result, estimated = await self._aggregate(conn, _pairs(row)), row[2]
+            through_sets = result.total ** 2 <= (offset + limit) * max(float(estimated or 0), 0.0)
             await conn.execute("SET LOCAL enable_indexscan = off" if through_sets
                                else "SET LOCAL enable_bitmapscan = off")
             try:
