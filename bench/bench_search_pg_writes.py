@@ -1,0 +1,79 @@
+"""What search schema version 8's counting trigger adds to a catalog write at 1M datasets.
+
+Run: ``python bench/bench_search_pg_writes.py [--writes N] [--dsn DSN]``, after
+``bench_search_pg.py --only pg --keep`` has built the kept corpus (schema ``bench_search``).
+
+Each write is what publishing a changed dataset does to the index: ``CatalogIndex.upsert`` of an
+existing dataset id with other facets (another seed of ``bench_search_pg.generate``, so the
+document moves to another facet set and the sets' counts change, which is what fires
+``catalog_facet_value_counts_sync``). Writes alternate, one by one, between the trigger as it is
+and the trigger disabled (``ALTER TABLE catalog_facet_sets DISABLE TRIGGER …`` in the same
+transaction); each write's transaction is rolled back after it is timed, so the kept corpus and
+its counts stay as they were. Prints one JSON object per figure: the median and p95 of each
+kind, and the ratio of the medians (with ÷ without the trigger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_catalog import emit, log, percentile
+from bench_search_pg import DSN, SCHEMA, generate
+
+from registry.catalog import search_pg
+
+TRIGGER = "catalog_facet_value_counts_sync"
+
+
+async def run(args: argparse.Namespace) -> None:
+    conn = await asyncpg.connect(args.dsn, server_settings={"search_path": SCHEMA})
+    try:
+        if await conn.fetchval("SELECT to_regclass('catalog_facet_value_counts')") is None:
+            raise SystemExit(f"schema {SCHEMA} has no search schema version 8: build it with "
+                             "bench_search_pg.py --only pg --keep (or --reuse to migrate it)")
+        docs = await conn.fetchval("SELECT count(*) FROM catalog_docs")
+        index = search_pg.CatalogIndex(conn)
+        moved = list(generate(min(args.writes, docs), seed=7))   # the same ids, other facets
+        timings: dict[str, list[float]] = {"with_trigger": [], "without_trigger": []}
+        for i, doc in enumerate(moved):
+            kind = "with_trigger" if i % 2 == 0 else "without_trigger"
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                if kind == "without_trigger":
+                    await conn.execute(f"ALTER TABLE catalog_facet_sets DISABLE TRIGGER {TRIGGER}")
+                start = time.perf_counter()
+                await index.upsert(conn, doc)
+                timings[kind].append((time.perf_counter() - start) * 1000)
+            finally:
+                await tx.rollback()
+            if i % 200 == 0:
+                log(f"{i} of {len(moved)} writes")
+        for kind, ms in timings.items():
+            emit(f"search_pg_write_ms_{kind}", round(statistics.median(ms), 3), "ms", None, docs,
+                 p95=round(percentile(ms, 95), 3), writes=len(ms))
+        emit("search_pg_write_trigger_ratio",
+             round(statistics.median(timings["with_trigger"])
+                   / statistics.median(timings["without_trigger"]), 3), "x", None, docs,
+             note="median write with the version 8 trigger ÷ without it, alternated, same run")
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--dsn", default=DSN)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
