@@ -73,7 +73,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -630,6 +630,22 @@ _UNNEST_SEARCH = """unnest($1::bigint[], $2::int4[], $3::text[], $4::text[], $5:
                         title, tk, body)"""
 
 
+def _counts_only(rows: Iterable[tuple[str, str, int]], is_total: Callable[[str, str], bool]
+                 ) -> SearchResult:
+    """A result of counts alone from ``(facet, value, n)`` rows: the total is the row
+    ``is_total`` picks, the facets every row of a known facet, largest first."""
+    facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+    total = 0
+    for facet, value, n in rows:
+        if is_total(facet, value):
+            total = n
+        if facet in facets:
+            facets[facet][value] = n
+    for name in FACETS:
+        facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
+    return SearchResult(total=total, ids=[], scores=[], facets=facets)
+
+
 def _pairs(row: Any) -> list[tuple[int, int]]:
     """(set id, count) pairs from a row of two arrays (ten thousand rows of two numbers are
     three times slower to receive than two arrays of ten thousand)."""
@@ -1150,16 +1166,8 @@ class CatalogIndex:
     def _value_counts(single: tuple[str, str], row: Any) -> SearchResult:
         """The total and facets of the documents with one facet value from its rows of
         ``catalog_facet_value_counts`` (arrays of facet, value, n)."""
-        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-        total = 0
-        for facet, value, n in zip(row[0] or [], row[1] or [], row[2] or [], strict=True):
-            if (facet, value) == single:
-                total = n
-            if facet in facets:
-                facets[facet][value] = n
-        for name in FACETS:
-            facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
-        return SearchResult(total=total, ids=[], scores=[], facets=facets)
+        return _counts_only(zip(row[0] or [], row[1] or [], row[2] or [], strict=True),
+                            lambda facet, value: (facet, value) == single)
 
     async def _term_counts(self, conn: Any, key: str) -> SearchResult | None:
         """The exact total and facets of a promoted key's query (no filters), else None."""
@@ -1169,16 +1177,8 @@ class CatalogIndex:
             key)
         if not row[0]:
             return None
-        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-        total = 0
-        for facet, value, n in zip(row[1] or [], row[2] or [], row[3] or [], strict=True):
-            if facet == "":
-                total = n
-            elif facet in facets:
-                facets[facet][value] = n
-        for name in FACETS:
-            facets[name] = dict(sorted(facets[name].items(), key=lambda kv: (-kv[1], kv[0])))
-        return SearchResult(total=total, ids=[], scores=[], facets=facets)
+        return _counts_only(zip(row[1] or [], row[2] or [], row[3] or [], strict=True),
+                            lambda facet, value: facet == "")
 
     async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
         """The query's matches in the sample, per tier and per facet set, and the table's size."""
