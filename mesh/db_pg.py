@@ -72,12 +72,17 @@ _JSON_EACH = re.compile(r"\bjson_each\(\s*\?\s*\)\s+(?:AS\s+)?(\w+)", re.I)
 _READS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|EXPLAIN)\b", re.I)
 
 
+class UntranslatableSQL(ValueError):
+    """A SQLite statement with no PostgreSQL translation: the calling code must be written
+    otherwise (a refusal by design, raised before the statement reaches either database)."""
+
+
 @lru_cache(maxsize=2048)
 def translate(sql: str) -> str:
     """SQLite-flavoured ``sql`` as PostgreSQL (see the module docstring for what changes)."""
     if _OR_REPLACE.match(sql):
-        raise NotImplementedError("INSERT OR REPLACE has no PostgreSQL equivalent without a "
-                                  "conflict target: write INSERT … ON CONFLICT(…) DO UPDATE")
+        raise UntranslatableSQL("INSERT OR REPLACE has no PostgreSQL equivalent without a "
+                                "conflict target: write INSERT … ON CONFLICT(…) DO UPDATE")
     sql = _JSON_EACH.sub(lambda m: f"json_array_elements_text(?::json) AS {m[1]}(value)", sql)
     if _OR_IGNORE.match(sql):
         sql = _OR_IGNORE.sub("INSERT INTO", sql, count=1).rstrip().rstrip(";")

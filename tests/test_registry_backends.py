@@ -18,7 +18,7 @@ from cryptography import x509
 
 from mesh.certs import PeerIdentity
 from mesh.db import Database
-from mesh.db_pg import PgDatabase, translate, translate_ddl
+from mesh.db_pg import PgDatabase, UntranslatableSQL, translate, translate_ddl
 from mesh.errors import Conflict, FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 from mesh.keystore import build_csr, generate_key
 from mesh.proto.areamesh.v1 import registry_pb2
@@ -98,7 +98,7 @@ def test_placeholders_and_dialect_rewrites():
         "INSERT INTO t(a) VALUES ($1) ON CONFLICT DO NOTHING"
     assert "json_array_elements_text($1::json) AS j(value)" in \
         translate("SELECT j.value FROM json_each(?) j")
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(UntranslatableSQL, match="ON CONFLICT"):
         translate("INSERT OR REPLACE INTO t(a) VALUES (?)")
 
 
