@@ -2,7 +2,7 @@
 ``PeerService.Ping`` on the same mTLS channel, in the same run.
 
 Run: ``python bench/bench_small_transfers.py [--quick] [--concurrency 20] [--keep] [--profile]
-[--floor] [--pair] [--std-loop]``
+[--floor] [--pair]``
 
 A registry and the providing connector (大阪府, 270008) run as real processes on 127.0.0.1 with
 random ports. The provider serves ``small-feed``, a contract dataset whose CSV source holds one
@@ -35,16 +35,10 @@ it; ``py-spy record --threads`` on the provider's pid shows those).
 ``grpc_floor_server.py``, a no-op ``PeerService`` on the provider's credentials, whose CPU per
 transfer is what this protocol costs on grpcio's asyncio server before any check.
 
-``--std-loop`` adds a kind of block against the provider's twin: a copy of its data dir
-(same identity, agreement and dataset, its own metering.db) served with ``--event-loop asyncio``,
-the standard library's loop, while the provider runs on uvloop as every server does by default
-(``mesh/event_loop.py``): what the loop alone is worth, in the same run.
-
 One JSON object per line on stdout: ``small_transfer_rate`` (the figure, goal ≥ 1,000/s; with
 the consumer's CPU per call too), ``small_transfer_ping_rate`` (the baseline) and, with
 ``--floor``, ``small_transfer_grpc_floor``; with ``--pair``,
-``small_transfer_previous_protocol``; with ``--std-loop``, ``small_transfer_standard_loop``.
-Progress goes to stderr.
+``small_transfer_previous_protocol``. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -118,10 +112,8 @@ def dataset_doc() -> dict:
 
 class Bench:
     def __init__(self, root: Path, per_block: int, concurrency: int, profile: bool,
-                 floor: bool = False, pair: bool = False, std_loop: bool = False) -> None:
+                 floor: bool = False, pair: bool = False) -> None:
         self.root = root
-        self.std_loop = std_loop
-        self.twin: ManagedProcess | None = None
         self.floor = floor
         self.pair = pair
         self.per_block = per_block
@@ -162,26 +154,15 @@ class Bench:
                                                 encoding="utf-8")
         await cli("connector", "dataset", "add", "--data-dir", str(self.root / PROVIDER[3]),
                   "--file", str(self.root / "dataset.yaml"))
-        self.provider = self.managed(PROVIDER[3], self.serve_command(PROVIDER[3]))
+        command = areamesh_command("connector", "serve", "--data-dir", str(self.root / PROVIDER[3]),
+                                   "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0")
+        if self.profile:  # written when the provider stops (SIGTERM ends it like Ctrl-C)
+            command[1:1] = ["-m", "cProfile", "-o", str(self.root / "provider.prof")]
+        self.provider = self.managed(PROVIDER[3], command)
         await self.provider.start()
         out = await cli("connector", "contract", "request", "--data-dir", str(self.root / CONSUMER[3]),
                         "--dataset", DATASET, "--offer", OFFER, "--purpose", PURPOSE)
-        agreement = out.split("agreement ")[1].split()[0]
-        if self.std_loop:  # the provider's twin: a copy of its data dir, on the standard loop
-            await self.provider.stop()
-            self.processes.remove(self.provider)
-            shutil.copytree(self.root / PROVIDER[3], self.root / "twin")
-            self.provider = self.managed(PROVIDER[3], self.serve_command(PROVIDER[3]))
-            self.twin = self.managed("twin", self.serve_command("twin", "--event-loop", "asyncio"))
-            await asyncio.gather(self.provider.start(), self.twin.start())
-        return agreement
-
-    def serve_command(self, node: str, *extra: str) -> list[str]:
-        command = areamesh_command("connector", "serve", "--data-dir", str(self.root / node),
-                                   "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", *extra)
-        if self.profile and node == PROVIDER[3]:  # written when the provider stops (SIGTERM
-            command[1:1] = ["-m", "cProfile", "-o", str(self.root / "provider.prof")]  # as ^C)
-        return command
+        return out.split("agreement ")[1].split()[0]
 
     async def start_floor(self) -> tuple[asyncio.subprocess.Process, int]:
         """The gRPC floor server (``grpc_floor_server.py``) on the provider's credentials."""
@@ -201,13 +182,10 @@ class Bench:
         channels = {name: grpc.aio.secure_channel(f"127.0.0.1:{port}",
                                                   keystore.channel_credentials(), options=options)
                     for name, port in (("provider", self.provider.ready["grpc_port"]),
-                                       ("floor", floor_port),
-                                       ("std", self.twin.ready["grpc_port"] if self.twin else 0))
-                    if port}
+                                       ("floor", floor_port)) if port}
         pids = {"transfer": self.provider.proc.pid, "ping": self.provider.proc.pid,
                 "pair": self.provider.proc.pid,
-                "floor": floor_proc.pid if floor_proc else 0,
-                "std": self.twin.proc.pid if self.twin else 0}
+                "floor": floor_proc.pid if floor_proc else 0}
         try:
             stubs = {name: peer_pb2_grpc.PeerServiceStub(c) for name, c in channels.items()}
             stub = stubs["provider"]
@@ -279,10 +257,6 @@ class Bench:
             async def one_floor() -> None:
                 await transfer_on(stubs["floor"])
 
-            async def one_std() -> None:
-                await transfer_on(stubs["std"])
-                done[0] += 1
-
             async def one_pair() -> None:
                 await pair_on(stub)
                 done[0] += 1
@@ -307,9 +281,9 @@ class Bench:
                 return n / wall, latencies, cpu * 1000 / n, own * 1000 / n
 
             calls = {"transfer": one_transfer, "ping": one_ping, "floor": one_floor,
-                     "pair": one_pair, "std": one_std}
+                     "pair": one_pair}
             kinds = ("transfer", "ping") + (("floor",) if self.floor else ()) + (
-                ("pair",) if self.pair else ()) + (("std",) if self.std_loop else ())
+                ("pair",) if self.pair else ())
             log("warm-up")
             await block("ping", 400)
             await block("transfer", 200)
@@ -317,8 +291,6 @@ class Bench:
                 await block("floor", 200)
             if self.pair:
                 await block("pair", 200)
-            if self.std_loop:
-                await block("std", 200)
             rates: dict[str, list[float]] = {k: [] for k in kinds}
             lat: dict[str, list[float]] = {k: [] for k in kinds}
             cpu: dict[str, list[float]] = {k: [] for k in kinds}
@@ -347,18 +319,14 @@ class Bench:
         return cpu_seconds(self.provider.proc.pid)
 
     def metered(self, agreement: str) -> int:
-        """The provider's (and its twin's) complete transfers of ``agreement`` with one record
-        each."""
-        count = 0
-        for node in (PROVIDER[3], "twin") if self.twin else (PROVIDER[3],):
-            con = sqlite3.connect(f"file:{self.root / node / 'metering.db'}?mode=ro", uri=True)
-            try:
-                count += con.execute("SELECT COUNT(*) FROM transfers WHERE role = 'provider' AND "
-                                     "agreement_id = ? AND status = 'complete' AND records = 1 "
-                                     "AND batches = 1", (agreement,)).fetchone()[0]
-            finally:
-                con.close()
-        return count
+        """The provider's complete transfers of ``agreement`` with one record each."""
+        con = sqlite3.connect(f"file:{self.root / PROVIDER[3] / 'metering.db'}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM transfers WHERE role = 'provider' AND "
+                               "agreement_id = ? AND status = 'complete' AND records = 1 "
+                               "AND batches = 1", (agreement,)).fetchone()[0]
+        finally:
+            con.close()
 
     def report(self, rates: dict[str, list[float]], lat: dict[str, list[float]],
                cpu: dict[str, list[float]], own: dict[str, list[float]], done: int,
@@ -408,10 +376,6 @@ class Bench:
         other_kind("pair", "small_transfer_previous_protocol", "provider_cpu_ms_per_transfer",
                    "the same provider, the previous protocol: Transfer read to its summary + "
                    "unary AcknowledgeTransfer (complete)")
-        other_kind("std", "small_transfer_standard_loop", "provider_cpu_ms_per_transfer",
-                   "the same TransferWithAcks calls served by the provider's twin (a copy of its "
-                   "data dir, same agreement) on the standard library's event loop "
-                   "(--event-loop asyncio); the provider itself runs on uvloop")
         if metered != done:
             raise RuntimeError(f"{done} transfers acknowledged complete, {metered} metered")
 
@@ -438,9 +402,6 @@ def main() -> int:
                         help="run the provider under cProfile and print its top functions")
     parser.add_argument("--floor", action="store_true",
                         help="also the same calls against a no-op gRPC server (the floor)")
-    parser.add_argument("--std-loop", action="store_true",
-                        help="also the same calls against the provider's twin on the standard "
-                             "library's event loop (--event-loop asyncio)")
     parser.add_argument("--pair", action="store_true",
                         help="also the previous protocol (Transfer + AcknowledgeTransfer) on the "
                              "same provider")
@@ -448,7 +409,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="areamesh-bench-small-"))
     try:
         asyncio.run(Bench(root, 500 if args.quick else 2000, args.concurrency, args.profile,
-                          args.floor, args.pair, args.std_loop).run())
+                          args.floor, args.pair).run())
     except ProcessFailed as exc:
         log(f"failed: {exc}")
         return 1

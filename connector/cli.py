@@ -14,7 +14,6 @@ from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
 from mesh.datadir import check_data_dir
 from mesh.durations import parse_duration
-from mesh.event_loop import run_server
 from mesh.log import setup_logging
 
 
@@ -92,7 +91,7 @@ def serve(**kw: str | None) -> None:
                              f"{config.data_dir} --registry HOST:PORT --token TOKEN --name NODE'")
     setup_logging(config.log_format)
     app = ConnectorApp(config)
-    run_server(serve_until_signal(app), config.event_loop)
+    asyncio.run(serve_until_signal(app))
 
 
 @connector.command()

@@ -9,7 +9,6 @@ from pathlib import Path
 from mesh.config import Setting, parse_hostport
 from mesh.durations import parse_duration
 from mesh.errors import InvalidRequest
-from mesh.event_loop import check_event_loop
 
 SERVE_SETTINGS = [
     Setting("connector.data_dir", "--data-dir", None,
@@ -37,9 +36,6 @@ SERVE_SETTINGS = [
             "How often the flow ledger's head is signed (when entries were added) and the "
             "checkpoints the registry does not hold yet are sent to it for audit."),
     Setting("connector.log.format", "--log-format", "text", "Log format: text or json."),
-    Setting("connector.event_loop", "--event-loop", "auto",
-            "Event loop: auto (uvloop where installed, else the standard one), uvloop or "
-            "asyncio (the standard library's)."),
     Setting("connector.portal.oidc.issuer", "--portal-oidc-issuer", None,
             "The resident portal's OpenID provider: the platform's issuer URL (discovery at "
             "ISSUER/.well-known/openid-configuration; https, or http on loopback). Unset: the "
@@ -76,7 +72,6 @@ class ConnectorConfig:
     portal_oidc_client_secret_file: Path | None = None
     portal_oidc_resident_claim: str = "sub"
     portal_base_url: str | None = None
-    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -93,7 +88,6 @@ class ConnectorConfig:
                 raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 100ms")
         if self.log_format not in ("text", "json"):
             raise InvalidRequest("--log-format must be text or json")
-        check_event_loop(self.event_loop)
         if self.portal_oidc_issuer and not (self.portal_oidc_client_id
                                             and self.portal_oidc_client_secret_file):
             raise InvalidRequest("--portal-oidc-issuer needs --portal-oidc-client-id and "
@@ -126,5 +120,4 @@ class ConnectorConfig:
                    portal_oidc_client_secret_file=Path(str(kw["portal_oidc_client_secret_file"]))
                    if kw.get("portal_oidc_client_secret_file") else None,
                    portal_oidc_resident_claim=str(kw.get("portal_oidc_resident_claim") or "sub"),
-                   portal_base_url=(kw.get("portal_base_url") or "").rstrip("/") or None,
-                   event_loop=str(kw.get("event_loop") or "auto"))
+                   portal_base_url=(kw.get("portal_base_url") or "").rstrip("/") or None)

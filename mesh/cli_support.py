@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import click
 
 from mesh.errors import AreameshError, InvalidRequest
-from mesh.event_loop import loop_name
 
 log = logging.getLogger("areamesh.cli")
 
@@ -75,8 +74,7 @@ async def serve_until_signal(service: Service) -> None:
             log.debug("clean-up after a failed start: %r", cleanup)
         raise
     try:
-        click.echo(json.dumps({"event": "ready", **service.ready_info(),
-                               "event_loop": loop_name(loop)}, ensure_ascii=False))
+        click.echo(json.dumps({"event": "ready", **service.ready_info()}, ensure_ascii=False))
         sys.stdout.flush()
         await stop.wait()
         log.info("signal received; shutting down")

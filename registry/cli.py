@@ -12,7 +12,6 @@ from mesh.cli_support import LazyGroup, report_errors, serve_until_signal
 from mesh.config import options
 from mesh.datadir import check_data_dir
 from mesh.errors import FailedPrecondition, InvalidRequest
-from mesh.event_loop import run_server
 from mesh.ids import MESH_ID, ParticipantType
 from mesh.log import setup_logging
 from registry.ca.authority import CertificateAuthority
@@ -392,4 +391,4 @@ def serve(**kw: str) -> None:
                    secrets=("ca/*.key", "identity/*.key"),
                    init_hint=f"run 'areamesh registry init --data-dir {config.data_dir} "
                              "--name ...' first")
-    run_server(run(), config.event_loop)
+    asyncio.run(run())

@@ -9,7 +9,6 @@ from pathlib import Path
 from mesh.config import Setting, default_enrol_address, parse_hostport
 from mesh.durations import parse_duration
 from mesh.errors import InvalidRequest
-from mesh.event_loop import check_event_loop
 
 SERVE_SETTINGS = [
     Setting("registry.data_dir", "--data-dir", None,
@@ -36,9 +35,6 @@ SERVE_SETTINGS = [
             "How often the registry exchanges with each federated mesh's registry (whether the "
             "federation is mutual, and that mesh's revocation list)."),
     Setting("registry.log.format", "--log-format", "text", "Log format: text or json."),
-    Setting("registry.event_loop", "--event-loop", "auto",
-            "Event loop: auto (uvloop where installed, else the standard one), uvloop or "
-            "asyncio (the standard library's)."),
 ]
 
 
@@ -54,7 +50,6 @@ class RegistryConfig:
     federation_interval: timedelta = timedelta(seconds=30)
     log_format: str = "text"
     database: str | None = None     # PostgreSQL URL; None: registry/database.py decides
-    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         parse_hostport(self.grpc_listen, what="--grpc")
@@ -70,7 +65,6 @@ class RegistryConfig:
             raise InvalidRequest("--federation-interval must be at least 1s")
         if self.log_format not in ("text", "json"):
             raise InvalidRequest("--log-format must be text or json")
-        check_event_loop(self.event_loop)
 
     @classmethod
     def from_options(cls, **kw: str) -> RegistryConfig:
@@ -80,5 +74,4 @@ class RegistryConfig:
                    crl_validity=parse_duration(kw["crl_validity"]),
                    heartbeat_interval=parse_duration(kw["heartbeat_interval"]),
                    federation_interval=parse_duration(kw["federation_interval"]),
-                   log_format=kw["log_format"], database=kw.get("database") or None,
-                   event_loop=kw.get("event_loop") or "auto")
+                   log_format=kw["log_format"], database=kw.get("database") or None)
