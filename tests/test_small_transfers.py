@@ -33,9 +33,10 @@ from connector.node_state import NodeState
 from connector.transfer.batches import decode_batch, read_schema
 from mesh.agreements import Agreement, SignedAgreement
 from mesh.clock import iso, utcnow
-from mesh.files import STABLE_AFTER
+from mesh.files import STABLE_AFTER, atomic_write
 from mesh.keystore import NodeKeyStore
 from mesh.proto.areamesh.v1 import peer_pb2, peer_pb2_grpc
+from registry.ca.authority import CertificateAuthority
 
 from .catalog_fixtures import setup_catalog_mesh
 from .conftest import MeshHarness, node_target, wait_for
@@ -371,4 +372,31 @@ async def test_a_kept_small_file_changed_in_place_is_sent_as_it_is_now(harness: 
         assert _all_good(await kakogawa.burst(agreement, 10))
         assert (await _rows(kakogawa.stub, agreement))[0]["人口総数"] == 2002
     finally:
+        await kakogawa.close()
+
+
+async def test_a_replaced_trust_bundle_is_checked_against_at_the_next_call(
+        harness: MeshHarness, tmp_path):
+    """The guard keeps what it checked of a stored agreement (``VerifiedAgreements``), for that
+    bundle only: a bundle replaced behind the provider's back (another mesh's CA only), even
+    once the file has settled, is what the next call's signatures are checked against, and so
+    is the original put back."""
+    h = harness
+    provider = await _setup(h)
+    agreement = await agree(h)
+    bundle = h.root / "osaka" / "tls" / "ca.crt"
+    original = bundle.read_bytes()
+    rogue = CertificateAuthority.create(tmp_path / "rogue", mesh_id="testmesh", name="偽の運営組織")
+    kakogawa = Consumer(h, provider)
+    try:
+        # settled for longer than any file-state cache would wait before trusting it
+        await asyncio.sleep(max(0.0, bundle.stat().st_ctime + STABLE_AFTER + 0.2 - time.time()))
+        assert _all_good(await kakogawa.burst(agreement, 10))
+        atomic_write(bundle, rogue.ca_pem())
+        got = await kakogawa.one(agreement)
+        assert got.error is not None and "agreement_signer_untrusted" in got.details
+        atomic_write(bundle, original)
+        assert _all_good(await kakogawa.burst(agreement, 5))
+    finally:
+        atomic_write(bundle, original)
         await kakogawa.close()

@@ -211,8 +211,9 @@ class TransferProvider:
                             yield answer
             while not hung_up:  # every batch and the summary have left: the acks from here on
                 try:
-                    message = await asyncio.wait_for(
-                        reading if reading is not None else anext(messages, None), FINAL_ACK_WAIT)
+                    async with asyncio.timeout(FINAL_ACK_WAIT):  # no task of its own, as
+                        message = await (reading if reading is not None  # wait_for makes one
+                                         else anext(messages, None))
                 except TimeoutError:  # a stalled consumer does not hold the call for ever
                     log.warning("transfer %s: no acknowledgement from %s within %.0f s of the "
                                 "summary; call ended, the transfer stays sent", transfer_id,
@@ -425,12 +426,14 @@ class TransferProvider:
 
     async def _reserve(self, peer: PeerIdentity, req: peer_pb2.TransferRequest, auth: Authorised,
                        version: str) -> tuple[str, bool, pa.UInt64Array | None, Decision]:
-        snapshots = RowHashSnapshots(auth.store, auth.agreement.dataset_id)
+        def snapshot(version: str) -> pa.UInt64Array | None:
+            return RowHashSnapshots(auth.store, auth.agreement.dataset_id).load(version)
+
         if req.transfer_id:
             row, decision = await self.usage.resume(
                 req.transfer_id, agreement_id=req.agreement_id, consumer=peer.uri,
                 after_seq=req.after_seq, version=version, limits=auth.limits)
-            old = snapshots.load(req.since_version) if row.incremental else None
+            old = snapshot(req.since_version) if row.incremental else None
             if row.incremental and old is None:
                 await self.usage.release(row.id)
                 raise FailedPrecondition("the snapshot this incremental transfer is based on is gone",
@@ -438,7 +441,7 @@ class TransferProvider:
             log.info("transfer resumed", extra={"transfer": row.id, "after_seq": req.after_seq,
                                                 "peer": peer.uri})
             return row.id, row.incremental, old, decision
-        old = snapshots.load(req.since_version) if req.since_version else None
+        old = snapshot(req.since_version) if req.since_version else None
         transfer_id = str(uuid.uuid4())
         decision = await self.usage.reserve(
             id=transfer_id, agreement_id=req.agreement_id, dataset_id=auth.agreement.dataset_id,
