@@ -18,6 +18,7 @@ from connector.ledger import SqliteLedger
 from connector.ledger import index as ledger_index
 from connector.ledger.schema import MIGRATIONS
 from connector.maintenance import Maintenance
+from mesh.ledger_verify import decode_subjects, encode_subjects
 from registry.ca.authority import CertificateAuthority
 
 from .test_ledger import flows, keystore_at
@@ -197,3 +198,40 @@ async def test_the_maintenance_loop_merges_after_a_checkpoint(tmp_path: Path, ca
         assert await _seen(lg) == expected and (await lg.verify()).ok
     finally:
         await lg.close()
+
+
+def _reference_rows(blobs):
+    """The index rows as the reference decoder gives them, with Python lists and a Python sort
+    (what ``index_rows`` did before it decoded into Arrow arrays)."""
+    rows = []
+    for seq, blob in blobs:
+        try:
+            subjects, records = decode_subjects(blob)
+        except (ValueError, UnicodeDecodeError, TypeError):
+            continue
+        summed: dict[str, int] = {}
+        for s, n in zip(subjects, records, strict=True):
+            summed[s] = summed.get(s, 0) + n
+        rows += ((s, seq, n) for s, n in summed.items())
+    return sorted(rows)
+
+
+def test_index_rows_equal_the_reference_decoder_s_on_odd_lists():
+    """Widths 0/1/2/4, a resident twice in one entry (one row, summed), non-ASCII and
+    astral-plane ids (sorted by code point as SQLite's BINARY collation sorts UTF-8), empty
+    lists, and damaged ones (cut short, lengths not adding up, bytes that are not UTF-8, a
+    width that does not exist), which add nothing."""
+    rng = random.Random(18)
+    names = ["R001", "R002", "住民Ｂ", "住民B", "ｱ", "𠮷野", "é", "e\u0301", "Z" * 300, "a"]
+    blobs = []
+    for seq in range(1, 60):
+        subjects = [rng.choice(names) for _ in range(rng.randrange(0, 12))]
+        records = [rng.choice([1, 1, 7, 300, 70_000]) for _ in subjects]
+        blobs.append((seq, encode_subjects(subjects, records)))
+    good = encode_subjects(["R1", "R2"], [1, 2])
+    blobs += [(60, good[:-1]), (61, good + b"x"), (62, good[:6]), (63, b"\x09" + good[1:]),
+              (64, encode_subjects(["ab", "cd"], [1, 1])[:-2] + b"\xff\xfe"), (65, b"")]
+    assert ledger_index.index_rows(blobs) == _reference_rows(blobs)
+    assert ledger_index.index_rows(blobs[-6:]) == []
+    summed = ledger_index.index_rows([(5, encode_subjects(["A", "B", "A"], [2, 1, 3]))])
+    assert summed == [("A", 5, 5), ("B", 5, 1)]

@@ -47,8 +47,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connector.ledger.residents import decode_arrow
 from mesh.db import Database
-from mesh.ledger_verify import VerifyReport, decode_subjects
+from mesh.ledger_verify import VerifyReport
 
 CHUNK = 50_000                   # residents indexed (or rows merged) per transaction, about
 FAN_IN = 16                      # runs of one size class merged into one
@@ -105,22 +110,30 @@ async def _give_way(path: Path, defer: float, since: float) -> None:
 
 def index_rows(blobs: Iterable[Sequence[Any]]) -> list[tuple[str, int, int]]:
     """``(subject, seq, records)`` for the ``(seq, encoded list)`` of batch entries, one per
-    resident per entry, sorted by subject. A damaged list adds nothing (``verify`` reports it)."""
-    rows: list[tuple[str, int, int]] = []
+    resident per entry, sorted by subject. A damaged list adds nothing (``verify`` reports it).
+    The lists are decoded and sorted as Arrow arrays (``decode_arrow``): a Python string per
+    resident is made only for the rows handed to SQLite."""
+    subjects: list[pa.Array] = []
+    seqs: list[np.ndarray] = []
+    records: list[np.ndarray] = []
     for seq, blob in blobs:
         try:
-            subjects, records = decode_subjects(blob)
-        except (ValueError, UnicodeDecodeError, TypeError):
+            names, counts = decode_arrow(blob)
+        except (ValueError, TypeError):
             continue
-        if len(set(subjects)) == len(subjects):
-            rows += zip(subjects, [seq] * len(subjects), records, strict=True)
-        else:
-            summed: dict[str, int] = {}
-            for s, n in zip(subjects, records, strict=True):
-                summed[s] = summed.get(s, 0) + n
-            rows += ((s, seq, n) for s, n in summed.items())
-    rows.sort()
-    return rows
+        if pc.count_distinct(names).as_py() != len(names):   # one row per resident per entry
+            summed = pa.table({"s": names, "n": counts}).group_by("s").aggregate([("n", "sum")])
+            names, counts = summed["s"].combine_chunks(), summed["n_sum"].to_numpy()
+        subjects.append(names)
+        seqs.append(np.full(len(names), seq, np.int64))
+        records.append(counts)
+    if not subjects:
+        return []
+    table = pa.table({"subject": pa.concat_arrays(subjects), "seq": np.concatenate(seqs),
+                      "records": np.concatenate(records)})
+    table = table.sort_by([("subject", "ascending"), ("seq", "ascending")])  # UTF-8 bytes:
+    return list(zip(table["subject"].to_pylist(), table["seq"].to_pylist(),  # SQLite's order
+                    table["records"].to_pylist(), strict=True))
 
 
 async def fill(db: Database, lock: asyncio.Lock, *, defer: float = 0.0) -> int:

@@ -80,3 +80,41 @@ def encode_arrow(subjects: pa.Array, records: np.ndarray | pa.Array | Sequence[i
     blob = b"".join((bytes((length_width, records_width)), n.to_bytes(4, "little"),
                      _packed(lengths, length_width), _packed(counts, records_width), data))
     return blob, int(counts.sum()), []
+
+
+def decode_arrow(blob: bytes) -> tuple[pa.Array, np.ndarray]:
+    """``mesh.ledger_verify.decode_subjects`` into an Arrow string array and numpy counts, the
+    subjects' bytes used as they are stored (one buffer, no Python string per resident).
+    ``ValueError`` when the list is malformed or its bytes are not UTF-8, as the reference."""
+    if len(blob) < 6 or blob[0] not in _WIDTHS or blob[1] not in _WIDTHS:
+        raise ValueError("not an encoded resident list")
+    n = int.from_bytes(blob[2:6], "little")
+    if (blob[0] == 0 or blob[1] == 0) and n == 0:
+        raise ValueError("width 0 of an empty list")
+    lengths, at = _unpacked_np(blob, 6, n, blob[0])
+    counts, at = _unpacked_np(blob, at, n, blob[1])
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if at + int(offsets[-1]) != len(blob):
+        raise ValueError("the resident list's lengths do not add up")
+    if offsets[-1] >= 1 << 31:
+        raise ValueError("the resident list is too long")
+    subjects = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)),
+                                           pa.py_buffer(memoryview(blob)[at:]))
+    try:
+        subjects.validate(full=True)        # UTF-8, as .decode() would insist
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"a resident id is not UTF-8: {exc}") from None
+    return subjects, counts
+
+
+_WIDTHS = (0, 1, 2, 4)
+
+
+def _unpacked_np(blob: bytes, at: int, n: int, width: int) -> tuple[np.ndarray, int]:
+    size = 4 if width == 0 else n * width
+    if len(blob) < at + size:
+        raise ValueError("the resident list is cut short")
+    if width == 0:
+        return np.full(n, int.from_bytes(blob[at:at + 4], "little"), np.int64), at + 4
+    return np.frombuffer(blob, f"<u{width}", n, at).astype(np.int64), at + size
