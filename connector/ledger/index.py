@@ -47,11 +47,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from connector.ledger.residents import decode_arrow
 from mesh.db import Database
 from mesh.ledger_verify import VerifyReport
 
@@ -112,10 +107,17 @@ def index_rows(blobs: Iterable[Sequence[Any]]) -> list[tuple[str, int, int]]:
     """``(subject, seq, records)`` for the ``(seq, encoded list)`` of batch entries, one per
     resident per entry, sorted by subject. A damaged list adds nothing (``verify`` reports it).
     The lists are decoded and sorted as Arrow arrays (``decode_arrow``): a Python string per
-    resident is made only for the rows handed to SQLite."""
-    subjects: list[pa.Array] = []
-    seqs: list[np.ndarray] = []
-    records: list[np.ndarray] = []
+    resident is made only for the rows handed to SQLite. (numpy and pyarrow are imported here,
+    in the worker thread of a fill or a verify, not when a connector starts.)"""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from connector.ledger.residents import decode_arrow
+
+    subjects: list[Any] = []
+    seqs: list[Any] = []
+    records: list[Any] = []
     for seq, blob in blobs:
         try:
             names, counts = decode_arrow(blob)
