@@ -329,6 +329,57 @@ INSERT INTO catalog_facet_value_counts (filter_facet, filter_value, facet, value
     )
     SELECT a.facet, a.value, b.facet, b.value, sum(a.docs)::int4
     FROM v AS a JOIN v AS b USING (id) GROUP BY 1, 2, 3, 4
+""", """
+CREATE FUNCTION catalog_modified_bucket(modified text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    lo integer := 0;
+    hi integer := 120000;
+    mid integer;
+BEGIN
+    -- how many of the months '0000-01' .. '9999-12' (as text, k = year * 12 + month - 1)
+    -- sort after modified in byte order: never more for a later text, whatever the text
+    IF modified ~ '^[0-9]{4}-(0[1-9]|1[0-2])' THEN
+        RETURN 119999 - (left(modified, 4)::integer * 12 + substr(modified, 6, 2)::integer - 1);
+    END IF;
+    WHILE lo < hi LOOP   -- the first month after modified
+        mid := (lo + hi) / 2;
+        IF (lpad((mid / 12)::text, 4, '0') || '-' || lpad((mid % 12 + 1)::text, 2, '0'))
+                COLLATE "C" > modified COLLATE "C" THEN
+            hi := mid;
+        ELSE
+            lo := mid + 1;
+        END IF;
+    END LOOP;
+    RETURN 120000 - lo;
+END $$;
+CREATE FUNCTION catalog_rank_marks(len integer, modified text) RETURNS int8[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ARRAY[-1 - len::int8, len::int8 * 131072 + catalog_modified_bucket(modified)] $$;
+ALTER TABLE catalog_search_sample ADD COLUMN modified_bucket integer;
+UPDATE catalog_search_sample p SET modified_bucket = catalog_modified_bucket(s.modified)
+    FROM catalog_search s WHERE s.serial = p.serial;
+ALTER TABLE catalog_search_sample ALTER COLUMN modified_bucket SET NOT NULL;
+CREATE OR REPLACE FUNCTION catalog_search_sample_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO catalog_search_sample (serial, set_id, title_len, tk_len, modified_bucket,
+                                           title_tsv, tk_tsv, all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_len, NEW.tk_len,
+                catalog_modified_bucket(NEW.modified), NEW.title_tsv, NEW.tk_tsv, NEW.all_tsv);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE INDEX catalog_search_title_marks_tsv ON catalog_search
+    USING gin (catalog_rank_marks(title_len, modified), title_tsv);
+CREATE INDEX catalog_search_tk_marks_tsv ON catalog_search
+    USING gin (catalog_rank_marks(tk_len, modified), tk_tsv);
+DROP INDEX IF EXISTS catalog_search_title_len_tsv, catalog_search_title_tsv,
+    catalog_search_title_rank, catalog_search_tk_len_tsv, catalog_search_tk_tsv,
+    catalog_search_tk_rank
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -415,6 +466,20 @@ for every pair of facet values carried by a set, the documents with both (``them
 trigger on ``catalog_facet_sets`` (each change of the sets' ``docs``, added per pair in key
 order), filled by the migration from the sets. A browse with one filter (no words) reads its
 counts there: 環境 has 35k sets at 1M, whose reading and summing per facet took 70-110 ms.
+
+Version 9 (a tier's first page without reading its ties): the title and keyword tiers' indexes
+become ``catalog_search_{title,tk}_marks_tsv``, GIN of ``catalog_rank_marks(length, modified)``
+and the vector. Each row's marks are two numbers: ``-1 - length`` and ``length * 2**17 +
+catalog_modified_bucket(modified)`` (the count of months ``0000-01`` … ``9999-12`` sorting
+after ``modified``: a smaller bucket is never an earlier date, for any text). "This tier's
+matches of fewer than L tokens, and those of L tokens in buckets up to B" is then one GIN read
+of a few exact entries (``&&`` an array of them), a prefix of the tier's order (length, then
+``modified`` descending); ``btree_gin``'s ``title_len <= L`` read every title of at most L
+tokens of the whole catalog into a bitmap first (360k at 1M for L = 10) and then visited every
+match of length L (6,224 for 子育て支援) to find the 20 latest. ``catalog_search_sample`` gets
+each row's ``modified_bucket``, from which a search picks L and B. The old ``btree_gin`` and
+plain indexes of the two tiers go (the new ones answer ``@@`` alone as well); no extension is
+needed. The migration builds two GIN indexes (its time at 1M is in the decision record).
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -451,8 +516,13 @@ row's vector comes out of TOAST to be tested): the page planner's one constant."
 MAX_HEAD = 4000
 """At most this many rows are read in rank order for one page before falling back to GIN."""
 NARROW_ABOVE = 2000
-"""A title tier the sample estimates larger than this is first read only up to the length of
-the shortest title among the sample's matches (``_match``)."""
+"""A title or keyword tier the sample estimates larger than this is first read only as far as
+the sample's matches say its page lies (``_narrow_marks``, ``_match``)."""
+MARK_STEP = 1 << 17
+"""``catalog_rank_marks`` (schema version 9): a row's marks are ``-1 - length`` and ``length *
+MARK_STEP + catalog_modified_bucket(modified)`` (buckets 0 … 120,000)."""
+MAX_MARKS = 64
+"""A narrowed tier read names at most this many lengths and this many months (GIN entries)."""
 MAX_SET_IDS = 5000
 """A filter passing at most this many facet sets is read as ``set_id = ANY(ids)`` (``_in_sets``);
 more, as a subquery (planning a long array costs more than it saves)."""
@@ -674,18 +744,60 @@ class _Params:
         return f"${len(self.values)}"
 
 
+def _narrow_rank(ranks: Sequence[int], rows: int, bits: int) -> tuple[int, int] | None:
+    """(L, B): a tier's matches of fewer than L tokens and those of L tokens in month buckets up
+    to B (``catalog_rank_marks``, schema version 9) should hold its first ``rows`` matches, a
+    prefix of its order (length ascending, then ``modified`` descending: a bucket never grows
+    with the date); None to read the tier whole. ``ranks``: ascending, for each facet set with
+    matches of the tier in the sample (1 in ``2**bits`` documents), the least ``length *
+    MARK_STEP + bucket`` of them. The j-th has at least j sample matches at or before it, so
+    about ``j * 2**bits`` in the table: j is chosen for three times the rows wanted, plus two.
+    The caller reads the whole tier when the prefix does not hold its page."""
+    if not ranks:
+        return None
+    length, bucket = divmod(int(ranks[min(len(ranks), 2 + -(-3 * rows >> bits)) - 1]), MARK_STEP)
+    return None if length >= MAX_MARKS else (length, bucket)
+
+
+def _narrow_marks(length: int, buckets: Sequence[int] | None) -> list[int]:
+    """The marks naming "fewer than ``length`` tokens, or ``length`` tokens in one of
+    ``buckets``" (every month bucket up to B that some row has: ``_present_buckets``), or, for
+    None, "at most ``length`` tokens"."""
+    shorter = [-1 - n for n in range(length)]
+    if buckets is None:
+        return [*shorter, -1 - length]
+    return shorter + [length * MARK_STEP + int(b) for b in buckets]
+
+
+_PRESENT_BUCKETS = f"""
+    WITH RECURSIVE b (bucket, n) AS (
+        (SELECT catalog_modified_bucket(modified), 1 FROM catalog_search
+         ORDER BY modified DESC, id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT catalog_modified_bucket(c.modified) FROM catalog_search c
+                WHERE c.modified < lpad(((119999 - b.bucket) / 12)::text, 4, '0') || '-'
+                                   || lpad(((119999 - b.bucket) % 12 + 1)::text, 2, '0')
+                ORDER BY c.modified DESC, c.id LIMIT 1), b.n + 1
+        FROM b WHERE b.bucket < $1 AND b.n <= {MAX_MARKS})
+    SELECT array_agg(bucket ORDER BY bucket) FILTER (WHERE bucket <= $1) FROM b"""
+"""Every month bucket up to $1 that some row of ``catalog_search`` has, the least first: from
+the latest date, each next one is the bucket of the latest date before the current bucket's
+first month (one probe of ``catalog_search_modified`` each); at most ``MAX_MARKS`` + 1
+of them are looked for."""
+
+
 class _Sample:
     """A query's matches among the sample (1 in 2**bits documents): per facet set, in the title
     tier, in the title-and-keywords tiers, in all; and the table's estimated size."""
 
     def __init__(self, groups: list[tuple[int, int]], *, title: int, tk: int, all: int,
                  docs: float, bits: int,
-                 shortest: tuple[int | None, int | None] = (None, None)) -> None:
+                 ranks: tuple[Sequence[int], Sequence[int]] = ((), ())) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
-        # the fewest tokens of a match of the title tier (title_len) and of the keyword tier
-        # (tk_len), None where the sample has none
-        self.shortest = shortest
+        # per tier (title, keyword): the least rank mark of its matches in each facet set,
+        # ascending (``_narrow_rank``)
+        self.ranks = ranks
 
     def scaled(self, n: int) -> int:
         return n << self.bits
@@ -732,6 +844,8 @@ class CatalogIndex:
         self._sample_from = ("catalog_search_sample WHERE true" if self.sample_bits == SAMPLE_BITS
                              else "catalog_search WHERE (hashint8(serial) & "
                                   f"{(1 << self.sample_bits) - 1}) = 0")
+        self._sample_bucket = ("modified_bucket" if self.sample_bits == SAMPLE_BITS
+                               else "catalog_modified_bucket(modified)")
         self._promoting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -1189,25 +1303,36 @@ class CatalogIndex:
 
     async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
         """The query's matches in the sample, per tier and per facet set, and the table's size."""
-        sample = self._sample_from
-        # one pass over the sample's matches (their vectors are small and mostly inline there)
+        sample, bucket = self._sample_from, self._sample_bucket
+        # one pass over the sample's matches (their vectors are small and mostly inline there);
+        # per set, the least rank mark of its title and keyword tier matches (version 9)
         row = await conn.fetchrow(
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
-                       min(shortest), min(shortest_tk)
+                       (array_agg(rt ORDER BY rt) FILTER (WHERE rt IS NOT NULL))[1:16],
+                       (array_agg(rk ORDER BY rk) FILTER (WHERE rk IS NOT NULL))[1:16]
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
                              count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
-                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest,
-                             min(tk_len) FILTER (WHERE tk_tsv @@ $1::tsquery
-                                                 AND NOT title_tsv @@ $1::tsquery) AS shortest_tk
+                             min(title_len::int8 * {MARK_STEP} + {bucket})
+                                 FILTER (WHERE title_tsv @@ $1::tsquery) AS rt,
+                             min(tk_len::int8 * {MARK_STEP} + {bucket})
+                                 FILTER (WHERE tk_tsv @@ $1::tsquery
+                                         AND NOT title_tsv @@ $1::tsquery) AS rk
                       FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
                        docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits,
-                       shortest=(row[5], row[6]))
+                       ranks=(row[5] or (), row[6] or ()))
+
+    @staticmethod
+    async def _present_buckets(conn: Any, bucket: int) -> list[int] | None:
+        """Every month bucket up to ``bucket`` that some row has (``_PRESENT_BUCKETS``), or
+        None when they are more than ``MAX_MARKS``."""
+        buckets = await conn.fetchval(_PRESENT_BUCKETS, bucket) or []
+        return None if len(buckets) > MAX_MARKS else buckets
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
@@ -1320,14 +1445,17 @@ class CatalogIndex:
                 args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
                         in_sets, tier_p, want, skip)
                 found = []
-                if (n < 2 and sample is not None and sample.shortest[n] is not None
-                        and estimates[n] > NARROW_ABOVE):
-                    # the tier's matches no longer than the shortest in the sample: about 64,
-                    # one read of catalog_search_title_len_tsv (tk_len_tsv); if they do not
-                    # hold the page, all of them
+                narrow = (_narrow_rank(sample.ranks[n], skip + want, sample.bits)
+                          if n < 2 and sample is not None and estimates[n] > NARROW_ABOVE
+                          else None)
+                if narrow:
+                    marks = _narrow_marks(narrow[0], await self._present_buckets(conn, narrow[1]))
+                    # a prefix of the tier's order that the sample says holds the page, a few
+                    # hundred rows: one read of catalog_search_title_marks_tsv (tk_marks_tsv)
+                    # with a few exact entries; if it does not hold the page, the whole tier
                     found = await self._page(
-                        conn, 0, f"{condition} AND {length} <= {int(sample.shortest[n])}",
-                        *args)
+                        conn, 0, f"{condition} AND catalog_rank_marks({length}, modified) && "
+                        f"'{{{','.join(map(str, marks))}}}'::int8[]", *args)
                     if len(found) < want:
                         found = []
                 if not found:
