@@ -488,9 +488,12 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 # cannot know how common a word is), no JIT compilation (tens of ms, never repaid here), room to
 # keep a broad word's bitmap exact, and no sequential scans: every query here has a GIN or B-tree
 # path, and a scan would read every vector out of TOAST, which the planner does not cost (at
-# 100k datasets it chose one for 駅, a 20% word)
+# 100k datasets it chose one for 駅, a 20% word); no parallel workers: starting them costs a few
+# ms each, more than the narrowed reads take (schema version 9: at 1M the planner planned two
+# for a page of 153 rows, 13 ms where the same read alone took 7)
 _SEARCH_SETTINGS = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
-                    "SET LOCAL work_mem = '32MB'; SET LOCAL enable_seqscan = off")
+                    "SET LOCAL work_mem = '32MB'; SET LOCAL enable_seqscan = off; "
+                    "SET LOCAL max_parallel_workers_per_gather = 0")
 _TIER_SQL = (  # (condition, order length column, score base) per relevance tier
     ("title_tsv @@ $1::tsquery", "title_len", 2.0),
     ("tk_tsv @@ $1::tsquery AND NOT title_tsv @@ $1::tsquery", "tk_len", 1.0),
