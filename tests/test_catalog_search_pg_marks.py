@@ -106,12 +106,15 @@ def tied(n: int, seed: int) -> list[IndexedDataset]:
             for i in range(n)]
 
 
-@pytest.mark.parametrize("sort_words", ["防災", "公開"])
+@pytest.mark.parametrize("promoted", [False, True])
+@pytest.mark.parametrize("sort_words", ["防災", "公開", "防災資料"])
 async def test_narrowed_pages_equal_pages_read_whole(tmp_path: Path, monkeypatch,
-                                                     sort_words: str):
-    """The title tier (防災) and the keyword tier (公開) of a corpus of tied lengths, dates over
-    months and odd date texts: read narrowed by the marks (which the spy sees name months) and
-    read whole, the same ids, scores and order, page after page, with and without filters."""
+                                                     sort_words: str, promoted: bool):
+    """The title tier (防災, 防災資料) and the keyword tier (公開) of a corpus of tied lengths,
+    dates over months and odd date texts: read narrowed by the marks (which the spy sees name
+    months) and read whole, the same ids, scores and order, page after page, with and without
+    filters; also with the words' key promoted, when the sample is read without its sets (its
+    ranks then per match)."""
     docs = tied(1200, seed=11)
     async with open_backend("postgresql", tmp_path) as pg:
         assert isinstance(pg, Postgres)
@@ -130,7 +133,18 @@ async def test_narrowed_pages_equal_pages_read_whole(tmp_path: Path, monkeypatch
 
         monkeypatch.setattr(search_pg, "_narrow_marks", spy)
         index = search_pg.CatalogIndex(pg.pool, sample_bits=2, approximate_above=10**9,
-                                       auto_promote=False, term_counts=False)
+                                       auto_promote=False, term_counts=promoted)
+        grouped: list[bool] = []
+        sample = search_pg.CatalogIndex._sample
+
+        async def sample_spy(self, *args: Any, groups: bool = True) -> Any:
+            grouped.append(groups)
+            return await sample(self, *args, groups=groups)
+
+        monkeypatch.setattr(search_pg.CatalogIndex, "_sample", sample_spy)
+        if promoted:
+            key = search_pg.term_key(sort_words)
+            assert key and await index.promote([key]) == [key]
         for filters in ({}, {"theme": "防災"}, {"publisher": "270001"}, {"prefecture": "13"}):
             for number, per_page in ((1, 20), (2, 20), (1, 5), (3, 7), (9, 30)):
                 query = SearchQuery(q=sort_words, page=number, per_page=per_page, **filters)
@@ -138,6 +152,7 @@ async def test_narrowed_pages_equal_pages_read_whole(tmp_path: Path, monkeypatch
                 same(want, got, order=True)
                 assert got.scores == want.scores
         assert any(m > 0 for marks in named for m in marks)   # months were named
+        assert (False in grouped) == promoted   # without sets only for the promoted key
 
 
 async def test_version_9_migrates_a_filled_version_8_schema():

@@ -46,8 +46,9 @@ by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with
 at 1M datasets a word in 40% of them took about a second on a busy 2-core machine; at 100k,
 SQLite and this took the same time (docs/decisions/2026-12-03-search-on-postgresql.md).
 
-Counting without reading every match (schema version 2): a one-term query without filters whose
-key is *promoted* (``promote``; done in the background after its first approximated search) is
+Counting without reading every match (schema version 2): a query without filters whose key
+(``term_key``: its one term, or its several terms when none is a one-character prefix) is
+*promoted* (``promote``; done in the background after its first approximated search) is
 counted from ``catalog_term_facets``, exact, kept by every write; otherwise the fixed 1/64 sample
 ``catalog_search_sample`` is read first, and when it estimates more than ``APPROXIMATE_ABOVE``
 matches the total and facets are its counts × 64 and ``SearchResult.approximate`` is True
@@ -413,7 +414,9 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
 * ``catalog_term_keys``, ``catalog_term_facets``: for each *promoted* key, a frequent lexeme
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
-  exact counts at no cost.
+  exact counts at no cost. (Later, without a schema change: a key may also be the lexemes of a
+  query of several terms, in order, joined by a tab, ``MULTI_KEY_SEP``; a write counts a
+  document under it when the document has every one of them: オープンデータ's six bigrams.)
 
 Version 3 (reads narrowed by the filters and by the keyword tier's length):
 
@@ -532,6 +535,7 @@ more, as a subquery (planning a long array costs more than it saves)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
+MULTI_KEY_SEP = "\t"   # between the lexemes of a key of several terms (no lexeme has a tab)
 
 
 def _text(value: str) -> str:
@@ -584,19 +588,23 @@ def tsquery_text(q: str) -> str | None:
 
 def term_key(q: str) -> str | None:
     """The promoted-count key that answers ``q``: its one term's lexeme, or for a one-character
-    CJK term its prefix key (``駅 *``); ``None`` for a query of several terms or none."""
+    CJK term its prefix key (``駅 *``); for several terms none of which is a prefix, their
+    lexemes in order joined by ``MULTI_KEY_SEP`` (オープンデータ: six bigrams); ``None`` for
+    none, or several with a prefix."""
     terms = query_terms(q.strip()[:MAX_QUERY_CHARS])[:MAX_QUERY_TOKENS]
-    if len(terms) != 1:
+    if len(terms) == 1:
+        token, prefix = terms[0]
+        return _lexeme(token) + (PREFIX_KEY if prefix else "")
+    if not terms or any(prefix for _, prefix in terms):
         return None
-    token, prefix = terms[0]
-    return _lexeme(token) + (PREFIX_KEY if prefix else "")
+    return MULTI_KEY_SEP.join(sorted({_lexeme(token) for token, _ in terms}))
 
 
 def _key_tsquery(key: str) -> str:
     """The ``tsquery`` that a key counts the matches of."""
     if key.endswith(PREFIX_KEY):
         return _quote(key[:-len(PREFIX_KEY)]) + ":*"
-    return _quote(key)
+    return " & ".join(_quote(part) for part in key.split(MULTI_KEY_SEP))
 
 
 def _doc_keys(lexemes: Iterable[str]) -> set[str]:
@@ -823,8 +831,8 @@ class CatalogIndex:
                  facet_terms: bool = True) -> None:
         """``approximate_above``: see ``APPROXIMATE_ABOVE``; ``None`` counts every query
         exactly and plans pages without the sample (the behaviour of schema version 1).
-        ``term_counts``: answer one-term queries without filters from the promoted keys' counts.
-        ``auto_promote``: promote (``promote``) the key of a one-term query without filters
+        ``term_counts``: answer queries without filters from the promoted keys' counts.
+        ``auto_promote``: promote (``promote``) the key (``term_key``) of a query without filters
         whose counts had to be approximated, in the background, when ``db`` is a pool.
         ``sample_bits``: the sample is ``hashint8(serial) & (2**bits - 1) = 0``; other than
         ``SAMPLE_BITS`` it is read from ``catalog_search`` (tests: a larger sample of a small
@@ -955,8 +963,12 @@ class CatalogIndex:
         each) and take off those ``removed`` ((set id, lexemes) rows of ``catalog_search``)."""
         delta: dict[tuple[str, str, str], int] = {}
 
+        # keys of several terms: counted where the document has all of their lexemes
+        multi = [(key, set(key.split(MULTI_KEY_SEP))) for key in keys if MULTI_KEY_SEP in key]
+
         def count(values: Sequence[tuple[str, str]], lexemes: Iterable[str], sign: int) -> None:
-            for key in _doc_keys(lexemes) & keys:
+            have = _doc_keys(lexemes)
+            for key in (have & keys).union(key for key, parts in multi if parts <= have):
                 for facet, value in (("", ""), *values):
                     item = (key, facet, value)
                     delta[item] = delta.get(item, 0) + sign
@@ -1082,9 +1094,9 @@ class CatalogIndex:
         then on every write keeps them right. At most ``MAX_TERM_KEYS`` keys."""
         done: list[str] = []
         for key in dict.fromkeys(keys):
-            base = key.removesuffix(PREFIX_KEY)
-            if not base or any(c.isspace() for c in base):   # no lexeme has a space
-                continue
+            parts = key.removesuffix(PREFIX_KEY).split(MULTI_KEY_SEP)
+            if not all(parts) or any(c.isspace() for part in parts for c in part):
+                continue   # no lexeme is empty or has a space
             async with self._writer() as conn:
                 await conn.execute("LOCK TABLE catalog_search IN SHARE MODE; " + _SEARCH_SETTINGS)
                 have = await conn.fetchrow(
@@ -1304,9 +1316,30 @@ class CatalogIndex:
         return _counts_only(zip(row[1] or [], row[2] or [], row[3] or [], strict=True),
                             lambda facet, value: facet == "")
 
-    async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
-        """The query's matches in the sample, per tier and per facet set, and the table's size."""
+    async def _sample(self, conn: Any, in_sets: str, p: _Params, *, groups: bool = True
+                      ) -> _Sample:
+        """The query's matches in the sample, per tier and (``groups``) per facet set, and the
+        table's size. Without groups (the counts are known: a promoted key) only what plans
+        the page: no grouping of the matches by set, no sets to sum (オープンデータ, every
+        document: 10,941 sets from the sample's 15,602 rows)."""
         sample, bucket = self._sample_from, self._sample_bucket
+        if not groups:
+            # each match's rank marks (ranks per match rather than per set: as tight or more)
+            row = await conn.fetchrow(
+                f"""SELECT count(*), count(*) FILTER (WHERE t), count(*) FILTER (WHERE k),
+                           (SELECT reltuples FROM pg_class
+                            WHERE oid = 'catalog_search'::regclass),
+                           (array_agg(title_len::int8 * {MARK_STEP} + b ORDER BY title_len, b)
+                                FILTER (WHERE t))[1:16],
+                           (array_agg(tk_len::int8 * {MARK_STEP} + b ORDER BY tk_len, b)
+                                FILTER (WHERE k AND NOT t))[1:16]
+                    FROM (SELECT title_tsv @@ $1::tsquery AS t, tk_tsv @@ $1::tsquery AS k,
+                                 title_len, tk_len, {bucket} AS b
+                          FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} OFFSET 0) AS m""",
+                *p.values)
+            return _Sample([], title=row[1], tk=row[2], all=row[0],
+                           docs=max(0.0, float(row[3] or 0)), bits=self.sample_bits,
+                           ranks=(row[4] or (), row[5] or ()))
         # one pass over the sample's matches (their vectors are small and mostly inline there);
         # per set, the least rank mark of its title and keyword tier matches (version 9)
         row = await conn.fetchrow(
@@ -1403,7 +1436,7 @@ class CatalogIndex:
         sample = None
         if self.approximate_above is not None and (
                 passing is None or passing > self.approximate_above):
-            sample = await self._sample(conn, count_sets, count_p)
+            sample = await self._sample(conn, count_sets, count_p, groups=result is None)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
                     conn, [(k, sample.scaled(n)) for k, n in sample.groups])
