@@ -60,7 +60,7 @@ async def test_the_month_bucket_never_grows_with_the_date():
 def test_narrow_rank_and_marks():
     """The prefix for a page: the j-th rank of the sample's matches (j for three times the rows
     wanted, plus two), its shorter lengths and the months present up to its own, or every
-    length up to its own; nothing past MAX_MARKS lengths."""
+    length up to its own; nothing past MAX_MARKS lengths (MAX_BUCKETS months: below)."""
     step = search_pg.MARK_STEP
     ranks = [10 * step + 7, 10 * step + 9, 10 * step + 12, 11 * step + 3]
     assert search_pg._narrow_rank(ranks, 20, 6) == (10, 12)
@@ -74,7 +74,7 @@ def test_narrow_rank_and_marks():
 
 async def test_the_present_buckets_are_every_bucket_up_to_one():
     """``_present_buckets``: every month bucket up to B that a row has, odd texts too, in one
-    probe of the date index per bucket; None when they are more than MAX_MARKS."""
+    probe of the date index per bucket; None when they are more than MAX_BUCKETS."""
     rng = random.Random(9)
     dates = ODD_DATES + [f"20{rng.randrange(10, 30)}-{rng.randrange(1, 13):02d}-01"
                          for _ in range(200)]
@@ -87,7 +87,7 @@ async def test_the_present_buckets_are_every_bucket_up_to_one():
             for limit in (have[0], have[3], have[20], have[-1], 120000, have[0] - 1):
                 want = [b for b in have if b <= limit]
                 got = await search_pg.CatalogIndex._present_buckets(admin, limit)
-                assert got == (want if len(want) <= search_pg.MAX_MARKS else None), limit
+                assert got == (want if len(want) <= search_pg.MAX_BUCKETS else None), limit
 
 
 def tied(n: int, seed: int) -> list[IndexedDataset]:

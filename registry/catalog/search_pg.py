@@ -528,10 +528,18 @@ MARK_STEP = 1 << 17
 """``catalog_rank_marks`` (schema version 9): a row's marks are ``-1 - length`` and ``length *
 MARK_STEP + catalog_modified_bucket(modified)`` (buckets 0 … 120,000)."""
 MAX_MARKS = 64
-"""A narrowed tier read names at most this many lengths and this many months (GIN entries)."""
-MAX_SET_IDS = 5000
+"""A narrowed tier read names at most this many lengths (GIN entries)."""
+MAX_BUCKETS = 16
+"""… and at most this many months; with more, every match of that length instead. Each entry
+costs the GIN read a step for every candidate: 観光 in 東京都 at 1M, 8 lengths and 58 months,
+took 20 ms in the index for 4,048 rows; 9 lengths, 8 ms for 5,865 (the sets' bitmap then
+keeps 229 of either)."""
+MAX_SET_IDS = 6000
 """A filter passing at most this many facet sets is read as ``set_id = ANY(ids)`` (``_in_sets``);
-more, as a subquery (planning a long array costs more than it saves)."""
+more, as a subquery (planning a long array costs more than it saves). 東京都 has 5,488 at 1M:
+as ids, its narrowed title page is a BitmapAnd of the rank marks' and the sets' bitmaps that
+visits 156 rows, where the subquery visited 4,029 and probed each row's set (5,000 until
+schema version 9)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
@@ -789,11 +797,11 @@ _PRESENT_BUCKETS = f"""
                 WHERE c.modified < lpad(((119999 - b.bucket) / 12)::text, 4, '0') || '-'
                                    || lpad(((119999 - b.bucket) % 12 + 1)::text, 2, '0')
                 ORDER BY c.modified DESC, c.id LIMIT 1), b.n + 1
-        FROM b WHERE b.bucket < $1 AND b.n <= {MAX_MARKS})
+        FROM b WHERE b.bucket < $1 AND b.n <= {MAX_BUCKETS})
     SELECT array_agg(bucket ORDER BY bucket) FILTER (WHERE bucket <= $1) FROM b"""
 """Every month bucket up to $1 that some row of ``catalog_search`` has, the least first: from
 the latest date, each next one is the bucket of the latest date before the current bucket's
-first month (one probe of ``catalog_search_modified`` each); at most ``MAX_MARKS`` + 1
+first month (one probe of ``catalog_search_modified`` each); at most ``MAX_BUCKETS`` + 1
 of them are looked for."""
 
 
@@ -1366,9 +1374,9 @@ class CatalogIndex:
     @staticmethod
     async def _present_buckets(conn: Any, bucket: int) -> list[int] | None:
         """Every month bucket up to ``bucket`` that some row has (``_PRESENT_BUCKETS``), or
-        None when they are more than ``MAX_MARKS``."""
+        None when they are more than ``MAX_BUCKETS``."""
         buckets = await conn.fetchval(_PRESENT_BUCKETS, bucket) or []
-        return None if len(buckets) > MAX_MARKS else buckets
+        return None if len(buckets) > MAX_BUCKETS else buckets
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
