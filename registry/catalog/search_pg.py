@@ -971,12 +971,21 @@ class CatalogIndex:
         each) and take off those ``removed`` ((set id, lexemes) rows of ``catalog_search``)."""
         delta: dict[tuple[str, str, str], int] = {}
 
-        # keys of several terms: counted where the document has all of their lexemes
-        multi = [(key, set(key.split(MULTI_KEY_SEP))) for key in keys if MULTI_KEY_SEP in key]
+        # keys of several terms: counted where the document has all of their lexemes; looked
+        # up by their first lexeme, so a document is checked against the keys it may have
+        multi: dict[str, list[tuple[str, set[str]]]] = {}
+        for key in keys:
+            if MULTI_KEY_SEP in key:
+                parts = key.split(MULTI_KEY_SEP)
+                multi.setdefault(parts[0], []).append((key, set(parts)))
 
         def count(values: Sequence[tuple[str, str]], lexemes: Iterable[str], sign: int) -> None:
             have = _doc_keys(lexemes)
-            for key in (have & keys).union(key for key, parts in multi if parts <= have):
+            found = have & keys
+            if multi:
+                found.update(key for first in have & multi.keys()
+                             for key, parts in multi[first] if parts <= have)
+            for key in found:
                 for facet, value in (("", ""), *values):
                     item = (key, facet, value)
                     delta[item] = delta.get(item, 0) + sign
