@@ -769,7 +769,8 @@ def _narrow_rank(ranks: Sequence[int], rows: int, bits: int) -> tuple[int, int] 
     prefix of its order (length ascending, then ``modified`` descending: a bucket never grows
     with the date); None to read the tier whole. ``ranks``: ascending, for each facet set with
     matches of the tier in the sample (1 in ``2**bits`` documents), the least ``length *
-    MARK_STEP + bucket`` of them. The j-th has at least j sample matches at or before it, so
+    MARK_STEP + bucket`` of them (or that of each match). The j-th has at least j sample
+    matches at or before it, so
     about ``j * 2**bits`` in the table: j is chosen for three times the rows wanted, plus two.
     The caller reads the whole tier when the prefix does not hold its page."""
     if not ranks:
@@ -814,8 +815,8 @@ class _Sample:
                  ranks: tuple[Sequence[int], Sequence[int]] = ((), ())) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
-        # per tier (title, keyword): the least rank mark of its matches in each facet set,
-        # ascending (``_narrow_rank``)
+        # per tier (title, keyword): the least rank mark of its matches in each facet set
+        # (read without sets: of each match), ascending, at most 16 (``_narrow_rank``)
         self.ranks = ranks
 
     def scaled(self, n: int) -> int:
