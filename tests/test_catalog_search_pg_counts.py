@@ -38,8 +38,10 @@ async def agree(pg: Postgres, index: search_pg.CatalogIndex, q: str, **kw: Any) 
     return got
 
 
-KEYS = ["観光", "防災", "施設", "一覧", "aed", "駅 *", "城 *"]
-QUERIES = ["観光", "防災", "施設", "一覧", "AED", "ａｅｄ", "駅", "城", "かんこう"]
+KEYS = ["観光", "防災", "施設", "一覧", "aed", "駅 *", "城 *", "施設\t観光", "施設\t防災",
+        "かん\tこう\tんこ"]
+QUERIES = ["観光", "防災", "施設", "一覧", "AED", "ａｅｄ", "駅", "城", "かんこう", "観光 施設",
+           "施設 観光", "防災施設", "カンコウ", "施設 一覧"]
 
 
 async def promoted_counts(pg: Postgres) -> dict[str, dict[tuple[str, str], int]]:
@@ -53,10 +55,12 @@ async def promoted_counts(pg: Postgres) -> dict[str, dict[tuple[str, str], int]]
 async def test_term_key():
     assert search_pg.term_key("観光") == "観光"
     assert search_pg.term_key("ｶﾝ") == search_pg.term_key("カン") == "かん"
-    assert search_pg.term_key("かんこう") is None
+    assert search_pg.term_key("かんこう") == "かん\tこう\tんこ"   # several: sorted
     assert search_pg.term_key("駅") == "駅 *"
     assert search_pg.term_key("ＡＥＤ") == "aed"
-    assert search_pg.term_key("子育て支援") is None     # several bigrams
+    assert search_pg.term_key("子育て支援") == "て支\t子育\t支援\t育て"
+    assert search_pg.term_key("施設 観光") == search_pg.term_key("観光 施設") == "施設\t観光"
+    assert search_pg.term_key("姫路 駅") is None        # several with a prefix
     assert search_pg.term_key("観光 観光") == "観光"     # duplicates count once
     assert search_pg.term_key("🎉") is None
 
@@ -67,7 +71,8 @@ async def test_promoted_counts_stay_right(tmp_path: Path, load: str):
         assert isinstance(pg, Postgres)
         await pg.load(CORPUS[:6])
         assert await pg.index.promote(KEYS) == KEYS
-        assert await pg.index.promote(["観光", "", "a b", "x *y"]) == []   # known, or no lexeme
+        assert await pg.index.promote(["観光", "", "a b", "x *y", "a\t", "\tb", "a\tb c"]) == []
+        #                                            known, or not lexemes
         for q in QUERIES:
             await agree(pg, pg.index, q)
         # publish the rest of the corpus and more, in the chosen way
@@ -229,13 +234,15 @@ async def test_an_approximated_word_is_promoted_then_exact(tmp_path: Path):
             await pg.index.bulk_insert(conn, docs)
         index = search_pg.CatalogIndex(pg.pool, sample_bits=1, approximate_above=200)
         first = await index.search(SearchQuery(q="観光"))
-        assert first.approximate
+        both = await index.search(SearchQuery(q="資料 観光"))   # a key of several terms
+        assert first.approximate and both.approximate
         filtered = await index.search(SearchQuery(q="防災", prefecture="13"))   # not a key's
         await index.wait_promotions()
         assert await pg.pool.fetchval("SELECT array_agg(key ORDER BY key) FROM catalog_term_keys") \
-            == ["観光"]
+            == ["観光", "観光\t資料"]
         again = await agree(pg, index, "観光")
         assert again.ids[:20] == first.ids
+        assert (await agree(pg, index, "観光 資料")).ids[:20] == both.ids
         assert filtered.approximate == (
             await index.search(SearchQuery(q="防災", prefecture="13"))).approximate
 
@@ -345,8 +352,8 @@ async def test_a_filter_passing_few_documents_is_counted_exactly(tmp_path: Path)
 
 async def test_the_keyword_tier_is_read_narrowed_and_equal(tmp_path: Path, monkeypatch):
     """A word in many documents' keywords and in no title: the keyword tier's pages are first
-    read up to the shortest tk_len among the sample's matches (through
-    catalog_search_tk_len_tsv), and they equal the pages read whole, page after page, with and
+    read as a prefix of the tier's order named by rank marks (schema version 9, through
+    catalog_search_tk_marks_tsv), and they equal the pages read whole, page after page, with and
     without filters."""
     rng = random.Random(23)
     docs = [doc(f"k{i:04d}", f"資料{i % 7}", "説明",
@@ -365,7 +372,7 @@ async def test_the_keyword_tier_is_read_narrowed_and_equal(tmp_path: Path, monke
         page = search_pg.CatalogIndex._page
 
         async def spy(self, conn, head, condition, *args):
-            if "tk_len <=" in condition:
+            if "catalog_rank_marks(tk_len" in condition:
                 narrowed.append(condition)
             return await page(self, conn, head, condition, *args)
 
@@ -383,7 +390,8 @@ async def test_the_keyword_tier_is_read_narrowed_and_equal(tmp_path: Path, monke
 
 async def test_version_3_migrates_a_filled_version_2_schema():
     """Schema version 3 on an index written under version 2: the sample gets its rows' tk_len,
-    the searches then agree with the exact index, and later writes keep the sample right."""
+    and later writes keep the sample right; migrated on to the last version, the searches then
+    agree with the exact index."""
     from .test_catalog_search_pg import PG_DSN, pg_admin_schema
 
     docs = corpus(700, seed=29)
@@ -403,6 +411,9 @@ async def test_version_3_migrates_a_filled_version_2_schema():
             assert rows and all(r[1] == r[2] for r in rows)
             assert await pool.fetchval("SELECT count(*) FROM catalog_search "
                                        "WHERE (hashint8(serial) & 63) = 0") == len(rows)
+            for script in search_pg.SEARCH_MIGRATIONS[3:]:   # the searches need the rest
+                async with admin.transaction():
+                    await admin.execute(script)
             index = search_pg.CatalogIndex(pool, approximate_above=10**9, auto_promote=False)
             for q, filters in (("観光", {}), ("資料", {"prefecture": "27"}),
                                ("防災", {"theme": "観光"})):

@@ -46,8 +46,9 @@ by ``FacetSets``; a blank query reads only the sets' counts. Its cost grows with
 at 1M datasets a word in 40% of them took about a second on a busy 2-core machine; at 100k,
 SQLite and this took the same time (docs/decisions/2026-12-03-search-on-postgresql.md).
 
-Counting without reading every match (schema version 2): a one-term query without filters whose
-key is *promoted* (``promote``; done in the background after its first approximated search) is
+Counting without reading every match (schema version 2): a query without filters whose key
+(``term_key``: its one term, or its several terms when none is a one-character prefix) is
+*promoted* (``promote``; done in the background after its first approximated search) is
 counted from ``catalog_term_facets``, exact, kept by every write; otherwise the fixed 1/64 sample
 ``catalog_search_sample`` is read first, and when it estimates more than ``APPROXIMATE_ABOVE``
 matches the total and facets are its counts × 64 and ``SearchResult.approximate`` is True
@@ -329,6 +330,57 @@ INSERT INTO catalog_facet_value_counts (filter_facet, filter_value, facet, value
     )
     SELECT a.facet, a.value, b.facet, b.value, sum(a.docs)::int4
     FROM v AS a JOIN v AS b USING (id) GROUP BY 1, 2, 3, 4
+""", """
+CREATE FUNCTION catalog_modified_bucket(modified text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    lo integer := 0;
+    hi integer := 120000;
+    mid integer;
+BEGIN
+    -- how many of the months '0000-01' .. '9999-12' (as text, k = year * 12 + month - 1)
+    -- sort after modified in byte order: never more for a later text, whatever the text
+    IF modified ~ '^[0-9]{4}-(0[1-9]|1[0-2])' THEN
+        RETURN 119999 - (left(modified, 4)::integer * 12 + substr(modified, 6, 2)::integer - 1);
+    END IF;
+    WHILE lo < hi LOOP   -- the first month after modified
+        mid := (lo + hi) / 2;
+        IF (lpad((mid / 12)::text, 4, '0') || '-' || lpad((mid % 12 + 1)::text, 2, '0'))
+                COLLATE "C" > modified COLLATE "C" THEN
+            hi := mid;
+        ELSE
+            lo := mid + 1;
+        END IF;
+    END LOOP;
+    RETURN 120000 - lo;
+END $$;
+CREATE FUNCTION catalog_rank_marks(len integer, modified text) RETURNS int8[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ARRAY[-1 - len::int8, len::int8 * 131072 + catalog_modified_bucket(modified)] $$;
+ALTER TABLE catalog_search_sample ADD COLUMN modified_bucket integer;
+UPDATE catalog_search_sample p SET modified_bucket = catalog_modified_bucket(s.modified)
+    FROM catalog_search s WHERE s.serial = p.serial;
+ALTER TABLE catalog_search_sample ALTER COLUMN modified_bucket SET NOT NULL;
+CREATE OR REPLACE FUNCTION catalog_search_sample_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM catalog_search_sample WHERE serial = OLD.serial;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO catalog_search_sample (serial, set_id, title_len, tk_len, modified_bucket,
+                                           title_tsv, tk_tsv, all_tsv)
+        VALUES (NEW.serial, NEW.set_id, NEW.title_len, NEW.tk_len,
+                catalog_modified_bucket(NEW.modified), NEW.title_tsv, NEW.tk_tsv, NEW.all_tsv);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE INDEX catalog_search_title_marks_tsv ON catalog_search
+    USING gin (catalog_rank_marks(title_len, modified), title_tsv);
+CREATE INDEX catalog_search_tk_marks_tsv ON catalog_search
+    USING gin (catalog_rank_marks(tk_len, modified), tk_tsv);
+DROP INDEX IF EXISTS catalog_search_title_len_tsv, catalog_search_title_tsv,
+    catalog_search_title_rank, catalog_search_tk_len_tsv, catalog_search_tk_tsv,
+    catalog_search_tk_rank
 """]
 """The search schema on PostgreSQL, one script per version (append; never edit one).
 
@@ -362,7 +414,9 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
 * ``catalog_term_keys``, ``catalog_term_facets``: for each *promoted* key, a frequent lexeme
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
-  exact counts at no cost.
+  exact counts at no cost. (Later, without a schema change: a key may also be the lexemes of a
+  query of several terms, in order, joined by a tab, ``MULTI_KEY_SEP``; a write counts a
+  document under it when the document has every one of them: オープンデータ's six bigrams.)
 
 Version 3 (reads narrowed by the filters and by the keyword tier's length):
 
@@ -415,6 +469,20 @@ for every pair of facet values carried by a set, the documents with both (``them
 trigger on ``catalog_facet_sets`` (each change of the sets' ``docs``, added per pair in key
 order), filled by the migration from the sets. A browse with one filter (no words) reads its
 counts there: 環境 has 35k sets at 1M, whose reading and summing per facet took 70-110 ms.
+
+Version 9 (a tier's first page without reading its ties): the title and keyword tiers' indexes
+become ``catalog_search_{title,tk}_marks_tsv``, GIN of ``catalog_rank_marks(length, modified)``
+and the vector. Each row's marks are two numbers: ``-1 - length`` and ``length * 2**17 +
+catalog_modified_bucket(modified)`` (the count of months ``0000-01`` … ``9999-12`` sorting
+after ``modified``: a smaller bucket is never an earlier date, for any text). "This tier's
+matches of fewer than L tokens, and those of L tokens in buckets up to B" is then one GIN read
+of a few exact entries (``&&`` an array of them), a prefix of the tier's order (length, then
+``modified`` descending); ``btree_gin``'s ``title_len <= L`` read every title of at most L
+tokens of the whole catalog into a bitmap first (360k at 1M for L = 10) and then visited every
+match of length L (6,224 for 子育て支援) to find the 20 latest. ``catalog_search_sample`` gets
+each row's ``modified_bucket``, from which a search picks L and B. The old ``btree_gin`` and
+plain indexes of the two tiers go (the new ones answer ``@@`` alone as well); no extension is
+needed. The migration builds two GIN indexes (its time at 1M is in the decision record).
 """
 
 log = logging.getLogger("areamesh.registry.catalog")
@@ -423,9 +491,12 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 # cannot know how common a word is), no JIT compilation (tens of ms, never repaid here), room to
 # keep a broad word's bitmap exact, and no sequential scans: every query here has a GIN or B-tree
 # path, and a scan would read every vector out of TOAST, which the planner does not cost (at
-# 100k datasets it chose one for 駅, a 20% word)
+# 100k datasets it chose one for 駅, a 20% word); no parallel workers: starting them costs a few
+# ms each, more than the narrowed reads take (schema version 9: at 1M the planner planned two
+# for a page of 153 rows, 13 ms where the same read alone took 7)
 _SEARCH_SETTINGS = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
-                    "SET LOCAL work_mem = '32MB'; SET LOCAL enable_seqscan = off")
+                    "SET LOCAL work_mem = '32MB'; SET LOCAL enable_seqscan = off; "
+                    "SET LOCAL max_parallel_workers_per_gather = 0")
 _TIER_SQL = (  # (condition, order length column, score base) per relevance tier
     ("title_tsv @@ $1::tsquery", "title_len", 2.0),
     ("tk_tsv @@ $1::tsquery AND NOT title_tsv @@ $1::tsquery", "tk_len", 1.0),
@@ -451,14 +522,28 @@ row's vector comes out of TOAST to be tested): the page planner's one constant."
 MAX_HEAD = 4000
 """At most this many rows are read in rank order for one page before falling back to GIN."""
 NARROW_ABOVE = 2000
-"""A title tier the sample estimates larger than this is first read only up to the length of
-the shortest title among the sample's matches (``_match``)."""
-MAX_SET_IDS = 5000
+"""A title or keyword tier the sample estimates larger than this is first read only as far as
+the sample's matches say its page lies (``_narrow_marks``, ``_match``)."""
+MARK_STEP = 1 << 17
+"""``catalog_rank_marks`` (schema version 9): a row's marks are ``-1 - length`` and ``length *
+MARK_STEP + catalog_modified_bucket(modified)`` (buckets 0 … 120,000)."""
+MAX_MARKS = 64
+"""A narrowed tier read names at most this many lengths (GIN entries)."""
+MAX_BUCKETS = 16
+"""… and at most this many months; with more, every match of that length instead. Each entry
+costs the GIN read a step for every candidate: 観光 in 東京都 at 1M, 8 lengths and 58 months,
+took 20 ms in the index for 4,048 rows; 9 lengths, 8 ms for 5,865 (the sets' bitmap then
+keeps 229 of either)."""
+MAX_SET_IDS = 6000
 """A filter passing at most this many facet sets is read as ``set_id = ANY(ids)`` (``_in_sets``);
-more, as a subquery (planning a long array costs more than it saves)."""
+more, as a subquery (planning a long array costs more than it saves). 東京都 has 5,488 at 1M:
+as ids, its narrowed title page is a BitmapAnd of the rank marks' and the sets' bitmaps that
+visits 156 rows, where the subquery visited 4,029 and probed each row's set (5,000 until
+schema version 9)."""
 MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
+MULTI_KEY_SEP = "\t"   # between the lexemes of a key of several terms (no lexeme has a tab)
 
 
 def _text(value: str) -> str:
@@ -511,19 +596,23 @@ def tsquery_text(q: str) -> str | None:
 
 def term_key(q: str) -> str | None:
     """The promoted-count key that answers ``q``: its one term's lexeme, or for a one-character
-    CJK term its prefix key (``駅 *``); ``None`` for a query of several terms or none."""
+    CJK term its prefix key (``駅 *``); for several terms none of which is a prefix, their
+    lexemes in order joined by ``MULTI_KEY_SEP`` (オープンデータ: six bigrams); ``None`` for
+    none, or several with a prefix."""
     terms = query_terms(q.strip()[:MAX_QUERY_CHARS])[:MAX_QUERY_TOKENS]
-    if len(terms) != 1:
+    if len(terms) == 1:
+        token, prefix = terms[0]
+        return _lexeme(token) + (PREFIX_KEY if prefix else "")
+    if not terms or any(prefix for _, prefix in terms):
         return None
-    token, prefix = terms[0]
-    return _lexeme(token) + (PREFIX_KEY if prefix else "")
+    return MULTI_KEY_SEP.join(sorted({_lexeme(token) for token, _ in terms}))
 
 
 def _key_tsquery(key: str) -> str:
     """The ``tsquery`` that a key counts the matches of."""
     if key.endswith(PREFIX_KEY):
         return _quote(key[:-len(PREFIX_KEY)]) + ":*"
-    return _quote(key)
+    return " & ".join(_quote(part) for part in key.split(MULTI_KEY_SEP))
 
 
 def _doc_keys(lexemes: Iterable[str]) -> set[str]:
@@ -674,18 +763,61 @@ class _Params:
         return f"${len(self.values)}"
 
 
+def _narrow_rank(ranks: Sequence[int], rows: int, bits: int) -> tuple[int, int] | None:
+    """(L, B): a tier's matches of fewer than L tokens and those of L tokens in month buckets up
+    to B (``catalog_rank_marks``, schema version 9) should hold its first ``rows`` matches, a
+    prefix of its order (length ascending, then ``modified`` descending: a bucket never grows
+    with the date); None to read the tier whole. ``ranks``: ascending, for each facet set with
+    matches of the tier in the sample (1 in ``2**bits`` documents), the least ``length *
+    MARK_STEP + bucket`` of them (or that of each match). The j-th has at least j sample
+    matches at or before it, so
+    about ``j * 2**bits`` in the table: j is chosen for three times the rows wanted, plus two.
+    The caller reads the whole tier when the prefix does not hold its page."""
+    if not ranks:
+        return None
+    length, bucket = divmod(int(ranks[min(len(ranks), 2 + -(-3 * rows >> bits)) - 1]), MARK_STEP)
+    return None if length >= MAX_MARKS else (length, bucket)
+
+
+def _narrow_marks(length: int, buckets: Sequence[int] | None) -> list[int]:
+    """The marks naming "fewer than ``length`` tokens, or ``length`` tokens in one of
+    ``buckets``" (every month bucket up to B that some row has: ``_present_buckets``), or, for
+    None, "at most ``length`` tokens"."""
+    shorter = [-1 - n for n in range(length)]
+    if buckets is None:
+        return [*shorter, -1 - length]
+    return shorter + [length * MARK_STEP + int(b) for b in buckets]
+
+
+_PRESENT_BUCKETS = f"""
+    WITH RECURSIVE b (bucket, n) AS (
+        (SELECT catalog_modified_bucket(modified), 1 FROM catalog_search
+         ORDER BY modified DESC, id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT catalog_modified_bucket(c.modified) FROM catalog_search c
+                WHERE c.modified < lpad(((119999 - b.bucket) / 12)::text, 4, '0') || '-'
+                                   || lpad(((119999 - b.bucket) % 12 + 1)::text, 2, '0')
+                ORDER BY c.modified DESC, c.id LIMIT 1), b.n + 1
+        FROM b WHERE b.bucket < $1 AND b.n <= {MAX_BUCKETS})
+    SELECT array_agg(bucket ORDER BY bucket) FILTER (WHERE bucket <= $1) FROM b"""
+"""Every month bucket up to $1 that some row of ``catalog_search`` has, the least first: from
+the latest date, each next one is the bucket of the latest date before the current bucket's
+first month (one probe of ``catalog_search_modified`` each); at most ``MAX_BUCKETS`` + 1
+of them are looked for."""
+
+
 class _Sample:
     """A query's matches among the sample (1 in 2**bits documents): per facet set, in the title
     tier, in the title-and-keywords tiers, in all; and the table's estimated size."""
 
     def __init__(self, groups: list[tuple[int, int]], *, title: int, tk: int, all: int,
                  docs: float, bits: int,
-                 shortest: tuple[int | None, int | None] = (None, None)) -> None:
+                 ranks: tuple[Sequence[int], Sequence[int]] = ((), ())) -> None:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
-        # the fewest tokens of a match of the title tier (title_len) and of the keyword tier
-        # (tk_len), None where the sample has none
-        self.shortest = shortest
+        # per tier (title, keyword): the least rank mark of its matches in each facet set
+        # (read without sets: of each match), ascending, at most 16 (``_narrow_rank``)
+        self.ranks = ranks
 
     def scaled(self, n: int) -> int:
         return n << self.bits
@@ -708,8 +840,8 @@ class CatalogIndex:
                  facet_terms: bool = True) -> None:
         """``approximate_above``: see ``APPROXIMATE_ABOVE``; ``None`` counts every query
         exactly and plans pages without the sample (the behaviour of schema version 1).
-        ``term_counts``: answer one-term queries without filters from the promoted keys' counts.
-        ``auto_promote``: promote (``promote``) the key of a one-term query without filters
+        ``term_counts``: answer queries without filters from the promoted keys' counts.
+        ``auto_promote``: promote (``promote``) the key (``term_key``) of a query without filters
         whose counts had to be approximated, in the background, when ``db`` is a pool.
         ``sample_bits``: the sample is ``hashint8(serial) & (2**bits - 1) = 0``; other than
         ``SAMPLE_BITS`` it is read from ``catalog_search`` (tests: a larger sample of a small
@@ -732,6 +864,8 @@ class CatalogIndex:
         self._sample_from = ("catalog_search_sample WHERE true" if self.sample_bits == SAMPLE_BITS
                              else "catalog_search WHERE (hashint8(serial) & "
                                   f"{(1 << self.sample_bits) - 1}) = 0")
+        self._sample_bucket = ("modified_bucket" if self.sample_bits == SAMPLE_BITS
+                               else "catalog_modified_bucket(modified)")
         self._promoting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -838,8 +972,21 @@ class CatalogIndex:
         each) and take off those ``removed`` ((set id, lexemes) rows of ``catalog_search``)."""
         delta: dict[tuple[str, str, str], int] = {}
 
+        # keys of several terms: counted where the document has all of their lexemes; looked
+        # up by their first lexeme, so a document is checked against the keys it may have
+        multi: dict[str, list[tuple[str, set[str]]]] = {}
+        for key in keys:
+            if MULTI_KEY_SEP in key:
+                parts = key.split(MULTI_KEY_SEP)
+                multi.setdefault(parts[0], []).append((key, set(parts)))
+
         def count(values: Sequence[tuple[str, str]], lexemes: Iterable[str], sign: int) -> None:
-            for key in _doc_keys(lexemes) & keys:
+            have = _doc_keys(lexemes)
+            found = have & keys
+            if multi:
+                found.update(key for first in have & multi.keys()
+                             for key, parts in multi[first] if parts <= have)
+            for key in found:
                 for facet, value in (("", ""), *values):
                     item = (key, facet, value)
                     delta[item] = delta.get(item, 0) + sign
@@ -965,9 +1112,9 @@ class CatalogIndex:
         then on every write keeps them right. At most ``MAX_TERM_KEYS`` keys."""
         done: list[str] = []
         for key in dict.fromkeys(keys):
-            base = key.removesuffix(PREFIX_KEY)
-            if not base or any(c.isspace() for c in base):   # no lexeme has a space
-                continue
+            parts = key.removesuffix(PREFIX_KEY).split(MULTI_KEY_SEP)
+            if not all(parts) or any(c.isspace() for part in parts for c in part):
+                continue   # no lexeme is empty or has a space
             async with self._writer() as conn:
                 await conn.execute("LOCK TABLE catalog_search IN SHARE MODE; " + _SEARCH_SETTINGS)
                 have = await conn.fetchrow(
@@ -1187,27 +1334,59 @@ class CatalogIndex:
         return _counts_only(zip(row[1] or [], row[2] or [], row[3] or [], strict=True),
                             lambda facet, value: facet == "")
 
-    async def _sample(self, conn: Any, in_sets: str, p: _Params) -> _Sample:
-        """The query's matches in the sample, per tier and per facet set, and the table's size."""
-        sample = self._sample_from
-        # one pass over the sample's matches (their vectors are small and mostly inline there)
+    async def _sample(self, conn: Any, in_sets: str, p: _Params, *, groups: bool = True
+                      ) -> _Sample:
+        """The query's matches in the sample, per tier and (``groups``) per facet set, and the
+        table's size. Without groups (the counts are known: a promoted key) only what plans
+        the page: no grouping of the matches by set, no sets to sum (オープンデータ, every
+        document: 10,941 sets from the sample's 15,602 rows)."""
+        sample, bucket = self._sample_from, self._sample_bucket
+        if not groups:
+            # each match's rank marks (ranks per match rather than per set: as tight or more)
+            row = await conn.fetchrow(
+                f"""SELECT count(*), count(*) FILTER (WHERE t), count(*) FILTER (WHERE k),
+                           (SELECT reltuples FROM pg_class
+                            WHERE oid = 'catalog_search'::regclass),
+                           (array_agg(title_len::int8 * {MARK_STEP} + b ORDER BY title_len, b)
+                                FILTER (WHERE t))[1:16],
+                           (array_agg(tk_len::int8 * {MARK_STEP} + b ORDER BY tk_len, b)
+                                FILTER (WHERE k AND NOT t))[1:16]
+                    FROM (SELECT title_tsv @@ $1::tsquery AS t, tk_tsv @@ $1::tsquery AS k,
+                                 title_len, tk_len, {bucket} AS b
+                          FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} OFFSET 0) AS m""",
+                *p.values)
+            return _Sample([], title=row[1], tk=row[2], all=row[0],
+                           docs=max(0.0, float(row[3] or 0)), bits=self.sample_bits,
+                           ranks=(row[4] or (), row[5] or ()))
+        # one pass over the sample's matches (their vectors are small and mostly inline there);
+        # per set, the least rank mark of its title and keyword tier matches (version 9)
         row = await conn.fetchrow(
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
-                       min(shortest), min(shortest_tk)
+                       (array_agg(rt ORDER BY rt) FILTER (WHERE rt IS NOT NULL))[1:16],
+                       (array_agg(rk ORDER BY rk) FILTER (WHERE rk IS NOT NULL))[1:16]
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
                              count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
-                             min(title_len) FILTER (WHERE title_tsv @@ $1::tsquery) AS shortest,
-                             min(tk_len) FILTER (WHERE tk_tsv @@ $1::tsquery
-                                                 AND NOT title_tsv @@ $1::tsquery) AS shortest_tk
+                             min(title_len::int8 * {MARK_STEP} + {bucket})
+                                 FILTER (WHERE title_tsv @@ $1::tsquery) AS rt,
+                             min(tk_len::int8 * {MARK_STEP} + {bucket})
+                                 FILTER (WHERE tk_tsv @@ $1::tsquery
+                                         AND NOT title_tsv @@ $1::tsquery) AS rk
                       FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} GROUP BY set_id) AS g""",
             *p.values)
         groups = _pairs(row)
         return _Sample(groups, title=row[2], tk=row[3], all=sum(n for _, n in groups),
                        docs=max(0.0, float(row[4] or 0)), bits=self.sample_bits,
-                       shortest=(row[5], row[6]))
+                       ranks=(row[5] or (), row[6] or ()))
+
+    @staticmethod
+    async def _present_buckets(conn: Any, bucket: int) -> list[int] | None:
+        """Every month bucket up to ``bucket`` that some row has (``_PRESENT_BUCKETS``), or
+        None when they are more than ``MAX_BUCKETS``."""
+        buckets = await conn.fetchval(_PRESENT_BUCKETS, bucket) or []
+        return None if len(buckets) > MAX_BUCKETS else buckets
 
     def _head(self, sample: _Sample | None, matches: int, rows: int) -> int:
         """How many rows to read in rank order (a B-tree) for a page whose first ``rows`` the
@@ -1275,7 +1454,7 @@ class CatalogIndex:
         sample = None
         if self.approximate_above is not None and (
                 passing is None or passing > self.approximate_above):
-            sample = await self._sample(conn, count_sets, count_p)
+            sample = await self._sample(conn, count_sets, count_p, groups=result is None)
             if result is None and sample.scaled(sample.all) > self.approximate_above:
                 result = await self._aggregate(
                     conn, [(k, sample.scaled(n)) for k, n in sample.groups])
@@ -1320,14 +1499,17 @@ class CatalogIndex:
                 args = (f"{length}, modified DESC, id", f"{base} + 1.0 / (1 + {length})",
                         in_sets, tier_p, want, skip)
                 found = []
-                if (n < 2 and sample is not None and sample.shortest[n] is not None
-                        and estimates[n] > NARROW_ABOVE):
-                    # the tier's matches no longer than the shortest in the sample: about 64,
-                    # one read of catalog_search_title_len_tsv (tk_len_tsv); if they do not
-                    # hold the page, all of them
+                narrow = (_narrow_rank(sample.ranks[n], skip + want, sample.bits)
+                          if n < 2 and sample is not None and estimates[n] > NARROW_ABOVE
+                          else None)
+                if narrow:
+                    marks = _narrow_marks(narrow[0], await self._present_buckets(conn, narrow[1]))
+                    # a prefix of the tier's order that the sample says holds the page, a few
+                    # hundred rows: one read of catalog_search_title_marks_tsv (tk_marks_tsv)
+                    # with a few exact entries; if it does not hold the page, the whole tier
                     found = await self._page(
-                        conn, 0, f"{condition} AND {length} <= {int(sample.shortest[n])}",
-                        *args)
+                        conn, 0, f"{condition} AND catalog_rank_marks({length}, modified) && "
+                        f"'{{{','.join(map(str, marks))}}}'::int8[]", *args)
                     if len(found) < want:
                         found = []
                 if not found:
