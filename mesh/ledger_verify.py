@@ -173,23 +173,27 @@ def _unpacked(blob: bytes, at: int, n: int, width: int) -> tuple[list[int], int]
     return values.tolist(), at + size
 
 
-def _sections(blob: bytes) -> tuple[list[int], list[int], int]:
-    """(lengths, records, where the subjects' bytes start); ``ValueError`` if malformed."""
+def list_sections(blob: bytes, unpack: Callable[[bytes, int, int, int], tuple[Any, int]] = _unpacked,
+                  total: Callable[[Any], int] = sum) -> tuple[Any, Any, int]:
+    """(lengths, records, where the subjects' bytes start); ``ValueError`` if malformed.
+    ``unpack(blob, at, n, width)`` reads n values and says where they end (``ValueError`` for a
+    width that does not exist or a list cut short), ``total`` adds up the lengths: Python lists
+    here, numpy arrays in ``connector.ledger.residents.decode_arrow``."""
     if len(blob) < 6:
         raise ValueError("not an encoded resident list")
     n = int.from_bytes(blob[2:6], "little")
     if (blob[0] == 0 or blob[1] == 0) and n == 0:
         raise ValueError("width 0 of an empty list")
-    lengths, at = _unpacked(blob, 6, n, blob[0])
-    records, at = _unpacked(blob, at, n, blob[1])
-    if at + sum(lengths) != len(blob):
+    lengths, at = unpack(blob, 6, n, blob[0])
+    records, at = unpack(blob, at, n, blob[1])
+    if at + total(lengths) != len(blob):
         raise ValueError("the resident list's lengths do not add up")
     return lengths, records, at
 
 
 def decode_subjects(blob: bytes) -> tuple[list[str], list[int]]:
     """``(subjects, records)`` from ``encode_subjects``'s bytes; ``ValueError`` if malformed."""
-    lengths, records, body = _sections(blob)
+    lengths, records, body = list_sections(blob)
     data, subjects, at = blob[body:], [], 0
     if data.isascii():                       # slice one decoded string (ids are ASCII)
         text = data.decode("ascii")
@@ -211,7 +215,7 @@ def list_totals(blob: bytes) -> tuple[int, int] | None:
     """``(residents, records)`` an encoded list holds, or None when it is malformed (cheap: no
     subject is decoded)."""
     try:
-        lengths, records, _ = _sections(blob)
+        lengths, records, _ = list_sections(blob)
     except ValueError:
         return None
     return len(lengths), sum(records)

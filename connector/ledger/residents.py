@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from mesh.ledger_verify import MAX_RECORDS, encode_subjects
+from mesh.ledger_verify import MAX_RECORDS, encode_subjects, list_sections
 
 
 def _width(values: np.ndarray) -> int:
@@ -86,17 +86,10 @@ def decode_arrow(blob: bytes) -> tuple[pa.Array, np.ndarray]:
     """``mesh.ledger_verify.decode_subjects`` into an Arrow string array and numpy counts, the
     subjects' bytes used as they are stored (one buffer, no Python string per resident).
     ``ValueError`` when the list is malformed or its bytes are not UTF-8, as the reference."""
-    if len(blob) < 6 or blob[0] not in _WIDTHS or blob[1] not in _WIDTHS:
-        raise ValueError("not an encoded resident list")
-    n = int.from_bytes(blob[2:6], "little")
-    if (blob[0] == 0 or blob[1] == 0) and n == 0:
-        raise ValueError("width 0 of an empty list")
-    lengths, at = _unpacked_np(blob, 6, n, blob[0])
-    counts, at = _unpacked_np(blob, at, n, blob[1])
+    lengths, counts, at = list_sections(blob, _unpacked_np, lambda a: int(a.sum()))
+    n = len(lengths)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if at + int(offsets[-1]) != len(blob):
-        raise ValueError("the resident list's lengths do not add up")
     if offsets[-1] >= 1 << 31:
         raise ValueError("the resident list is too long")
     subjects = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)),
@@ -108,10 +101,10 @@ def decode_arrow(blob: bytes) -> tuple[pa.Array, np.ndarray]:
     return subjects, counts
 
 
-_WIDTHS = (0, 1, 2, 4)
-
-
 def _unpacked_np(blob: bytes, at: int, n: int, width: int) -> tuple[np.ndarray, int]:
+    """As ``mesh.ledger_verify``'s reader, into a numpy array."""
+    if width not in (0, 1, 2, 4):
+        raise ValueError("not an encoded resident list")
     size = 4 if width == 0 else n * width
     if len(blob) < at + size:
         raise ValueError("the resident list is cut short")
