@@ -415,7 +415,7 @@ Version 2 (top-k ranking and counts that do not grow with the matches):
   (``観光``) or a one-character prefix (``駅 *``), its document count (facet and value ``''``) and
   its count per facet value, kept exact by every write, so a one-term query without filters has
   exact counts at no cost. (Later, without a schema change: a key may also be the lexemes of a
-  query of several terms, in order, joined by a tab, ``MULTI_KEY_SEP``; a write counts a
+  query of several terms, sorted and each once, joined by a tab, ``MULTI_KEY_SEP``; a write counts a
   document under it when the document has every one of them: オープンデータ's six bigrams.)
 
 Version 3 (reads narrowed by the filters and by the keyword tier's length):
@@ -544,6 +544,9 @@ MAX_TERM_KEYS = 2000
 """At most this many promoted keys (each costs a few thousand rows and some work per write)."""
 PREFIX_KEY = " *"   # a promoted one-character prefix key is that character and this suffix
 MULTI_KEY_SEP = "\t"   # between the lexemes of a key of several terms (no lexeme has a tab)
+SAMPLE_RANKS = 16
+"""A tier's sample reads keep at most this many of its least rank marks (``_Sample.ranks``):
+``_narrow_rank`` takes the j-th, j of 3 for a first page of 20."""
 
 
 def _text(value: str) -> str:
@@ -597,7 +600,8 @@ def tsquery_text(q: str) -> str | None:
 def term_key(q: str) -> str | None:
     """The promoted-count key that answers ``q``: its one term's lexeme, or for a one-character
     CJK term its prefix key (``駅 *``); for several terms none of which is a prefix, their
-    lexemes in order joined by ``MULTI_KEY_SEP`` (オープンデータ: six bigrams); ``None`` for
+    lexemes sorted, each once, joined by ``MULTI_KEY_SEP`` (オープンデータ: six bigrams; so
+    the same key whatever the words' order); ``None`` for
     none, or several with a prefix."""
     terms = query_terms(q.strip()[:MAX_QUERY_CHARS])[:MAX_QUERY_TOKENS]
     if len(terms) == 1:
@@ -816,7 +820,7 @@ class _Sample:
         self.groups, self.title, self.tk, self.all = groups, title, tk, all
         self.docs, self.bits = docs, bits
         # per tier (title, keyword): the least rank mark of its matches in each facet set
-        # (read without sets: of each match), ascending, at most 16 (``_narrow_rank``)
+        # (read without sets: of each match), ascending, at most SAMPLE_RANKS (``_narrow_rank``)
         self.ranks = ranks
 
     def scaled(self, n: int) -> int:
@@ -1348,9 +1352,9 @@ class CatalogIndex:
                            (SELECT reltuples FROM pg_class
                             WHERE oid = 'catalog_search'::regclass),
                            (array_agg(title_len::int8 * {MARK_STEP} + b ORDER BY title_len, b)
-                                FILTER (WHERE t))[1:16],
+                                FILTER (WHERE t))[1:{SAMPLE_RANKS}],
                            (array_agg(tk_len::int8 * {MARK_STEP} + b ORDER BY tk_len, b)
-                                FILTER (WHERE k AND NOT t))[1:16]
+                                FILTER (WHERE k AND NOT t))[1:{SAMPLE_RANKS}]
                     FROM (SELECT title_tsv @@ $1::tsquery AS t, tk_tsv @@ $1::tsquery AS k,
                                  title_len, tk_len, {bucket} AS b
                           FROM {sample} AND all_tsv @@ $1::tsquery{in_sets} OFFSET 0) AS m""",
@@ -1364,8 +1368,8 @@ class CatalogIndex:
             f"""SELECT array_agg(k), array_agg(n), coalesce(sum(t), 0)::int8,
                        coalesce(sum(tk), 0)::int8,
                        (SELECT reltuples FROM pg_class WHERE oid = 'catalog_search'::regclass),
-                       (array_agg(rt ORDER BY rt) FILTER (WHERE rt IS NOT NULL))[1:16],
-                       (array_agg(rk ORDER BY rk) FILTER (WHERE rk IS NOT NULL))[1:16]
+                       (array_agg(rt ORDER BY rt) FILTER (WHERE rt IS NOT NULL))[1:{SAMPLE_RANKS}],
+                       (array_agg(rk ORDER BY rk) FILTER (WHERE rk IS NOT NULL))[1:{SAMPLE_RANKS}]
                 FROM (SELECT set_id AS k, count(*)::int4 AS n,
                              count(*) FILTER (WHERE title_tsv @@ $1::tsquery) AS t,
                              count(*) FILTER (WHERE tk_tsv @@ $1::tsquery) AS tk,
