@@ -72,8 +72,14 @@ class ManagedProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit code. A process that had already
+        exited is reported on stderr with its log's tail, so that a caller whose calls failed
+        sees why (a test shows it beside its failure)."""
         if self.proc is None:
             return None
+        if self.proc.returncode is not None and self._log:
+            print(f"{self.name} had exited with {self.proc.returncode} before it was stopped; "
+                  f"log:\n{self.log_tail()}", file=sys.stderr)
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)

@@ -161,6 +161,23 @@ def test_registry_certificate(ca: CertificateAuthority) -> None:
     assert crt_path.read_bytes() == before
 
 
+def test_registry_server_config_is_the_same_object_until_its_files_or_roots_change(
+        tmp_path: Path) -> None:
+    """gRPC asks on every handshake; the same object tells it to keep its TLS context. A
+    reissued registry certificate, or other federated roots, gives a new one at once."""
+    ca = CertificateAuthority.create(tmp_path / "ca", mesh_id="test", name="テスト運営組織")
+    first = ca.registry_server_config()
+    assert ca.registry_server_config() is first
+    federated = ca.registry_server_config(b"-----BEGIN CERTIFICATE-----\nfederated\n")
+    assert federated is not first
+    assert ca.registry_server_config() is first          # each port's roots kept apart
+    (ca.ca_dir / "registry.crt").unlink()
+    ca.ensure_registry_certificate()                      # reissued: a new key and certificate
+    renewed = ca.registry_server_config()
+    assert renewed is not first
+    assert ca.registry_server_config() is renewed
+
+
 # ---- node certificates -------------------------------------------------------------------------
 
 

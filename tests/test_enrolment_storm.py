@@ -39,6 +39,12 @@ async def _join(h: MeshHarness, name: str, token: str) -> None:
     await join(h.root / name, h.grpc_address, token, "main", enrol=h.enrol_address, timeout=60)
 
 
+def _registry_state(h: MeshHarness) -> str:
+    """Whether the registry still runs, and its log's tail: why enrolments went unanswered."""
+    state = "running" if h.registry.running else f"exited with {h.registry.proc.returncode}"
+    return f"registry {state}; log:\n{h.registry.log_tail(60)}"
+
+
 async def test_many_nodes_enrol_at_once_each_with_its_own_certificate(country: MeshHarness):
     tokens = [await country.token(pid) for pid in HYOGO]
     await asyncio.gather(*(_join(country, f"n{i}", t) for i, t in enumerate(tokens)))
@@ -61,7 +67,7 @@ async def test_one_token_raced_by_many_enrolments_is_used_once(country: MeshHarn
                                     return_exceptions=True)
     won = [i for i, o in enumerate(outcomes) if o is None]
     lost = [o for o in outcomes if o is not None]
-    assert len(won) == 1, outcomes
+    assert len(won) == 1, (outcomes, _registry_state(country))
     assert all(isinstance(o, AreameshError) for o in lost), lost
     assert all("already used" in str(o) for o in lost), [str(o) for o in lost]
     for i in range(8):

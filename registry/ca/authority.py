@@ -46,6 +46,9 @@ class CertificateAuthority:
         self.mesh_id = mesh_id
         self._key = serialization.load_pem_private_key(read_secret(ca_dir / "ca.key"), None)
         self.certificate = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+        # extra roots -> (the files' bytes, the configuration made of them), see below
+        self._server_configs: dict[bytes, tuple[tuple[bytes, bytes, bytes],
+                                                grpc.ServerCertificateConfiguration]] = {}
 
     # ---- creation -------------------------------------------------------------------------
     @classmethod
@@ -109,11 +112,22 @@ class CertificateAuthority:
                                ) -> grpc.ServerCertificateConfiguration:
         """Serve the registry leaf followed by the CA, so a joining node can find the CA it
         pinned; trust client certificates from the mesh roots (and ``extra_roots``: federated
-        meshes' CAs, whose registries call this one; the interceptor tells them apart)."""
+        meshes' CAs, whose registries call this one; the interceptor tells them apart).
+
+        gRPC asks on every handshake; while the files and roots are unchanged the answer is the
+        same object, so ``dynamic_server_credentials`` tells gRPC to keep its TLS context
+        instead of building a new one per connection."""
         chain = (self.ca_dir / "registry.crt").read_bytes() + self.ca_pem()
-        return grpc.ssl_server_certificate_configuration(
-            [(read_secret(self.ca_dir / "registry.key"), chain)],
-            root_certificates=self.ca_pem() + extra_roots)
+        material = (read_secret(self.ca_dir / "registry.key"), chain, self.ca_pem() + extra_roots)
+        cached = self._server_configs.get(extra_roots)
+        if cached is not None and cached[0] == material:
+            return cached[1]               # the same object: gRPC keeps its TLS context
+        config = grpc.ssl_server_certificate_configuration(
+            [(material[0], material[1])], root_certificates=material[2])
+        if len(self._server_configs) >= 4:           # federations changed: drop the old roots
+            self._server_configs.clear()
+        self._server_configs[extra_roots] = (material, config)
+        return config
 
     # ---- node certificates -----------------------------------------------------------------
     def check_csr(self, csr_pem: bytes, *, participant_id: str, node_name: str
