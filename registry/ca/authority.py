@@ -115,8 +115,10 @@ class CertificateAuthority:
         meshes' CAs, whose registries call this one; the interceptor tells them apart).
 
         gRPC asks on every handshake; while the files and roots are unchanged the answer is the
-        same object, so ``dynamic_server_credentials`` tells gRPC to keep its TLS context
-        instead of building a new one per connection."""
+        same object, so ``dynamic_server_credentials`` tells gRPC to keep its TLS context. A new
+        one per connection is not only slow: gRPC frees the old context while concurrent
+        handshakes still use it (grpc/grpc#36693), and a flood of handshakes crashed the
+        registry (tests/security/test_handshake_flood.py)."""
         chain = (self.ca_dir / "registry.crt").read_bytes() + self.ca_pem()
         material = (read_secret(self.ca_dir / "registry.key"), chain, self.ca_pem() + extra_roots)
         cached = self._server_configs.get(extra_roots)
