@@ -39,11 +39,12 @@ from bench_search_pg import DSN, SCHEMA, generate
 from registry.catalog import search_pg
 
 TRIGGER = "catalog_facet_value_counts_sync"
+MULTI = f"strpos(key, chr({ord(search_pg.MULTI_KEY_SEP)})) > 0"   # a promoted key of several terms
 WITHOUT = {   # what the other half of the writes runs without, in their own transaction
     "trigger": f"ALTER TABLE catalog_facet_sets DISABLE TRIGGER {TRIGGER}",
     "marks_indexes": "DROP INDEX catalog_search_title_marks_tsv, catalog_search_tk_marks_tsv",
-    "multi_keys": "DELETE FROM catalog_term_facets WHERE strpos(key, chr(9)) > 0; "
-                  "DELETE FROM catalog_term_keys WHERE strpos(key, chr(9)) > 0",
+    "multi_keys": f"DELETE FROM catalog_term_facets WHERE {MULTI}; "
+                  f"DELETE FROM catalog_term_keys WHERE {MULTI}",
 }
 
 
@@ -59,7 +60,7 @@ async def run(args: argparse.Namespace) -> None:
         what = args.compare
         if what == "multi_keys":
             keys = await conn.fetchval(
-                "SELECT count(*) FROM catalog_term_keys WHERE strpos(key, chr(9)) > 0")
+                f"SELECT count(*) FROM catalog_term_keys WHERE {MULTI}")
             log(f"{keys} promoted keys of several terms")
         timings: dict[str, list[float]] = {f"with_{what}": [], f"without_{what}": []}
         for i, doc in enumerate(moved):
