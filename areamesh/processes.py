@@ -40,9 +40,7 @@ class ManagedProcess:
     async def start(self, timeout: float = 30.0) -> dict[str, Any]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.args, stdout=asyncio.subprocess.PIPE, stderr=self._log, env=self.env,
-            start_new_session=True)
+        self.proc = await self._spawn()
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -60,6 +58,12 @@ class ManagedProcess:
             await self.stop()
             raise ProcessFailed(f"{self.name} not ready within {timeout}s; log:\n"
                                 f"{self.log_tail()}") from None
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        """The process, in a session of its own, stdout a pipe, stderr the log."""
+        return await asyncio.create_subprocess_exec(
+            *self.args, stdout=asyncio.subprocess.PIPE, stderr=self._log, env=self.env,
+            start_new_session=True)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

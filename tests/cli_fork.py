@@ -1,14 +1,20 @@
-"""``areamesh`` CLI calls for the tests, forked from a warm process instead of started cold.
+"""``areamesh`` commands for the tests, forked from a warm process instead of started cold.
 
-A cold ``python -m areamesh …`` spends about a second importing (click, aiohttp, grpc,
+A cold ``python -m areamesh …`` spends one to two CPU-seconds importing (click, aiohttp, grpc,
 cryptography, the stores) before it does a few milliseconds of work, and the integration tests
-make thousands of such calls. Here one *zygote* per test process imports all of that once and
-forks a child per call. The child is still a separate process with its own event loop, its own
-session, exit code, stdout and stderr (pipes the caller hands over with ``SCM_RIGHTS``), and the
-caller's environment and working directory, so a test sees what it would see from a cold start.
+make thousands of CLI calls and start hundreds of registries and connectors. Here one *zygote*
+per test process imports all of that once and forks a child per command. The child is still a
+separate process in its own session, with its own event loop, exit code, stdout and stderr
+(descriptors the caller hands over with ``SCM_RIGHTS``), and the caller's environment and working
+directory, so a test sees what it would see from a cold start.
+
+The zygote reaps its children and tells each caller its child's pid, then its exit code (negative
+for a signal, as ``subprocess`` reports it). ``run_cli`` waits for a command to finish;
+``ForkedServer`` is a ``ManagedProcess`` whose ``registry serve`` or ``connector serve`` runs in
+such a child.
 
 The zygote never starts a thread (forking a threaded process is unsafe): it checks that before
-every fork. Set ``AREAMESH_TEST_COLD_CLI=1`` to run every call cold instead.
+every fork. Set ``AREAMESH_TEST_COLD_CLI=1`` to run every command cold instead.
 
 Run as ``python -m tests.cli_fork SOCKET``: the zygote itself.
 """
@@ -30,11 +36,12 @@ import threading
 import time
 from pathlib import Path
 
+from areamesh.processes import ManagedProcess, areamesh_command
 from areamesh.processes import run_cli as cold_run_cli
 
 PRELOAD = ("areamesh.cli", "registry.cli", "registry.cli_common", "registry.operators.admin",
-           "connector.cli", "mesh.web.sessions", "aiohttp", "grpc", "cryptography.x509", "yaml",
-           "aiosqlite")
+           "connector.cli", "mesh.web.sessions", "registry.app", "connector.app", "aiohttp",
+           "grpc", "cryptography.x509", "yaml", "aiosqlite")     # not pyarrow: it starts threads
 MAX_MESSAGE = 1 << 20
 
 
@@ -45,34 +52,88 @@ def _serve(path: str) -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)          # children are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)                           # a child's exit wakes the select
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, socket.socket] = {}                # pid -> its caller's control socket
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while True:
-        conn, _ = listener.accept()
-        try:
-            message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 2)
-            request = json.loads(message)
-        except (OSError, ValueError):
-            conn.close()
-            continue
-        if threading.active_count() != 1:                  # never fork a threaded process
-            conn.sendall(b"threads\n")
-            conn.close()
-            continue
-        pid = os.fork()
-        if pid == 0:
-            listener.close()
-            _child(conn, fds, request)                     # never returns
+        for key, _ in sel.select():
+            if key.fileobj is listener:
+                _fork_one(listener, children, (wake_r, wake_w))
+            else:
+                os.read(wake_r, 4096)
+        _reap(children)
+
+
+def _threads() -> int:
+    """This process's threads, native ones included (an import may start some)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def _fork_one(listener: socket.socket, children: dict[int, socket.socket],
+              wake: tuple[int, int]) -> None:
+    conn, _ = listener.accept()
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 2)
+        request = json.loads(message)
+    except (OSError, ValueError):
+        conn.close()
+        return
+    if _threads() != 1 or len(fds) != 2:                    # never fork a threaded process
+        with contextlib.suppress(OSError):
+            conn.sendall(b"threads\n" if len(fds) == 2 else b"no descriptors\n")
         conn.close()
         for fd in fds:
             os.close(fd)
+        return
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        for other in children.values():                    # their callers wait for EOF
+            other.close()
+        conn.close()
+        signal.set_wakeup_fd(-1)
+        for fd in wake:
+            os.close(fd)
+        _child(fds, request)                               # never returns
+    for fd in fds:
+        os.close(fd)
+    try:
+        conn.sendall(f"{pid}\n".encode())
+    except OSError:
+        pass                                               # the caller is gone; still reaped
+    children[pid] = conn
 
 
-def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
+def _reap(children: dict[int, socket.socket]) -> None:
+    """Tell each finished child's caller its exit code, then close that caller's socket."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = children.pop(pid, None)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+            conn.close()
+
+
+def _child(fds: list[int], request: dict) -> None:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -89,7 +150,6 @@ def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
         import random
 
         random.seed()                                      # not the zygote's sequence
-        conn.sendall(f"{os.getpid()}\n".encode())
         sys.argv = ["areamesh", *request["args"]]
         from areamesh.cli import main
 
@@ -116,8 +176,6 @@ def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
     finally:
-        with contextlib.suppress(Exception):
-            conn.sendall(f"exit {code}\n".encode())
         os._exit(code)
 
 
@@ -225,6 +283,90 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
         return await asyncio.to_thread(_call, args, {**os.environ, **(env or {})}, timeout)
     except _Cold:
         return await cold_run_cli(*args, env=env, timeout=timeout)
+
+
+class _ForkedChild:
+    """What ``ManagedProcess`` needs of ``asyncio.subprocess.Process``, for a zygote's child:
+    pid, stdout, returncode, wait, signals. The child is in its own session (pgid = pid)."""
+
+    def __init__(self, pid: int, stdout: asyncio.StreamReader, control: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+        self._exited = asyncio.get_running_loop().create_future()
+        self._watch = asyncio.ensure_future(self._watch_exit(control, writer))
+
+    async def _watch_exit(self, control: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        code = -signal.SIGKILL                             # no word: the zygote itself died
+        try:
+            while line := await control.readline():
+                if line.startswith(b"exit "):
+                    code = int(line.split()[1])
+        finally:
+            writer.close()
+            self.returncode = code
+            if not self._exited.done():
+                self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            raise ProcessLookupError(self.pid)
+        os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+async def _fork_server(args: list[str], env: dict[str, str], stderr_fd: int) -> _ForkedChild:
+    """``areamesh <args>`` forked from the zygote: stdout a pipe to us, stderr ``stderr_fd``."""
+    loop = asyncio.get_running_loop()
+    address = await asyncio.to_thread(_ZYGOTE.address)
+    out_r, out_w = os.pipe()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address)
+        request = {"args": args, "env": env, "cwd": os.getcwd()}
+        socket.send_fds(sock, [json.dumps(request).encode()], [out_w, stderr_fd])
+    except BaseException:
+        sock.close()
+        os.close(out_r)
+        raise
+    finally:
+        os.close(out_w)
+    sock.setblocking(False)
+    control, writer = await asyncio.open_unix_connection(sock=sock)
+    first = await control.readline()
+    if not first.strip().isdigit():                       # b"threads\n": it could not fork
+        writer.close()
+        os.close(out_r)
+        raise _Cold()
+    stdout = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout),
+                                 os.fdopen(out_r, "rb", 0))
+    return _ForkedChild(int(first), stdout, control, writer)
+
+
+class ForkedServer(ManagedProcess):
+    """A ``ManagedProcess`` for ``areamesh_command(...)`` whose process is forked from the
+    zygote instead of started cold; anything else (or ``AREAMESH_TEST_COLD_CLI``) starts as
+    ``ManagedProcess`` does."""
+
+    async def _spawn(self):
+        prefix = areamesh_command()
+        if os.environ.get("AREAMESH_TEST_COLD_CLI") or self.args[:len(prefix)] != prefix:
+            return await super()._spawn()
+        try:
+            return await _fork_server(self.args[len(prefix):], self.env, self._log.fileno())
+        except _Cold:
+            return await super()._spawn()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from mesh.keystore import NodeKeyStore, build_csr, generate_key, key_to_pem
 from mesh.proto.areamesh.v1 import registry_pb2_grpc
 from registry.ca.authority import CertificateAuthority
 
-from .cli_fork import run_cli
+from .cli_fork import ForkedServer, run_cli
 from .pg_fixtures import create_database, drop_database
 
 MESH_ID = "testmesh"
@@ -72,7 +72,7 @@ class MeshHarness:
             assert rc == 0, err
 
     async def start_registry(self, *extra: str) -> dict:
-        proc = ManagedProcess("registry", areamesh_command(
+        proc = ForkedServer("registry", areamesh_command(
             "registry", "serve", "--data-dir", str(self.registry_dir), "--grpc", "127.0.0.1:0",
             "--http", "127.0.0.1:0", *extra), log_path=self.root / "logs" / "registry.log")
         ready = await proc.start()
@@ -135,7 +135,7 @@ class MeshHarness:
         return self.root / name
 
     async def start_connector(self, name: str, *extra: str) -> ManagedProcess:
-        proc = ManagedProcess(name, areamesh_command(
+        proc = ForkedServer(name, areamesh_command(
             "connector", "serve", "--data-dir", str(self.root / name), "--grpc", "127.0.0.1:0",
             "--http", "127.0.0.1:0", *extra), log_path=self.root / "logs" / f"{name}.log")
         await proc.start()
