@@ -136,8 +136,13 @@ async def test_deletion_duty_overdue_is_shown_to_provider_and_operator(harness: 
     [overdue] = await wait_for(provider_overdue, timeout=20, what="the delete duty to fall overdue")
     assert overdue["action"] == "delete" and overdue["counterparty"].startswith("urn:areamesh:")
     assert "282103" in overdue["counterparty"] and overdue["due_at"] > overdue["data_since"]
-    consumer_side = _by_action(await _duties(h, "kakogawa"), agreement)
-    assert consumer_side["delete"]["state"] == "overdue" and consumer_side["delete"]["role"] == "consumer"
+    async def consumer_overdue():     # its clock starts at its own record of the transfer
+        delete = _by_action(await _duties(h, "kakogawa"), agreement)["delete"]
+        return delete if delete["state"] == "overdue" else None
+
+    consumer_side = await wait_for(consumer_overdue, timeout=20,
+                                   what="the consumer's delete duty to fall overdue")
+    assert consumer_side["role"] == "consumer"
 
     # the operator sees it at the registry: from the HTTP route and the CLI
     async def operator_overdue():
