@@ -223,6 +223,15 @@ class _Cold(Exception):
     """The zygote could not fork this call: run it cold."""
 
 
+def _ask(sock: socket.socket, address: str, args, env: dict[str, str],
+         fds: tuple[int, int]) -> None:
+    """Ask the zygote to fork ``areamesh <args>`` with ``fds`` as its stdout and stderr, in
+    this process's working directory."""
+    sock.connect(address)
+    request = {"args": list(args), "env": env, "cwd": os.getcwd()}
+    socket.send_fds(sock, [json.dumps(request).encode()], list(fds))
+
+
 def _call(args: tuple[str, ...], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
     deadline = time.monotonic() + timeout
     out_r, out_w = os.pipe()
@@ -230,9 +239,7 @@ def _call(args: tuple[str, ...], env: dict[str, str], timeout: float) -> tuple[i
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = 0
     try:
-        sock.connect(_ZYGOTE.address())
-        request = {"args": list(args), "env": env, "cwd": os.getcwd()}
-        socket.send_fds(sock, [json.dumps(request).encode()], [out_w, err_w])
+        _ask(sock, _ZYGOTE.address(), args, env, (out_w, err_w))
         os.close(out_w)
         os.close(err_w)
         out_w = err_w = -1
@@ -332,9 +339,7 @@ async def _fork_server(args: list[str], env: dict[str, str], stderr_fd: int) -> 
     out_r, out_w = os.pipe()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(address)
-        request = {"args": args, "env": env, "cwd": os.getcwd()}
-        socket.send_fds(sock, [json.dumps(request).encode()], [out_w, stderr_fd])
+        _ask(sock, address, args, env, (out_w, stderr_fd))
     except BaseException:
         sock.close()
         os.close(out_r)
