@@ -250,6 +250,35 @@ async def test_the_index_fills_in_short_transactions_beside_appends(data_dir: Pa
     await lg.close()
 
 
+async def test_verify_reads_one_snapshot_while_a_running_connector_fills_the_index(
+        data_dir: Path, monkeypatch):
+    """The connector fills the index after a transfer while ``areamesh connector ledger verify``
+    reads: a fill committed between verify's reads must not look like tampering (CI saw an intact
+    index reported as listing 19 flows against 10)."""
+    lg = await filled(data_dir, 2, 5)
+    await lg.index_subjects()
+    await lg.append_many(flows([f"N{i}" for i in range(9)]))     # the next transfer, unindexed
+    connector = await SqliteLedger.open(data_dir)                 # the running connector's
+    loop = asyncio.get_running_loop()
+    fingerprint, filled_meanwhile = ledger_index._fingerprint, []
+
+    def fingerprint_then_fill(key, rows):
+        if not filled_meanwhile:      # between verify's first read and its last
+            filled_meanwhile.append(asyncio.run_coroutine_threadsafe(
+                connector.index_subjects(), loop).result(timeout=30))
+        return fingerprint(key, rows)
+
+    monkeypatch.setattr(ledger_index, "_fingerprint", fingerprint_then_fill)
+    report = await lg.verify()
+    assert filled_meanwhile == [9], filled_meanwhile
+    assert report.ok, report.message
+    monkeypatch.setattr(ledger_index, "_fingerprint", fingerprint)
+    assert (await lg.verify()).ok                                  # and with the fill in view
+    assert [e["seq"] for e in await lg.entries_for("N3")] == [3]
+    await connector.close()
+    await lg.close()
+
+
 async def test_append_batch_is_append_many(tmp_path: Path):
     a, b = await SqliteLedger.open(tmp_path / "a"), await SqliteLedger.open(tmp_path / "b")
     subjects = ["R1", "R2", "R3"]
