@@ -22,8 +22,6 @@ from aiohttp import web
 
 from mesh.errors import PermissionDenied, Unauthenticated
 
-PRINCIPAL = "areamesh.principal"   # request[PRINCIPAL]: the Principal of an admitted caller
-
 # Principal kinds
 OPERATOR = "operator"              # a registry operator account (role admin or auditor)
 PARTICIPANT = "participant"        # a participant, by an API key the registry issued to it
@@ -50,6 +48,9 @@ class Principal:
 
     def label(self) -> str:
         return f"{self.kind}:{self.id}" + (f" ({self.role})" if self.role else "")
+
+
+PRINCIPAL = web.RequestKey("areamesh.principal", Principal)  # the Principal of an admitted caller
 
 
 @dataclass(frozen=True)

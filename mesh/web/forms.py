@@ -20,8 +20,8 @@ from mesh.errors import InvalidRequest
 MAX_FIELDS = 100
 MAX_VALUE = 20_000
 MAX_UPLOAD = 256 * 1024
-_CACHE = "areamesh.form"
-_FILES = "areamesh.form_files"
+_CACHE = web.RequestKey("areamesh.form", dict)        # the form read, once per request
+_FILES = web.RequestKey("areamesh.form_files", dict)  # its files, by field
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,16 @@ from mesh.web.sessions import (
 log = logging.getLogger("areamesh.web.signin")
 
 CheckPassword = Callable[[str, str], Awaitable[tuple[str, str]]]   # (name, password) → (subject, role)
-_CACHE = "areamesh.web_session"
+_CACHE = web.RequestKey("areamesh.web_sessions", dict)  # cookie name → its session, per request
 
 
 async def current_session(request: web.Request, sessions: SessionStore) -> WebSession | None:
     """The live session the request's cookie names (read once per request)."""
-    key = f"{_CACHE}.{sessions.cookie}"
-    if key not in request:
+    read = request.setdefault(_CACHE, {})
+    if sessions.cookie not in read:
         cookie = sessions.id_of(request)
-        request[key] = await sessions.get(cookie) if cookie else None
-    return request[key]
+        read[sessions.cookie] = await sessions.get(cookie) if cookie else None
+    return read[sessions.cookie]
 
 
 async def session_principal(request: web.Request, sessions: SessionStore, kind: str
