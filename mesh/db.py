@@ -38,6 +38,13 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
 
 
+def read_only_connection(path: Path, **options: Any) -> sqlite3.Connection:
+    """A plain ``sqlite3`` connection to the database file at ``path`` that cannot write
+    (``mode=ro``); ``options`` as for ``sqlite3.connect``. It sees every commit, whichever
+    process made it, and takes a snapshot of its own inside a read transaction."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, **options)
+
+
 class Database:
     """A single aiosqlite connection; writes are serialised by ``transaction()``.
 
@@ -155,8 +162,7 @@ class Database:
         self.conn  # noqa: B018 (raises when the database is not open)
         try:
             if self._reader is None:
-                reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                         timeout=0, isolation_level=None)
+                reader = read_only_connection(self.path, timeout=0, isolation_level=None)
                 reader.row_factory = sqlite3.Row
                 self._reader = reader
             return work(self._reader)

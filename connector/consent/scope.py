@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.clock import iso, utcnow
-from mesh.db import Database
+from mesh.db import Database, read_only_connection
 
 log = logging.getLogger("areamesh.connector.consent")
 SNAPSHOTS = "consent-scopes"      # DATA_DIR/consent-scopes/: scope bases as last read in full
@@ -172,8 +172,7 @@ class ScopeCache:
         with self._reader_lock:
             try:
                 if self._reader is None:
-                    self._reader = sqlite3.connect(f"{self.db.path.resolve().as_uri()}?mode=ro",
-                                                   uri=True, check_same_thread=False)
+                    self._reader = read_only_connection(self.db.path, check_same_thread=False)
                 row = self._reader.execute("SELECT MAX(seq) FROM consent_events").fetchone()
             except sqlite3.Error:     # ``get`` reads through the store's own connection and
                 return None           # reports what is wrong
@@ -220,7 +219,7 @@ class ScopeCache:
     def _connect(self) -> sqlite3.Connection:
         """A read-only connection of this thread's own (full reads take a while: the one of
         ``current`` stays free for the transfers' per-batch checks)."""
-        return sqlite3.connect(f"{self.db.path.resolve().as_uri()}?mode=ro", uri=True)
+        return read_only_connection(self.db.path)
 
     def _read_full(self, key: ScopeKey, now: str) -> _Entry:
         """Every valid consent of ``key`` at ``now``, in one read transaction; in a worker

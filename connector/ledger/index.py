@@ -41,14 +41,13 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mesh.db import Database
+from mesh.db import Database, read_only_connection
 from mesh.ledger_verify import VerifyReport
 
 CHUNK = 50_000                   # residents indexed (or rows merged) per transaction, about
@@ -295,8 +294,7 @@ def _counted(path: Path, key: bytes) -> tuple[tuple[int, int, int], tuple[int, i
     and the fingerprints of the pairs the indexed entries list and of the rows queries read.
     Read piecewise outside a transaction, a fill committing between the reads made an intact
     index look tampered with (seen: 19 rows listed against the 10 of the entries read before)."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
-                           isolation_level=None)
+    conn = read_only_connection(path, timeout=30, isolation_level=None)
     try:
         conn.execute("BEGIN")
         row = conn.execute(_UPTO).fetchone()    # the first read fixes the snapshot

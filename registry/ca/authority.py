@@ -122,12 +122,12 @@ class CertificateAuthority:
         ca_pem = self.ca_pem()
         key = read_secret(self.ca_dir / "registry.key")
         chain = (self.ca_dir / "registry.crt").read_bytes() + ca_pem
-        material = (key, chain, ca_pem + extra_roots)
+        roots = ca_pem + extra_roots
+        material = (key, chain, roots)
         cached = self._server_configs.get(extra_roots)
         if cached is not None and cached[0] == material:
             return cached[1]               # the same object: gRPC keeps its TLS context
-        config = grpc.ssl_server_certificate_configuration([(key, chain)],
-                                                           root_certificates=material[2])
+        config = grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=roots)
         if len(self._server_configs) >= 4:           # federations changed: drop the old roots
             self._server_configs.clear()
         self._server_configs[extra_roots] = (material, config)
